@@ -1,0 +1,14 @@
+//! radshard: a high-performance, multi-core RADIUS server.
+//!
+//! The crate is split by concern, following a request's life:
+//!
+//! * [`proto`]: the sans-IO wire codec: packet views, verification, reply building, attribute crypto.
+//! * [`dict`]: attribute dictionaries (built-in RFC set and FreeRADIUS-format files).
+//! * [`config`]: the TOML configuration, validated with `FILE:LINE: reason` errors.
+//! * [`auth`]: authentication methods (PAP, CHAP) over verified requests.
+//! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
+//! * [`accounting`]: the durable accounting log.
+//! * [`metrics`]: per-shard counters merged at scrape time.
+
+pub mod dict;
+pub mod proto;

@@ -10,5 +10,7 @@
 //! * [`accounting`]: the durable accounting log.
 //! * [`metrics`]: per-shard counters merged at scrape time.
 
+pub mod cli;
+pub mod config;
 pub mod dict;
 pub mod proto;

@@ -1,0 +1,528 @@
+//! Configuration: a TOML file, validated completely before anything starts.
+//!
+//! Loading is two steps: [`schema`] mirrors the file (serde, unknown keys refused), then
+//! [`Config::from_raw`] checks what serde cannot (duplicates, empty secrets, hash formats) and
+//! resolves relative paths. Every error is a [`ConfigError`] rendered `FILE:LINE: reason`.
+//! Names in reply attributes are resolved against the dictionary later, when the runtime tables
+//! are built, and those errors carry the same position.
+
+mod duration;
+mod error;
+pub mod schema;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+pub use duration::parse_duration;
+pub use error::{line_of, ConfigError};
+pub use schema::LogFormat;
+
+use schema::{RawClient, RawConfig, RawUser, RawUsersFile};
+
+/// The default configuration, compiled into the binary so that `radshard serve` works anywhere.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/radshard.toml");
+/// Where `serve` and `check-config` look when no `--config` is given.
+pub const DEFAULT_PATH: &str = "config/radshard.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (for the embedded default, a descriptive name).
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    pub accounting: AccountingConfig,
+    pub reject_reply_message: Option<String>,
+    pub clients: Vec<ClientConfig>,
+    pub users: Vec<UserConfig>,
+    /// Things that work but deserve an operator's attention; `check-config` prints them.
+    pub warnings: Vec<ConfigError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `None`: one shard per available core.
+    pub shards: Option<usize>,
+    pub listen_auth: Vec<SocketAddr>,
+    pub listen_acct: Vec<SocketAddr>,
+    pub reply_cache_ttl: Duration,
+    /// Per shard; bounds the memory the duplicate-detection cache can use.
+    pub reply_cache_entries: usize,
+    /// Extra FreeRADIUS-format dictionary files loaded on top of the built-in one.
+    pub dictionaries: Vec<Located<PathBuf>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountingConfig {
+    pub directory: PathBuf,
+}
+
+/// A value with the place it was written, for errors found after loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl<T> Located<T> {
+    pub fn error(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.file.clone(), self.line, reason)
+    }
+}
+
+/// Text that must never reach a log: shared secrets and cleartext passwords.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub name: String,
+    pub networks: Vec<IpNet>,
+    pub secret: SecretText,
+    pub require_message_authenticator: bool,
+    pub limit_proxy_state: bool,
+    pub rate_limit: Option<u32>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum PasswordConfig {
+    Cleartext(SecretText),
+    /// A crypt-style hash (`$argon2id$…`, `$2b$…`, `$6$…`), checked for its scheme here and
+    /// parsed fully when the user table is built.
+    Hash(Located<SecretText>),
+}
+
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: PasswordConfig,
+    /// Reply attributes as written: `(name, value)` in file order, one entry per value.
+    pub reply: Vec<Located<(String, String)>>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// Command-line values that take precedence over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub shards: Option<usize>,
+    pub listen_auth: Vec<SocketAddr>,
+    pub listen_acct: Vec<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub accounting_directory: Option<PathBuf>,
+}
+
+/// The hash schemes local users may use, by crypt prefix.
+const HASH_PREFIXES: &[(&str, &str)] = &[
+    ("$argon2id$", "argon2id"),
+    ("$2a$", "bcrypt"),
+    ("$2b$", "bcrypt"),
+    ("$2y$", "bcrypt"),
+    ("$6$", "sha512-crypt"),
+];
+
+impl Config {
+    /// Loads `path`; with `path == None`, [`DEFAULT_PATH`] if it exists, else the embedded default.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load_file(p),
+            None if Path::new(DEFAULT_PATH).exists() => Config::load_file(Path::new(DEFAULT_PATH)),
+            None => Config::from_str(
+                EMBEDDED_DEFAULT,
+                Path::new("<embedded config/radshard.toml>"),
+                None,
+            ),
+        }
+    }
+
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, 0, format!("cannot read config file: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf);
+        Config::from_str(&text, path, base.as_deref())
+    }
+
+    /// Parses and validates `text` as if read from `origin`. Relative paths in it are resolved
+    /// against `base` (the config file's directory), or the working directory if `None`.
+    pub fn from_str(text: &str, origin: &Path, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = parse_toml(text, origin)?;
+        Config::from_raw(raw, text, origin, base)
+    }
+
+    fn from_raw(
+        raw: RawConfig,
+        text: &str,
+        origin: &Path,
+        base: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+        let resolve = |p: &Path| match base {
+            Some(b) if p.is_relative() && !b.as_os_str().is_empty() => b.join(p),
+            _ => p.to_path_buf(),
+        };
+        let mut warnings = Vec::new();
+
+        let shards = match raw.server.shards {
+            Some(s) if *s.get_ref() > 1024 => {
+                return Err(ConfigError::new(
+                    origin,
+                    at(s.span()),
+                    "shards must be at most 1024",
+                ))
+            }
+            Some(s) if *s.get_ref() > 0 => Some(*s.get_ref()),
+            _ => None,
+        };
+        let reply_cache_entries = match raw.server.reply_cache_entries {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(ConfigError::new(
+                    origin,
+                    at(n.span()),
+                    "reply_cache_entries must be at least 1: without a reply cache retransmissions would be processed twice",
+                ))
+            }
+            Some(n) => n.into_inner(),
+            None => 65_536,
+        };
+        let server = ServerConfig {
+            shards,
+            listen_auth: raw.server.listen_auth.unwrap_or_else(|| {
+                vec![
+                    "0.0.0.0:1812".parse().expect("literal"),
+                    "[::]:1812".parse().expect("literal"),
+                ]
+            }),
+            listen_acct: raw.server.listen_acct.unwrap_or_else(|| {
+                vec![
+                    "0.0.0.0:1813".parse().expect("literal"),
+                    "[::]:1813".parse().expect("literal"),
+                ]
+            }),
+            reply_cache_ttl: raw
+                .server
+                .reply_cache_ttl
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(30)),
+            reply_cache_entries,
+            dictionaries: raw
+                .server
+                .dictionaries
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| Located {
+                    line: at(p.span()),
+                    value: resolve(p.get_ref()),
+                    file: origin.to_path_buf(),
+                })
+                .collect(),
+        };
+
+        let level = match raw.log.level {
+            Some(l) => {
+                tracing_subscriber::EnvFilter::try_new(l.get_ref()).map_err(|e| {
+                    ConfigError::new(
+                        origin,
+                        at(l.span()),
+                        format!("invalid log level {:?}: {e}", l.get_ref()),
+                    )
+                })?;
+                l.into_inner()
+            }
+            None => "info".to_string(),
+        };
+
+        let mut clients = Vec::with_capacity(raw.clients.len());
+        for c in raw.clients {
+            let line = at(c.span());
+            clients.push(client(c.into_inner(), origin, line, &at, &mut warnings)?);
+        }
+        check_client_overlap(&clients)?;
+
+        let mut users = Vec::with_capacity(raw.users.len());
+        for u in raw.users {
+            users.push(user(u, origin, text)?);
+        }
+        if let Some(file) = raw.local.users_file {
+            let path = resolve(file.get_ref());
+            let utext = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(
+                    origin,
+                    at(file.span()),
+                    format!("cannot read users_file {}: {e}", path.display()),
+                )
+            })?;
+            let parsed: RawUsersFile = parse_toml(&utext, &path)?;
+            for u in parsed.users {
+                users.push(user(u, &path, &utext)?);
+            }
+        }
+        check_duplicate_users(&users)?;
+        for u in &users {
+            if let PasswordConfig::Hash(h) = &u.password {
+                warnings.push(h.error(format!(
+                    "user {:?} has a hashed password: PAP works, CHAP cannot authenticate this user (CHAP needs the cleartext)",
+                    u.name
+                )));
+            }
+        }
+
+        Ok(Config {
+            path: origin.to_path_buf(),
+            server,
+            log: LogConfig {
+                level,
+                format: raw.log.format.unwrap_or_default(),
+            },
+            metrics: MetricsConfig {
+                listen: raw.metrics.listen,
+            },
+            accounting: AccountingConfig {
+                directory: resolve(
+                    raw.accounting
+                        .directory
+                        .as_deref()
+                        .unwrap_or(Path::new("/var/log/radshard/accounting")),
+                ),
+            },
+            reject_reply_message: raw.local.reject_reply_message,
+            clients,
+            users,
+            warnings,
+        })
+    }
+
+    /// Applies command-line overrides; flags win over the file.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(n) = o.shards {
+            self.server.shards = (n > 0).then_some(n);
+        }
+        if !o.listen_auth.is_empty() {
+            self.server.listen_auth = o.listen_auth.clone();
+        }
+        if !o.listen_acct.is_empty() {
+            self.server.listen_acct = o.listen_acct.clone();
+        }
+        if let Some(m) = o.metrics_listen {
+            self.metrics.listen = Some(m);
+        }
+        if let Some(l) = &o.log_level {
+            self.log.level = l.clone();
+        }
+        if let Some(f) = o.log_format {
+            self.log.format = f;
+        }
+        if let Some(d) = &o.accounting_directory {
+            self.accounting.directory = d.clone();
+        }
+    }
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+        ConfigError::new(origin, line, e.message().trim().to_string())
+    })
+}
+
+fn client(
+    c: RawClient,
+    origin: &Path,
+    line: usize,
+    at: &impl Fn(std::ops::Range<usize>) -> usize,
+    warnings: &mut Vec<ConfigError>,
+) -> Result<ClientConfig, ConfigError> {
+    let secret_line = at(c.secret.span());
+    let secret = c.secret.into_inner();
+    if secret.is_empty() {
+        return Err(ConfigError::new(
+            origin,
+            secret_line,
+            format!("client {:?}: secret must not be empty", c.name),
+        ));
+    }
+    if secret.len() < 16 && secret != "testing123" {
+        warnings.push(ConfigError::new(
+            origin,
+            secret_line,
+            format!(
+                "client {:?}: secret is shorter than 16 characters; RFC 2865 advises at least 16",
+                c.name
+            ),
+        ));
+    }
+    if c.addresses.is_empty() {
+        return Err(ConfigError::new(
+            origin,
+            line,
+            format!(
+                "client {:?}: addresses must list at least one address or network",
+                c.name
+            ),
+        ));
+    }
+    if !c.require_message_authenticator {
+        warnings.push(ConfigError::new(
+            origin,
+            line,
+            format!(
+                "client {:?}: require_message_authenticator = false leaves this client open to BlastRADIUS (CVE-2024-3596) forgeries",
+                c.name
+            ),
+        ));
+    }
+    let rate_limit = match c.rate_limit {
+        Some(r) if *r.get_ref() == 0 => {
+            return Err(ConfigError::new(
+                origin,
+                at(r.span()),
+                format!(
+                    "client {:?}: rate_limit must be positive (omit it for no limit)",
+                    c.name
+                ),
+            ))
+        }
+        r => r.map(Spanned::into_inner),
+    };
+    Ok(ClientConfig {
+        name: c.name,
+        networks: c.addresses.into_iter().map(|a| a.into_inner().0).collect(),
+        secret: SecretText(secret),
+        require_message_authenticator: c.require_message_authenticator,
+        limit_proxy_state: c.limit_proxy_state,
+        rate_limit,
+        file: origin.to_path_buf(),
+        line,
+    })
+}
+
+fn check_client_overlap(clients: &[ClientConfig]) -> Result<(), ConfigError> {
+    for (i, c) in clients.iter().enumerate() {
+        for net in &c.networks {
+            if let Some(prev) = clients[..i].iter().find(|p| p.networks.contains(net)) {
+                return Err(ConfigError::new(
+                    &c.file,
+                    c.line,
+                    format!(
+                        "client {:?}: network {net} is already used by client {:?} (line {})",
+                        c.name, prev.name, prev.line
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, ConfigError> {
+    let line = line_of(text, u.span().start);
+    let u = u.into_inner();
+    if u.name.is_empty() {
+        return Err(ConfigError::new(file, line, "user name must not be empty"));
+    }
+    let password = match (u.password, u.password_hash) {
+        (Some(p), None) => PasswordConfig::Cleartext(SecretText(p)),
+        (None, Some(h)) => {
+            let hline = line_of(text, h.span().start);
+            let h = h.into_inner();
+            if !HASH_PREFIXES.iter().any(|(p, _)| h.starts_with(p)) {
+                return Err(ConfigError::new(
+                    file,
+                    hline,
+                    format!("user {:?}: password_hash must be argon2id ($argon2id$…), bcrypt ($2b$…) or sha512-crypt ($6$…)", u.name),
+                ));
+            }
+            PasswordConfig::Hash(Located {
+                value: SecretText(h),
+                file: file.to_path_buf(),
+                line: hline,
+            })
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                file,
+                line,
+                format!("user {:?}: set password or password_hash, not both", u.name),
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                file,
+                line,
+                format!("user {:?}: needs password or password_hash", u.name),
+            ))
+        }
+    };
+    let mut reply = Vec::new();
+    for (name, values) in u.reply {
+        let vline = line_of(text, values.span().start);
+        for v in values.into_inner().0 {
+            reply.push(Located {
+                value: (name.clone(), v),
+                file: file.to_path_buf(),
+                line: vline,
+            });
+        }
+    }
+    Ok(UserConfig {
+        name: u.name,
+        password,
+        reply,
+        file: file.to_path_buf(),
+        line,
+    })
+}
+
+fn check_duplicate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashMap::with_capacity(users.len());
+    for u in users {
+        if let Some((f, l)) = seen.insert(u.name.as_str(), (&u.file, u.line)) {
+            return Err(ConfigError::new(
+                &u.file,
+                u.line,
+                format!(
+                    "user {:?} is already defined at {}:{}",
+                    u.name,
+                    f.display(),
+                    l
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

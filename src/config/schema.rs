@@ -1,0 +1,213 @@
+//! The config file's shape, exactly as an operator writes it. `serde` with `deny_unknown_fields`
+//! turns typos into errors; values that carry their own syntax (addresses, networks, durations)
+//! are parsed while deserializing so that `toml` reports the offending value's position.
+//! Checks that span several values happen in [`super::validate`], using the `Spanned` positions
+//! kept here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::duration::parse_duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
+    pub accounting: RawAccounting,
+    #[serde(default)]
+    pub local: RawLocal,
+    #[serde(default)]
+    pub clients: Vec<Spanned<RawClient>>,
+    #[serde(default)]
+    pub users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Number of shards (one glommio executor per core). Absent or 0: one per available core.
+    pub shards: Option<Spanned<usize>>,
+    pub listen_auth: Option<Vec<SocketAddr>>,
+    pub listen_acct: Option<Vec<SocketAddr>>,
+    pub reply_cache_ttl: Option<DurationValue>,
+    pub reply_cache_entries: Option<Spanned<usize>>,
+    pub dictionaries: Option<Vec<Spanned<PathBuf>>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<Spanned<String>>,
+    pub format: Option<LogFormat>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccounting {
+    pub directory: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocal {
+    /// A TOML file holding more `[[users]]`; relative paths are relative to the config file.
+    pub users_file: Option<Spanned<PathBuf>>,
+    /// Reply-Message sent with Access-Reject; none unless configured, so that a reject tells an
+    /// attacker nothing by default.
+    pub reject_reply_message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub name: String,
+    /// IP addresses or CIDR networks, IPv4 or IPv6.
+    pub addresses: Vec<Spanned<ClientNet>>,
+    pub secret: Spanned<String>,
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
+    #[serde(default = "default_true")]
+    pub limit_proxy_state: bool,
+    /// Requests per second accepted from this client (whole server); absent: unlimited.
+    pub rate_limit: Option<Spanned<u32>>,
+}
+
+/// A file with only users, for `local.users_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsersFile {
+    #[serde(default)]
+    pub users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub name: String,
+    pub password: Option<String>,
+    pub password_hash: Option<Spanned<String>>,
+    /// Reply attributes by dictionary name: `reply = { Session-Timeout = 3600, Class = ["a", "b"] }`.
+    #[serde(default)]
+    pub reply: BTreeMap<String, Spanned<AttrValues>>,
+}
+
+/// One attribute's value(s) in a `reply` table: a string, an integer, or a list of them (for
+/// attributes that may appear more than once, such as Class).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrValues(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for AttrValues {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum One {
+            S(String),
+            I(i64),
+            B(bool),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Many {
+            One(One),
+            List(Vec<One>),
+        }
+        let text = |o: One| match o {
+            One::S(s) => s,
+            One::I(i) => i.to_string(),
+            One::B(b) => b.to_string(),
+        };
+        match Many::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "an attribute value must be a string, an integer, or a list of them",
+            )
+        })? {
+            Many::One(o) => Ok(AttrValues(vec![text(o)])),
+            Many::List(l) => Ok(AttrValues(l.into_iter().map(text).collect())),
+        }
+    }
+}
+
+/// A client network: a bare address (a /32 or /128) or a CIDR network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientNet(pub IpNet);
+
+impl<'de> Deserialize<'de> for ClientNet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_client_net(&s)
+            .map(ClientNet)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn parse_client_net(s: &str) -> Result<IpNet, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    let net: IpNet = s
+        .parse()
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR network"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{s:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// A duration written as `"30s"`, `"500ms"`, `"5m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationValue(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"30s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                parse_duration(v).map(DurationValue).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<DurationValue, E> {
+                Err(E::custom(
+                    "a duration needs a unit: write it as a string such as \"30s\"",
+                ))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,192 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str(text, Path::new("test.toml"), None)
+}
+
+fn err(text: &str) -> String {
+    parse(text)
+        .expect_err("config should be refused")
+        .to_string()
+}
+
+const CLIENT: &str =
+    "[[clients]]\nname = \"lo\"\naddresses = [\"127.0.0.1\"]\nsecret = \"testing123\"\n";
+
+#[test]
+fn embedded_default_is_valid() {
+    let c = Config::from_str(EMBEDDED_DEFAULT, Path::new("radshard.toml"), None)
+        .expect("default config");
+    assert_eq!(c.clients.len(), 1);
+    assert_eq!(c.clients[0].secret.expose(), "testing123");
+    assert_eq!(c.users[0].name, "alice");
+    assert!(c
+        .server
+        .listen_auth
+        .contains(&"127.0.0.1:1812".parse().unwrap()));
+    assert!(c
+        .server
+        .listen_auth
+        .contains(&"[::1]:1812".parse().unwrap()));
+    assert!(c
+        .server
+        .listen_acct
+        .contains(&"[::1]:1813".parse().unwrap()));
+    assert_eq!(c.server.reply_cache_ttl, Duration::from_secs(30));
+}
+
+#[test]
+fn unknown_key_names_its_line() {
+    let e = err("[server]\nshards = 2\nlisten_auht = [\"127.0.0.1:1812\"]\n");
+    assert!(e.starts_with("test.toml:3: "), "{e}");
+    assert!(e.contains("listen_auht"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_its_line() {
+    let e = err("[server]\n\nshards = \"two\"\n");
+    assert!(e.starts_with("test.toml:3: "), "{e}");
+}
+
+#[test]
+fn bad_address_names_its_line() {
+    let e = err("[server]\nlisten_auth = [\"127.0.0.1:99999\"]\n");
+    assert!(e.starts_with("test.toml:2: "), "{e}");
+    let e = err("[[clients]]\nname = \"x\"\naddresses = [\"10.0.0.300\"]\nsecret = \"s\"\n");
+    assert!(e.starts_with("test.toml:3: "), "{e}");
+    assert!(e.contains("10.0.0.300"), "{e}");
+}
+
+#[test]
+fn cidr_with_host_bits_is_refused() {
+    let e = err("[[clients]]\nname = \"x\"\naddresses = [\"10.0.0.1/8\"]\nsecret = \"s\"\n");
+    assert!(e.contains("did you mean 10.0.0.0/8"), "{e}");
+}
+
+#[test]
+fn missing_or_empty_secret_is_refused() {
+    let e = err("[[clients]]\nname = \"x\"\naddresses = [\"10.0.0.1\"]\n");
+    assert!(e.starts_with("test.toml:1: "), "{e}");
+    assert!(e.contains("secret"), "{e}");
+    let e = err("[[clients]]\nname = \"x\"\naddresses = [\"10.0.0.1\"]\nsecret = \"\"\n");
+    assert!(e.starts_with("test.toml:4: "), "{e}");
+    assert!(e.contains("must not be empty"), "{e}");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let c = parse(CLIENT).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("testing123"), "{dbg}");
+}
+
+#[test]
+fn overlapping_clients_are_refused() {
+    let text = format!("{CLIENT}{}", CLIENT.replace("\"lo\"", "\"again\""));
+    let e = err(&text);
+    assert!(e.starts_with("test.toml:5: "), "{e}");
+    assert!(e.contains("already used by client \"lo\""), "{e}");
+}
+
+#[test]
+fn user_password_rules() {
+    let e = err("[[users]]\nname = \"u\"\n");
+    assert!(e.contains("needs password or password_hash"), "{e}");
+    let e = err("[[users]]\nname = \"u\"\npassword = \"a\"\npassword_hash = \"$6$x$y\"\n");
+    assert!(e.contains("not both"), "{e}");
+    let e = err("[[users]]\nname = \"u\"\npassword_hash = \"{SSHA}abc\"\n");
+    assert!(e.starts_with("test.toml:3: "), "{e}");
+    let e = err(
+        "[[users]]\nname = \"u\"\npassword = \"a\"\n[[users]]\nname = \"u\"\npassword = \"b\"\n",
+    );
+    assert!(e.starts_with("test.toml:4: "), "{e}");
+    assert!(e.contains("already defined at test.toml:1"), "{e}");
+}
+
+#[test]
+fn hashed_password_warns_about_chap() {
+    let c = parse("[[users]]\nname = \"u\"\npassword_hash = \"$6$salt$hash\"\n").unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].to_string().contains("CHAP"));
+}
+
+#[test]
+fn reply_attributes_keep_values_and_lines() {
+    let c = parse("[[users]]\nname = \"u\"\npassword = \"p\"\nreply = { Session-Timeout = 3600, Class = [\"a\", \"b\"] }\n").unwrap();
+    let r: Vec<_> = c.users[0]
+        .reply
+        .iter()
+        .map(|l| (l.value.0.as_str(), l.value.1.as_str(), l.line))
+        .collect();
+    assert_eq!(
+        r,
+        vec![
+            ("Class", "a", 4),
+            ("Class", "b", 4),
+            ("Session-Timeout", "3600", 4)
+        ]
+    );
+}
+
+#[test]
+fn durations_need_units() {
+    let e = err("[server]\nreply_cache_ttl = 30\n");
+    assert!(e.starts_with("test.toml:2: "), "{e}");
+    assert!(e.contains("unit"), "{e}");
+    let c = parse("[server]\nreply_cache_ttl = \"2m\"\n").unwrap();
+    assert_eq!(c.server.reply_cache_ttl, Duration::from_secs(120));
+}
+
+#[test]
+fn invalid_log_level_is_refused() {
+    let e = err("[log]\nlevel = \"loud=[\"\n");
+    assert!(e.starts_with("test.toml:2: "), "{e}");
+}
+
+#[test]
+fn users_file_errors_name_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        "[[users]]\nname = \"x\"\npassword = \"p\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let main = dir.path().join("main.toml");
+    std::fs::write(&main, "[local]\nusers_file = \"users.toml\"\n").unwrap();
+    let e = Config::load_file(&main).unwrap_err();
+    assert_eq!(e.file, dir.path().join("users.toml"));
+    assert_eq!(e.line, 4);
+    std::fs::write(
+        dir.path().join("users.toml"),
+        "[[users]]\nname = \"x\"\npassword = \"p\"\n",
+    )
+    .unwrap();
+    let c = Config::load_file(&main).unwrap();
+    assert_eq!(c.users[0].name, "x");
+}
+
+#[test]
+fn unreadable_file_is_reported() {
+    let e = Config::load_file(Path::new("/nonexistent/radshard.toml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/radshard.toml:0: cannot read config file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn overrides_win() {
+    let mut c = parse(CLIENT).unwrap();
+    c.apply(&Overrides {
+        shards: Some(3),
+        listen_auth: vec!["127.0.0.1:11812".parse().unwrap()],
+        ..Overrides::default()
+    });
+    assert_eq!(c.server.shards, Some(3));
+    assert_eq!(
+        c.server.listen_auth,
+        vec!["127.0.0.1:11812".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(c.server.listen_acct.len(), 2, "untouched values stay");
+}

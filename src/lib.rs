@@ -12,5 +12,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod dataplane;
 pub mod dict;
 pub mod proto;

@@ -14,4 +14,5 @@ pub mod cli;
 pub mod config;
 pub mod dataplane;
 pub mod dict;
+pub mod metrics;
 pub mod proto;

@@ -10,9 +10,12 @@
 //! * [`accounting`]: the durable accounting log.
 //! * [`metrics`]: per-shard counters merged at scrape time.
 
+pub mod accounting;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dataplane;
 pub mod dict;
 pub mod metrics;
+pub mod policy;
 pub mod proto;

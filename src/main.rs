@@ -3,8 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use mimalloc::MiMalloc;
 
-use radshard::cli::{Cli, Command};
-use radshard::config::Config;
+use radshard::cli::{Cli, Command, ServeArgs};
+use radshard::config::{Config, LogFormat};
+use radshard::dataplane::{self, runtime::Runtime};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -12,35 +13,107 @@ static GLOBAL: MiMalloc = MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(args) => match Config::load(args.config.as_deref()) {
-            Ok(config) => {
-                for w in &config.warnings {
-                    eprintln!("warning: {w}");
-                }
-                println!(
-                    "{}: OK ({} clients, {} users)",
-                    config.path.display(),
-                    config.clients.len(),
-                    config.users.len()
-                );
-                ExitCode::SUCCESS
+        Command::CheckConfig(args) => check_config(args.config.as_deref()),
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn check_config(path: Option<&std::path::Path>) -> ExitCode {
+    // Everything `serve` would check: the file, the dictionaries, every reply attribute, every
+    // password hash.
+    let result = Config::load(path).and_then(|c| Runtime::build(&c).map(|_| c));
+    match result {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Serve(args) => {
-            let mut config = match Config::load(args.config.config.as_deref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            config.apply(&args.overrides());
-            eprintln!("serve: not yet implemented");
+            println!("{}: OK ({} clients, {} users)", config.path.display(), config.clients.len(), config.users.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let mut config = match Config::load(args.config.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    config.apply(&args.overrides());
+    init_logging(&config);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+
+    // Block the signals we handle before any shard thread exists, so that every thread
+    // inherits the mask and they are delivered only to sigwait below.
+    let signals = signals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+
+    let server = match dataplane::start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        shards = server.shards,
+        auth = ?server.auth_addrs,
+        acct = ?server.acct_addrs,
+        config = %config.path.display(),
+        "radshard listening"
+    );
+    loop {
+        match signals::wait(&signals) {
+            libc::SIGHUP => tracing::warn!("SIGHUP: configuration reload is not implemented yet; restart to apply changes"),
+            sig => {
+                tracing::info!(signal = sig, "stopping: finishing in-flight work and flushing accounting");
+                server.stop();
+                tracing::info!("stopped");
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
+}
+
+mod signals {
+    /// Blocks `sigs` in the calling thread (and threads it spawns later).
+    pub fn block(sigs: &[libc::c_int]) -> libc::sigset_t {
+        // SAFETY: sigset_t is initialised by sigemptyset before use; pthread_sigmask only
+        // reads the set.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in sigs {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        }
+    }
+
+    /// Waits for one of the blocked signals.
+    pub fn wait(set: &libc::sigset_t) -> libc::c_int {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid initialised sigset_t; `sig` is a valid out pointer.
+        unsafe { libc::sigwait(set, &mut sig) };
+        sig
     }
 }

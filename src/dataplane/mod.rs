@@ -1,5 +1,157 @@
 //! The data plane: one shard per core, each with its own sockets, duplicate cache and counters.
+//!
+//! [`start`] binds every listen address as a reuseport group (one socket per shard, steered by
+//! the Request Authenticator, see [`socket`]), then starts one glommio executor per shard,
+//! pinned to its core, running [`shard::run`].
 
 pub mod batch;
+pub mod clients;
 pub mod dedup;
+mod notify;
+pub mod runtime;
+pub mod shard;
 pub mod socket;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::ShardMetrics;
+use runtime::Runtime;
+use shard::{Listener, Shard};
+use socket::{bind_group, Role};
+
+/// Raised once to stop every shard.
+#[derive(Debug, Default)]
+pub struct StopSignal(AtomicBool);
+
+impl StopSignal {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release)
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create accounting directory {}: {source}", dir.display())]
+    AccountingDir { dir: PathBuf, source: std::io::Error },
+    #[error(
+        "io_uring is unavailable ({0}): radshard needs Linux 5.8+ with io_uring enabled \
+         (sysctl kernel.io_uring_disabled=0) and enough locked memory (ulimit -l unlimited, or LimitMEMLOCK=infinity under systemd)"
+    )]
+    IoUring(String),
+    #[error("cannot start shard {shard}: {reason}")]
+    Shard { shard: usize, reason: String },
+}
+
+/// A running server.
+pub struct ServerHandle {
+    pub shards: usize,
+    pub auth_addrs: Vec<SocketAddr>,
+    pub acct_addrs: Vec<SocketAddr>,
+    pub metrics: Vec<Arc<ShardMetrics>>,
+    stop: Arc<StopSignal>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub fn stop_signal(&self) -> Arc<StopSignal> {
+        self.stop.clone()
+    }
+
+    /// Raises the stop signal and waits for every shard to drain.
+    pub fn stop(self) {
+        self.stop.raise();
+        self.join();
+    }
+
+    /// Waits for the shards to finish (after someone raised the stop signal).
+    pub fn join(self) {
+        for j in self.joins {
+            let _ = j.join();
+        }
+    }
+}
+
+/// How long a stopping shard waits for in-flight work before it gives up on it.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts the data plane for `config`.
+pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
+    let rt = Arc::new(Runtime::build(config)?);
+    start_with(config, rt)
+}
+
+pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, StartError> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let shards = config.server.shards.unwrap_or(cpus).max(1);
+
+    // Probe io_uring here, where a failure can be reported as one clear line, rather than
+    // inside a shard thread.
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .make()
+        .map_err(|e| StartError::IoUring(e.to_string()))?;
+
+    std::fs::create_dir_all(&rt.accounting_dir)
+        .map_err(|source| StartError::AccountingDir { dir: rt.accounting_dir.clone(), source })?;
+
+    let mut groups = Vec::new();
+    for (addrs, role) in [(&config.server.listen_auth, Role::Auth), (&config.server.listen_acct, Role::Acct)] {
+        for &addr in addrs {
+            groups.push(bind_group(addr, role, shards).map_err(|source| StartError::Bind { addr, source })?);
+        }
+    }
+    let auth_addrs = groups.iter().filter(|g| g.role == Role::Auth).map(|g| g.addr).collect();
+    let acct_addrs = groups.iter().filter(|g| g.role == Role::Acct).map(|g| g.addr).collect();
+
+    // Hand socket k of every group to shard k.
+    let mut per_shard: Vec<Vec<(Role, socket2::Socket)>> = (0..shards).map(|_| Vec::new()).collect();
+    for g in groups {
+        for (k, s) in g.sockets.into_iter().enumerate() {
+            per_shard[k].push((g.role, s));
+        }
+    }
+
+    let stop = Arc::new(StopSignal::default());
+    let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::new(ShardMetrics::default())).collect();
+    let mut joins = Vec::with_capacity(shards);
+    for (id, sockets) in per_shard.into_iter().enumerate() {
+        // Pin when there is a core per shard; with more shards than cores let the kernel place.
+        let placement = if shards <= cpus { Placement::Fixed(id) } else { Placement::Unbound };
+        let (rt, stop, m) = (rt.clone(), stop.clone(), metrics[id].clone());
+        let join = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .spawn(move || async move {
+                let listeners = sockets
+                    .into_iter()
+                    .map(|(role, s)| {
+                        let fd = s.into_raw_fd();
+                        // SAFETY: `fd` is a bound UDP socket we own; glommio takes ownership.
+                        let socket = unsafe { glommio::net::UdpSocket::from_raw_fd(fd) };
+                        Listener { role, socket: Rc::new(socket), fd }
+                    })
+                    .collect();
+                let shard = Rc::new(RefCell::new(Shard::new(id, shards, rt, listeners, m)));
+                shard::run(shard, stop, STOP_GRACE).await;
+            })
+            .map_err(|e| StartError::Shard { shard: id, reason: e.to_string() })?;
+        joins.push(join);
+    }
+    Ok(ServerHandle { shards, auth_addrs, acct_addrs, metrics, stop, joins })
+}

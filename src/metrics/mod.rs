@@ -147,7 +147,7 @@ impl Default for ShardMetrics {
 
 impl ShardMetrics {
     #[inline]
-    pub fn drop(&self, reason: DropReason) {
+    pub fn count_drop(&self, reason: DropReason) {
         self.drops[reason as usize].inc()
     }
 
@@ -195,8 +195,8 @@ mod tests {
     #[test]
     fn counters_count() {
         let m = ShardMetrics::default();
-        m.drop(DropReason::UnknownClient);
-        m.drop(DropReason::UnknownClient);
+        m.count_drop(DropReason::UnknownClient);
+        m.count_drop(DropReason::UnknownClient);
         m.request(1);
         m.request(99);
         m.reply(2);

@@ -1,0 +1,104 @@
+//! One accounting record as a JSON line:
+//!
+//! ```json
+//! {"time":"2026-11-26T02:30:00.000042Z","client":"localhost","nas":"127.0.0.1:50000","shard":0,
+//!  "attributes":{"Acct-Status-Type":"Start","User-Name":"alice","Class":["a","b"]}}
+//! ```
+//!
+//! Attribute names and values come from the dictionary (`VALUE` names for enumerations,
+//! dotted addresses, …). An attribute that occurs more than once becomes an array, in packet
+//! order, so nothing the NAS sent is lost. Unknown attributes are named `Attr-N` (or
+//! `Attr-26.V.N` for vendor attributes) with hex values.
+
+use std::net::SocketAddr;
+
+use super::time::write_rfc3339;
+use crate::dict::{AttrKey, Dictionary};
+use crate::proto::{Attribute, Verified, VendorAttribute, VENDOR_SPECIFIC};
+
+/// Reusable buffers, so that formatting a record allocates nothing once warm.
+#[derive(Default)]
+pub struct Scratch {
+    items: Vec<(AttrKey, u16, u16)>,
+    value: String,
+}
+
+/// Appends one record line (with its trailing newline) to `out`.
+pub fn write_record(
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    req: &Verified<'_>,
+    client: &str,
+    nas: SocketAddr,
+    shard: usize,
+    (secs, micros): (i64, u32),
+    dict: &Dictionary,
+) {
+    let bytes = req.packet().as_bytes();
+    let base = bytes.as_ptr() as usize;
+    let offset = |v: &[u8]| (v.as_ptr() as usize - base) as u16;
+    scratch.items.clear();
+    for Attribute { typ, value } in req.attributes() {
+        if typ == VENDOR_SPECIFIC {
+            if let Some(vsa) = VendorAttribute::from_value(value).filter(VendorAttribute::is_well_formed) {
+                for sub in vsa.sub_attributes() {
+                    let key = AttrKey { vendor: vsa.vendor, code: u32::from(sub.vtype) };
+                    scratch.items.push((key, offset(sub.value), sub.value.len() as u16));
+                }
+                continue;
+            }
+        }
+        scratch.items.push((AttrKey { vendor: 0, code: u32::from(typ) }, offset(value), value.len() as u16));
+    }
+
+    out.extend_from_slice(b"{\"time\":\"");
+    write_rfc3339(out, secs, micros);
+    out.extend_from_slice(b"\",\"client\":");
+    json_str(out, client);
+    out.extend_from_slice(b",\"nas\":\"");
+    use std::io::Write;
+    let _ = write!(out, "{nas}\",\"shard\":{shard},\"attributes\":{{");
+    let items = &scratch.items;
+    let mut first = true;
+    for (i, &(key, _, _)) in items.iter().enumerate() {
+        if items[..i].iter().any(|(k, _, _)| *k == key) {
+            continue; // already written with its first occurrence
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        match dict.name_of(key) {
+            Some(name) => json_str(out, name),
+            None => json_str(out, &key.fallback_name()),
+        }
+        out.push(b':');
+        let count = items[i..].iter().filter(|(k, _, _)| *k == key).count();
+        if count > 1 {
+            out.push(b'[');
+        }
+        let mut n = 0;
+        for &(k, off, len) in &items[i..] {
+            if k != key {
+                continue;
+            }
+            if n > 0 {
+                out.push(b',');
+            }
+            n += 1;
+            let value = &bytes[off as usize..off as usize + len as usize];
+            scratch.value.clear();
+            dict.format_value(key, value, &mut scratch.value);
+            json_str(out, &scratch.value);
+        }
+        if count > 1 {
+            out.push(b']');
+        }
+    }
+    out.extend_from_slice(b"}}\n");
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaper writes straight into the Vec: correct escaping, no allocation.
+    let _ = serde_json::to_writer(&mut *out, s);
+}

@@ -1,0 +1,155 @@
+//! Stored passwords of local users: cleartext (needed for CHAP) or a crypt-style hash.
+
+use subtle::ConstantTimeEq;
+
+use crate::config::{ConfigError, Located, SecretText};
+
+/// A local user's password as stored.
+pub enum StoredPassword {
+    Cleartext(Box<[u8]>),
+    /// `$argon2id$…` (PHC string).
+    Argon2(String),
+    /// `$2a$`/`$2b$`/`$2y$`.
+    Bcrypt(String),
+    /// `$6$…`.
+    Sha512Crypt(String),
+}
+
+impl std::fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            StoredPassword::Cleartext(_) => "cleartext",
+            StoredPassword::Argon2(_) => "argon2id",
+            StoredPassword::Bcrypt(_) => "bcrypt",
+            StoredPassword::Sha512Crypt(_) => "sha512-crypt",
+        };
+        write!(f, "StoredPassword({kind}, <redacted>)")
+    }
+}
+
+impl StoredPassword {
+    /// Parses a configured hash, refusing one its scheme's library cannot read.
+    pub fn from_hash(h: &Located<SecretText>) -> Result<StoredPassword, ConfigError> {
+        let s = h.value.expose();
+        if s.starts_with("$argon2id$") {
+            argon2::PasswordHash::new(s).map_err(|e| h.error(format!("invalid argon2id hash: {e}")))?;
+            Ok(StoredPassword::Argon2(s.to_string()))
+        } else if s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$") {
+            // bcrypt has no parse-only call; verifying a dummy password checks the format.
+            bcrypt::verify("", s).map_err(|e| h.error(format!("invalid bcrypt hash: {e}")))?;
+            Ok(StoredPassword::Bcrypt(s.to_string()))
+        } else if s.starts_with("$6$") {
+            if !is_sha512_crypt(s) {
+                return Err(h.error("invalid sha512-crypt hash: expected $6$[rounds=N$]salt$<86 characters>"));
+            }
+            Ok(StoredPassword::Sha512Crypt(s.to_string()))
+        } else {
+            Err(h.error("unsupported password hash scheme"))
+        }
+    }
+
+    pub fn cleartext(&self) -> Option<&[u8]> {
+        match self {
+            StoredPassword::Cleartext(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether checking a password costs milliseconds (a deliberately slow hash): such checks
+    /// run off the shard, on a blocking thread, so that a shard never stalls.
+    pub fn is_slow(&self) -> bool {
+        !matches!(self, StoredPassword::Cleartext(_))
+    }
+
+    /// Checks `candidate`. Constant time for cleartext; the hash libraries compare their
+    /// digests in constant time themselves.
+    pub fn verify(&self, candidate: &[u8]) -> bool {
+        match self {
+            StoredPassword::Cleartext(p) => {
+                // Length is not secret-dependent in a way that matters here (ct_eq on
+                // different lengths returns false without comparing contents).
+                bool::from(p.as_ref().ct_eq(candidate))
+            }
+            StoredPassword::Argon2(h) => {
+                use argon2::PasswordVerifier;
+                argon2::PasswordHash::new(h)
+                    .is_ok_and(|parsed| argon2::Argon2::default().verify_password(candidate, &parsed).is_ok())
+            }
+            StoredPassword::Bcrypt(h) => bcrypt::verify(candidate, h).unwrap_or(false),
+            StoredPassword::Sha512Crypt(h) => {
+                std::str::from_utf8(candidate).is_ok_and(|c| sha_crypt::sha512_check(c, h).is_ok())
+            }
+        }
+    }
+}
+
+/// `$6$[rounds=N$]salt$hash`: salt up to 16 characters, hash 86, both in crypt's base64.
+fn is_sha512_crypt(s: &str) -> bool {
+    let crypt64 = |t: &str| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    let mut parts: Vec<&str> = s.split('$').collect();
+    if parts.len() == 6 && parts[2].strip_prefix("rounds=").is_some_and(|n| n.parse::<u32>().is_ok()) {
+        parts.remove(2);
+    }
+    matches!(parts.as_slice(), ["", "6", salt, hash]
+        if salt.len() <= 16 && hash.len() == 86 && crypt64(hash) && !salt.contains(':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn located(s: &str) -> Located<SecretText> {
+        let toml = format!("[[users]]\nname = \"u\"\npassword_hash = {s:?}\n");
+        let c = crate::config::Config::from_str(&toml, std::path::Path::new("t.toml"), None).unwrap();
+        match &c.users[0].password {
+            crate::config::PasswordConfig::Hash(h) => h.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn cleartext() {
+        let p = StoredPassword::Cleartext(b"secret".to_vec().into());
+        assert!(p.verify(b"secret"));
+        assert!(!p.verify(b"secreT"));
+        assert!(!p.verify(b"secret2"));
+        assert!(!p.is_slow());
+    }
+
+    #[test]
+    fn argon2id() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let hash = argon2::Argon2::default().hash_password(b"pw", &salt).unwrap().to_string();
+        let p = StoredPassword::from_hash(&located(&hash)).unwrap();
+        assert!(p.verify(b"pw"));
+        assert!(!p.verify(b"pW"));
+        assert!(p.is_slow());
+    }
+
+    #[test]
+    fn bcrypt_hash() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let p = StoredPassword::from_hash(&located(&hash)).unwrap();
+        assert!(p.verify(b"pw"));
+        assert!(!p.verify(b"px"));
+    }
+
+    #[test]
+    fn sha512_crypt() {
+        let params = sha_crypt::Sha512Params::new(5000).unwrap();
+        let hash = sha_crypt::sha512_simple("pw", &params).unwrap();
+        let p = StoredPassword::from_hash(&located(&hash)).unwrap();
+        assert!(p.verify(b"pw"));
+        assert!(!p.verify(b"p"));
+    }
+
+    #[test]
+    fn broken_hashes_are_refused_with_their_line() {
+        let e = StoredPassword::from_hash(&located("$argon2id$garbage")).unwrap_err();
+        assert_eq!(e.file, PathBuf::from("t.toml"));
+        assert_eq!(e.line, 3);
+        assert!(StoredPassword::from_hash(&located("$2b$zz")).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! The client table: which source addresses may talk to us, and with which secret.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use crate::config::{ClientConfig, ConfigError};
+use crate::proto::Secret;
+
+/// A configured RADIUS client (NAS), ready for the data plane.
+#[derive(Debug)]
+pub struct Client {
+    /// Position in the table; indexes per-client state such as rate limiters.
+    pub index: usize,
+    pub name: String,
+    pub secret: Secret,
+    pub require_message_authenticator: bool,
+    pub limit_proxy_state: bool,
+    pub rate_limit: Option<u32>,
+}
+
+/// Lookup by source address: single addresses by hash, networks by longest prefix.
+#[derive(Debug, Default)]
+pub struct ClientTable {
+    clients: Vec<Client>,
+    hosts: HashMap<IpAddr, usize>,
+    /// Sorted by prefix length, longest first, so the first match is the most specific.
+    networks: Vec<(IpNet, usize)>,
+}
+
+impl ClientTable {
+    pub fn build(configs: &[ClientConfig]) -> Result<ClientTable, ConfigError> {
+        let mut t = ClientTable::default();
+        for (index, c) in configs.iter().enumerate() {
+            let secret = Secret::new(c.secret.expose().as_bytes())
+                .map_err(|e| ConfigError::new(&c.file, c.line, format!("client {:?}: {e}", c.name)))?;
+            for net in &c.networks {
+                if net.prefix_len() == net.max_prefix_len() {
+                    t.hosts.insert(net.addr(), index);
+                } else {
+                    t.networks.push((*net, index));
+                }
+            }
+            t.clients.push(Client {
+                index,
+                name: c.name.clone(),
+                secret,
+                require_message_authenticator: c.require_message_authenticator,
+                limit_proxy_state: c.limit_proxy_state,
+                rate_limit: c.rate_limit,
+            });
+        }
+        t.networks.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        Ok(t)
+    }
+
+    pub fn lookup(&self, ip: IpAddr) -> Option<&Client> {
+        let ip = match ip {
+            // A v4-mapped source (from a dual-stack socket) is the IPv4 client it maps.
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        if let Some(&i) = self.hosts.get(&ip) {
+            return Some(&self.clients[i]);
+        }
+        self.networks.iter().find(|(n, _)| n.contains(&ip)).map(|&(_, i)| &self.clients[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.clients.iter()
+    }
+}
+
+/// A token bucket, one per client per shard: each shard gets `rate / shards` of a client's
+/// budget, which keeps the limiter core-local at the cost of some unevenness between shards.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_sec: f64) -> RateLimiter {
+        // A burst of one second's worth absorbs a NAS's natural clumping.
+        let burst = per_sec.max(1.0);
+        RateLimiter { per_sec, burst, tokens: burst, last: None }
+    }
+
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.per_sec).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn table(text: &str) -> ClientTable {
+        let c = crate::config::Config::from_str(text, Path::new("t.toml"), None).unwrap();
+        ClientTable::build(&c.clients).unwrap()
+    }
+
+    #[test]
+    fn most_specific_client_wins() {
+        let t = table(
+            "[[clients]]\nname = \"wide\"\naddresses = [\"10.0.0.0/8\", \"::1\"]\nsecret = \"a\"\n\
+             [[clients]]\nname = \"narrow\"\naddresses = [\"10.1.0.0/16\"]\nsecret = \"b\"\n\
+             [[clients]]\nname = \"host\"\naddresses = [\"10.1.2.3\"]\nsecret = \"c\"\n",
+        );
+        let name = |ip: &str| t.lookup(ip.parse().unwrap()).map(|c| c.name.as_str());
+        assert_eq!(name("10.9.9.9"), Some("wide"));
+        assert_eq!(name("10.1.9.9"), Some("narrow"));
+        assert_eq!(name("10.1.2.3"), Some("host"));
+        assert_eq!(name("::1"), Some("wide"));
+        assert_eq!(name("::ffff:10.1.2.3"), Some("host"));
+        assert_eq!(name("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn rate_limiter_refills() {
+        let mut r = RateLimiter::new(2.0);
+        let t0 = Instant::now();
+        assert!(r.allow(t0));
+        assert!(r.allow(t0));
+        assert!(!r.allow(t0));
+        assert!(r.allow(t0 + Duration::from_millis(600)));
+        assert!(!r.allow(t0 + Duration::from_millis(600)));
+    }
+}

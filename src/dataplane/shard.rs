@@ -1,0 +1,509 @@
+//! One shard: a glommio executor pinned to a core, owning one socket per listen address, its
+//! duplicate cache, its accounting queue and its counters. Nothing here is shared with another
+//! shard except the read-only [`Runtime`], so the hot path takes no lock.
+//!
+//! Per readable socket the loop is: drain a batch with `recvmmsg`, decide every datagram, send
+//! the replies with one `sendmmsg`. Work that cannot be answered at once (a slow password hash,
+//! an accounting record waiting for its fsync) is marked in progress in the duplicate cache and
+//! answered later by its own task, so the loop never waits for it.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::net::UdpSocket;
+use tracing::{debug, error, info, warn};
+
+use super::batch::{RecvBatch, SendBatch};
+use super::clients::{Client, RateLimiter};
+use super::dedup::{Lookup, ReplyCache, RequestKey};
+use super::notify::Notify;
+use super::runtime::Runtime;
+use super::socket::Role;
+use super::StopSignal;
+use crate::accounting::log::Batch;
+use crate::accounting::record::{write_record, Scratch};
+use crate::accounting::time::now_unix;
+use crate::accounting::AccountingLog;
+use crate::auth::local::Decision;
+use crate::auth::{Method, RejectReason};
+use crate::metrics::{DropReason, DuplicateKind, ShardMetrics};
+use crate::proto::{
+    verify_request, BuildError, Secret, Code, DecodeError, Packet, PacketBuilder, Verified, VerifyError, MAX_PACKET_LEN, PROXY_STATE,
+    REPLY_MESSAGE,
+};
+
+/// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
+/// one socket's burst does not starve the shard's other sockets.
+const BATCH: usize = 64;
+
+pub struct Listener {
+    pub role: Role,
+    pub socket: Rc<UdpSocket>,
+    pub fd: RawFd,
+}
+
+pub struct Shard {
+    pub id: usize,
+    rt: Arc<Runtime>,
+    cache: ReplyCache,
+    metrics: Arc<ShardMetrics>,
+    limiters: Vec<Option<RateLimiter>>,
+    listeners: Vec<Listener>,
+    acct: Batch,
+    acct_scratch: Scratch,
+    acct_notify: Rc<Notify>,
+    /// Slow-path tasks (hashed passwords) not yet answered.
+    slow_in_flight: usize,
+}
+
+pub type ShardRef = Rc<RefCell<Shard>>;
+
+impl Shard {
+    pub fn new(id: usize, shards: usize, rt: Arc<Runtime>, listeners: Vec<Listener>, metrics: Arc<ShardMetrics>) -> Shard {
+        let limiters = rt
+            .clients
+            .iter()
+            .map(|c| c.rate_limit.map(|r| RateLimiter::new(f64::from(r) / shards as f64)))
+            .collect();
+        let per_shard = rt.reply_cache_entries;
+        Shard {
+            id,
+            cache: ReplyCache::new(rt.reply_cache_ttl, per_shard, per_shard),
+            rt,
+            metrics,
+            limiters,
+            listeners,
+            acct: Batch::default(),
+            acct_scratch: Scratch::default(),
+            acct_notify: Rc::new(Notify::default()),
+            slow_in_flight: 0,
+        }
+    }
+
+    /// Decides one datagram. A reply decided now is built straight into `tx`.
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &mut self,
+        me: &ShardRef,
+        li: usize,
+        data: &[u8],
+        from: SocketAddr,
+        truncated: bool,
+        now: Instant,
+        tx: &mut SendBatch,
+    ) {
+        // Disjoint borrows of the shard's parts: the runtime (read-only) and the mutable state.
+        let Shard { id, rt, cache, metrics: m, limiters, listeners, acct, acct_scratch, acct_notify, slow_in_flight } =
+            self;
+        m.received.inc();
+        if truncated {
+            return m.count_drop(DropReason::TooLong);
+        }
+        let packet = match Packet::parse(data) {
+            Ok(p) => p,
+            Err(e) => return m.count_drop(decode_drop(e)),
+        };
+        let Some(client) = rt.clients.lookup(from.ip()) else {
+            return m.count_drop(DropReason::UnknownClient);
+        };
+        if let Some(Some(limiter)) = limiters.get_mut(client.index) {
+            if !limiter.allow(now) {
+                return m.count_drop(DropReason::RateLimited);
+            }
+        }
+        let req = match verify_request(packet, &client.secret, client.require_message_authenticator) {
+            Ok(v) => v,
+            Err(e) => return m.count_drop(verify_drop(e)),
+        };
+        let code = req.code();
+        if code == Code::AccessRequest
+            && client.limit_proxy_state
+            && !req.has_message_authenticator()
+            && req.attr(PROXY_STATE).is_some()
+        {
+            return m.count_drop(DropReason::ProxyStateWithoutMessageAuthenticator);
+        }
+        let role = listeners[li].role;
+        match (role, code) {
+            (_, Code::StatusServer) => {
+                m.request(code.as_u8());
+                // RFC 5997 §3: answered from the server's state, never from the duplicate cache.
+                let reply = if role == Role::Auth { Code::AccessAccept } else { Code::AccountingResponse };
+                let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
+                    if reply == Code::AccountingResponse {
+                        b.message_authenticator()?;
+                    }
+                    Ok(())
+                };
+                return send_reply(tx, from, &req, reply, fill, m, None);
+            }
+            (Role::Auth, Code::AccessRequest) | (Role::Acct, Code::AccountingRequest) => {}
+            _ => return m.count_drop(DropReason::WrongPort),
+        }
+        m.request(code.as_u8());
+
+        let key = RequestKey { peer: from, identifier: req.identifier(), authenticator: *req.authenticator() };
+        match cache.lookup(&key, now) {
+            Lookup::New => {}
+            Lookup::InProgress => return m.duplicate(DuplicateKind::InProgress),
+            Lookup::Answered(bytes) => {
+                m.duplicate(DuplicateKind::Replayed);
+                m.reply(bytes[0]);
+                tx.push(bytes, from);
+                return;
+            }
+        }
+
+        if code == Code::AccountingRequest {
+            // The record is queued for the next group commit; the response waits for the fsync.
+            if cache.begin(key).is_err() {
+                return m.count_drop(DropReason::Overloaded);
+            }
+            let mut buf = [0u8; 64];
+            let len = match build_reply(&mut buf, &req, Code::AccountingResponse, |_, _| Ok(())) {
+                Ok(len) => len,
+                Err(e) => {
+                    cache.abandon(&key);
+                    return warn!(error = %e, "cannot build Accounting-Response");
+                }
+            };
+            let (dict, shard, when) = (&rt.dict, *id, now_unix());
+            acct.push(
+                |out| write_record(out, acct_scratch, &req, &client.name, from, shard, when, dict),
+                &buf[..len],
+                key,
+                li,
+                from,
+            );
+            acct_notify.notify();
+            return;
+        }
+
+        let (method, decision) = rt.users.decide(&req);
+        match decision {
+            Decision::Accept(user) => {
+                log_decision(&req, client, from, method, "accept", None, now);
+                let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| user.reply.apply(b, s);
+                send_reply(tx, from, &req, Code::AccessAccept, fill, m, Some((cache, key, now)));
+            }
+            Decision::Reject(reason) => {
+                log_decision(&req, client, from, method, "reject", Some(reason), now);
+                let msg = rt.reject_reply_message.as_deref();
+                let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m));
+                send_reply(tx, from, &req, Code::AccessReject, fill, m, Some((cache, key, now)));
+            }
+            Decision::VerifySlowly(_) => {
+                if cache.begin(key).is_err() {
+                    return m.count_drop(DropReason::Overloaded);
+                }
+                *slow_in_flight += 1;
+                spawn_slow_pap(me.clone(), rt.clone(), li, from, key, req.packet().as_bytes(), client.index, now);
+            }
+        }
+    }
+
+    fn publish_gauges(&self) {
+        self.metrics.reply_cache_entries.set(self.cache.answered() as u64);
+        self.metrics.in_progress.set(self.cache.in_progress() as u64);
+        self.metrics.reply_cache_evicted_early.set(self.cache.stats().evicted_early);
+    }
+
+    fn idle(&self) -> bool {
+        self.acct.is_empty() && self.cache.in_progress() == 0 && self.slow_in_flight == 0
+    }
+}
+
+fn build_reply(
+    buf: &mut [u8],
+    req: &Verified<'_>,
+    code: Code,
+    fill: impl FnOnce(&mut PacketBuilder<'_, '_>, &Secret) -> Result<(), BuildError>,
+) -> Result<usize, BuildError> {
+    let end = MAX_PACKET_LEN.min(buf.len());
+    let buf = &mut buf[..end];
+    let mut b = PacketBuilder::reply(buf, code, req)?;
+    fill(&mut b, req.secret())?;
+    Ok(b.finish(req.secret())?.len())
+}
+
+/// Builds a reply into the next slot of `tx`; with `cache`, also remembers it for
+/// retransmissions (everything but Status-Server, RFC 5997 §3).
+fn send_reply(
+    tx: &mut SendBatch,
+    to: SocketAddr,
+    req: &Verified<'_>,
+    code: Code,
+    fill: impl FnOnce(&mut PacketBuilder<'_, '_>, &Secret) -> Result<(), BuildError>,
+    metrics: &ShardMetrics,
+    cache: Option<(&mut ReplyCache, RequestKey, Instant)>,
+) {
+    let Some(slot) = tx.slot() else { return };
+    match build_reply(&mut slot[..], req, code, fill) {
+        Ok(len) => {
+            if let Some((cache, key, now)) = cache {
+                cache.answer(key, &slot[..len], now);
+            }
+            metrics.reply(code.as_u8());
+            tx.commit(len, to);
+        }
+        Err(e) => warn!(error = %e, "cannot build {}", code.name()),
+    }
+}
+
+fn decode_drop(e: DecodeError) -> DropReason {
+    match e {
+        DecodeError::TooShort => DropReason::TooShort,
+        DecodeError::TooLong { .. } => DropReason::TooLong,
+        DecodeError::BadLength { .. } => DropReason::BadLength,
+        DecodeError::UnknownCode(_) => DropReason::UnknownCode,
+        DecodeError::AttributeTooShort { .. } | DecodeError::AttributeOverrun { .. } => DropReason::MalformedAttribute,
+        DecodeError::DuplicateMessageAuthenticator | DecodeError::BadMessageAuthenticatorLength => {
+            DropReason::BadMessageAuthenticatorFormat
+        }
+    }
+}
+
+fn verify_drop(e: VerifyError) -> DropReason {
+    match e {
+        VerifyError::NotARequest | VerifyError::NotAResponse => DropReason::NotARequest,
+        VerifyError::MissingMessageAuthenticator => DropReason::MissingMessageAuthenticator,
+        VerifyError::BadMessageAuthenticator => DropReason::BadMessageAuthenticator,
+        VerifyError::BadRequestAuthenticator | VerifyError::BadResponseAuthenticator => {
+            DropReason::BadRequestAuthenticator
+        }
+    }
+}
+
+/// One line per authentication decision. Never a password: only who, from where, how, and why.
+fn log_decision(
+    req: &Verified<'_>,
+    client: &Client,
+    from: SocketAddr,
+    method: Option<Method>,
+    outcome: &'static str,
+    reason: Option<RejectReason>,
+    started: Instant,
+) {
+    info!(
+        target: "radshard::auth",
+        user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
+        client = %client.name,
+        nas = %from,
+        method = method.map_or("none", Method::label),
+        outcome,
+        reason = reason.map_or("", RejectReason::label),
+        latency_us = started.elapsed().as_micros() as u64,
+        "decision"
+    );
+}
+
+/// Checks a PAP password against a slow hash on a blocking thread, then answers. The request
+/// was marked in progress, so retransmissions meanwhile are absorbed.
+#[allow(clippy::too_many_arguments)]
+fn spawn_slow_pap(
+    me: ShardRef,
+    rt: Arc<Runtime>,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    datagram: &[u8],
+    client_index: usize,
+    started: Instant,
+) {
+    let copy = datagram.to_vec();
+    glommio::spawn_local(async move {
+        let Some(client) = rt.clients.iter().nth(client_index) else { return };
+        let Ok(Ok(req)) = Packet::parse(&copy).map(|p| verify_request(p, &client.secret, false)) else { return };
+        let mut pw = [0u8; 128];
+        let candidate = req.user_password(&mut pw).map(<[u8]>::to_vec).unwrap_or_default();
+        let name = req.user_name().unwrap_or_default().to_vec();
+        let rt2 = rt.clone();
+        let ok = glommio::executor()
+            .spawn_blocking(move || rt2.users.get(&name).is_some_and(|u| u.password.verify(&candidate)))
+            .await;
+        let user = req.user_name().and_then(|n| rt.users.get(n));
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let built = match (ok, user) {
+            (true, Some(u)) => {
+                log_decision(&req, client, from, Some(Method::Pap), "accept", None, started);
+                build_reply(&mut buf, &req, Code::AccessAccept, |b, s| u.reply.apply(b, s))
+            }
+            _ => {
+                log_decision(&req, client, from, Some(Method::Pap), "reject", Some(RejectReason::BadPassword), started);
+                let msg = rt.reject_reply_message.as_deref();
+                build_reply(&mut buf, &req, Code::AccessReject, |b, _| msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m)))
+            }
+        };
+        let socket = {
+            let mut s = me.borrow_mut();
+            s.slow_in_flight -= 1;
+            match built {
+                Ok(len) => {
+                    s.cache.answer(key, &buf[..len], Instant::now());
+                    s.metrics.reply(buf[0]);
+                    Some((s.listeners[li].socket.clone(), len))
+                }
+                Err(e) => {
+                    s.cache.abandon(&key);
+                    warn!(error = %e, "cannot build reply");
+                    None
+                }
+            }
+        };
+        if let Some((socket, len)) = socket {
+            if socket.send_to(&buf[..len], from).await.is_err() {
+                me.borrow().metrics.send_errors.inc();
+            }
+        }
+    })
+    .detach();
+}
+
+/// Receives, decides and replies on one listener until the shard stops.
+pub async fn serve_listener(me: ShardRef, li: usize) {
+    let (socket, fd) = {
+        let s = me.borrow();
+        (s.listeners[li].socket.clone(), s.listeners[li].fd)
+    };
+    let mut rx = RecvBatch::new(BATCH);
+    // Every datagram yields at most one reply, so the send batch can never overflow.
+    let mut tx = SendBatch::new(rx.capacity());
+    let mut probe = [0u8; 1];
+    loop {
+        let n = match rx.recv(fd) {
+            Ok(0) => {
+                // Nothing queued: let glommio tell us when a datagram arrives (MSG_PEEK, so it
+                // stays queued for the next recvmmsg).
+                if let Err(e) = socket.peek(&mut probe).await {
+                    debug!(error = %e, "peek failed");
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "recvmmsg failed");
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        let now = Instant::now();
+        {
+            let mut s = me.borrow_mut();
+            for i in 0..n {
+                if let Some((data, from, truncated)) = rx.get(i) {
+                    s.handle(&me, li, data, from, truncated, now, &mut tx);
+                }
+            }
+            s.publish_gauges();
+        }
+        let queued = tx.len();
+        match tx.flush(fd) {
+            Ok(sent) if sent < queued => me.borrow().metrics.send_errors.add((queued - sent) as u64),
+            Ok(_) => {}
+            Err(e) => {
+                me.borrow().metrics.send_errors.add(queued as u64);
+                debug!(error = %e, "sendmmsg failed");
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// Commits accounting batches: write + fdatasync, then release their replies.
+pub async fn accounting_flusher(me: ShardRef) {
+    let (notify, dir) = {
+        let s = me.borrow();
+        (s.acct_notify.clone(), s.rt.accounting_dir.clone())
+    };
+    let mut log = AccountingLog::new(&dir);
+    let mut spare = Batch::default();
+    let mut tx = SendBatch::new(BATCH);
+    loop {
+        notify.wait().await;
+        loop {
+            let mut batch = {
+                let mut s = me.borrow_mut();
+                if s.acct.is_empty() {
+                    break;
+                }
+                std::mem::replace(&mut s.acct, std::mem::take(&mut spare))
+            };
+            let capacity = batch.lines.len();
+            let lines = std::mem::replace(&mut batch.lines, Vec::with_capacity(capacity));
+            let started = Instant::now();
+            let result = log.append_durably(lines, now_unix().0).await;
+            let mut s = me.borrow_mut();
+            match result {
+                Ok(()) => {
+                    s.metrics.accounting_fsyncs.inc();
+                    s.metrics.accounting_records.add(batch.records as u64);
+                    debug!(records = batch.records, elapsed_us = started.elapsed().as_micros() as u64, "accounting batch durable");
+                    let now = Instant::now();
+                    let mut current: Option<usize> = None;
+                    for r in &batch.replies {
+                        let bytes = batch.reply_bytes(r);
+                        s.cache.answer(r.key, bytes, now);
+                        if current.is_some_and(|l| l != r.listener) || tx.is_full() {
+                            flush_to(&s, &mut tx, current);
+                        }
+                        current = Some(r.listener);
+                        s.metrics.reply(bytes[0]);
+                        tx.push(bytes, r.to);
+                    }
+                    flush_to(&s, &mut tx, current);
+                }
+                Err(e) => {
+                    error!(error = %e, dir = %dir.display(), records = batch.records, "accounting log write failed; requests left unanswered so NASes retry");
+                    for r in &batch.replies {
+                        s.cache.abandon(&r.key);
+                        s.metrics.count_drop(DropReason::AccountingWriteFailed);
+                    }
+                }
+            }
+            drop(s);
+            batch.clear();
+            spare = batch;
+        }
+    }
+}
+
+fn flush_to(s: &Shard, tx: &mut SendBatch, listener: Option<usize>) {
+    let Some(l) = listener else { return };
+    let queued = tx.len();
+    if let Ok(sent) = tx.flush(s.listeners[l].fd) {
+        if sent < queued {
+            s.metrics.send_errors.add((queued - sent) as u64);
+        }
+    } else {
+        s.metrics.send_errors.add(queued as u64);
+    }
+}
+
+/// Runs a shard until `stop` is raised, then drains: in-flight work gets up to `grace` to
+/// finish and the accounting queue is committed before the shard returns.
+pub async fn run(me: ShardRef, stop: Arc<StopSignal>, grace: Duration) {
+    let listeners = me.borrow().listeners.len();
+    let tasks: Vec<_> = (0..listeners).map(|li| glommio::spawn_local(serve_listener(me.clone(), li))).collect();
+    let flusher = glommio::spawn_local(accounting_flusher(me.clone()));
+    while !stop.is_raised() {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tasks {
+        t.cancel().await;
+    }
+    let deadline = Instant::now() + grace;
+    while !me.borrow().idle() && Instant::now() < deadline {
+        me.borrow().acct_notify.notify();
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    flusher.cancel().await;
+    let s = me.borrow();
+    if !s.idle() {
+        warn!(shard = s.id, in_progress = s.cache.in_progress(), "stopping with work still in progress");
+    }
+}

@@ -27,7 +27,12 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
             }
-            println!("{}: OK ({} clients, {} users)", config.path.display(), config.clients.len(), config.users.len());
+            println!(
+                "{}: OK ({} clients, {} users)",
+                config.path.display(),
+                config.clients.len(),
+                config.users.len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -40,7 +45,9 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -82,9 +89,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
     );
     loop {
         match signals::wait(&signals) {
-            libc::SIGHUP => tracing::warn!("SIGHUP: configuration reload is not implemented yet; restart to apply changes"),
+            libc::SIGHUP => tracing::warn!(
+                "SIGHUP: configuration reload is not implemented yet; restart to apply changes"
+            ),
             sig => {
-                tracing::info!(signal = sig, "stopping: finishing in-flight work and flushing accounting");
+                tracing::info!(
+                    signal = sig,
+                    "stopping: finishing in-flight work and flushing accounting"
+                );
                 server.stop();
                 tracing::info!("stopped");
                 return ExitCode::SUCCESS;

@@ -53,7 +53,13 @@ impl Batch {
         self.records += 1;
         let start = self.reply_bytes.len() as u32;
         self.reply_bytes.extend_from_slice(reply);
-        self.replies.push(PendingReply { key, listener, to, start, len: reply.len() as u32 });
+        self.replies.push(PendingReply {
+            key,
+            listener,
+            to,
+            start,
+            len: reply.len() as u32,
+        });
     }
 
     pub fn reply_bytes(&self, r: &PendingReply) -> &[u8] {
@@ -77,11 +83,17 @@ pub struct AccountingLog {
 
 impl AccountingLog {
     pub fn new(dir: &Path) -> AccountingLog {
-        AccountingLog { dir: dir.to_path_buf(), current: None }
+        AccountingLog {
+            dir: dir.to_path_buf(),
+            current: None,
+        }
     }
 
     pub fn path_for(dir: &Path, date: Date) -> PathBuf {
-        dir.join(format!("accounting-{:04}-{:02}-{:02}.jsonl", date.year, date.month, date.day))
+        dir.join(format!(
+            "accounting-{:04}-{:02}-{:02}.jsonl",
+            date.year, date.month, date.day
+        ))
     }
 
     /// Appends `lines` to the file for the day of `unix_secs` and syncs it. Returns once the
@@ -105,7 +117,7 @@ impl AccountingLog {
             self.current = Some((date, file, size));
         }
         let Some((_, file, pos)) = self.current.as_mut() else {
-            return Err(io::Error::new(io::ErrorKind::Other, "accounting file not open"));
+            return Err(io::Error::other("accounting file not open"));
         };
         let total = lines.len();
         let mut written = file.write_at(lines, *pos).await.map_err(io::Error::from)?;
@@ -113,7 +125,10 @@ impl AccountingLog {
             // A short write (disk full, signal): a record must never be split by another
             // shard's batch, so report it rather than append the rest later.
             *pos += written as u64;
-            return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write: {written} of {total} bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {written} of {total} bytes"),
+            ));
         }
         written = total;
         *pos += written as u64;

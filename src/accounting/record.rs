@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use super::time::write_rfc3339;
 use crate::dict::{AttrKey, Dictionary};
-use crate::proto::{Attribute, Verified, VendorAttribute, VENDOR_SPECIFIC};
+use crate::proto::{Attribute, VendorAttribute, Verified, VENDOR_SPECIFIC};
 
 /// Reusable buffers, so that formatting a record allocates nothing once warm.
 #[derive(Default)]
@@ -23,32 +23,60 @@ pub struct Scratch {
     value: String,
 }
 
+/// Where and when a record was received.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The configured client's name.
+    pub client: &'a str,
+    pub nas: SocketAddr,
+    pub shard: usize,
+    /// Unix seconds and microseconds.
+    pub when: (i64, u32),
+}
+
 /// Appends one record line (with its trailing newline) to `out`.
 pub fn write_record(
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
     req: &Verified<'_>,
-    client: &str,
-    nas: SocketAddr,
-    shard: usize,
-    (secs, micros): (i64, u32),
+    origin: Origin<'_>,
     dict: &Dictionary,
 ) {
+    let Origin {
+        client,
+        nas,
+        shard,
+        when: (secs, micros),
+    } = origin;
     let bytes = req.packet().as_bytes();
     let base = bytes.as_ptr() as usize;
     let offset = |v: &[u8]| (v.as_ptr() as usize - base) as u16;
     scratch.items.clear();
     for Attribute { typ, value } in req.attributes() {
         if typ == VENDOR_SPECIFIC {
-            if let Some(vsa) = VendorAttribute::from_value(value).filter(VendorAttribute::is_well_formed) {
+            if let Some(vsa) =
+                VendorAttribute::from_value(value).filter(VendorAttribute::is_well_formed)
+            {
                 for sub in vsa.sub_attributes() {
-                    let key = AttrKey { vendor: vsa.vendor, code: u32::from(sub.vtype) };
-                    scratch.items.push((key, offset(sub.value), sub.value.len() as u16));
+                    let key = AttrKey {
+                        vendor: vsa.vendor,
+                        code: u32::from(sub.vtype),
+                    };
+                    scratch
+                        .items
+                        .push((key, offset(sub.value), sub.value.len() as u16));
                 }
                 continue;
             }
         }
-        scratch.items.push((AttrKey { vendor: 0, code: u32::from(typ) }, offset(value), value.len() as u16));
+        scratch.items.push((
+            AttrKey {
+                vendor: 0,
+                code: u32::from(typ),
+            },
+            offset(value),
+            value.len() as u16,
+        ));
     }
 
     out.extend_from_slice(b"{\"time\":\"");

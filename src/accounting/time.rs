@@ -61,17 +61,48 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(civil_from_days(0), Date { year: 1970, month: 1, day: 1 });
+        assert_eq!(
+            civil_from_days(0),
+            Date {
+                year: 1970,
+                month: 1,
+                day: 1
+            }
+        );
         // 2000-02-29 is day 11016; 2026-11-26 is day 20418.
-        assert_eq!(civil_from_days(11_016), Date { year: 2000, month: 2, day: 29 });
-        assert_eq!(civil_from_days(20_418), Date { year: 2026, month: 11, day: 26 });
-        assert_eq!(civil_from_days(-1), Date { year: 1969, month: 12, day: 31 });
+        assert_eq!(
+            civil_from_days(11_016),
+            Date {
+                year: 2000,
+                month: 2,
+                day: 29
+            }
+        );
+        assert_eq!(
+            civil_from_days(20_418),
+            Date {
+                year: 2026,
+                month: 11,
+                day: 26
+            }
+        );
+        assert_eq!(
+            civil_from_days(-1),
+            Date {
+                year: 1969,
+                month: 12,
+                day: 31
+            }
+        );
     }
 
     #[test]
     fn rfc3339() {
         let mut v = Vec::new();
         write_rfc3339(&mut v, 1_764_124_200, 42);
-        assert_eq!(std::str::from_utf8(&v).unwrap(), "2025-11-26T02:30:00.000042Z");
+        assert_eq!(
+            std::str::from_utf8(&v).unwrap(),
+            "2025-11-26T02:30:00.000042Z"
+        );
     }
 }

@@ -36,13 +36,19 @@ impl LocalUsers {
         let mut by_name = HashMap::with_capacity(users.len());
         for u in users {
             let password = match &u.password {
-                PasswordConfig::Cleartext(p) => StoredPassword::Cleartext(p.expose().as_bytes().into()),
+                PasswordConfig::Cleartext(p) => {
+                    StoredPassword::Cleartext(p.expose().as_bytes().into())
+                }
                 PasswordConfig::Hash(h) => StoredPassword::from_hash(h)?,
             };
             let reply = ReplyAttributes::compile(&u.reply, dict)?;
             by_name.insert(
                 u.name.as_bytes().into(),
-                LocalUser { name: u.name.clone(), password, reply },
+                LocalUser {
+                    name: u.name.clone(),
+                    password,
+                    reply,
+                },
             );
         }
         Ok(LocalUsers { by_name })

@@ -32,7 +32,8 @@ impl StoredPassword {
     pub fn from_hash(h: &Located<SecretText>) -> Result<StoredPassword, ConfigError> {
         let s = h.value.expose();
         if s.starts_with("$argon2id$") {
-            argon2::PasswordHash::new(s).map_err(|e| h.error(format!("invalid argon2id hash: {e}")))?;
+            argon2::PasswordHash::new(s)
+                .map_err(|e| h.error(format!("invalid argon2id hash: {e}")))?;
             Ok(StoredPassword::Argon2(s.to_string()))
         } else if s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$") {
             // bcrypt has no parse-only call; verifying a dummy password checks the format.
@@ -40,7 +41,9 @@ impl StoredPassword {
             Ok(StoredPassword::Bcrypt(s.to_string()))
         } else if s.starts_with("$6$") {
             if !is_sha512_crypt(s) {
-                return Err(h.error("invalid sha512-crypt hash: expected $6$[rounds=N$]salt$<86 characters>"));
+                return Err(h.error(
+                    "invalid sha512-crypt hash: expected $6$[rounds=N$]salt$<86 characters>",
+                ));
             }
             Ok(StoredPassword::Sha512Crypt(s.to_string()))
         } else {
@@ -72,8 +75,11 @@ impl StoredPassword {
             }
             StoredPassword::Argon2(h) => {
                 use argon2::PasswordVerifier;
-                argon2::PasswordHash::new(h)
-                    .is_ok_and(|parsed| argon2::Argon2::default().verify_password(candidate, &parsed).is_ok())
+                argon2::PasswordHash::new(h).is_ok_and(|parsed| {
+                    argon2::Argon2::default()
+                        .verify_password(candidate, &parsed)
+                        .is_ok()
+                })
             }
             StoredPassword::Bcrypt(h) => bcrypt::verify(candidate, h).unwrap_or(false),
             StoredPassword::Sha512Crypt(h) => {
@@ -85,9 +91,16 @@ impl StoredPassword {
 
 /// `$6$[rounds=N$]salt$hash`: salt up to 16 characters, hash 86, both in crypt's base64.
 fn is_sha512_crypt(s: &str) -> bool {
-    let crypt64 = |t: &str| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    let crypt64 = |t: &str| {
+        t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    };
     let mut parts: Vec<&str> = s.split('$').collect();
-    if parts.len() == 6 && parts[2].strip_prefix("rounds=").is_some_and(|n| n.parse::<u32>().is_ok()) {
+    if parts.len() == 6
+        && parts[2]
+            .strip_prefix("rounds=")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    {
         parts.remove(2);
     }
     matches!(parts.as_slice(), ["", "6", salt, hash]
@@ -101,7 +114,8 @@ mod tests {
 
     fn located(s: &str) -> Located<SecretText> {
         let toml = format!("[[users]]\nname = \"u\"\npassword_hash = {s:?}\n");
-        let c = crate::config::Config::from_str(&toml, std::path::Path::new("t.toml"), None).unwrap();
+        let c =
+            crate::config::Config::from_str(&toml, std::path::Path::new("t.toml"), None).unwrap();
         match &c.users[0].password {
             crate::config::PasswordConfig::Hash(h) => h.clone(),
             _ => unreachable!(),
@@ -121,7 +135,10 @@ mod tests {
     fn argon2id() {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-        let hash = argon2::Argon2::default().hash_password(b"pw", &salt).unwrap().to_string();
+        let hash = argon2::Argon2::default()
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
         let p = StoredPassword::from_hash(&located(&hash)).unwrap();
         assert!(p.verify(b"pw"));
         assert!(!p.verify(b"pW"));

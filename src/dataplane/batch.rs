@@ -76,7 +76,13 @@ impl RecvBatch {
         // SAFETY: every header points at buffers owned by `self` that live across the call,
         // with lengths matching their allocations.
         let rc = unsafe {
-            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if rc < 0 {
             self.count = 0;
@@ -193,7 +199,10 @@ impl SendBatch {
             return Ok(0);
         }
         for i in 0..n {
-            self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: self.lens[i] };
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_len: self.lens[i],
+            };
             let h = &mut self.hdrs[i];
             h.msg_hdr.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
             h.msg_hdr.msg_namelen = self.addrs[i].len();
@@ -207,7 +216,12 @@ impl SendBatch {
         let result = loop {
             // SAFETY: headers point at buffers and addresses owned by `self`, valid for the call.
             let rc = unsafe {
-                libc::sendmmsg(fd, self.hdrs[sent..n].as_mut_ptr(), (n - sent) as libc::c_uint, libc::MSG_DONTWAIT)
+                libc::sendmmsg(
+                    fd,
+                    self.hdrs[sent..n].as_mut_ptr(),
+                    (n - sent) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
             };
             if rc < 0 {
                 let e = io::Error::last_os_error();
@@ -253,14 +267,19 @@ mod tests {
         assert_eq!(rx.recv(b.as_raw_fd()).unwrap(), 1);
         assert_eq!(rx.get(0).unwrap().0, &[4u8; 30]);
         assert!(rx.get(1).is_none());
-        assert_eq!(rx.recv(b.as_raw_fd()).unwrap(), 0, "empty socket is not an error");
+        assert_eq!(
+            rx.recv(b.as_raw_fd()).unwrap(),
+            0,
+            "empty socket is not an error"
+        );
     }
 
     #[test]
     fn oversized_datagram_is_flagged() {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.send_to(&[7u8; DATAGRAM_MAX + 100], b.local_addr().unwrap()).unwrap();
+        a.send_to(&[7u8; DATAGRAM_MAX + 100], b.local_addr().unwrap())
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
         let mut rx = RecvBatch::new(2);
         assert_eq!(rx.recv(b.as_raw_fd()).unwrap(), 1);

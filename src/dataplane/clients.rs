@@ -34,8 +34,9 @@ impl ClientTable {
     pub fn build(configs: &[ClientConfig]) -> Result<ClientTable, ConfigError> {
         let mut t = ClientTable::default();
         for (index, c) in configs.iter().enumerate() {
-            let secret = Secret::new(c.secret.expose().as_bytes())
-                .map_err(|e| ConfigError::new(&c.file, c.line, format!("client {:?}: {e}", c.name)))?;
+            let secret = Secret::new(c.secret.expose().as_bytes()).map_err(|e| {
+                ConfigError::new(&c.file, c.line, format!("client {:?}: {e}", c.name))
+            })?;
             for net in &c.networks {
                 if net.prefix_len() == net.max_prefix_len() {
                     t.hosts.insert(net.addr(), index);
@@ -52,7 +53,8 @@ impl ClientTable {
                 rate_limit: c.rate_limit,
             });
         }
-        t.networks.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        t.networks
+            .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
         Ok(t)
     }
 
@@ -65,7 +67,10 @@ impl ClientTable {
         if let Some(&i) = self.hosts.get(&ip) {
             return Some(&self.clients[i]);
         }
-        self.networks.iter().find(|(n, _)| n.contains(&ip)).map(|&(_, i)| &self.clients[i])
+        self.networks
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|&(_, i)| &self.clients[i])
     }
 
     pub fn len(&self) -> usize {
@@ -95,7 +100,12 @@ impl RateLimiter {
     pub fn new(per_sec: f64) -> RateLimiter {
         // A burst of one second's worth absorbs a NAS's natural clumping.
         let burst = per_sec.max(1.0);
-        RateLimiter { per_sec, burst, tokens: burst, last: None }
+        RateLimiter {
+            per_sec,
+            burst,
+            tokens: burst,
+            last: None,
+        }
     }
 
     pub fn allow(&mut self, now: Instant) -> bool {

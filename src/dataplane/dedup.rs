@@ -239,7 +239,11 @@ mod tests {
     fn key(n: u32) -> RequestKey {
         let mut authenticator = [0u8; 16];
         authenticator[..4].copy_from_slice(&n.to_be_bytes());
-        RequestKey { peer: "127.0.0.1:5000".parse().unwrap(), identifier: n as u8, authenticator }
+        RequestKey {
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            identifier: n as u8,
+            authenticator,
+        }
     }
 
     #[test]
@@ -252,7 +256,10 @@ mod tests {
         assert_eq!(c.in_progress(), 1);
         c.answer(key(1), b"reply-one", t0);
         assert_eq!(c.in_progress(), 0);
-        assert_eq!(c.lookup(&key(1), t0 + Duration::from_secs(29)), Lookup::Answered(b"reply-one"));
+        assert_eq!(
+            c.lookup(&key(1), t0 + Duration::from_secs(29)),
+            Lookup::Answered(b"reply-one")
+        );
         assert_eq!(c.lookup(&key(1), t0 + Duration::from_secs(30)), Lookup::New);
         assert_eq!(c.stats().expired, 1);
     }

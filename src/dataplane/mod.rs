@@ -48,9 +48,15 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot create accounting directory {}: {source}", dir.display())]
-    AccountingDir { dir: PathBuf, source: std::io::Error },
+    AccountingDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "io_uring is unavailable ({0}): radshard needs Linux 5.8+ with io_uring enabled \
          (sysctl kernel.io_uring_disabled=0) and enough locked memory (ulimit -l unlimited, or LimitMEMLOCK=infinity under systemd)"
@@ -99,7 +105,9 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
 }
 
 pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, StartError> {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let shards = config.server.shards.unwrap_or(cpus).max(1);
 
     // Probe io_uring here, where a failure can be reported as one clear line, rather than
@@ -108,20 +116,37 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         .make()
         .map_err(|e| StartError::IoUring(e.to_string()))?;
 
-    std::fs::create_dir_all(&rt.accounting_dir)
-        .map_err(|source| StartError::AccountingDir { dir: rt.accounting_dir.clone(), source })?;
+    std::fs::create_dir_all(&rt.accounting_dir).map_err(|source| StartError::AccountingDir {
+        dir: rt.accounting_dir.clone(),
+        source,
+    })?;
 
     let mut groups = Vec::new();
-    for (addrs, role) in [(&config.server.listen_auth, Role::Auth), (&config.server.listen_acct, Role::Acct)] {
+    for (addrs, role) in [
+        (&config.server.listen_auth, Role::Auth),
+        (&config.server.listen_acct, Role::Acct),
+    ] {
         for &addr in addrs {
-            groups.push(bind_group(addr, role, shards).map_err(|source| StartError::Bind { addr, source })?);
+            groups.push(
+                bind_group(addr, role, shards)
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            );
         }
     }
-    let auth_addrs = groups.iter().filter(|g| g.role == Role::Auth).map(|g| g.addr).collect();
-    let acct_addrs = groups.iter().filter(|g| g.role == Role::Acct).map(|g| g.addr).collect();
+    let auth_addrs = groups
+        .iter()
+        .filter(|g| g.role == Role::Auth)
+        .map(|g| g.addr)
+        .collect();
+    let acct_addrs = groups
+        .iter()
+        .filter(|g| g.role == Role::Acct)
+        .map(|g| g.addr)
+        .collect();
 
     // Hand socket k of every group to shard k.
-    let mut per_shard: Vec<Vec<(Role, socket2::Socket)>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut per_shard: Vec<Vec<(Role, socket2::Socket)>> =
+        (0..shards).map(|_| Vec::new()).collect();
     for g in groups {
         for (k, s) in g.sockets.into_iter().enumerate() {
             per_shard[k].push((g.role, s));
@@ -129,11 +154,17 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
     }
 
     let stop = Arc::new(StopSignal::default());
-    let metrics: Vec<Arc<ShardMetrics>> = (0..shards).map(|_| Arc::new(ShardMetrics::default())).collect();
+    let metrics: Vec<Arc<ShardMetrics>> = (0..shards)
+        .map(|_| Arc::new(ShardMetrics::default()))
+        .collect();
     let mut joins = Vec::with_capacity(shards);
     for (id, sockets) in per_shard.into_iter().enumerate() {
         // Pin when there is a core per shard; with more shards than cores let the kernel place.
-        let placement = if shards <= cpus { Placement::Fixed(id) } else { Placement::Unbound };
+        let placement = if shards <= cpus {
+            Placement::Fixed(id)
+        } else {
+            Placement::Unbound
+        };
         let (rt, stop, m) = (rt.clone(), stop.clone(), metrics[id].clone());
         let join = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
@@ -144,14 +175,28 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
                         let fd = s.into_raw_fd();
                         // SAFETY: `fd` is a bound UDP socket we own; glommio takes ownership.
                         let socket = unsafe { glommio::net::UdpSocket::from_raw_fd(fd) };
-                        Listener { role, socket: Rc::new(socket), fd }
+                        Listener {
+                            role,
+                            socket: Rc::new(socket),
+                            fd,
+                        }
                     })
                     .collect();
                 let shard = Rc::new(RefCell::new(Shard::new(id, shards, rt, listeners, m)));
                 shard::run(shard, stop, STOP_GRACE).await;
             })
-            .map_err(|e| StartError::Shard { shard: id, reason: e.to_string() })?;
+            .map_err(|e| StartError::Shard {
+                shard: id,
+                reason: e.to_string(),
+            })?;
         joins.push(join);
     }
-    Ok(ServerHandle { shards, auth_addrs, acct_addrs, metrics, stop, joins })
+    Ok(ServerHandle {
+        shards,
+        auth_addrs,
+        acct_addrs,
+        metrics,
+        stop,
+        joins,
+    })
 }

@@ -25,12 +25,20 @@ impl Runtime {
     pub fn build(config: &Config) -> Result<Runtime, ConfigError> {
         let mut dict = Dictionary::builtin();
         for d in &config.server.dictionaries {
-            dict.load_file(&d.value)
-                .map_err(|e| d.error(format!("cannot load dictionary {}: {e}", d.value.display())))?;
+            dict.load_file(&d.value).map_err(|e| {
+                d.error(format!("cannot load dictionary {}: {e}", d.value.display()))
+            })?;
         }
-        let reject_reply_message = config.reject_reply_message.as_ref().map(|m| m.as_bytes().to_vec());
+        let reject_reply_message = config
+            .reject_reply_message
+            .as_ref()
+            .map(|m| m.as_bytes().to_vec());
         if reject_reply_message.as_ref().is_some_and(|m| m.len() > 253) {
-            return Err(ConfigError::new(&config.path, 0, "reject_reply_message is longer than 253 octets"));
+            return Err(ConfigError::new(
+                &config.path,
+                0,
+                "reject_reply_message is longer than 253 octets",
+            ));
         }
         Ok(Runtime {
             clients: ClientTable::build(&config.clients)?,

@@ -25,15 +25,15 @@ use super::runtime::Runtime;
 use super::socket::Role;
 use super::StopSignal;
 use crate::accounting::log::Batch;
-use crate::accounting::record::{write_record, Scratch};
+use crate::accounting::record::{write_record, Origin, Scratch};
 use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
 use crate::metrics::{DropReason, DuplicateKind, ShardMetrics};
 use crate::proto::{
-    verify_request, BuildError, Secret, Code, DecodeError, Packet, PacketBuilder, Verified, VerifyError, MAX_PACKET_LEN, PROXY_STATE,
-    REPLY_MESSAGE,
+    verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
+    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE,
 };
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
@@ -63,11 +63,20 @@ pub struct Shard {
 pub type ShardRef = Rc<RefCell<Shard>>;
 
 impl Shard {
-    pub fn new(id: usize, shards: usize, rt: Arc<Runtime>, listeners: Vec<Listener>, metrics: Arc<ShardMetrics>) -> Shard {
+    pub fn new(
+        id: usize,
+        shards: usize,
+        rt: Arc<Runtime>,
+        listeners: Vec<Listener>,
+        metrics: Arc<ShardMetrics>,
+    ) -> Shard {
         let limiters = rt
             .clients
             .iter()
-            .map(|c| c.rate_limit.map(|r| RateLimiter::new(f64::from(r) / shards as f64)))
+            .map(|c| {
+                c.rate_limit
+                    .map(|r| RateLimiter::new(f64::from(r) / shards as f64))
+            })
             .collect();
         let per_shard = rt.reply_cache_entries;
         Shard {
@@ -97,8 +106,18 @@ impl Shard {
         tx: &mut SendBatch,
     ) {
         // Disjoint borrows of the shard's parts: the runtime (read-only) and the mutable state.
-        let Shard { id, rt, cache, metrics: m, limiters, listeners, acct, acct_scratch, acct_notify, slow_in_flight } =
-            self;
+        let Shard {
+            id,
+            rt,
+            cache,
+            metrics: m,
+            limiters,
+            listeners,
+            acct,
+            acct_scratch,
+            acct_notify,
+            slow_in_flight,
+        } = self;
         m.received.inc();
         if truncated {
             return m.count_drop(DropReason::TooLong);
@@ -115,7 +134,8 @@ impl Shard {
                 return m.count_drop(DropReason::RateLimited);
             }
         }
-        let req = match verify_request(packet, &client.secret, client.require_message_authenticator) {
+        let req = match verify_request(packet, &client.secret, client.require_message_authenticator)
+        {
             Ok(v) => v,
             Err(e) => return m.count_drop(verify_drop(e)),
         };
@@ -132,7 +152,11 @@ impl Shard {
             (_, Code::StatusServer) => {
                 m.request(code.as_u8());
                 // RFC 5997 §3: answered from the server's state, never from the duplicate cache.
-                let reply = if role == Role::Auth { Code::AccessAccept } else { Code::AccountingResponse };
+                let reply = if role == Role::Auth {
+                    Code::AccessAccept
+                } else {
+                    Code::AccountingResponse
+                };
                 let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
                     if reply == Code::AccountingResponse {
                         b.message_authenticator()?;
@@ -146,7 +170,11 @@ impl Shard {
         }
         m.request(code.as_u8());
 
-        let key = RequestKey { peer: from, identifier: req.identifier(), authenticator: *req.authenticator() };
+        let key = RequestKey {
+            peer: from,
+            identifier: req.identifier(),
+            authenticator: *req.authenticator(),
+        };
         match cache.lookup(&key, now) {
             Lookup::New => {}
             Lookup::InProgress => return m.duplicate(DuplicateKind::InProgress),
@@ -171,9 +199,14 @@ impl Shard {
                     return warn!(error = %e, "cannot build Accounting-Response");
                 }
             };
-            let (dict, shard, when) = (&rt.dict, *id, now_unix());
+            let origin = Origin {
+                client: &client.name,
+                nas: from,
+                shard: *id,
+                when: now_unix(),
+            };
             acct.push(
-                |out| write_record(out, acct_scratch, &req, &client.name, from, shard, when, dict),
+                |out| write_record(out, acct_scratch, &req, origin, &rt.dict),
                 &buf[..len],
                 key,
                 li,
@@ -188,28 +221,61 @@ impl Shard {
             Decision::Accept(user) => {
                 log_decision(&req, client, from, method, "accept", None, now);
                 let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| user.reply.apply(b, s);
-                send_reply(tx, from, &req, Code::AccessAccept, fill, m, Some((cache, key, now)));
+                send_reply(
+                    tx,
+                    from,
+                    &req,
+                    Code::AccessAccept,
+                    fill,
+                    m,
+                    Some((cache, key, now)),
+                );
             }
             Decision::Reject(reason) => {
                 log_decision(&req, client, from, method, "reject", Some(reason), now);
                 let msg = rt.reject_reply_message.as_deref();
-                let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m));
-                send_reply(tx, from, &req, Code::AccessReject, fill, m, Some((cache, key, now)));
+                let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
+                    msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
+                };
+                send_reply(
+                    tx,
+                    from,
+                    &req,
+                    Code::AccessReject,
+                    fill,
+                    m,
+                    Some((cache, key, now)),
+                );
             }
             Decision::VerifySlowly(_) => {
                 if cache.begin(key).is_err() {
                     return m.count_drop(DropReason::Overloaded);
                 }
                 *slow_in_flight += 1;
-                spawn_slow_pap(me.clone(), rt.clone(), li, from, key, req.packet().as_bytes(), client.index, now);
+                spawn_slow_pap(
+                    me.clone(),
+                    rt.clone(),
+                    li,
+                    from,
+                    key,
+                    req.packet().as_bytes(),
+                    client.index,
+                    now,
+                );
             }
         }
     }
 
     fn publish_gauges(&self) {
-        self.metrics.reply_cache_entries.set(self.cache.answered() as u64);
-        self.metrics.in_progress.set(self.cache.in_progress() as u64);
-        self.metrics.reply_cache_evicted_early.set(self.cache.stats().evicted_early);
+        self.metrics
+            .reply_cache_entries
+            .set(self.cache.answered() as u64);
+        self.metrics
+            .in_progress
+            .set(self.cache.in_progress() as u64);
+        self.metrics
+            .reply_cache_evicted_early
+            .set(self.cache.stats().evicted_early);
     }
 
     fn idle(&self) -> bool {
@@ -260,7 +326,9 @@ fn decode_drop(e: DecodeError) -> DropReason {
         DecodeError::TooLong { .. } => DropReason::TooLong,
         DecodeError::BadLength { .. } => DropReason::BadLength,
         DecodeError::UnknownCode(_) => DropReason::UnknownCode,
-        DecodeError::AttributeTooShort { .. } | DecodeError::AttributeOverrun { .. } => DropReason::MalformedAttribute,
+        DecodeError::AttributeTooShort { .. } | DecodeError::AttributeOverrun { .. } => {
+            DropReason::MalformedAttribute
+        }
         DecodeError::DuplicateMessageAuthenticator | DecodeError::BadMessageAuthenticatorLength => {
             DropReason::BadMessageAuthenticatorFormat
         }
@@ -316,26 +384,58 @@ fn spawn_slow_pap(
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
-        let Some(client) = rt.clients.iter().nth(client_index) else { return };
-        let Ok(Ok(req)) = Packet::parse(&copy).map(|p| verify_request(p, &client.secret, false)) else { return };
+        let Some(client) = rt.clients.iter().nth(client_index) else {
+            return;
+        };
+        let Ok(Ok(req)) = Packet::parse(&copy).map(|p| verify_request(p, &client.secret, false))
+        else {
+            return;
+        };
         let mut pw = [0u8; 128];
-        let candidate = req.user_password(&mut pw).map(<[u8]>::to_vec).unwrap_or_default();
+        let candidate = req
+            .user_password(&mut pw)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         let name = req.user_name().unwrap_or_default().to_vec();
         let rt2 = rt.clone();
         let ok = glommio::executor()
-            .spawn_blocking(move || rt2.users.get(&name).is_some_and(|u| u.password.verify(&candidate)))
+            .spawn_blocking(move || {
+                rt2.users
+                    .get(&name)
+                    .is_some_and(|u| u.password.verify(&candidate))
+            })
             .await;
         let user = req.user_name().and_then(|n| rt.users.get(n));
         let mut buf = [0u8; MAX_PACKET_LEN];
         let built = match (ok, user) {
             (true, Some(u)) => {
-                log_decision(&req, client, from, Some(Method::Pap), "accept", None, started);
-                build_reply(&mut buf, &req, Code::AccessAccept, |b, s| u.reply.apply(b, s))
+                log_decision(
+                    &req,
+                    client,
+                    from,
+                    Some(Method::Pap),
+                    "accept",
+                    None,
+                    started,
+                );
+                build_reply(&mut buf, &req, Code::AccessAccept, |b, s| {
+                    u.reply.apply(b, s)
+                })
             }
             _ => {
-                log_decision(&req, client, from, Some(Method::Pap), "reject", Some(RejectReason::BadPassword), started);
+                log_decision(
+                    &req,
+                    client,
+                    from,
+                    Some(Method::Pap),
+                    "reject",
+                    Some(RejectReason::BadPassword),
+                    started,
+                );
                 let msg = rt.reject_reply_message.as_deref();
-                build_reply(&mut buf, &req, Code::AccessReject, |b, _| msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m)))
+                build_reply(&mut buf, &req, Code::AccessReject, |b, _| {
+                    msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
+                })
             }
         };
         let socket = {
@@ -403,7 +503,9 @@ pub async fn serve_listener(me: ShardRef, li: usize) {
         }
         let queued = tx.len();
         match tx.flush(fd) {
-            Ok(sent) if sent < queued => me.borrow().metrics.send_errors.add((queued - sent) as u64),
+            Ok(sent) if sent < queued => {
+                me.borrow().metrics.send_errors.add((queued - sent) as u64)
+            }
             Ok(_) => {}
             Err(e) => {
                 me.borrow().metrics.send_errors.add(queued as u64);
@@ -442,7 +544,11 @@ pub async fn accounting_flusher(me: ShardRef) {
                 Ok(()) => {
                     s.metrics.accounting_fsyncs.inc();
                     s.metrics.accounting_records.add(batch.records as u64);
-                    debug!(records = batch.records, elapsed_us = started.elapsed().as_micros() as u64, "accounting batch durable");
+                    debug!(
+                        records = batch.records,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "accounting batch durable"
+                    );
                     let now = Instant::now();
                     let mut current: Option<usize> = None;
                     for r in &batch.replies {
@@ -488,7 +594,9 @@ fn flush_to(s: &Shard, tx: &mut SendBatch, listener: Option<usize>) {
 /// finish and the accounting queue is committed before the shard returns.
 pub async fn run(me: ShardRef, stop: Arc<StopSignal>, grace: Duration) {
     let listeners = me.borrow().listeners.len();
-    let tasks: Vec<_> = (0..listeners).map(|li| glommio::spawn_local(serve_listener(me.clone(), li))).collect();
+    let tasks: Vec<_> = (0..listeners)
+        .map(|li| glommio::spawn_local(serve_listener(me.clone(), li)))
+        .collect();
     let flusher = glommio::spawn_local(accounting_flusher(me.clone()));
     while !stop.is_raised() {
         glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -504,6 +612,10 @@ pub async fn run(me: ShardRef, stop: Arc<StopSignal>, grace: Duration) {
     flusher.cancel().await;
     let s = me.borrow();
     if !s.idle() {
-        warn!(shard = s.id, in_progress = s.cache.in_progress(), "stopping with work still in progress");
+        warn!(
+            shard = s.id,
+            in_progress = s.cache.in_progress(),
+            "stopping with work still in progress"
+        );
     }
 }

@@ -48,22 +48,28 @@ pub fn bind_group(addr: SocketAddr, role: Role, shards: usize) -> io::Result<Lis
         }
         s.set_reuse_port(true)?;
         s.set_nonblocking(true)?;
-        set_buffer(&s, libc::SO_RCVBUFFORCE, RECV_BUFFER).or_else(|_| s.set_recv_buffer_size(RECV_BUFFER))?;
-        set_buffer(&s, libc::SO_SNDBUFFORCE, SEND_BUFFER).or_else(|_| s.set_send_buffer_size(SEND_BUFFER))?;
+        set_buffer(&s, libc::SO_RCVBUFFORCE, RECV_BUFFER)
+            .or_else(|_| s.set_recv_buffer_size(RECV_BUFFER))?;
+        set_buffer(&s, libc::SO_SNDBUFFORCE, SEND_BUFFER)
+            .or_else(|_| s.set_send_buffer_size(SEND_BUFFER))?;
         s.bind(&bound.into())?;
         if bound.port() == 0 {
             // An ephemeral port: the rest of the group must join the port the kernel chose.
             bound = s
                 .local_addr()?
                 .as_socket()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "bound socket has no IP address"))?;
+                .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
         }
         sockets.push(s);
     }
     if shards > 1 {
         attach_steering(&sockets[0], shards)?;
     }
-    Ok(ListenerGroup { role, addr: bound, sockets })
+    Ok(ListenerGroup {
+        role,
+        addr: bound,
+        sockets,
+    })
 }
 
 fn set_buffer(s: &Socket, opt: libc::c_int, size: usize) -> io::Result<()> {
@@ -95,19 +101,30 @@ const AUTHENTICATOR_OFFSET: u32 = 4;
 pub fn steering_program(shards: usize) -> [libc::sock_filter; 3] {
     let n = u32::try_from(shards).unwrap_or(u32::MAX);
     [
-        bpf(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, AUTHENTICATOR_OFFSET),
+        bpf(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            AUTHENTICATOR_OFFSET,
+        ),
         bpf(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, n),
         bpf(libc::BPF_RET | libc::BPF_A, 0),
     ]
 }
 
 fn bpf(code: u32, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code: code as u16, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn attach_steering(s: &Socket, shards: usize) -> io::Result<()> {
     let mut prog = steering_program(shards);
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
     // SAFETY: the kernel copies the program during the call; `fprog` points at `prog`, which
     // outlives it.
     let rc = unsafe {
@@ -165,7 +182,10 @@ mod tests {
             }
         }
         let got: usize = per_shard.iter().sum();
-        assert_eq!(got, total as usize, "every datagram arrives once: {per_shard:?}");
+        assert_eq!(
+            got, total as usize,
+            "every datagram arrives once: {per_shard:?}"
+        );
         let fair = total as f64 / shards as f64;
         for (k, n) in per_shard.iter().enumerate() {
             let dev = (*n as f64 - fair).abs() / fair;

@@ -106,7 +106,10 @@ pub const CODES: &[(u8, &str)] = &[
 ];
 
 fn code_slot(code: u8) -> usize {
-    CODES.iter().position(|(c, _)| *c == code).unwrap_or(CODES.len())
+    CODES
+        .iter()
+        .position(|(c, _)| *c == code)
+        .unwrap_or(CODES.len())
 }
 
 /// One shard's counters.

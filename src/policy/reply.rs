@@ -3,7 +3,10 @@
 
 use crate::config::{ConfigError, Located};
 use crate::dict::{Dictionary, Encrypt};
-use crate::proto::{BuildError, PacketBuilder, Secret, MICROSOFT, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, TUNNEL_PASSWORD};
+use crate::proto::{
+    BuildError, PacketBuilder, Secret, MICROSOFT, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
+    TUNNEL_PASSWORD,
+};
 
 /// Attributes whose value must be encrypted with each reply's Request Authenticator.
 #[derive(Clone)]
@@ -32,23 +35,37 @@ impl std::fmt::Debug for ReplyAttributes {
 
 impl ReplyAttributes {
     /// Encodes `(name, value)` pairs with `dict`; errors carry each pair's file and line.
-    pub fn compile(items: &[Located<(String, String)>], dict: &Dictionary) -> Result<ReplyAttributes, ConfigError> {
+    pub fn compile(
+        items: &[Located<(String, String)>],
+        dict: &Dictionary,
+    ) -> Result<ReplyAttributes, ConfigError> {
         let mut out = ReplyAttributes::default();
         for item in items {
             let (name, value) = &item.value;
-            let enc = dict.encode(name, value).map_err(|e| item.error(format!("reply attribute {name}: {e}")))?;
+            let enc = dict
+                .encode(name, value)
+                .map_err(|e| item.error(format!("reply attribute {name}: {e}")))?;
             match enc.encrypt {
                 Encrypt::None => enc
                     .to_wire(&mut out.wire)
                     .map_err(|e| item.error(format!("reply attribute {name}: {e}")))?,
-                Encrypt::TunnelPassword if enc.key.vendor == 0 && enc.key.code == u32::from(TUNNEL_PASSWORD) => {
-                    out.encrypted.push(Encrypted::TunnelPassword { tag: enc.tag.unwrap_or(0), plaintext: enc.value })
+                Encrypt::TunnelPassword
+                    if enc.key.vendor == 0 && enc.key.code == u32::from(TUNNEL_PASSWORD) =>
+                {
+                    out.encrypted.push(Encrypted::TunnelPassword {
+                        tag: enc.tag.unwrap_or(0),
+                        plaintext: enc.value,
+                    })
                 }
                 Encrypt::TunnelPassword
                     if enc.key.vendor == MICROSOFT
-                        && (enc.key.code == u32::from(MS_MPPE_SEND_KEY) || enc.key.code == u32::from(MS_MPPE_RECV_KEY)) =>
+                        && (enc.key.code == u32::from(MS_MPPE_SEND_KEY)
+                            || enc.key.code == u32::from(MS_MPPE_RECV_KEY)) =>
                 {
-                    out.encrypted.push(Encrypted::MppeKey { vtype: enc.key.code as u8, key: enc.value })
+                    out.encrypted.push(Encrypted::MppeKey {
+                        vtype: enc.key.code as u8,
+                        key: enc.value,
+                    })
                 }
                 other => {
                     return Err(item.error(format!(
@@ -74,7 +91,9 @@ impl ReplyAttributes {
         for (i, e) in self.encrypted.iter().enumerate() {
             let salt = rand::random::<u16>().wrapping_add(i as u16);
             match e {
-                Encrypted::TunnelPassword { tag, plaintext } => b.tunnel_password(secret, *tag, salt, plaintext)?,
+                Encrypted::TunnelPassword { tag, plaintext } => {
+                    b.tunnel_password(secret, *tag, salt, plaintext)?
+                }
                 Encrypted::MppeKey { vtype, key } => b.mppe_key(secret, *vtype, salt, key)?,
             }
         }

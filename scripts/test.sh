@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs radshard's whole test suite on a Debian machine, as root or with sudo.
+# Installs the real peers the tests talk to (FreeRADIUS's radclient/radtest, FreeRADIUS's
+# dictionaries) if they are missing, then runs `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v radclient >/dev/null 2>&1 || need+=(freeradius-utils)
+[ -f /usr/share/freeradius/dictionary ] || need+=(freeradius-common)
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo test --all-targets "$@"

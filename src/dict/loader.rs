@@ -486,6 +486,13 @@ impl<'d> Loader<'d> {
 
 fn end_vendor(toks: &[&str], state: &mut FileState) -> Res<()> {
     let name = toks.get(1).copied().unwrap_or("");
+    // A TLV block cannot outlive the vendor block it was opened in.
+    if let Some(t) = state.tlvs.last() {
+        return Err(DictErrorKind::UnclosedTlv {
+            name: t.name.clone(),
+            line: t.line,
+        });
+    }
     match &state.vendor {
         Some(open) if open.name.eq_ignore_ascii_case(name) => {
             state.vendor = None;

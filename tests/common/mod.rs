@@ -11,6 +11,7 @@ use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -408,6 +409,121 @@ impl Default for RadClient {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Accounting flood
+// ---------------------------------------------------------------------------------------------
+
+pub const FLOOD_WINDOW: usize = 64;
+pub const FLOOD_MAX_REQUESTS: u64 = 200_000;
+pub const FLOOD_MAX_TIME: Duration = Duration::from_secs(10);
+/// An unanswered request frees its identifier after this long.
+pub const FLOOD_GIVE_UP: Duration = Duration::from_secs(2);
+
+pub struct FloodResult {
+    pub sent: u64,
+    /// Acct-Session-Ids whose Accounting-Response arrived and verified.
+    pub acked: Vec<String>,
+    pub bad_replies: u64,
+    /// Requests given up on after FLOOD_GIVE_UP without a response.
+    pub gave_up: u64,
+}
+
+/// Sends Accounting-Requests with unique Acct-Session-Ids (`<prefix>-<n>`), at most
+/// `FLOOD_WINDOW` outstanding, until `stop` is raised (then drains late replies for 300 ms),
+/// `FLOOD_MAX_REQUESTS` are sent or `FLOOD_MAX_TIME` passes.
+pub fn flood_accounting(to: SocketAddr, prefix: &str, stop: Arc<AtomicBool>) -> FloodResult {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    let sec = secret(SECRET);
+    // Outstanding requests by identifier: (sequence number, request authenticator, sent at).
+    let mut slots: Vec<Option<(u64, [u8; 16], Instant)>> = vec![None; 256];
+    let mut outstanding = 0usize;
+    let mut next_id = 0u8;
+    let mut r = FloodResult {
+        sent: 0,
+        acked: Vec::new(),
+        bad_replies: 0,
+        gave_up: 0,
+    };
+    let started = Instant::now();
+    let mut stopped_at: Option<Instant> = None;
+    let mut rbuf = [0u8; 4096];
+    let mut pbuf = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        if stopped_at.is_none()
+            && (stop.load(Ordering::Acquire)
+                || now - started > FLOOD_MAX_TIME
+                || r.sent >= FLOOD_MAX_REQUESTS)
+        {
+            stopped_at = Some(now);
+        }
+        match stopped_at {
+            // After the stop, collect replies already on their way, then finish.
+            Some(t) if now - t > Duration::from_millis(300) || outstanding == 0 => break,
+            Some(_) => {}
+            None => {
+                while outstanding < FLOOD_WINDOW {
+                    while slots[next_id as usize].is_some() {
+                        next_id = next_id.wrapping_add(1);
+                    }
+                    let id = next_id;
+                    next_id = next_id.wrapping_add(1);
+                    let session = format!("{prefix}-{}", r.sent);
+                    let mut b =
+                        PacketBuilder::request(&mut pbuf, Code::AccountingRequest, id, &[0; 16])
+                            .expect("fits");
+                    b.attr(attr::ACCT_STATUS_TYPE, &1u32.to_be_bytes()).unwrap();
+                    b.attr(attr::USER_NAME, b"alice").unwrap();
+                    b.attr(attr::ACCT_SESSION_ID, session.as_bytes()).unwrap();
+                    let pkt = b.finish(&sec).expect("signs");
+                    let auth = authenticator_of(pkt);
+                    if sock.send_to(pkt, to).is_err() {
+                        break;
+                    }
+                    slots[id as usize] = Some((r.sent, auth, Instant::now()));
+                    outstanding += 1;
+                    r.sent += 1;
+                }
+            }
+        }
+        match sock.recv_from(&mut rbuf) {
+            Ok((n, _)) => {
+                let Ok(p) = Packet::parse(&rbuf[..n]) else {
+                    r.bad_replies += 1;
+                    continue;
+                };
+                let id = p.identifier() as usize;
+                match slots[id] {
+                    Some((seq, auth, _))
+                        if p.code() == Code::AccountingResponse
+                            && verify_response(&p, &auth, &sec).is_ok() =>
+                    {
+                        r.acked.push(format!("{prefix}-{seq}"));
+                        slots[id] = None;
+                        outstanding -= 1;
+                    }
+                    _ => r.bad_replies += 1,
+                }
+            }
+            Err(_) => {
+                // Timeout (or an ICMP error after the kill): expire requests that will never
+                // be answered so the window keeps moving.
+                let now = Instant::now();
+                for s in slots.iter_mut() {
+                    if s.is_some_and(|(_, _, at)| now - at > FLOOD_GIVE_UP) {
+                        *s = None;
+                        outstanding -= 1;
+                        r.gave_up += 1;
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
 // Subprocess server
 // ---------------------------------------------------------------------------------------------
 
@@ -432,6 +548,16 @@ impl ChildServer {
     /// --accounting-dir <acct_dir> <extra...>` and waits (bounded) until it answers a
     /// Status-Server.
     pub fn spawn(config: &Path, acct_dir: &Path, extra: &[&str]) -> ChildServer {
+        ChildServer::spawn_logging(config, acct_dir, extra, Stdio::inherit())
+    }
+
+    /// As [`ChildServer::spawn`], with the server's stderr (its log) sent to `stderr`.
+    pub fn spawn_logging(
+        config: &Path,
+        acct_dir: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> ChildServer {
         let auth: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let acct: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_radshard"))
@@ -448,7 +574,7 @@ impl ChildServer {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn radshard");
         let mut s = ChildServer {

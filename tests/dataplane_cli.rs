@@ -132,3 +132,23 @@ fn check_config_accepts_the_default_and_reports_file_line_for_an_unknown_key() {
         "expected `{expect}… listen_auht …`, got: {err}"
     );
 }
+
+#[test]
+fn check_config_refuses_a_password_hash_that_can_never_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("hash.toml");
+    std::fs::write(
+        &bad,
+        "[[users]]\nname = \"dave\"\npassword_hash = \"$argon2id$garbage\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_radshard"))
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run check-config");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "accepted an unusable hash: {err}");
+    assert!(err.contains(&format!("{}:3: ", bad.display())), "{err}");
+}

@@ -498,7 +498,7 @@ fn spawn_slow_pap(
         let socket = {
             let mut s = me.borrow_mut();
             s.slow_in_flight -= 1;
-            match built {
+            let socket = match built {
                 Ok(len) => {
                     s.cache.answer(key, &buf[..len], Instant::now());
                     s.metrics.reply(buf[0]);
@@ -512,7 +512,10 @@ fn spawn_slow_pap(
                     warn!(error = %e, "cannot build reply");
                     None
                 }
-            }
+            };
+            // The receive loop publishes the gauges after each batch; this answer came later.
+            s.publish_gauges();
+            socket
         };
         if let Some((socket, len)) = socket {
             if socket.send_to(&buf[..len], from).await.is_err() {
@@ -638,6 +641,8 @@ pub async fn accounting_flusher(me: ShardRef) {
                     }
                 }
             }
+            // The batch's requests were still in progress when the receive loop last published.
+            s.publish_gauges();
             drop(s);
             batch.clear();
             spare = batch;

@@ -570,6 +570,8 @@ impl ChildServer {
             .arg(acct.to_string())
             .arg("--accounting-dir")
             .arg(acct_dir)
+            // The shipped config serves metrics on 127.0.0.1:9812; tests run side by side.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--log-level", "warn"])
             .args(extra)
             .stdin(Stdio::null())

@@ -441,7 +441,7 @@ fn spawn_slow_pap(
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
-        let Some(client) = rt.clients.iter().nth(client_index) else {
+        let Some(client) = rt.clients.get(client_index) else {
             return;
         };
         let Ok(Ok(req)) = Packet::parse(&copy).map(|p| verify_request(p, &client.secret, false))

@@ -557,6 +557,7 @@ pub async fn serve_listener(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
         let now = Instant::now();
         {
             let mut s = me.borrow_mut();
+            s.metrics.batches.inc();
             s.refresh(&cell);
             for i in 0..n {
                 if let Some((data, from, truncated)) = rx.get(i) {

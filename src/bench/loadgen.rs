@@ -234,16 +234,16 @@ impl Loadgen {
                 due.min(left)
             };
             let mut progressed = false;
-            // Fill every socket's batch once per round, round-robin, so load spreads evenly.
+            // Fill one socket's batch before moving to the next: spreading a small budget thinly
+            // over every socket would mean more, smaller sendmmsg calls for the same work.
             let n = self.socks.len();
             let mut blocked = 0;
             while budget > 0 && blocked < n {
-                let s = self.rr;
-                self.rr = (self.rr + 1) % n;
-                if self.start_one(s, factory, start)? {
+                if self.start_one(self.rr, factory, start)? {
                     budget -= 1;
                     blocked = 0;
                 } else {
+                    self.rr = (self.rr + 1) % n;
                     blocked += 1;
                 }
             }

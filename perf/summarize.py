@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Turns compare.sh's raw `radshard bench --json` reports into the comparison section of
+perf/RESULTS.md: medians per cell, ratios, targets. Only the text between the section markers is
+replaced; everything else in RESULTS.md is kept as it is."""
+import argparse
+import glob
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+from datetime import datetime, timezone
+
+BEGIN = "<!-- BEGIN radshard-vs-freeradius (perf/compare.sh) -->"
+END = "<!-- END radshard-vs-freeradius -->"
+
+ap = argparse.ArgumentParser()
+ap.add_argument("out")
+ap.add_argument("results")
+for k in ["rounds", "secs", "fr-version", "fr-threads", "p99-rate", "sockets", "window"]:
+    ap.add_argument("--" + k, default="?")
+a = ap.parse_args()
+
+runs = {}
+for f in glob.glob(os.path.join(a.out, "*.json")):
+    m = re.match(r"(pinned|unpinned)-(\w+)-(freeradius|radshard)-(\d+)\.json", os.path.basename(f))
+    if not m:
+        continue
+    with open(f) as fh:
+        runs.setdefault(m.group(1, 2, 3), []).append(json.load(fh))
+
+
+def med(key, field):
+    rs = runs.get(key, [])
+    if not rs:
+        return None
+    return statistics.median(field(r) for r in rs)
+
+
+def issues(key):
+    t = 0
+    for r in runs.get(key, []):
+        c = r["counts"]
+        t += c["timeouts"] + c["bad_authenticator"] + c["malformed"] + c["unmatched"] + c["unexpected"]
+    return t
+
+
+cpu = "?"
+try:
+    with open("/proc/cpuinfo") as fh:
+        cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+except (OSError, StopIteration):
+    pass
+
+targets = {("pinned", "pap"): 2.5, ("unpinned", "pap"): 2.0, ("pinned", "acct"): 2.0, ("unpinned", "acct"): 2.0}
+names = {"pap": "PAP accept", "reject": "PAP reject", "acct": "accounting"}
+lines = [BEGIN, "## radshard vs FreeRADIUS (perf/compare.sh)", ""]
+lines.append(
+    f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} × {cpu}, "
+    f"Linux {platform.release()}; FreeRADIUS {a.fr_version} ({a.fr_threads} worker threads). "
+    f"{a.rounds} alternating rounds × {a.secs} s per cell, closed loop, `--sockets {a.sockets} "
+    f"--window {a.window}`, median of the rounds. *pinned*: server `taskset -c 0` (radshard "
+    f"`--shards 1`), loader `taskset -c 1`; *unpinned*: neither (radshard one shard per core). "
+    f"Reproduce: `ROUNDS={a.rounds} SECS={a.secs} perf/compare.sh`."
+)
+lines += ["", "| placement | workload | FreeRADIUS req/s | radshard req/s | ratio | target | timeouts+bad+unexpected (FR / rs) |",
+          "|---|---|---:|---:|---:|---|---|"]
+for placement in ["pinned", "unpinned"]:
+    for w in ["pap", "reject", "acct"]:
+        fr = med((placement, w, "freeradius"), lambda r: r["requests_per_s"])
+        rs = med((placement, w, "radshard"), lambda r: r["requests_per_s"])
+        if fr is None or rs is None:
+            continue
+        ratio = rs / fr if fr else float("inf")
+        t = targets.get((placement, w))
+        verdict = "" if t is None else (f"≥ {t}× **met**" if ratio >= t else f"≥ {t}× **missed**")
+        lines.append(
+            f"| {placement} | {names[w]} | {fr:,.0f} | {rs:,.0f} | {ratio:.2f}× | {verdict} | "
+            f"{issues((placement, w, 'freeradius'))} / {issues((placement, w, 'radshard'))} |"
+        )
+fr99 = med(("pinned", "p99", "freeradius"), lambda r: r["latency_us"]["p99"])
+rs99 = med(("pinned", "p99", "radshard"), lambda r: r["latency_us"]["p99"])
+if fr99 is not None and rs99 is not None:
+    fr50 = med(("pinned", "p99", "freeradius"), lambda r: r["latency_us"]["p50"])
+    rs50 = med(("pinned", "p99", "radshard"), lambda r: r["latency_us"]["p50"])
+    frr = med(("pinned", "p99", "freeradius"), lambda r: r["requests_per_s"])
+    rsr = med(("pinned", "p99", "radshard"), lambda r: r["requests_per_s"])
+    lines += [
+        "",
+        f"Latency at the same offered load (open loop, PAP, `--rate {a.p99_rate}`, pinned), median of rounds:",
+        "",
+        "| server | achieved req/s | p50 µs | p99 µs |",
+        "|---|---:|---:|---:|",
+        f"| FreeRADIUS | {frr:,.0f} | {fr50:.0f} | {fr99:.0f} |",
+        f"| radshard | {rsr:,.0f} | {rs50:.0f} | {rs99:.0f} |",
+        "",
+        f"Lower p99 at the same offered rate: **{'met' if rs99 < fr99 else 'missed'}** "
+        f"({rs99:.0f} µs vs {fr99:.0f} µs).",
+    ]
+lines.append(END)
+section = "\n".join(lines) + "\n"
+
+text = ""
+if os.path.exists(a.results):
+    with open(a.results) as fh:
+        text = fh.read()
+if BEGIN in text and END in text:
+    pre, rest = text.split(BEGIN, 1)
+    post = rest.split(END, 1)[1].lstrip("\n")
+    text = pre + section + ("\n" + post if post else "")
+else:
+    if not text:
+        text = "# Performance results\n\n"
+    text = text.rstrip("\n") + "\n\n" + section
+with open(a.results, "w") as fh:
+    fh.write(text)
+print(section)

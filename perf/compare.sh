@@ -15,8 +15,13 @@ P99_RATE=${P99_RATE:-30000}          # open-loop rate for the same-offered-load 
 SOCKETS=${SOCKETS:-4}
 WINDOW=${WINDOW:-256}
 MAX_COUNT=${MAX_COUNT:-5000000}      # every run is bounded by count as well as by time
+# Benchmarks on a shared 2-core box are only as good as its quiet: wait up to this many seconds
+# for the 1-minute load average to drop below QUIET_LOAD before each measured run.
+QUIET_WAIT=${QUIET_WAIT:-0}
+QUIET_LOAD=${QUIET_LOAD:-0.5}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RESULTS=${RESULTS:-$ROOT/perf/RESULTS.md}
 BIN=$ROOT/target/release/radshard
 WORK=$(mktemp -d /tmp/radshard-compare.XXXXXX)
 OUT=${OUT:-$WORK/out}
@@ -120,11 +125,17 @@ server bench {
         type = auth
         ipaddr = 127.0.0.1
         port = ${FR_AUTH##*:}
+        # The default 208 KB socket buffer overflows with a few hundred requests in flight
+        # (each datagram costs ~1 KB of buffer accounting); 4 MB is net.core.rmem_max here.
+        recv_buff = 4194304
     }
     listen {
         type = acct
         ipaddr = 127.0.0.1
         port = ${FR_ACCT##*:}
+        # The default 208 KB socket buffer overflows with a few hundred requests in flight
+        # (each datagram costs ~1 KB of buffer accounting); 4 MB is net.core.rmem_max here.
+        recv_buff = 4194304
     }
     authorize {
         chap
@@ -188,13 +199,21 @@ start_server() {
     log "$name did not answer"; cat "$OUT/$name.log" >&2; return 1
 }
 
-# load PLACEMENT OUTFILE ARGS...: one bounded `radshard bench` run, JSON to OUTFILE.
+# load PLACEMENT SECONDS OUTFILE ARGS...: one bounded `radshard bench` run, JSON to OUTFILE.
 load() {
-    local placement=$1 out=$2; shift 2
+    local placement=$1 secs=$2 out=$3; shift 3
     local pin=()
     [ "$placement" = pinned ] && pin=(taskset -c 1)
     "${pin[@]}" "$BIN" bench --server "$AUTH" --acct-server "$ACCT" --sockets "$SOCKETS" \
-        --count "$MAX_COUNT" --duration "${SECS}s" --quiet --json "$@" >"$out"
+        --count "$MAX_COUNT" --duration "${secs}s" --quiet --json "$@" >"$out"
+}
+
+wait_quiet() {
+    local waited=0
+    while [ "$waited" -lt "$QUIET_WAIT" ] &&
+        awk -v t="$QUIET_LOAD" '{ exit !($1 >= t) }' /proc/loadavg; do
+        sleep 1; waited=$((waited + 1))
+    done
 }
 
 workload_args() {
@@ -215,9 +234,11 @@ for placement in pinned unpinned; do
             for server in $order; do
                 start_server "$server" "$placement"
                 # Short warm-up: caches, thread pool, socket buffers.
-                load "$placement" /dev/null $(workload_args "$workload") --duration 1s || true
+                load "$placement" 1 /dev/null $(workload_args "$workload") || true
                 f="$OUT/$placement-$workload-$server-$round.json"
-                load "$placement" "$f" $(workload_args "$workload")
+                wait_quiet
+                echo "$placement-$workload-$server-$round $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/loadavg.txt"
+                load "$placement" "$SECS" "$f" $(workload_args "$workload")
                 log "$placement $workload $server round $round: $(jq -r '"\(.requests_per_s|floor)/s p99 \(.latency_us.p99)µs timeouts \(.counts.timeouts) bad \(.counts.bad_authenticator + .counts.malformed + .counts.unmatched) unexpected \(.counts.unexpected)"' "$f")"
                 stop_server
             done
@@ -225,7 +246,7 @@ for placement in pinned unpinned; do
     done
 done
 
-python3 "$ROOT/perf/summarize.py" "$OUT" "$ROOT/perf/RESULTS.md" \
+python3 "$ROOT/perf/summarize.py" "$OUT" "$RESULTS" \
     --rounds "$ROUNDS" --secs "$SECS" --fr-version "$FR_VERSION" --fr-threads "$FR_THREADS" \
     --p99-rate "$P99_RATE" --sockets "$SOCKETS" --window "$WINDOW"
 log "raw reports in $OUT; summary in perf/RESULTS.md"

@@ -64,6 +64,17 @@ lines.append(
     f"`--shards 1`), loader `taskset -c 1`; *unpinned*: neither (radshard one shard per core). "
     f"Reproduce: `ROUNDS={a.rounds} SECS={a.secs} perf/compare.sh`."
 )
+loads = []
+try:
+    with open(os.path.join(a.out, "loadavg.txt")) as fh:
+        loads = [float(l.split()[1]) for l in fh if l.strip()]
+except (OSError, ValueError, IndexError):
+    pass
+if loads:
+    lines.append(
+        f"1-minute load average just before the measured runs (other work on the box included): "
+        f"median {statistics.median(loads):.2f}, max {max(loads):.2f}."
+    )
 lines += ["", "| placement | workload | FreeRADIUS req/s | radshard req/s | ratio | target | timeouts+bad+unexpected (FR / rs) |",
           "|---|---|---:|---:|---:|---|---|"]
 for placement in ["pinned", "unpinned"]:

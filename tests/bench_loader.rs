@@ -77,7 +77,10 @@ fn args(extra: &[&str]) -> BenchArgs {
         argv.extend_from_slice(&["--timeout", "2s"]);
     }
     argv.extend_from_slice(extra);
-    match <Cli as clap::Parser>::try_parse_from(argv).expect("parses").command {
+    match <Cli as clap::Parser>::try_parse_from(argv)
+        .expect("parses")
+        .command
+    {
         Command::Bench(a) => a,
         other => panic!("not bench: {other:?}"),
     }

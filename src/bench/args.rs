@@ -54,7 +54,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub users: usize,
     /// Fraction (0..=1) of PAP/CHAP requests sent with a wrong password (expect Access-Reject).
-    #[arg(long = "wrong-password", default_value_t = 0.0, value_name = "FRACTION")]
+    #[arg(
+        long = "wrong-password",
+        default_value_t = 0.0,
+        value_name = "FRACTION"
+    )]
     pub wrong_password: f64,
     /// Do not put a Message-Authenticator in Access-Requests.
     #[arg(long = "no-message-authenticator")]

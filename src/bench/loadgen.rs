@@ -51,7 +51,10 @@ struct Sock {
     _socket: UdpSocket,
     fd: RawFd,
     slots: Box<[Slot]>,
-    free: Vec<u8>,
+    /// Free identifiers, least recently used first: reusing an identifier the moment its reply
+    /// arrives makes some servers (FreeRADIUS) see a "conflicting packet" against the entry they
+    /// keep for duplicate detection; cycling through all 256 is what a NAS does.
+    free: VecDeque<u8>,
     tx: SendBatch,
     /// Identifiers queued in `tx`, in order, to stamp their send time after the flush.
     queued: Vec<(u8, bool)>,
@@ -159,8 +162,7 @@ pub fn run(args: &BenchArgs, mut factory: RequestFactory) -> Result<Report, Benc
             fd: socket.as_raw_fd(),
             _socket: socket,
             slots: vec![empty; IDS].into_boxed_slice(),
-            // Popped from the back: identifiers go out 0, 1, 2, …
-            free: (0..=255u8).rev().collect(),
+            free: (0..=255u8).collect(),
             tx: SendBatch::new(plan.batch),
             queued: Vec::with_capacity(plan.batch),
             rx: RecvBatch::new(plan.batch),
@@ -194,7 +196,11 @@ struct Loadgen {
 }
 
 impl Loadgen {
-    fn run(&mut self, factory: &mut RequestFactory, args: &BenchArgs) -> Result<Report, BenchError> {
+    fn run(
+        &mut self,
+        factory: &mut RequestFactory,
+        args: &BenchArgs,
+    ) -> Result<Report, BenchError> {
         let start = Instant::now();
         let mut sending = true;
         let mut send_end = start;
@@ -333,14 +339,14 @@ impl Loadgen {
         if sock.tx.is_full() {
             return Ok(false);
         }
-        let Some(id) = sock.free.pop() else {
+        let Some(id) = sock.free.pop_front() else {
             return Ok(false);
         };
         let slot = &mut sock.slots[id as usize];
         let built = match factory.build(id, &mut slot.buf) {
             Ok(b) => b,
             Err(e) => {
-                sock.free.push(id);
+                sock.free.push_back(id);
                 return Err(e);
             }
         };
@@ -369,10 +375,7 @@ impl Loadgen {
     fn flush(&mut self, s: usize) {
         let sock = &mut self.socks[s];
         let queued = sock.tx.len();
-        let sent = match sock.tx.flush(sock.fd) {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        let sent = sock.tx.flush(sock.fd).unwrap_or_default();
         // Datagrams the kernel refused (buffer full) are left for the retransmission timer,
         // counted, rather than retried in a tight loop.
         self.c.send_errors += (queued - sent) as u64;
@@ -424,7 +427,7 @@ impl Loadgen {
                 self.c.timeouts += 1;
                 slot.busy = false;
                 slot.generation = slot.generation.wrapping_add(1);
-                sock.free.push(d.id);
+                sock.free.push_back(d.id);
                 self.outstanding -= 1;
             }
         }
@@ -468,7 +471,7 @@ impl Loadgen {
         self.hist.saturating_record(us.max(1));
         slot.busy = false;
         slot.generation = slot.generation.wrapping_add(1);
-        sock.free.push(packet.identifier());
+        sock.free.push_back(packet.identifier());
         self.outstanding -= 1;
     }
 

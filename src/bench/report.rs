@@ -115,7 +115,11 @@ impl Report {
             mode,
             server: args.server.to_string(),
             acct_server: args.acct_addr().to_string(),
-            load: if args.rate.is_some() { "open" } else { "closed" },
+            load: if args.rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
             window,
             offered_rate: args.rate,
             sockets: args.sockets,

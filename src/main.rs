@@ -46,8 +46,11 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: under systemd or in a file they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
@@ -81,6 +84,17 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = config.metrics.listen {
+        match radshard::metrics::http::serve(addr, server.metrics.clone()) {
+            Ok((bound, _)) => tracing::info!(%bound, "metrics at http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("error: cannot serve metrics on {addr}: {e}");
+                tracing::error!("cannot serve metrics on {addr}: {e}");
+                server.stop();
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     tracing::info!(
         shards = server.shards,
         auth = ?server.auth_addrs,
@@ -90,9 +104,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     );
     loop {
         match signals::wait(&signals) {
-            libc::SIGHUP => tracing::warn!(
-                "SIGHUP: configuration reload is not implemented yet; restart to apply changes"
-            ),
+            libc::SIGHUP => reload(&server, args),
             sig => {
                 tracing::info!(
                     signal = sig,
@@ -103,6 +115,26 @@ fn serve(args: &ServeArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
         }
+    }
+}
+
+/// SIGHUP: re-read the configuration; keep the running one if the new one is invalid.
+fn reload(server: &dataplane::ServerHandle, args: &ServeArgs) {
+    let result = Config::load(args.config.config.as_deref()).and_then(|mut c| {
+        c.apply(&args.overrides());
+        server.reload(&c).map(|ignored| (c, ignored))
+    });
+    match result {
+        Ok((c, ignored)) => {
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
+            for key in ignored {
+                tracing::warn!("reload: {key} changed; it takes effect only after a restart");
+            }
+            tracing::info!(clients = c.clients.len(), users = c.users.len(), config = %c.path.display(), "configuration reloaded");
+        }
+        Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
     }
 }
 

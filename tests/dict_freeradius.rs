@@ -149,3 +149,20 @@ fn each_file_loads_on_top_of_builtin() {
         failures.join("\n")
     );
 }
+
+/// One timing of the full load, for the record:
+/// `cargo test --release --test dict_freeradius -- --ignored --nocapture load_timing`
+#[test]
+#[ignore]
+fn load_timing() {
+    let Some(dir) = dir() else { return };
+    let start = std::time::Instant::now();
+    let mut d = Dictionary::builtin();
+    d.load_file(&dir.join("dictionary")).unwrap();
+    let elapsed = start.elapsed();
+    eprintln!(
+        "builtin + {DIR}/dictionary: {} attributes, {} vendors in {elapsed:?}",
+        d.attributes().count(),
+        d.vendors().count()
+    );
+}

@@ -164,6 +164,17 @@ fn status_server_requires_message_authenticator() {
     );
     verify_request(p, &s, false).expect("verifies");
 
+    // Even an Accounting-Response to Status-Server is authenticated.
+    let v = verify_request(p, &s, false).expect("verifies");
+    let mut out = [0u8; 64];
+    let reply = PacketBuilder::reply(&mut out, Code::AccountingResponse, &v)
+        .expect("fits")
+        .finish(&s)
+        .expect("signs");
+    let r = Packet::parse(reply).expect("valid");
+    assert_eq!(r.message_authenticator_offset(), Some(20));
+    verify_response(&r, v.authenticator(), &s).expect("verifies");
+
     let bare = header(12, 20);
     let p = Packet::parse(&bare).expect("valid");
     assert_eq!(

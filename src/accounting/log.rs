@@ -21,6 +21,8 @@ pub struct PendingReply {
     pub key: RequestKey,
     /// Which of the shard's listeners the request came in on (the reply leaves by it).
     pub listener: usize,
+    /// The client's index in the runtime's table, for per-client counters.
+    pub client: usize,
     pub to: SocketAddr,
     start: u32,
     len: u32,
@@ -46,7 +48,7 @@ impl Batch {
         write_line: impl FnOnce(&mut Vec<u8>),
         reply: &[u8],
         key: RequestKey,
-        listener: usize,
+        (listener, client): (usize, usize),
         to: SocketAddr,
     ) {
         write_line(&mut self.lines);
@@ -56,6 +58,7 @@ impl Batch {
         self.replies.push(PendingReply {
             key,
             listener,
+            client,
             to,
             start,
             len: reply.len() as u32,

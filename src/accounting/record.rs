@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 
 use super::time::write_rfc3339;
-use crate::dict::{AttrKey, Dictionary};
+use crate::dict::{AttrKey, Dictionary, Encrypt};
 use crate::proto::{Attribute, VendorAttribute, Verified, VENDOR_SPECIFIC};
 
 /// Reusable buffers, so that formatting a record allocates nothing once warm.
@@ -115,6 +115,11 @@ pub fn write_record(
             }
             n += 1;
             let value = &bytes[off as usize..off as usize + len as usize];
+            if is_secret(dict, key) {
+                // A password-like attribute has no business in an accounting log.
+                json_str(out, "<redacted>");
+                continue;
+            }
             scratch.value.clear();
             dict.format_value(key, value, &mut scratch.value);
             json_str(out, &scratch.value);
@@ -126,7 +131,64 @@ pub fn write_record(
     out.extend_from_slice(b"}}\n");
 }
 
+/// Attributes whose value is a secret: encrypted on the wire or flagged `secret`.
+fn is_secret(dict: &Dictionary, key: AttrKey) -> bool {
+    dict.by_key(key)
+        .is_some_and(|d| d.secret || d.encrypt != Encrypt::None)
+}
+
 fn json_str(out: &mut Vec<u8>, s: &str) {
     // serde_json's escaper writes straight into the Vec: correct escaping, no allocation.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{attr, verify_request, Code, Packet, PacketBuilder, Secret};
+
+    #[test]
+    fn record_is_json_with_names_values_arrays_and_no_secrets() {
+        let secret = Secret::new("s3cret").unwrap();
+        let mut buf = [0u8; 512];
+        let mut b = PacketBuilder::request(&mut buf, Code::AccountingRequest, 7, &[0; 16]).unwrap();
+        b.attr(attr::ACCT_STATUS_TYPE, &3u32.to_be_bytes()).unwrap();
+        b.attr(attr::USER_NAME, b"alice \"quoted\"").unwrap();
+        b.attr(attr::CLASS, b"a").unwrap();
+        b.attr(attr::FRAMED_IP_ADDRESS, &[10, 0, 0, 1]).unwrap();
+        b.attr(attr::CLASS, b"b").unwrap();
+        b.attr(attr::USER_PASSWORD, &[0x55; 16]).unwrap();
+        b.vsa(14122, 8, &1000u32.to_be_bytes()).unwrap();
+        b.attr(200, b"\x01\x02").unwrap();
+        let bytes = b.finish(&secret).unwrap().to_vec();
+        let req = verify_request(Packet::parse(&bytes).unwrap(), &secret, false).unwrap();
+
+        let dict = Dictionary::builtin();
+        let mut out = Vec::new();
+        let mut scratch = Scratch::default();
+        let origin = Origin {
+            client: "nas-1",
+            nas: "127.0.0.1:4000".parse().unwrap(),
+            shard: 1,
+            when: (1_764_124_200, 5),
+        };
+        write_record(&mut out, &mut scratch, &req, origin, &dict);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["time"], "2025-11-26T02:30:00.000005Z");
+        assert_eq!(v["client"], "nas-1");
+        assert_eq!(v["nas"], "127.0.0.1:4000");
+        let a = &v["attributes"];
+        assert_eq!(a["Acct-Status-Type"], "Interim-Update");
+        assert_eq!(a["User-Name"], "alice \"quoted\"");
+        assert_eq!(
+            a["Class"],
+            serde_json::json!(["0x61", "0x62"]),
+            "Class is octets"
+        );
+        assert_eq!(a["Framed-IP-Address"], "10.0.0.1");
+        assert_eq!(a["User-Password"], "<redacted>");
+        assert_eq!(a["WISPr-Bandwidth-Max-Down"], "1000");
+        assert_eq!(a["Attr-200"], "0x0102");
+    }
 }

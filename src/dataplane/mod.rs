@@ -25,7 +25,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, ConfigError};
 use crate::metrics::ShardMetrics;
-use runtime::Runtime;
+use runtime::{Runtime, RuntimeCell};
 use shard::{Listener, Shard};
 use socket::{bind_group, Role};
 
@@ -74,9 +74,63 @@ pub struct ServerHandle {
     pub metrics: Vec<Arc<ShardMetrics>>,
     stop: Arc<StopSignal>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
+    cell: Arc<RuntimeCell>,
+    /// What a reload cannot change without a restart.
+    fixed: Fixed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fixed {
+    shards: usize,
+    listen_auth: Vec<SocketAddr>,
+    listen_acct: Vec<SocketAddr>,
+    accounting_dir: PathBuf,
+    reply_cache: (Duration, usize),
+}
+
+impl Fixed {
+    fn of(config: &Config, shards: usize) -> Fixed {
+        Fixed {
+            shards,
+            listen_auth: config.server.listen_auth.clone(),
+            listen_acct: config.server.listen_acct.clone(),
+            accounting_dir: config.accounting.directory.clone(),
+            reply_cache: (
+                config.server.reply_cache_ttl,
+                config.server.reply_cache_entries,
+            ),
+        }
+    }
 }
 
 impl ServerHandle {
+    /// Replaces clients, users, dictionaries and reply settings without dropping a packet:
+    /// sockets stay open and each shard switches between two batches; work in flight finishes
+    /// under the runtime it started with. A config that does not build is refused and the
+    /// running one stays. Returns the settings that changed but need a restart.
+    pub fn reload(&self, config: &Config) -> Result<Vec<&'static str>, ConfigError> {
+        let rt = Runtime::build(config)?;
+        let new = Fixed::of(
+            config,
+            config.server.shards.unwrap_or(self.fixed.shards).max(1),
+        );
+        let mut ignored = Vec::new();
+        if new.shards != self.fixed.shards {
+            ignored.push("server.shards");
+        }
+        if new.listen_auth != self.fixed.listen_auth || new.listen_acct != self.fixed.listen_acct {
+            ignored.push("server.listen_auth/listen_acct");
+        }
+        if new.accounting_dir != self.fixed.accounting_dir {
+            ignored.push("accounting.directory");
+        }
+        if new.reply_cache != self.fixed.reply_cache {
+            ignored.push("server.reply_cache_ttl/reply_cache_entries");
+        }
+        self.cell.store(Arc::new(rt));
+        Ok(ignored)
+    }
+
     pub fn stop_signal(&self) -> Arc<StopSignal> {
         self.stop.clone()
     }
@@ -153,6 +207,7 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         }
     }
 
+    let cell = Arc::new(RuntimeCell::new(rt));
     let stop = Arc::new(StopSignal::default());
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards)
         .map(|_| Arc::new(ShardMetrics::default()))
@@ -165,7 +220,7 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         } else {
             Placement::Unbound
         };
-        let (rt, stop, m) = (rt.clone(), stop.clone(), metrics[id].clone());
+        let (cell, stop, m) = (cell.clone(), stop.clone(), metrics[id].clone());
         let join = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
             .spawn(move || async move {
@@ -182,8 +237,8 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
                         }
                     })
                     .collect();
-                let shard = Rc::new(RefCell::new(Shard::new(id, shards, rt, listeners, m)));
-                shard::run(shard, stop, STOP_GRACE).await;
+                let shard = Rc::new(RefCell::new(Shard::new(id, shards, &cell, listeners, m)));
+                shard::run(shard, cell, stop, STOP_GRACE).await;
             })
             .map_err(|e| StartError::Shard {
                 shard: id,
@@ -192,6 +247,8 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         joins.push(join);
     }
     Ok(ServerHandle {
+        fixed: Fixed::of(config, shards),
+        cell,
         shards,
         auth_addrs,
         acct_addrs,

@@ -2,6 +2,8 @@
 //! Built once from a [`Config`] (and again on reload); shared by all shards behind an `Arc`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::clients::ClientTable;
@@ -49,5 +51,39 @@ impl Runtime {
             reply_cache_ttl: config.server.reply_cache_ttl,
             reply_cache_entries: config.server.reply_cache_entries,
         })
+    }
+}
+
+/// The current runtime, replaceable while shards run (SIGHUP). Shards compare the generation
+/// once per batch, a read of a cache line that is written only on reload, and take the lock
+/// only when it changed.
+pub struct RuntimeCell {
+    generation: AtomicU64,
+    current: Mutex<Arc<Runtime>>,
+}
+
+impl RuntimeCell {
+    pub fn new(rt: Arc<Runtime>) -> RuntimeCell {
+        RuntimeCell {
+            generation: AtomicU64::new(1),
+            current: Mutex::new(rt),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current runtime and its generation.
+    pub fn load(&self) -> (u64, Arc<Runtime>) {
+        let rt = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock so the pair is consistent with `store`.
+        (self.generation.load(Ordering::Acquire), rt.clone())
+    }
+
+    pub fn store(&self, rt: Arc<Runtime>) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        *cur = rt;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }

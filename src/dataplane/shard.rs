@@ -21,7 +21,7 @@ use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
 use super::notify::Notify;
-use super::runtime::Runtime;
+use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
 use super::StopSignal;
 use crate::accounting::log::Batch;
@@ -30,7 +30,7 @@ use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
-use crate::metrics::{DropReason, DuplicateKind, ShardMetrics};
+use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE,
@@ -51,7 +51,12 @@ pub struct Shard {
     rt: Arc<Runtime>,
     cache: ReplyCache,
     metrics: Arc<ShardMetrics>,
+    /// Per-client counters, indexed like `rt.clients`.
+    client_metrics: Vec<Arc<ClientCounters>>,
     limiters: Vec<Option<RateLimiter>>,
+    /// The runtime generation this shard runs on; see [`RuntimeCell`].
+    generation: u64,
+    shards: usize,
     listeners: Vec<Listener>,
     acct: Batch,
     acct_scratch: Scratch,
@@ -66,30 +71,56 @@ impl Shard {
     pub fn new(
         id: usize,
         shards: usize,
-        rt: Arc<Runtime>,
+        cell: &RuntimeCell,
         listeners: Vec<Listener>,
         metrics: Arc<ShardMetrics>,
     ) -> Shard {
-        let limiters = rt
-            .clients
-            .iter()
-            .map(|c| {
-                c.rate_limit
-                    .map(|r| RateLimiter::new(f64::from(r) / shards as f64))
-            })
-            .collect();
+        let (generation, rt) = cell.load();
         let per_shard = rt.reply_cache_entries;
-        Shard {
+        let mut shard = Shard {
             id,
             cache: ReplyCache::new(rt.reply_cache_ttl, per_shard, per_shard),
-            rt,
+            rt: rt.clone(),
             metrics,
-            limiters,
+            client_metrics: Vec::new(),
+            limiters: Vec::new(),
+            generation,
+            shards,
             listeners,
             acct: Batch::default(),
             acct_scratch: Scratch::default(),
             acct_notify: Rc::new(Notify::default()),
             slow_in_flight: 0,
+        };
+        shard.install(generation, rt);
+        shard
+    }
+
+    /// Switches to a new runtime (start-up or reload). Per-client state is rebuilt for the
+    /// new client table; counters of clients that remain carry on. Work in flight keeps the
+    /// runtime it started with.
+    fn install(&mut self, generation: u64, rt: Arc<Runtime>) {
+        let names: Vec<&str> = rt.clients.iter().map(|c| c.name.as_str()).collect();
+        self.client_metrics = self.metrics.client_counters(&names);
+        let shards = self.shards as f64;
+        self.limiters = rt
+            .clients
+            .iter()
+            .map(|c| {
+                c.rate_limit
+                    .map(|r| RateLimiter::new(f64::from(r) / shards))
+            })
+            .collect();
+        self.rt = rt;
+        self.generation = generation;
+    }
+
+    /// Picks up a reloaded runtime, if any: one read of a shared, rarely written cache line
+    /// per batch.
+    fn refresh(&mut self, cell: &RuntimeCell) {
+        if cell.generation() != self.generation {
+            let (generation, rt) = cell.load();
+            self.install(generation, rt);
         }
     }
 
@@ -111,12 +142,14 @@ impl Shard {
             rt,
             cache,
             metrics: m,
+            client_metrics,
             limiters,
             listeners,
             acct,
             acct_scratch,
             acct_notify,
             slow_in_flight,
+            ..
         } = self;
         m.received.inc();
         if truncated {
@@ -128,6 +161,11 @@ impl Shard {
         };
         let Some(client) = rt.clients.lookup(from.ip()) else {
             return m.count_drop(DropReason::UnknownClient);
+        };
+        // From here on every count is also booked to the client.
+        let m = Counts {
+            shard: m,
+            client: &client_metrics[client.index],
         };
         if let Some(Some(limiter)) = limiters.get_mut(client.index) {
             if !limiter.allow(now) {
@@ -157,13 +195,9 @@ impl Shard {
                 } else {
                     Code::AccountingResponse
                 };
-                let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
-                    if reply == Code::AccountingResponse {
-                        b.message_authenticator()?;
-                    }
-                    Ok(())
-                };
-                return send_reply(tx, from, &req, reply, fill, m, None);
+                // The builder signs every reply to Status-Server with a Message-Authenticator.
+                let fill = |_: &mut PacketBuilder<'_, '_>, _: &Secret| Ok(());
+                return send_reply(tx, from, &req, reply, fill, &m, None);
             }
             (Role::Auth, Code::AccessRequest) | (Role::Acct, Code::AccountingRequest) => {}
             _ => return m.count_drop(DropReason::WrongPort),
@@ -177,9 +211,9 @@ impl Shard {
         };
         match cache.lookup(&key, now) {
             Lookup::New => {}
-            Lookup::InProgress => return m.duplicate(DuplicateKind::InProgress),
+            Lookup::InProgress => return m.shard.duplicate(DuplicateKind::InProgress),
             Lookup::Answered(bytes) => {
-                m.duplicate(DuplicateKind::Replayed);
+                m.shard.duplicate(DuplicateKind::Replayed);
                 m.reply(bytes[0]);
                 tx.push(bytes, from);
                 return;
@@ -209,7 +243,7 @@ impl Shard {
                 |out| write_record(out, acct_scratch, &req, origin, &rt.dict),
                 &buf[..len],
                 key,
-                li,
+                (li, client.index),
                 from,
             );
             acct_notify.notify();
@@ -227,7 +261,7 @@ impl Shard {
                     &req,
                     Code::AccessAccept,
                     fill,
-                    m,
+                    &m,
                     Some((cache, key, now)),
                 );
             }
@@ -243,7 +277,7 @@ impl Shard {
                     &req,
                     Code::AccessReject,
                     fill,
-                    m,
+                    &m,
                     Some((cache, key, now)),
                 );
             }
@@ -283,6 +317,29 @@ impl Shard {
     }
 }
 
+/// The shard's and one client's counters, bumped together.
+struct Counts<'a> {
+    shard: &'a ShardMetrics,
+    client: &'a ClientCounters,
+}
+
+impl Counts<'_> {
+    fn count_drop(&self, reason: DropReason) {
+        self.shard.count_drop(reason);
+        self.client.dropped.inc();
+    }
+
+    fn request(&self, code: u8) {
+        self.shard.request(code);
+        self.client.request(code);
+    }
+
+    fn reply(&self, code: u8) {
+        self.shard.reply(code);
+        self.client.reply(code);
+    }
+}
+
 fn build_reply(
     buf: &mut [u8],
     req: &Verified<'_>,
@@ -304,7 +361,7 @@ fn send_reply(
     req: &Verified<'_>,
     code: Code,
     fill: impl FnOnce(&mut PacketBuilder<'_, '_>, &Secret) -> Result<(), BuildError>,
-    metrics: &ShardMetrics,
+    metrics: &Counts<'_>,
     cache: Option<(&mut ReplyCache, RequestKey, Instant)>,
 ) {
     let Some(slot) = tx.slot() else { return };
@@ -445,6 +502,9 @@ fn spawn_slow_pap(
                 Ok(len) => {
                     s.cache.answer(key, &buf[..len], Instant::now());
                     s.metrics.reply(buf[0]);
+                    if let Some(c) = s.client_metrics.get(client_index) {
+                        c.reply(buf[0]);
+                    }
                     Some((s.listeners[li].socket.clone(), len))
                 }
                 Err(e) => {
@@ -464,7 +524,7 @@ fn spawn_slow_pap(
 }
 
 /// Receives, decides and replies on one listener until the shard stops.
-pub async fn serve_listener(me: ShardRef, li: usize) {
+pub async fn serve_listener(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
     let (socket, fd) = {
         let s = me.borrow();
         (s.listeners[li].socket.clone(), s.listeners[li].fd)
@@ -494,6 +554,7 @@ pub async fn serve_listener(me: ShardRef, li: usize) {
         let now = Instant::now();
         {
             let mut s = me.borrow_mut();
+            s.refresh(&cell);
             for i in 0..n {
                 if let Some((data, from, truncated)) = rx.get(i) {
                     s.handle(&me, li, data, from, truncated, now, &mut tx);
@@ -543,6 +604,9 @@ pub async fn accounting_flusher(me: ShardRef) {
             match result {
                 Ok(()) => {
                     s.metrics.accounting_fsyncs.inc();
+                    s.metrics
+                        .accounting_fsync_latency
+                        .observe_us(started.elapsed().as_micros() as u64);
                     s.metrics.accounting_records.add(batch.records as u64);
                     debug!(
                         records = batch.records,
@@ -559,6 +623,9 @@ pub async fn accounting_flusher(me: ShardRef) {
                         }
                         current = Some(r.listener);
                         s.metrics.reply(bytes[0]);
+                        if let Some(c) = s.client_metrics.get(r.client) {
+                            c.reply(bytes[0]);
+                        }
                         tx.push(bytes, r.to);
                     }
                     flush_to(&s, &mut tx, current);
@@ -592,10 +659,10 @@ fn flush_to(s: &Shard, tx: &mut SendBatch, listener: Option<usize>) {
 
 /// Runs a shard until `stop` is raised, then drains: in-flight work gets up to `grace` to
 /// finish and the accounting queue is committed before the shard returns.
-pub async fn run(me: ShardRef, stop: Arc<StopSignal>, grace: Duration) {
+pub async fn run(me: ShardRef, cell: Arc<RuntimeCell>, stop: Arc<StopSignal>, grace: Duration) {
     let listeners = me.borrow().listeners.len();
     let tasks: Vec<_> = (0..listeners)
-        .map(|li| glommio::spawn_local(serve_listener(me.clone(), li)))
+        .map(|li| glommio::spawn_local(serve_listener(me.clone(), cell.clone(), li)))
         .collect();
     let flusher = glommio::spawn_local(accounting_flusher(me.clone()));
     while !stop.is_raised() {

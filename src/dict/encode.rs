@@ -337,7 +337,7 @@ fn split_value_tag(value: &str) -> Option<(u8, &str)> {
 }
 
 fn parse_uint(text: &str) -> Option<u64> {
-    super::loader::parse_number(text)
+    super::syntax::parse_number(text)
 }
 
 fn strip_hex_prefix(text: &str) -> Option<&str> {

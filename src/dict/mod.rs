@@ -16,6 +16,7 @@ mod encode;
 mod error;
 mod format;
 mod loader;
+mod syntax;
 pub mod types;
 mod wire;
 

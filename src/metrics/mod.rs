@@ -3,7 +3,11 @@
 //! relaxed load and store, which compiles to plain moves, so the hot path shares no cache line
 //! with another core and takes no lock.
 
+pub mod http;
+pub mod prometheus;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// A counter with one writer (its shard) and any number of readers.
 #[derive(Debug, Default)]
@@ -105,11 +109,72 @@ pub const CODES: &[(u8, &str)] = &[
     (43, "CoA-Request"),
 ];
 
-fn code_slot(code: u8) -> usize {
+pub(crate) fn code_slot(code: u8) -> usize {
     CODES
         .iter()
         .position(|(c, _)| *c == code)
         .unwrap_or(CODES.len())
+}
+
+/// A latency histogram with fixed buckets, single writer like [`Counter`].
+#[derive(Debug)]
+pub struct Histogram {
+    /// Counts per bucket: `buckets[i]` counts observations ≤ `LATENCY_BUCKETS_US[i]`
+    /// (not cumulative; the exposition makes them so), the last one everything above.
+    pub buckets: [Counter; LATENCY_BUCKETS_US.len() + 1],
+    pub sum_us: Counter,
+    pub count: Counter,
+}
+
+/// Bucket upper bounds in microseconds: from a fast NVMe fsync to a struggling disk or a slow
+/// directory server.
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| Counter::default()),
+            sum_us: Counter::default(),
+            count: Counter::default(),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[i].inc();
+        self.sum_us.add(us);
+        self.count.inc();
+    }
+}
+
+/// Per-client counters of one shard. The shard indexes them by the client's position in the
+/// table; the scrape merges shards by client name.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    pub requests: [Counter; CODES.len() + 1],
+    pub replies: [Counter; CODES.len() + 1],
+    /// Datagrams from this client dropped after it was identified (bad authenticators, …).
+    pub dropped: Counter,
+}
+
+impl ClientCounters {
+    #[inline]
+    pub fn request(&self, code: u8) {
+        self.requests[code_slot(code)].inc()
+    }
+
+    #[inline]
+    pub fn reply(&self, code: u8) {
+        self.replies[code_slot(code)].inc()
+    }
 }
 
 /// One shard's counters.
@@ -128,6 +193,10 @@ pub struct ShardMetrics {
     pub reply_cache_entries: Counter,
     pub reply_cache_evicted_early: Counter,
     pub in_progress: Counter,
+    pub accounting_fsync_latency: Histogram,
+    /// Per-client counters by name. Locked only when the client table changes (start,
+    /// reload) and at scrape; the hot path uses the shard's own `Arc`s.
+    pub clients: Mutex<Vec<(String, Arc<ClientCounters>)>>,
 }
 
 impl Default for ShardMetrics {
@@ -144,6 +213,8 @@ impl Default for ShardMetrics {
             reply_cache_entries: Counter::default(),
             reply_cache_evicted_early: Counter::default(),
             in_progress: Counter::default(),
+            accounting_fsync_latency: Histogram::default(),
+            clients: Mutex::new(Vec::new()),
         }
     }
 }
@@ -184,6 +255,33 @@ impl ShardMetrics {
     pub fn replies_with(&self, code: u8) -> u64 {
         self.replies[code_slot(code)].get()
     }
+}
+
+impl ShardMetrics {
+    /// Counters for `names` (the current client table, in order), keeping the existing
+    /// counters of clients that stay, so a reload does not reset them.
+    pub fn client_counters(&self, names: &[&str]) -> Vec<Arc<ClientCounters>> {
+        let mut list = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let out: Vec<Arc<ClientCounters>> = names
+            .iter()
+            .map(|n| {
+                list.iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        *list = names
+            .iter()
+            .map(|n| n.to_string())
+            .zip(out.iter().cloned())
+            .collect();
+        out
+    }
+}
+
+pub(crate) fn code_name(slot: usize) -> &'static str {
+    CODES.get(slot).map_or("other", |(_, n)| n)
 }
 
 /// Sums over shards, for a scrape or a test.

@@ -35,8 +35,9 @@ pub struct PacketBuilder<'b, 'r> {
 impl<'b, 'r> PacketBuilder<'b, 'r> {
     /// Starts a reply to `request`. The identifier and (for signing) the
     /// Request Authenticator are taken from the request. Access-Accept,
-    /// -Reject and -Challenge get a Message-Authenticator as their FIRST
-    /// attribute (BlastRADIUS guidance); its value is filled in by `finish`.
+    /// -Reject and -Challenge (and any reply to Status-Server) get a
+    /// Message-Authenticator as their FIRST attribute (BlastRADIUS
+    /// guidance); its value is filled in by `finish`.
     pub fn reply(
         buf: &'b mut [u8],
         code: Code,
@@ -47,10 +48,13 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         }
         let mut b = Self::start(buf, code, request.identifier(), request.authenticator())?;
         b.request = Some(*request.packet());
+        // Replies to Status-Server carry one too: RFC 5997 §3 expects every
+        // response to it to be authenticated by Message-Authenticator.
         if matches!(
             code,
             Code::AccessAccept | Code::AccessReject | Code::AccessChallenge
-        ) {
+        ) || request.code() == Code::StatusServer
+        {
             b.message_authenticator()?;
         }
         Ok(b)

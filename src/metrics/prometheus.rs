@@ -1,0 +1,309 @@
+//! Prometheus text exposition (format 0.0.4) of every shard's counters, summed at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::{
+    code_name, Counter, DropReason, DuplicateKind, Histogram, ShardMetrics, CODES,
+    LATENCY_BUCKETS_US,
+};
+
+/// Renders all metrics. Names start with `radshard_`.
+pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let sum = |f: &dyn Fn(&ShardMetrics) -> u64| shards.iter().map(|s| f(s)).sum::<u64>();
+
+    header(
+        &mut out,
+        "radshard_shards",
+        "gauge",
+        "Number of data-plane shards.",
+    );
+    let _ = writeln!(out, "radshard_shards {}", shards.len());
+
+    header(
+        &mut out,
+        "radshard_datagrams_received_total",
+        "counter",
+        "Datagrams received, per shard.",
+    );
+    for (i, s) in shards.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "radshard_datagrams_received_total{{shard=\"{i}\"}} {}",
+            s.received.get()
+        );
+    }
+
+    header(
+        &mut out,
+        "radshard_dropped_total",
+        "counter",
+        "Datagrams dropped without a reply, by reason.",
+    );
+    for r in DropReason::ALL {
+        let _ = writeln!(
+            out,
+            "radshard_dropped_total{{reason=\"{}\"}} {}",
+            r.label(),
+            sum(&|s| s.dropped(*r))
+        );
+    }
+
+    header(
+        &mut out,
+        "radshard_duplicates_total",
+        "counter",
+        "Retransmissions absorbed (in progress) or answered from the reply cache.",
+    );
+    for k in DuplicateKind::ALL {
+        let _ = writeln!(
+            out,
+            "radshard_duplicates_total{{kind=\"{}\"}} {}",
+            k.label(),
+            sum(&|s| s.duplicates[*k as usize].get())
+        );
+    }
+
+    // Per client and code, merged over shards by client name.
+    let mut clients: BTreeMap<String, ([u64; CODES.len() + 1], [u64; CODES.len() + 1], u64)> =
+        BTreeMap::new();
+    for s in shards {
+        let list = s.clients.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, c) in list.iter() {
+            let e = clients.entry(name.clone()).or_insert((
+                [0; CODES.len() + 1],
+                [0; CODES.len() + 1],
+                0,
+            ));
+            add_into(&mut e.0, &c.requests);
+            add_into(&mut e.1, &c.replies);
+            e.2 += c.dropped.get();
+        }
+    }
+    header(
+        &mut out,
+        "radshard_requests_total",
+        "counter",
+        "Verified requests by client and code.",
+    );
+    for (name, (req, _, _)) in &clients {
+        for (slot, v) in req.iter().enumerate().filter(|(_, v)| **v > 0) {
+            let _ = writeln!(
+                out,
+                "radshard_requests_total{{client=\"{}\",code=\"{}\"}} {v}",
+                escape(name),
+                code_name(slot)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "radshard_replies_total",
+        "counter",
+        "Replies sent by client and code (cached replays included).",
+    );
+    for (name, (_, rep, _)) in &clients {
+        for (slot, v) in rep.iter().enumerate().filter(|(_, v)| **v > 0) {
+            let _ = writeln!(
+                out,
+                "radshard_replies_total{{client=\"{}\",code=\"{}\"}} {v}",
+                escape(name),
+                code_name(slot)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "radshard_client_dropped_total",
+        "counter",
+        "Datagrams from a known client dropped (bad authenticator, rate limit, …).",
+    );
+    for (name, (_, _, d)) in &clients {
+        let _ = writeln!(
+            out,
+            "radshard_client_dropped_total{{client=\"{}\"}} {d}",
+            escape(name)
+        );
+    }
+
+    header(
+        &mut out,
+        "radshard_send_errors_total",
+        "counter",
+        "Replies the kernel refused to send.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_send_errors_total {}",
+        sum(&|s| s.send_errors.get())
+    );
+    header(
+        &mut out,
+        "radshard_reply_cache_entries",
+        "gauge",
+        "Answered requests held for retransmissions.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_reply_cache_entries {}",
+        sum(&|s| s.reply_cache_entries.get())
+    );
+    header(
+        &mut out,
+        "radshard_reply_cache_evicted_early_total",
+        "counter",
+        "Cached replies evicted before their TTL for lack of room.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_reply_cache_evicted_early_total {}",
+        sum(&|s| s.reply_cache_evicted_early.get())
+    );
+    header(
+        &mut out,
+        "radshard_requests_in_progress",
+        "gauge",
+        "Requests being processed (slow path or waiting for accounting fsync).",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_requests_in_progress {}",
+        sum(&|s| s.in_progress.get())
+    );
+    header(
+        &mut out,
+        "radshard_accounting_records_total",
+        "counter",
+        "Accounting records made durable.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_accounting_records_total {}",
+        sum(&|s| s.accounting_records.get())
+    );
+    header(
+        &mut out,
+        "radshard_accounting_fsyncs_total",
+        "counter",
+        "Accounting group commits.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_accounting_fsyncs_total {}",
+        sum(&|s| s.accounting_fsyncs.get())
+    );
+
+    histogram(
+        &mut out,
+        "radshard_accounting_fsync_seconds",
+        "Time to write and fdatasync one accounting batch.",
+        shards.iter().map(|s| &s.accounting_fsync_latency),
+    );
+    out
+}
+
+fn add_into(acc: &mut [u64], counters: &[Counter]) {
+    for (a, c) in acc.iter_mut().zip(counters) {
+        *a += c.get();
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn histogram<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    hs: impl Iterator<Item = &'a Histogram>,
+) {
+    let mut buckets = [0u64; LATENCY_BUCKETS_US.len() + 1];
+    let (mut sum_us, mut count) = (0u64, 0u64);
+    for h in hs {
+        add_into(&mut buckets, &h.buckets);
+        sum_us += h.sum_us.get();
+        count += h.count.get();
+    }
+    header(out, name, "histogram", help);
+    let mut cumulative = 0;
+    for (i, b) in LATENCY_BUCKETS_US.iter().enumerate() {
+        cumulative += buckets[i];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {cumulative}",
+            *b as f64 / 1e6
+        );
+    }
+    cumulative += buckets[LATENCY_BUCKETS_US.len()];
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum {}", sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {count}");
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_summed_counters_and_histograms() {
+        let a = Arc::new(ShardMetrics::default());
+        let b = Arc::new(ShardMetrics::default());
+        a.count_drop(DropReason::UnknownClient);
+        b.count_drop(DropReason::UnknownClient);
+        let ca = a.client_counters(&["lo"]);
+        let cb = b.client_counters(&["lo"]);
+        ca[0].request(1);
+        cb[0].request(1);
+        cb[0].reply(2);
+        a.accounting_fsync_latency.observe_us(300);
+        b.accounting_fsync_latency.observe_us(2_000_000);
+        let text = render(&[a, b]);
+        assert!(
+            text.contains("radshard_dropped_total{reason=\"unknown_client\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("radshard_requests_total{client=\"lo\",code=\"Access-Request\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("radshard_replies_total{client=\"lo\",code=\"Access-Accept\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("radshard_accounting_fsync_seconds_bucket{le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("radshard_accounting_fsync_seconds_bucket{le=\"+Inf\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("radshard_accounting_fsync_seconds_count 2"),
+            "{text}"
+        );
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("radshard_"), "{line}");
+        }
+    }
+
+    #[test]
+    fn client_counters_survive_a_reload() {
+        let m = ShardMetrics::default();
+        let c = m.client_counters(&["a", "b"]);
+        c[1].request(4);
+        let c2 = m.client_counters(&["b", "c"]);
+        assert_eq!(c2[0].requests[crate::metrics::code_slot(4)].get(), 1);
+        assert_eq!(c2[1].requests[crate::metrics::code_slot(4)].get(), 0);
+    }
+}

@@ -14,6 +14,8 @@ FR_THREADS=${FR_THREADS:-4}          # FreeRADIUS fixed worker pool size
 P99_RATE=${P99_RATE:-30000}          # open-loop rate for the same-offered-load p99 comparison
 SOCKETS=${SOCKETS:-4}
 WINDOW=${WINDOW:-256}
+PLACEMENTS=${PLACEMENTS:-"pinned unpinned"}
+WORKLOADS=${WORKLOADS:-"pap reject acct p99"}
 MAX_COUNT=${MAX_COUNT:-5000000}      # every run is bounded by count as well as by time
 # Benchmarks on a shared 2-core box are only as good as its quiet: wait up to this many seconds
 # for the 1-minute load average to drop below QUIET_LOAD before each measured run.
@@ -225,8 +227,8 @@ workload_args() {
     esac
 }
 
-for placement in pinned unpinned; do
-    for workload in pap reject acct p99; do
+for placement in $PLACEMENTS; do
+    for workload in $WORKLOADS; do
         [ "$workload" = p99 ] && [ "$placement" = unpinned ] && continue
         for round in $(seq "$ROUNDS"); do
             # Alternate who goes first so drift (thermal, page cache) does not favour one side.
@@ -235,7 +237,9 @@ for placement in pinned unpinned; do
                 start_server "$server" "$placement"
                 # Short warm-up: caches, thread pool, socket buffers.
                 load "$placement" 1 /dev/null $(workload_args "$workload") || true
-                f="$OUT/$placement-$workload-$server-$round.json"
+                tag=$workload
+                [ "$workload" = p99 ] && tag=p99_$P99_RATE
+                f="$OUT/$placement-$tag-$server-$round.json"
                 wait_quiet
                 echo "$placement-$workload-$server-$round $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/loadavg.txt"
                 load "$placement" "$SECS" "$f" $(workload_args "$workload")
@@ -248,5 +252,5 @@ done
 
 python3 "$ROOT/perf/summarize.py" "$OUT" "$RESULTS" \
     --rounds "$ROUNDS" --secs "$SECS" --fr-version "$FR_VERSION" --fr-threads "$FR_THREADS" \
-    --p99-rate "$P99_RATE" --sockets "$SOCKETS" --window "$WINDOW"
+    --sockets "$SOCKETS" --window "$WINDOW"
 log "raw reports in $OUT; summary in perf/RESULTS.md"

@@ -3,9 +3,10 @@
 //! Each socket owns identifiers 0..=255. A request occupies its identifier's slot until a reply
 //! verifies against the slot's Request Authenticator, or it times out after its retransmissions
 //! (which resend the same bytes: same identifier, same authenticator, as RFC 2865 §2.5 asks).
-//! Timeouts are found through a FIFO of deadlines: the timeout is one constant, so deadlines are
-//! pushed in order and only the front ever needs looking at. Stale entries (the slot moved on)
-//! are recognised by a generation number and skipped.
+//! Timeouts are found by scanning the slots every `timeout / 8` (at most every 10 ms, at least
+//! every 100 µs): a few hundred comparisons per scan, no per-request bookkeeping and no queue
+//! that would grow with the request rate. A deadline is therefore honoured to within one scan
+//! interval.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -32,7 +33,6 @@ const SOCKET_BUFFER: usize = 8 << 20;
 #[derive(Clone, Copy)]
 struct Slot {
     busy: bool,
-    generation: u32,
     kind: Kind,
     expect: Code,
     authenticator: [u8; 16],
@@ -43,6 +43,8 @@ struct Slot {
     origin: Instant,
     /// Retransmissions done.
     tries: u32,
+    /// When to retransmit or give up.
+    deadline: Instant,
     buf: [u8; REQUEST_MAX],
 }
 
@@ -59,14 +61,6 @@ struct Sock {
     /// Identifiers queued in `tx`, in order, to stamp their send time after the flush.
     queued: Vec<(u8, bool)>,
     rx: RecvBatch,
-}
-
-#[derive(Clone, Copy)]
-struct Deadline {
-    sock: u32,
-    id: u8,
-    generation: u32,
-    at: Instant,
 }
 
 /// Validated run parameters.
@@ -145,7 +139,6 @@ pub fn run(args: &BenchArgs, mut factory: RequestFactory) -> Result<Report, Benc
     let now = Instant::now();
     let empty = Slot {
         busy: false,
-        generation: 0,
         kind: Kind::Pap,
         expect: Code::AccessAccept,
         authenticator: [0; 16],
@@ -153,6 +146,7 @@ pub fn run(args: &BenchArgs, mut factory: RequestFactory) -> Result<Report, Benc
         to: plan.auth,
         origin: now,
         tries: 0,
+        deadline: now,
         buf: [0; REQUEST_MAX],
     };
     let mut socks = Vec::with_capacity(sockets);
@@ -169,7 +163,8 @@ pub fn run(args: &BenchArgs, mut factory: RequestFactory) -> Result<Report, Benc
         });
     }
     let mut lg = Loadgen {
-        deadlines: VecDeque::with_capacity(plan.window * (plan.retries as usize + 1) + 1024),
+        scan_every: (plan.timeout / 8).clamp(Duration::from_micros(100), Duration::from_millis(10)),
+        next_scan: now,
         hist: Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .map_err(|e| BenchError::Invalid(format!("histogram: {e}")))?,
         c: Counters::default(),
@@ -185,7 +180,9 @@ pub fn run(args: &BenchArgs, mut factory: RequestFactory) -> Result<Report, Benc
 struct Loadgen {
     plan: Plan,
     socks: Vec<Sock>,
-    deadlines: VecDeque<Deadline>,
+    /// Timeout scan interval and the next scan's time.
+    scan_every: Duration,
+    next_scan: Instant,
     hist: Histogram<u64>,
     c: Counters,
     outstanding: usize,
@@ -361,6 +358,8 @@ impl Loadgen {
             self.plan.auth
         };
         slot.tries = 0;
+        // The flush stamps the real deadline; until then keep the timeout scan off this slot.
+        slot.deadline = self.next_scan + self.plan.timeout;
         if let Some(r) = self.plan.rate {
             slot.origin = start + Duration::from_secs_f64(self.issued as f64 / r);
         }
@@ -391,44 +390,39 @@ impl Loadgen {
             } else {
                 self.c.retransmissions += 1;
             }
-            self.deadlines.push_back(Deadline {
-                sock: s as u32,
-                id,
-                generation: slot.generation,
-                at: t + self.plan.timeout,
-            });
+            slot.deadline = t + self.plan.timeout;
         }
         sock.queued.clear();
     }
 
-    /// Retransmits or times out requests whose deadline passed.
+    /// Retransmits or times out requests whose deadline passed (at most once per scan interval).
     fn expire(&mut self, now: Instant) {
-        while let Some(d) = self.deadlines.front().copied() {
-            if d.at > now {
-                break;
-            }
-            let sock = &mut self.socks[d.sock as usize];
-            let slot = &mut sock.slots[d.id as usize];
-            if !slot.busy || slot.generation != d.generation {
-                self.deadlines.pop_front();
-                continue;
-            }
-            if slot.tries < self.plan.retries {
-                if sock.tx.is_full() {
-                    // Flushed this round; the rest is looked at next time round.
-                    break;
+        if now < self.next_scan || self.outstanding == 0 {
+            return;
+        }
+        self.next_scan = now + self.scan_every;
+        for sock in &mut self.socks {
+            for id in 0..IDS {
+                let slot = &mut sock.slots[id];
+                if !slot.busy || slot.deadline > now {
+                    continue;
                 }
-                self.deadlines.pop_front();
-                slot.tries += 1;
-                sock.tx.push(&slot.buf[..slot.len as usize], slot.to);
-                sock.queued.push((d.id, false));
-            } else {
-                self.deadlines.pop_front();
-                self.c.timeouts += 1;
-                slot.busy = false;
-                slot.generation = slot.generation.wrapping_add(1);
-                sock.free.push_back(d.id);
-                self.outstanding -= 1;
+                if slot.tries < self.plan.retries {
+                    if sock.tx.is_full() {
+                        // The rest of this socket waits for the next scan.
+                        break;
+                    }
+                    slot.tries += 1;
+                    // Not re-armed until the flush stamps it; until then it cannot expire twice
+                    // because the next scan is after the flush.
+                    sock.tx.push(&slot.buf[..slot.len as usize], slot.to);
+                    sock.queued.push((id as u8, false));
+                } else {
+                    self.c.timeouts += 1;
+                    slot.busy = false;
+                    sock.free.push_back(id as u8);
+                    self.outstanding -= 1;
+                }
             }
         }
     }
@@ -470,7 +464,6 @@ impl Loadgen {
         let us = t.saturating_duration_since(slot.origin).as_micros() as u64;
         self.hist.saturating_record(us.max(1));
         slot.busy = false;
-        slot.generation = slot.generation.wrapping_add(1);
         sock.free.push_back(packet.identifier());
         self.outstanding -= 1;
     }
@@ -480,8 +473,8 @@ impl Loadgen {
     fn idle_wait(&self, sending: bool, start: Instant, next_progress: Instant) {
         let now = Instant::now();
         let mut until = now + Duration::from_millis(100);
-        if let Some(d) = self.deadlines.front() {
-            until = until.min(d.at);
+        if self.outstanding > 0 {
+            until = until.min(self.next_scan);
         }
         if sending {
             if let Some(r) = self.plan.rate {

@@ -21,6 +21,10 @@ use crate::proto::{Attribute, VendorAttribute, Verified, VENDOR_SPECIFIC};
 pub struct Scratch {
     items: Vec<(AttrKey, u16, u16)>,
     value: String,
+    /// `YYYY-MM-DDTHH:MM:SS` of `time_secs`: records arrive many per second, so the calendar
+    /// arithmetic is done once a second.
+    time_prefix: Vec<u8>,
+    time_secs: Option<i64>,
 }
 
 /// Where and when a record was received.
@@ -49,43 +53,26 @@ pub fn write_record(
         when: (secs, micros),
     } = origin;
     let bytes = req.packet().as_bytes();
-    let base = bytes.as_ptr() as usize;
-    let offset = |v: &[u8]| (v.as_ptr() as usize - base) as u16;
-    scratch.items.clear();
-    for Attribute { typ, value } in req.attributes() {
-        if typ == VENDOR_SPECIFIC {
-            if let Some(vsa) =
-                VendorAttribute::from_value(value).filter(VendorAttribute::is_well_formed)
-            {
-                for sub in vsa.sub_attributes() {
-                    let key = AttrKey {
-                        vendor: vsa.vendor,
-                        code: u32::from(sub.vtype),
-                    };
-                    scratch
-                        .items
-                        .push((key, offset(sub.value), sub.value.len() as u16));
-                }
-                continue;
-            }
-        }
-        scratch.items.push((
-            AttrKey {
-                vendor: 0,
-                code: u32::from(typ),
-            },
-            offset(value),
-            value.len() as u16,
-        ));
-    }
+    collect(&mut scratch.items, req, bytes);
 
     out.extend_from_slice(b"{\"time\":\"");
-    write_rfc3339(out, secs, micros);
-    out.extend_from_slice(b"\",\"client\":");
+    if scratch.time_secs != Some(secs) {
+        scratch.time_prefix.clear();
+        write_rfc3339(&mut scratch.time_prefix, secs, 0);
+        scratch.time_prefix.truncate(19); // keep `YYYY-MM-DDTHH:MM:SS`
+        scratch.time_secs = Some(secs);
+    }
+    out.extend_from_slice(&scratch.time_prefix);
+    out.push(b'.');
+    push_padded(out, u64::from(micros), 6);
+    out.extend_from_slice(b"Z\",\"client\":");
     json_str(out, client);
     out.extend_from_slice(b",\"nas\":\"");
-    use std::io::Write;
-    let _ = write!(out, "{nas}\",\"shard\":{shard},\"attributes\":{{");
+    push_addr(out, nas);
+    out.extend_from_slice(b"\",\"shard\":");
+    push_padded(out, shard as u64, 1);
+    out.extend_from_slice(b",\"attributes\":{");
+
     let items = &scratch.items;
     let mut first = true;
     for (i, &(key, _, _)) in items.iter().enumerate() {
@@ -96,11 +83,14 @@ pub fn write_record(
             out.push(b',');
         }
         first = false;
-        match dict.name_of(key) {
-            Some(name) => json_str(out, name),
+        // One dictionary lookup per distinct attribute: name, secrecy and type all come from it.
+        let def = dict.by_key(key);
+        match def {
+            Some(d) => json_str(out, &d.name),
             None => json_str(out, &key.fallback_name()),
         }
         out.push(b':');
+        let secret = def.is_some_and(|d| d.secret || d.encrypt != Encrypt::None);
         let count = items[i..].iter().filter(|(k, _, _)| *k == key).count();
         if count > 1 {
             out.push(b'[');
@@ -114,14 +104,17 @@ pub fn write_record(
                 out.push(b',');
             }
             n += 1;
-            let value = &bytes[off as usize..off as usize + len as usize];
-            if is_secret(dict, key) {
+            if secret {
                 // A password-like attribute has no business in an accounting log.
                 json_str(out, "<redacted>");
                 continue;
             }
+            let value = &bytes[off as usize..off as usize + len as usize];
             scratch.value.clear();
-            dict.format_value(key, value, &mut scratch.value);
+            match def {
+                Some(d) => dict.format_def(d, value, &mut scratch.value),
+                None => dict.format_value(key, value, &mut scratch.value),
+            }
             json_str(out, &scratch.value);
         }
         if count > 1 {
@@ -131,10 +124,67 @@ pub fn write_record(
     out.extend_from_slice(b"}}\n");
 }
 
-/// Attributes whose value is a secret: encrypted on the wire or flagged `secret`.
-fn is_secret(dict: &Dictionary, key: AttrKey) -> bool {
-    dict.by_key(key)
-        .is_some_and(|d| d.secret || d.encrypt != Encrypt::None)
+/// Lists the packet's attributes (vendor attributes unpacked) as (key, offset, length) into
+/// the packet, so the writer can group repeats without copying values.
+fn collect(items: &mut Vec<(AttrKey, u16, u16)>, req: &Verified<'_>, bytes: &[u8]) {
+    let base = bytes.as_ptr() as usize;
+    let offset = |v: &[u8]| (v.as_ptr() as usize - base) as u16;
+    items.clear();
+    for Attribute { typ, value } in req.attributes() {
+        if typ == VENDOR_SPECIFIC {
+            if let Some(vsa) =
+                VendorAttribute::from_value(value).filter(VendorAttribute::is_well_formed)
+            {
+                for sub in vsa.sub_attributes() {
+                    let key = AttrKey {
+                        vendor: vsa.vendor,
+                        code: u32::from(sub.vtype),
+                    };
+                    items.push((key, offset(sub.value), sub.value.len() as u16));
+                }
+                continue;
+            }
+        }
+        items.push((
+            AttrKey {
+                vendor: 0,
+                code: u32::from(typ),
+            },
+            offset(value),
+            value.len() as u16,
+        ));
+    }
+}
+
+/// Decimal digits of `n`, zero-padded to at least `width`, without going through `fmt`.
+fn push_padded(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while n > 0 || digits.len() - i < width {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(a) => {
+            for (i, o) in a.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_padded(out, u64::from(*o), 1);
+            }
+            out.push(b':');
+            push_padded(out, u64::from(a.port()), 1);
+        }
+        SocketAddr::V6(a) => {
+            use std::io::Write;
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -145,6 +195,24 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_and_addresses_format_like_fmt() {
+        let mut v = Vec::new();
+        push_padded(&mut v, 42, 6);
+        v.push(b' ');
+        push_padded(&mut v, 0, 1);
+        v.push(b' ');
+        push_padded(&mut v, u64::MAX, 1);
+        v.push(b' ');
+        push_addr(&mut v, "10.0.255.1:1813".parse().unwrap());
+        v.push(b' ');
+        push_addr(&mut v, "[2001:db8::1]:1813".parse().unwrap());
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            format!("000042 0 {} 10.0.255.1:1813 [2001:db8::1]:1813", u64::MAX)
+        );
+    }
     use crate::proto::{attr, verify_request, Code, Packet, PacketBuilder, Secret};
 
     #[test]

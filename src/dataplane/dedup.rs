@@ -11,9 +11,14 @@
 //! can hold for a whole TTL, the oldest answers are evicted early and counted.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// Looked up for every request: foldhash (randomly keyed per process) instead of SipHash, which
+/// profiled at ~10% of the accounting path. Keys come only from clients that passed
+/// authenticator checks.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What identifies one request from one NAS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,7 +92,10 @@ impl ReplyCache {
         let ring_len = (max_answers * RING_BYTES_PER_ENTRY).clamp(2 * 4096, u32::MAX as usize);
         ReplyCache {
             ttl,
-            index: HashMap::with_capacity(max_answers + max_in_progress),
+            index: HashMap::with_capacity_and_hasher(
+                max_answers + max_in_progress,
+                Default::default(),
+            ),
             answers: VecDeque::with_capacity(max_answers),
             max_answers,
             max_in_progress,

@@ -1,6 +1,9 @@
 //! The in-memory dictionary: storage, lookups and FreeRADIUS' redefinition rules.
 
-use std::collections::HashMap;
+/// The dictionary's maps are consulted for every attribute of every logged record: a fast
+/// (keyed) hasher instead of SipHash. Their keys come from the operator's files and from
+/// attribute numbers, which give no useful handle for collision attacks.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use super::types::{AttrDef, AttrKey, AttrType, Layout, VendorDef, VendorRef};
 

@@ -22,10 +22,14 @@ use super::types::{AttrDef, AttrKey, AttrType};
 impl Dictionary {
     /// Appends the text form of `value`, received for attribute `key`, to `out`.
     pub fn format_value(&self, key: AttrKey, value: &[u8], out: &mut String) {
-        let Some(def) = self.by_key(key) else {
-            push_hex(value, out);
-            return;
-        };
+        match self.by_key(key) {
+            Some(def) => self.format_def(def, value, out),
+            None => push_hex(value, out),
+        }
+    }
+
+    /// [`Dictionary::format_value`] for a definition already looked up.
+    pub fn format_def(&self, def: &AttrDef, value: &[u8], out: &mut String) {
         let mut value = value;
         if def.has_tag {
             match (def.ty, value.first()) {

@@ -12,6 +12,7 @@
 
 pub mod accounting;
 pub mod auth;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod dataplane;

@@ -75,6 +75,8 @@ pub struct ServerHandle {
     pub auth_addrs: Vec<SocketAddr>,
     pub acct_addrs: Vec<SocketAddr>,
     pub metrics: Vec<Arc<ShardMetrics>>,
+    /// The backend pool, when a directory is configured.
+    pub backend: Option<Arc<BackendPool>>,
     stop: Arc<StopSignal>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
     cell: Arc<RuntimeCell>,
@@ -226,6 +228,7 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         }
     }
 
+    let backend = rt.backend.clone();
     let cell = Arc::new(RuntimeCell::new(rt));
     let stop = Arc::new(StopSignal::default());
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards)
@@ -272,6 +275,7 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         auth_addrs,
         acct_addrs,
         metrics,
+        backend,
         stop,
         joins,
     })

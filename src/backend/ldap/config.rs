@@ -125,7 +125,10 @@ impl LdapConfig {
                     format!("ldap server {s:?} must start with ldap:// or ldaps://"),
                 ));
             }
-            if s.starts_with("ldap://") && !raw.starttls {
+            let loopback = ["ldap://127.", "ldap://localhost", "ldap://[::1]"]
+                .iter()
+                .any(|p| s.starts_with(p));
+            if s.starts_with("ldap://") && !raw.starttls && !loopback {
                 warnings.push(err(
                     servers_span.clone(),
                     format!(

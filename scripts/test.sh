@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs radshard's whole test suite on a Debian machine, as root or with sudo.
 # Installs the real peers the tests talk to (FreeRADIUS's radclient/radtest, FreeRADIUS's
-# dictionaries) if they are missing, then runs `cargo test`.
+# dictionaries, OpenLDAP's slapd and ldap-utils) if they are missing, then runs `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v radclient >/dev/null 2>&1 || need+=(freeradius-utils)
 [ -f /usr/share/freeradius/dictionary ] || need+=(freeradius-common)
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

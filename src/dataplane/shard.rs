@@ -659,6 +659,24 @@ async fn deliver(
     }
 }
 
+/// Yields to the executor once.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// What a reply carries after policies: the code and the attributes to append.
 struct Fill<'a> {
     user: Option<&'a ReplyAttributes>,
@@ -736,6 +754,11 @@ fn spawn_backend(
     glommio::spawn_local(async move {
         // The pool answers every job by its deadline; a dropped sender means it stopped.
         let outcome = rx.await.unwrap_or(Outcome::Unavailable);
+        // A cached answer is ready at once and glommio may run this task right away, inside
+        // the loop that still borrows the shard: let that borrow end first.
+        while me.try_borrow_mut().is_err() {
+            YieldNow(false).await;
+        }
         let decided = rt.clients.iter().nth(client_index).and_then(|client| {
             let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
             Some((client, req))

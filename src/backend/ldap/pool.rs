@@ -346,3 +346,49 @@ fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String>
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory(servers: &str) -> Directory {
+        let text = format!(
+            "[ldap]\nservers = [{servers:?}]\nbind_dn = \"cn=admin\"\nbind_password = \"x\"\n\
+             base_dn = \"dc=example,dc=org\"\nuser_filter = \"(uid={{user}})\"\nrealms = [\"example.org\"]\n"
+        );
+        let c =
+            crate::config::Config::from_str(&text, std::path::Path::new("t.toml"), None).unwrap();
+        Directory::new(c.ldap.unwrap(), Arc::new(BackendMetrics::default())).unwrap()
+    }
+
+    #[test]
+    fn refuses_before_any_connection() {
+        // Port 1 on loopback: nothing listens, so any attempt to connect would be Unavailable.
+        let d = directory("ldap://127.0.0.1:1");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert_eq!(
+                d.authenticate("alice", b"").await,
+                Outcome::Reject(RejectReason::EmptyPassword),
+                "an empty password must never reach a simple bind"
+            );
+            assert_eq!(
+                d.authenticate("alice", b"\xff\xfe").await,
+                Outcome::Reject(RejectReason::MalformedPassword)
+            );
+            assert_eq!(
+                d.authenticate("alice@other.org", b"pw").await,
+                Outcome::Reject(RejectReason::UnknownRealm)
+            );
+            assert_eq!(
+                d.authenticate("alice@example.org", b"pw").await,
+                Outcome::Unavailable
+            );
+        });
+        assert_eq!(d.metrics.ldap_user_binds.load(Relaxed), 0);
+        assert_eq!(d.metrics.ldap_server_failures.load(Relaxed), 1);
+    }
+}

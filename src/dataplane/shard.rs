@@ -319,11 +319,12 @@ impl Shard {
                 if cache.begin(key).is_err() {
                     return m.count_drop(DropReason::Overloaded);
                 }
+                let deadline = now + backend.config.deadline;
                 let submitted = backend.submit(AuthRequest {
                     client: &client.name,
                     user,
                     password,
-                    deadline: now + backend.config.deadline,
+                    deadline,
                 });
                 match submitted {
                     Submitted::Pending(rx) => {
@@ -337,6 +338,7 @@ impl Shard {
                             req.packet().as_bytes(),
                             client.index,
                             now,
+                            deadline,
                             rx,
                         );
                     }
@@ -748,12 +750,19 @@ fn spawn_backend(
     datagram: &[u8],
     client_index: usize,
     started: Instant,
+    deadline: Instant,
     rx: futures_channel::oneshot::Receiver<Outcome>,
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
-        // The pool answers every job by its deadline; a dropped sender means it stopped.
-        let outcome = rx.await.unwrap_or(Outcome::Unavailable);
+        // The pool answers every job by its deadline once it runs it; a job still queued
+        // behind a stuck directory is answered here when its deadline passes. A dropped
+        // sender means the pool stopped.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome =
+            glommio::timer::timeout(left, async { Ok(rx.await.unwrap_or(Outcome::Unavailable)) })
+                .await
+                .unwrap_or(Outcome::Unavailable);
         // A cached answer is ready at once and glommio may run this task right away, inside
         // the loop that still borrows the shard: let that borrow end first.
         while me.try_borrow_mut().is_err() {

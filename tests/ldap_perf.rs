@@ -211,10 +211,22 @@ fn ldap_pap_throughput() {
     let mut direct = slapd_direct(&slapd.url(), WINDOW, RUN);
     println!("{}", direct.line("slapd direct (search+bind)"));
 
-    let rs = Radshard::start(&format!(
-        "[backend]\nthreads = 2\nnegative_cache_ttl = \"0s\"\n{}",
-        ldap_section(&[slapd.url()], &format!("pool_size = {WINDOW}"))
-    ));
+    let shards: usize = std::env::var("BENCH_SHARDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let threads: usize = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    println!("radshard: {shards} shard(s), {threads} backend thread(s)");
+    let rs = Radshard::start_with_shards(
+        shards,
+        &format!(
+            "[backend]\nthreads = {threads}\nnegative_cache_ttl = \"0s\"\n{}",
+            ldap_section(&[slapd.url()], &format!("pool_size = {WINDOW}"))
+        ),
+    );
     let secret = Secret::new(b"testing123".to_vec()).unwrap();
     let mut st = radius_load(rs.port, WINDOW, RUN, 2, |i, id, buf| {
         let u = i as usize % USERS;
@@ -278,7 +290,7 @@ fn isolation_from_a_frozen_directory() {
                 let _ = sock.send_to(&buf[..len], ("127.0.0.1", port));
                 n += 1;
                 if n % 64 == 0 {
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
             n

@@ -2,7 +2,7 @@
 //!
 //! A tokio multi-thread runtime on its own threads runs the jobs. Shards hand jobs over one
 //! **bounded** crossbeam queue with `try_send`, never blocking, and await the answer on a
-//! `futures` oneshot inside their glommio task. A dispatcher thread takes a job from the queue
+//! `futures` oneshot inside their glommio task. A dispatcher task takes a job from the queue
 //! only when one of `max_in_flight` slots is free, so a slow or dead directory fills the queue
 //! and further requests are shed by policy instead of piling up.
 //!
@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_channel::oneshot;
 use hmac::{Hmac, Mac};
 use md5::Md5;
@@ -106,6 +106,8 @@ struct Inner {
     positive_ttl: Duration,
     negative_ttl: Duration,
     metrics: Arc<BackendMetrics>,
+    /// Wakes the dispatcher when a job is queued.
+    wake: tokio::sync::Notify,
 }
 
 /// Most result-cache entries kept; past that, expired ones are dropped, then all.
@@ -159,14 +161,11 @@ impl BackendPool {
             positive_ttl: config.positive_cache_ttl,
             negative_ttl: config.negative_cache_ttl,
             metrics,
+            wake: tokio::sync::Notify::new(),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue);
-        let handle = runtime.handle().clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight));
-        let d = inner.clone();
-        std::thread::Builder::new()
-            .name("radshard-dispatch".into())
-            .spawn(move || dispatch(rx, d, handle, slots))?;
+        runtime.spawn(dispatch(rx, inner.clone(), slots));
         info!(
             threads = config.threads,
             queue = config.queue,
@@ -231,6 +230,8 @@ impl BackendPool {
         };
         match self.tx.try_send(job) {
             Ok(()) => {
+                // Stores a wake-up if the dispatcher is busy, so none is lost.
+                self.inner.wake.notify_one();
                 m.submitted.fetch_add(1, Relaxed);
                 m.queue_depth.store(self.tx.len() as u64, Relaxed);
                 Submitted::Pending(rx)
@@ -253,20 +254,24 @@ impl Drop for BackendPool {
     }
 }
 
-fn dispatch(
-    rx: Receiver<Job>,
-    inner: Arc<Inner>,
-    handle: tokio::runtime::Handle,
-    slots: Arc<tokio::sync::Semaphore>,
-) {
+/// Takes jobs off the queue only when a slot is free, so a stuck directory leaves them queued
+/// (and new ones shed) rather than piling up as tasks. Runs as a task on the pool's runtime:
+/// a shard's `notify_one` wakes it, no extra thread hop per job.
+async fn dispatch(rx: Receiver<Job>, inner: Arc<Inner>, slots: Arc<tokio::sync::Semaphore>) {
     loop {
-        let Ok(permit) = handle.block_on(slots.clone().acquire_owned()) else {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Ok(job) = rx.recv() else { return };
+        let job = loop {
+            match rx.try_recv() {
+                Ok(job) => break job,
+                Err(TryRecvError::Empty) => inner.wake.notified().await,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        };
         inner.metrics.queue_depth.store(rx.len() as u64, Relaxed);
         let inner = inner.clone();
-        handle.spawn(async move {
+        tokio::spawn(async move {
             inner.metrics.in_flight.fetch_add(1, Relaxed);
             let outcome = inner.run(&job).await;
             inner.metrics.in_flight.fetch_sub(1, Relaxed);

@@ -174,10 +174,14 @@ pub struct Radshard {
 
 impl Radshard {
     pub fn start(extra: &str) -> Radshard {
+        Radshard::start_with_shards(2, extra)
+    }
+
+    pub fn start_with_shards(shards: usize, extra: &str) -> Radshard {
         let dir = tempfile::tempdir().unwrap();
         let (auth, acct) = (free_udp_port(), free_udp_port());
         let text = format!(
-            "[server]\nshards = 2\nlisten_auth = [\"127.0.0.1:{auth}\"]\nlisten_acct = [\"127.0.0.1:{acct}\"]\n\
+            "[server]\nshards = {shards}\nlisten_auth = [\"127.0.0.1:{auth}\"]\nlisten_acct = [\"127.0.0.1:{acct}\"]\n\
              [accounting]\ndirectory = {:?}\n\
              [[clients]]\nname = \"localhost\"\naddresses = [\"127.0.0.1\"]\nsecret = \"testing123\"\ngroup = \"lab\"\n{extra}",
             dir.path().join("acct").display().to_string()

@@ -283,3 +283,40 @@ fn full_queue_sheds_while_local_users_are_served() {
     );
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn ldaps_and_starttls_with_a_ca_file() {
+    let slapd = Slapd::start_tls();
+    let ca = slapd.ca_file().display().to_string();
+    let ldaps = format!("ldaps://127.0.0.1:{}", slapd.tls_port.unwrap());
+    for (url, starttls) in [(ldaps.clone(), false), (slapd.url(), true)] {
+        let rs = Radshard::start(&format!(
+            "{POLICIES}{}",
+            ldap_section(
+                &[url.clone()],
+                &format!("ca_file = {ca:?}\nstarttls = {starttls}")
+            )
+        ));
+        assert_eq!(
+            pap(rs.port, "alice", "alicepw").0.as_deref(),
+            Some("Access-Accept"),
+            "{url}"
+        );
+        assert_eq!(
+            pap(rs.port, "alice", "wrong").0.as_deref(),
+            Some("Access-Reject"),
+            "{url}"
+        );
+    }
+    // Without our CA the certificate is not trusted: the directory is unavailable.
+    let rs = Radshard::start(&format!(
+        "[backend]\ndeadline = \"2s\"\non_unavailable = \"reject\"\n{}",
+        ldap_section(&[ldaps], "")
+    ));
+    assert_eq!(
+        pap(rs.port, "alice", "alicepw").0.as_deref(),
+        Some("Access-Reject")
+    );
+    assert!(rs.backend().ldap_server_failures.load(Relaxed) >= 1);
+    assert_eq!(rs.backend().ldap_user_binds.load(Relaxed), 0);
+}

@@ -31,19 +31,111 @@ pub const ADMIN: &str = "cn=admin,dc=example,dc=org";
 /// OpenLDAP slapd as in shared/recipes/slapd.md, on `port`, in its own temp dir.
 pub struct Slapd {
     pub port: u16,
+    /// The LDAPS port, when started with TLS.
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Slapd {
     pub fn start() -> Slapd {
+        Slapd::start_inner(false)
+    }
+
+    /// With a test CA (`ca_file()`) and a server certificate for IP 127.0.0.1: StartTLS on
+    /// `port`, LDAPS on `tls_port`.
+    pub fn start_tls() -> Slapd {
+        Slapd::start_inner(true)
+    }
+
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_inner(tls: bool) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("data")).unwrap();
+        let mut tls_conf = String::new();
+        if tls {
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ];
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            a.extend([
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=radshard test CA",
+            ]);
+            openssl(d, &a);
+            let mut a = vec!["req"];
+            a.extend(ec);
+            a.extend([
+                "-keyout",
+                "key.pem",
+                "-out",
+                "req.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ]);
+            openssl(d, &a);
+            std::fs::write(
+                d.join("ext.cnf"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "req.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    "cert.pem",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "ext.cnf",
+                ],
+            );
+            tls_conf = format!(
+                "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/cert.pem\nTLSCertificateKeyFile {d}/key.pem\n",
+                d = d.display()
+            );
+        }
         let conf = format!(
             "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
-             pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\nmodulepath /usr/lib/ldap\n\
+             {tls_conf}pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\nmodulepath /usr/lib/ldap\n\
              moduleload back_mdb\nmoduleload memberof\n\
              database mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\nrootdn \"{ADMIN}\"\nrootpw adminpw\n\
              directory {d}/data\nindex objectClass eq\nindex uid,cn,mail eq\n\
@@ -55,6 +147,7 @@ impl Slapd {
         let port = free_tcp_port();
         let mut s = Slapd {
             port,
+            tls_port: tls.then(free_tcp_port),
             child: None,
             dir,
         };
@@ -70,9 +163,13 @@ impl Slapd {
         } else {
             "slapd"
         };
+        let mut urls = format!("ldap://127.0.0.1:{}/", self.port);
+        if let Some(p) = self.tls_port {
+            urls += &format!(" ldaps://127.0.0.1:{p}/");
+        }
         let child = Command::new(bin)
             .args(["-d", "0", "-h"])
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg(urls)
             .arg("-f")
             .arg(d.join("slapd.conf"))
             .stdout(Stdio::null())

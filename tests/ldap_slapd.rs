@@ -293,7 +293,7 @@ fn ldaps_and_starttls_with_a_ca_file() {
         let rs = Radshard::start(&format!(
             "{POLICIES}{}",
             ldap_section(
-                &[url.clone()],
+                std::slice::from_ref(&url),
                 &format!("ca_file = {ca:?}\nstarttls = {starttls}")
             )
         ));

@@ -24,6 +24,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate a configuration the way `serve` would, print warnings, and exit.
     CheckConfig(ConfigArg),
+    /// Generate RADIUS load against a server and report throughput and latency.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

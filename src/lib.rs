@@ -9,10 +9,12 @@
 //! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
 //! * [`accounting`]: the durable accounting log.
 //! * [`metrics`]: per-shard counters merged at scrape time.
+//! * [`bench`]: the `radshard bench` load generator.
 
 pub mod accounting;
 pub mod auth;
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dataplane;

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config(args.config.as_deref()),
         Command::Serve(args) => serve(&args),
+        Command::Bench(args) => radshard::bench::main(&args),
     }
 }
 

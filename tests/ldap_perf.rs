@@ -5,14 +5,14 @@
 //! * `isolation_from_a_frozen_directory`: local-user PAP and accounting throughput with the
 //!   directory frozen and LDAP requests flooding in, against the same without them.
 
-mod common;
+mod ldap_common;
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use ldap_common::*;
 use radshard::proto::{Code, PacketBuilder, Secret};
 
 const USERS: usize = 2000;

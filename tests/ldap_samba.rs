@@ -7,14 +7,14 @@
 //! Samba binds the standard AD ports (389, 636, 88, …) on loopback, so this file has a single
 //! test. It is skipped (with a message) when Samba is not installed; scripts/test.sh installs it.
 
-mod common;
+mod ldap_common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use common::*;
+use ldap_common::*;
 
 struct Samba {
     child: Option<Child>,

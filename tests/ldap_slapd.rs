@@ -2,12 +2,12 @@
 //! end with radclient against radshard in-process: accept, reject reasons, filter injection,
 //! network policies, failover, deadlines, single-flight, the negative cache and load shedding.
 
-mod common;
+mod ldap_common;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use common::*;
+use ldap_common::*;
 use radshard::metrics::DropReason;
 
 const POLICIES: &str = r#"

@@ -69,7 +69,7 @@ mod tests {
                 day: 1
             }
         );
-        // 2000-02-29 is day 11016; 2026-11-26 is day 20418.
+        // 2000-02-29 is day 11016; 2026-11-26 is day 20783.
         assert_eq!(
             civil_from_days(11_016),
             Date {
@@ -79,7 +79,7 @@ mod tests {
             }
         );
         assert_eq!(
-            civil_from_days(20_418),
+            civil_from_days(20_783),
             Date {
                 year: 2026,
                 month: 11,

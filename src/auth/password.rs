@@ -32,7 +32,16 @@ impl StoredPassword {
     pub fn from_hash(h: &Located<SecretText>) -> Result<StoredPassword, ConfigError> {
         let s = h.value.expose();
         if s.starts_with("$argon2id$") {
-            argon2::PasswordHash::new(s)
+            let parsed = argon2::PasswordHash::new(s)
+                .map_err(|e| h.error(format!("invalid argon2id hash: {e}")))?;
+            // The PHC grammar makes salt and hash optional ("$argon2id$garbage" parses, with
+            // "garbage" as the salt); such a hash can never verify, so refuse it here.
+            if parsed.salt.is_none() || parsed.hash.is_none() {
+                return Err(h.error(
+                    "invalid argon2id hash: expected $argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>",
+                ));
+            }
+            argon2::Params::try_from(&parsed)
                 .map_err(|e| h.error(format!("invalid argon2id hash: {e}")))?;
             Ok(StoredPassword::Argon2(s.to_string()))
         } else if s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$") {

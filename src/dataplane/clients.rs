@@ -76,6 +76,11 @@ impl ClientTable {
             .map(|&(_, i)| &self.clients[i])
     }
 
+    /// The client at `index` (its position in the table).
+    pub fn get(&self, index: usize) -> Option<&Client> {
+        self.clients.get(index)
+    }
+
     pub fn len(&self) -> usize {
         self.clients.len()
     }

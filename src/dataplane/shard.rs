@@ -551,7 +551,7 @@ fn spawn_slow_pap(
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
-        let Some(client) = rt.clients.iter().nth(client_index) else {
+        let Some(client) = rt.clients.get(client_index) else {
             return;
         };
         let Ok(Ok(req)) = Packet::parse(&copy).map(|p| verify_request(p, &client.secret, false))
@@ -613,6 +613,9 @@ fn spawn_slow_pap(
                 })
             }
         };
+        if let Err(e) = &built {
+            warn!(error = %e, "cannot build reply");
+        }
         deliver(
             &me,
             li,
@@ -639,7 +642,7 @@ async fn deliver(
     let socket = {
         let mut s = me.borrow_mut();
         s.slow_in_flight -= 1;
-        match reply {
+        let socket = match reply {
             Some(bytes) => {
                 s.cache.answer(key, bytes, Instant::now());
                 s.metrics.reply(bytes[0]);
@@ -652,7 +655,10 @@ async fn deliver(
                 s.cache.abandon(&key);
                 None
             }
-        }
+        };
+        // The receive loop publishes the gauges after each batch; this answer came later.
+        s.publish_gauges();
+        socket
     };
     if let (Some(socket), Some(bytes)) = (socket, reply) {
         if socket.send_to(bytes, from).await.is_err() {
@@ -768,7 +774,7 @@ fn spawn_backend(
         while me.try_borrow_mut().is_err() {
             YieldNow(false).await;
         }
-        let decided = rt.clients.iter().nth(client_index).and_then(|client| {
+        let decided = rt.clients.get(client_index).and_then(|client| {
             let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
             Some((client, req))
         });
@@ -902,6 +908,7 @@ pub async fn serve_listener(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
         let now = Instant::now();
         {
             let mut s = me.borrow_mut();
+            s.metrics.batches.inc();
             s.refresh(&cell);
             for i in 0..n {
                 if let Some((data, from, truncated)) = rx.get(i) {
@@ -986,6 +993,8 @@ pub async fn accounting_flusher(me: ShardRef) {
                     }
                 }
             }
+            // The batch's requests were still in progress when the receive loop last published.
+            s.publish_gauges();
             drop(s);
             batch.clear();
             spare = batch;

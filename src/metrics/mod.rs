@@ -269,6 +269,8 @@ impl ClientCounters {
 #[derive(Debug)]
 pub struct ShardMetrics {
     pub received: Counter,
+    /// Non-empty `recvmmsg` batches: `received / batches` is the average batch size.
+    pub batches: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub duplicates: [Counter; DuplicateKind::COUNT],
     /// Verified requests by code (last slot: other codes).
@@ -291,6 +293,7 @@ impl Default for ShardMetrics {
     fn default() -> Self {
         ShardMetrics {
             received: Counter::default(),
+            batches: Counter::default(),
             drops: std::array::from_fn(|_| Counter::default()),
             duplicates: std::array::from_fn(|_| Counter::default()),
             requests: std::array::from_fn(|_| Counter::default()),

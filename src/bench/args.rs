@@ -1,0 +1,120 @@
+//! `radshard bench` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::config::parse_duration;
+
+/// What each request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Access-Request with User-Password.
+    Pap,
+    /// Access-Request with CHAP-Password.
+    Chap,
+    /// Accounting-Request, cycling Start, Interim-Update, Stop per session.
+    Acct,
+    /// Status-Server (RFC 5997) to the authentication port.
+    Status,
+    /// A mix of the above by `--mix` weights.
+    Mixed,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Authentication server address (PAP, CHAP, Status-Server).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:1812")]
+    pub server: SocketAddr,
+    /// Accounting server address [default: --server's host, port + 1].
+    #[arg(long = "acct-server", value_name = "ADDR:PORT")]
+    pub acct_server: Option<SocketAddr>,
+    /// Shared secret.
+    #[arg(long, default_value = "testing123")]
+    pub secret: String,
+    /// Request kind.
+    #[arg(long, value_enum, default_value = "pap")]
+    pub mode: Mode,
+    /// Weights for `--mode mixed`, e.g. `pap=70,chap=10,acct=15,status=5`.
+    #[arg(long, value_name = "KIND=W,...", default_value = "pap=80,acct=20")]
+    pub mix: String,
+
+    /// Users, one `name password` (or `name:password`) per line; `#` starts a comment.
+    #[arg(long = "users-file", value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+    /// User-Name pattern; one printf-style `%d` (e.g. `%04d`) is replaced by the user number.
+    #[arg(long = "user-pattern", default_value = "user%04d")]
+    pub user_pattern: String,
+    /// Password pattern, numbered like --user-pattern.
+    #[arg(long = "password-pattern", default_value = "pass%04d")]
+    pub password_pattern: String,
+    /// How many users the patterns generate (numbers 0..N).
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// Fraction (0..=1) of PAP/CHAP requests sent with a wrong password (expect Access-Reject).
+    #[arg(
+        long = "wrong-password",
+        default_value_t = 0.0,
+        value_name = "FRACTION"
+    )]
+    pub wrong_password: f64,
+    /// Do not put a Message-Authenticator in Access-Requests.
+    #[arg(long = "no-message-authenticator")]
+    pub no_message_authenticator: bool,
+
+    /// Closed loop: at most N requests outstanding (at most 256 per socket).
+    #[arg(long, default_value_t = 256)]
+    pub window: usize,
+    /// Open loop: send at this fixed rate (requests/s) instead of keeping a window full.
+    #[arg(long, value_name = "REQ/S")]
+    pub rate: Option<f64>,
+    /// Number of source sockets (each has its own 256 identifiers).
+    #[arg(long, default_value_t = 1)]
+    pub sockets: usize,
+    /// Datagrams per sendmmsg/recvmmsg call.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+
+    /// Stop after this many requests (first transmissions).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop sending after this long (e.g. `5s`, `500ms`); outstanding requests are then drained.
+    #[arg(long, value_parser = parse_dur, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+    /// Time without a reply after which a request is retransmitted or counted as timed out.
+    #[arg(long, value_parser = parse_dur, default_value = "1s", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Retransmissions (same identifier and authenticator) before a request times out.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Instead of generating load, run a trivial responder on ADDR:PORT that answers every
+    /// request with a signed Accept (or Accounting-Response) and nothing else; used to show
+    /// the loader is not the bottleneck.
+    #[arg(long, value_name = "ADDR:PORT", hide = true)]
+    pub responder: Option<SocketAddr>,
+}
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+impl BenchArgs {
+    /// Where Accounting-Requests go.
+    pub fn acct_addr(&self) -> SocketAddr {
+        self.acct_server.unwrap_or_else(|| {
+            let mut a = self.server;
+            a.set_port(a.port().wrapping_add(1));
+            a
+        })
+    }
+}

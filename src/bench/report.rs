@@ -1,0 +1,233 @@
+//! The result of a run: counters, throughput and the latency summary, as a table or as JSON.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::args::{BenchArgs, Mode};
+use crate::proto::Code;
+
+/// Everything the loader counts. Replies are only counted by code once they verified.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Requests sent (first transmissions).
+    pub sent: u64,
+    pub retransmissions: u64,
+    /// Replies that verified and matched an outstanding request.
+    pub replies: u64,
+    pub access_accept: u64,
+    pub access_reject: u64,
+    pub access_challenge: u64,
+    pub accounting_response: u64,
+    pub other_code: u64,
+    /// Requests that got no verified reply after all retransmissions.
+    pub timeouts: u64,
+    /// Replies with a wrong Response Authenticator or Message-Authenticator.
+    pub bad_authenticator: u64,
+    /// Datagrams that are not well-formed RADIUS.
+    pub malformed: u64,
+    /// Replies for no outstanding request (late after a timeout, duplicates, wrong source).
+    pub unmatched: u64,
+    /// Verified replies whose code is not the one expected (e.g. Accept for a wrong password).
+    pub unexpected: u64,
+    /// Access-Accept/Reject without Message-Authenticator (BlastRADIUS-unsafe server).
+    pub missing_message_authenticator: u64,
+    /// Datagrams the kernel refused to send (left to the retransmission timer).
+    pub send_errors: u64,
+    pub recv_errors: u64,
+}
+
+impl Counters {
+    pub fn count_code(&mut self, code: Code) {
+        self.replies += 1;
+        match code {
+            Code::AccessAccept => self.access_accept += 1,
+            Code::AccessReject => self.access_reject += 1,
+            Code::AccessChallenge => self.access_challenge += 1,
+            Code::AccountingResponse => self.accounting_response += 1,
+            _ => self.other_code += 1,
+        }
+    }
+
+    /// Replies that could not be trusted or placed.
+    pub fn bad(&self) -> u64 {
+        self.bad_authenticator + self.malformed + self.unmatched
+    }
+}
+
+/// Latency in microseconds, from the first transmission (closed loop) or from when the request
+/// was due (open loop) to its verified reply.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: String,
+    pub server: String,
+    pub acct_server: String,
+    /// `closed` (window) or `open` (fixed rate).
+    pub load: &'static str,
+    pub window: usize,
+    pub offered_rate: Option<f64>,
+    pub sockets: usize,
+    pub message_authenticator: bool,
+    pub wrong_password_fraction: f64,
+    /// From the first send to the last reply (or the end of sending if none came).
+    pub elapsed_s: f64,
+    /// Verified replies per second over `elapsed_s`.
+    pub requests_per_s: f64,
+    pub counts: Counters,
+    pub latency_us: Latency,
+}
+
+impl Report {
+    pub fn new(
+        args: &BenchArgs,
+        window: usize,
+        elapsed_s: f64,
+        counts: Counters,
+        hist: &Histogram<u64>,
+    ) -> Report {
+        let mode = match args.mode {
+            Mode::Pap => "pap".to_string(),
+            Mode::Chap => "chap".to_string(),
+            Mode::Acct => "acct".to_string(),
+            Mode::Status => "status".to_string(),
+            Mode::Mixed => format!("mixed({})", args.mix),
+        };
+        let q = |p: f64| {
+            if hist.is_empty() {
+                0
+            } else {
+                hist.value_at_quantile(p)
+            }
+        };
+        Report {
+            mode,
+            server: args.server.to_string(),
+            acct_server: args.acct_addr().to_string(),
+            load: if args.rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
+            window,
+            offered_rate: args.rate,
+            sockets: args.sockets,
+            message_authenticator: !args.no_message_authenticator,
+            wrong_password_fraction: args.wrong_password,
+            elapsed_s,
+            requests_per_s: if elapsed_s > 0.0 {
+                counts.replies as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            latency_us: Latency {
+                min: if hist.is_empty() { 0 } else { hist.min() },
+                mean: if hist.is_empty() { 0.0 } else { hist.mean() },
+                p50: q(0.50),
+                p90: q(0.90),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: if hist.is_empty() { 0 } else { hist.max() },
+            },
+            counts,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising plain numbers and strings cannot fail; fall back to an empty object anyway.
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn to_table(&self) -> String {
+        let c = &self.counts;
+        let l = &self.latency_us;
+        let mut s = String::new();
+        let load = match self.offered_rate {
+            Some(r) => format!("open loop, {r:.0} req/s offered"),
+            None => format!("closed loop, window {}", self.window),
+        };
+        let _ = writeln!(
+            s,
+            "radshard bench: {} → {} (acct {}), {load}, {} socket(s), Message-Authenticator {}",
+            self.mode,
+            self.server,
+            self.acct_server,
+            self.sockets,
+            if self.message_authenticator {
+                "on"
+            } else {
+                "off"
+            },
+        );
+        let row = |s: &mut String, k: &str, v: String| {
+            let _ = writeln!(s, "  {k:<22} {v}");
+        };
+        row(&mut s, "elapsed", format!("{:.3} s", self.elapsed_s));
+        row(
+            &mut s,
+            "throughput",
+            format!("{:.0} requests/s", self.requests_per_s),
+        );
+        row(
+            &mut s,
+            "sent",
+            format!("{} (+{} retransmissions)", c.sent, c.retransmissions),
+        );
+        row(&mut s, "replies (verified)", c.replies.to_string());
+        for (k, v) in [
+            ("  Access-Accept", c.access_accept),
+            ("  Access-Reject", c.access_reject),
+            ("  Access-Challenge", c.access_challenge),
+            ("  Accounting-Response", c.accounting_response),
+            ("  other codes", c.other_code),
+        ] {
+            if v > 0 {
+                row(&mut s, k, v.to_string());
+            }
+        }
+        row(&mut s, "timeouts", c.timeouts.to_string());
+        row(
+            &mut s,
+            "bad replies",
+            format!(
+                "{} (authenticator {}, malformed {}, unmatched {})",
+                c.bad(),
+                c.bad_authenticator,
+                c.malformed,
+                c.unmatched
+            ),
+        );
+        row(&mut s, "unexpected code", c.unexpected.to_string());
+        if c.missing_message_authenticator > 0 {
+            row(
+                &mut s,
+                "no Message-Authenticator",
+                c.missing_message_authenticator.to_string(),
+            );
+        }
+        if c.send_errors + c.recv_errors > 0 {
+            row(
+                &mut s,
+                "socket errors",
+                format!("send {} recv {}", c.send_errors, c.recv_errors),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  latency (µs)           min {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}",
+            l.min, l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        );
+        s
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs radshard's whole test suite on a Debian machine, as root or with sudo.
 # Installs the real peers the tests talk to (FreeRADIUS's radclient/radtest, FreeRADIUS's
-# dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC) if they are missing, then runs `cargo test`.
+# dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC, openssl for test
+# certificates) if they are missing, then runs `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v radclient >/dev/null 2>&1 || need+=(freeradius-utils)
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 command -v samba >/dev/null 2>&1 || [ -x /usr/sbin/samba ] || need+=(samba samba-ad-dc winbind krb5-user)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

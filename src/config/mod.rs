@@ -599,14 +599,17 @@ fn backend(
         Some(n) => Ok(n.into_inner()),
         None => Ok(default),
     };
-    let deadline = raw.deadline.map_or(d.deadline, |v| v.0);
-    if deadline.is_zero() {
-        return Err(ConfigError::new(
-            origin,
-            0,
-            "backend.deadline must be positive",
-        ));
-    }
+    let deadline = match raw.deadline {
+        Some(v) if v.get_ref().0.is_zero() => {
+            return Err(ConfigError::new(
+                origin,
+                at(v.span()),
+                "backend.deadline must be positive",
+            ))
+        }
+        Some(v) => v.into_inner().0,
+        None => d.deadline,
+    };
     Ok(BackendConfig {
         threads: bounded(raw.threads, "threads", 256, d.threads)?,
         queue: bounded(raw.queue, "queue", 1 << 20, d.queue)?,

@@ -51,7 +51,7 @@ pub struct RawBackend {
     /// Jobs running at once (default 256).
     pub max_in_flight: Option<Spanned<usize>>,
     /// From a request's arrival to its answer (default "3s"): keep it below the NAS timeout.
-    pub deadline: Option<DurationValue>,
+    pub deadline: Option<Spanned<DurationValue>>,
     /// When the queue is full: "drop" (the NAS retries) or "reject".
     pub on_overload: Option<ShedPolicy>,
     /// When no directory answers by the deadline: "drop" or "reject".

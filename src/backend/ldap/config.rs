@@ -21,10 +21,9 @@ pub struct RawLdap {
     /// PEM CA bundle trusted for LDAPS/StartTLS; absent: the system roots.
     pub ca_file: Option<Spanned<PathBuf>>,
     /// Skips certificate verification. For tests only; check-config warns.
-    #[serde(default)]
-    pub tls_insecure_skip_verify: bool,
+    pub tls_insecure_skip_verify: Option<Spanned<bool>>,
     pub bind_dn: String,
-    pub bind_password: String,
+    pub bind_password: Spanned<String>,
     pub base_dn: String,
     /// A filter with `{user}`, e.g. `(uid={user})` or `(sAMAccountName={user})`.
     pub user_filter: Spanned<String>,
@@ -194,27 +193,30 @@ impl LdapConfig {
             }
             reject_messages.insert(reason, msg.into_inner());
         }
-        if raw.tls_insecure_skip_verify {
-            warnings.push(ConfigError::new(
-                origin,
-                0,
-                "ldap.tls_insecure_skip_verify = true: the directory's certificate is not checked",
-            ));
-        }
-        if raw.bind_password.is_empty() {
-            return Err(ConfigError::new(
-                origin,
-                0,
-                "ldap.bind_password must not be empty (an empty simple bind is unauthenticated)",
+        let tls_insecure_skip_verify = match raw.tls_insecure_skip_verify {
+            Some(v) if *v.get_ref() => {
+                warnings.push(err(
+                    v.span(),
+                    "ldap.tls_insecure_skip_verify = true: the directory's certificate is not checked".into(),
+                ));
+                true
+            }
+            _ => false,
+        };
+        if raw.bind_password.get_ref().is_empty() {
+            return Err(err(
+                raw.bind_password.span(),
+                "ldap.bind_password must not be empty (an empty simple bind is unauthenticated)"
+                    .into(),
             ));
         }
         Ok(LdapConfig {
             servers,
             starttls: raw.starttls,
             ca_file,
-            tls_insecure_skip_verify: raw.tls_insecure_skip_verify,
+            tls_insecure_skip_verify,
             bind_dn: raw.bind_dn,
-            bind_password: SecretText::new(raw.bind_password),
+            bind_password: SecretText::new(raw.bind_password.into_inner()),
             group_base_dn: raw.group_base_dn.unwrap_or_else(|| raw.base_dn.clone()),
             base_dn: raw.base_dn,
             user_filter,

@@ -256,15 +256,17 @@ impl Shard {
         let (method, decision) = rt.users.decide(&req);
         match decision {
             Decision::Accept(user) => {
-                let input = PolicyInput::from_request(
-                    &req,
-                    &client.name,
-                    client.group.as_deref(),
-                    &user.groups,
-                    method,
-                    AuthSource::Local,
-                );
-                let (code, fill) = decide_policy(rt, &input, Some(&user.reply));
+                let input = || {
+                    PolicyInput::from_request(
+                        &req,
+                        &client.name,
+                        client.group.as_deref(),
+                        &user.groups,
+                        method,
+                        AuthSource::Local,
+                    )
+                };
+                let (code, fill) = decide_policy(rt, input, Some(&user.reply));
                 let outcome = if code == Code::AccessAccept {
                     "accept"
                 } else {
@@ -576,15 +578,17 @@ fn spawn_slow_pap(
         let mut buf = [0u8; MAX_PACKET_LEN];
         let built = match (ok, user) {
             (true, Some(u)) => {
-                let input = PolicyInput::from_request(
-                    &req,
-                    &client.name,
-                    client.group.as_deref(),
-                    &u.groups,
-                    Some(Method::Pap),
-                    AuthSource::Local,
-                );
-                let (code, fill) = decide_policy(&rt, &input, Some(&u.reply));
+                let input = || {
+                    PolicyInput::from_request(
+                        &req,
+                        &client.name,
+                        client.group.as_deref(),
+                        &u.groups,
+                        Some(Method::Pap),
+                        AuthSource::Local,
+                    )
+                };
+                let (code, fill) = decide_policy(&rt, input, Some(&u.reply));
                 let accepted = code == Code::AccessAccept;
                 log_decision(
                     &req,
@@ -708,12 +712,18 @@ impl Fill<'_> {
 }
 
 /// Runs the network policies for an authenticated user.
-fn decide_policy<'a>(
+fn decide_policy<'a, 'i>(
     rt: &'a Runtime,
-    input: &PolicyInput<'_>,
+    input: impl FnOnce() -> PolicyInput<'i>,
     user_reply: Option<&'a ReplyAttributes>,
 ) -> (Code, Fill<'a>) {
-    match rt.policies.decide(input) {
+    // Without policies (the common local-only setup) the request is not even looked at.
+    let verdict = if rt.policies.is_empty() {
+        Verdict::Accept(None)
+    } else {
+        rt.policies.decide(&input())
+    };
+    match verdict {
         Verdict::Accept(p) => {
             if let Some(p) = p {
                 debug!(policy = %p.name, mfa = p.mfa, "network policy matched");
@@ -794,15 +804,17 @@ fn spawn_backend(
         };
         let built = match &outcome {
             Outcome::Accept(id) => {
-                let input = PolicyInput::from_request(
-                    &req,
-                    &client.name,
-                    client.group.as_deref(),
-                    &id.groups,
-                    method,
-                    AuthSource::Ldap,
-                );
-                let (code, fill) = decide_policy(&rt, &input, None);
+                let input = || {
+                    PolicyInput::from_request(
+                        &req,
+                        &client.name,
+                        client.group.as_deref(),
+                        &id.groups,
+                        method,
+                        AuthSource::Ldap,
+                    )
+                };
+                let (code, fill) = decide_policy(&rt, input, None);
                 if code == Code::AccessAccept {
                     info!(
                         target: "radshard::auth",

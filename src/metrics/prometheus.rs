@@ -378,6 +378,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn renders_the_backend_pool() {
+        let b = BackendMetrics::default();
+        b.shed.fetch_add(3, Relaxed);
+        b.queue_capacity.store(64, Relaxed);
+        b.outcome("bad_password");
+        b.outcome("accept");
+        b.outcome("accept");
+        b.latency.observe_us(4_000);
+        let mut out = String::new();
+        render_backend(&mut out, &b);
+        for line in [
+            "radshard_backend_shed_total 3",
+            "radshard_backend_queue_capacity 64",
+            "radshard_ldap_outcomes_total{outcome=\"accept\"} 2",
+            "radshard_ldap_outcomes_total{outcome=\"bad_password\"} 1",
+            "radshard_backend_latency_seconds_bucket{le=\"0.005\"} 1",
+            "radshard_backend_latency_seconds_count 1",
+            "radshard_backend_cache_hits_total{kind=\"negative\"} 0",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    #[test]
     fn renders_summed_counters_and_histograms() {
         let a = Arc::new(ShardMetrics::default());
         let b = Arc::new(ShardMetrics::default());

@@ -11,7 +11,7 @@ use super::filter::RealmMode;
 use crate::config::schema::DurationValue;
 use crate::config::{ConfigError, SecretText};
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLdap {
     /// `ldap://host:port` or `ldaps://host:port`, tried in order (failover).
@@ -54,6 +54,17 @@ pub struct RawLdap {
     /// …); none by default.
     #[serde(default)]
     pub reject_messages: BTreeMap<String, Spanned<String>>,
+}
+
+impl std::fmt::Debug for RawLdap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the service account's password.
+        f.debug_struct("RawLdap")
+            .field("servers", self.servers.get_ref())
+            .field("bind_dn", &self.bind_dn)
+            .field("base_dn", &self.base_dn)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

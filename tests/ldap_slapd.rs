@@ -325,3 +325,66 @@ fn ldaps_and_starttls_with_a_ca_file() {
     assert!(rs.backend().ldap_server_failures.load(Relaxed) >= 1);
     assert_eq!(rs.backend().ldap_user_binds.load(Relaxed), 0);
 }
+
+/// The pool's API directly, from several threads (as several shards would call it).
+#[test]
+fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
+    use radshard::backend::{AuthRequest, BackendPool, Outcome, Submitted};
+    let slapd = std::sync::Arc::new(Slapd::start());
+    let text = format!(
+        "[backend]\npositive_cache_ttl = \"30s\"\ndeadline = \"5s\"\n{}",
+        ldap_section(&[slapd.url()], "")
+    );
+    let config =
+        radshard::config::Config::from_str(&text, std::path::Path::new("t.toml"), None).unwrap();
+    let pool = BackendPool::start(&config.backend, config.ldap.as_ref().unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ask = |pool: &BackendPool, user: &str, pw: &str| match pool.submit(AuthRequest {
+        client: "nas1",
+        user,
+        password: pw.as_bytes(),
+        deadline: Instant::now() + Duration::from_secs(5),
+    }) {
+        Submitted::Pending(rx) => rx,
+        Submitted::Shed => panic!("shed"),
+    };
+
+    // Identity: the alternate login ID (mail) is presented; groups come from memberOf.
+    let first = rt.block_on(ask(&pool, "alice", "alicepw")).unwrap();
+    let Outcome::Accept(id) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(id.presented, "alice@example.org");
+    assert_eq!(id.dn, "uid=alice,ou=people,dc=example,dc=org");
+    assert_eq!(id.groups, ["cn=radius-users,ou=groups,dc=example,dc=org"]);
+    let binds = pool.metrics().ldap_user_binds.load(Relaxed);
+
+    // The positive cache answers the same attempt without a bind.
+    assert!(matches!(
+        rt.block_on(ask(&pool, "alice", "alicepw")).unwrap(),
+        Outcome::Accept(_)
+    ));
+    assert_eq!(pool.metrics().cache_hits_positive.load(Relaxed), 1);
+    assert_eq!(pool.metrics().ldap_user_binds.load(Relaxed), binds);
+
+    // Four threads submit the same new attempt while slapd is frozen: one bind.
+    slapd.pause();
+    let pool = std::sync::Arc::new(pool);
+    let receivers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || ask(&pool, "bob", "bobpw"))
+        })
+        .map(|t| t.join().unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    slapd.resume();
+    for rx in receivers {
+        assert!(matches!(rt.block_on(rx).unwrap(), Outcome::Accept(_)));
+    }
+    assert_eq!(pool.metrics().ldap_user_binds.load(Relaxed), binds + 1);
+    assert_eq!(pool.metrics().joined.load(Relaxed), 3);
+}

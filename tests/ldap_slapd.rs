@@ -385,6 +385,15 @@ fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
     for rx in receivers {
         assert!(matches!(rt.block_on(rx).unwrap(), Outcome::Accept(_)));
     }
-    assert_eq!(pool.metrics().ldap_user_binds.load(Relaxed), binds + 1);
-    assert_eq!(pool.metrics().joined.load(Relaxed), 3);
+    let m = pool.metrics();
+    let diag = format!(
+        "binds {} (before {binds}), joined {}, submitted {}, failures {}, outcomes {:?}",
+        m.ldap_user_binds.load(Relaxed),
+        m.joined.load(Relaxed),
+        m.submitted.load(Relaxed),
+        m.ldap_server_failures.load(Relaxed),
+        m.outcomes.lock().unwrap()
+    );
+    assert_eq!(m.ldap_user_binds.load(Relaxed), binds + 1, "{diag}");
+    assert_eq!(m.joined.load(Relaxed), 3, "{diag}");
 }

@@ -387,7 +387,7 @@ pub fn ldap_section(servers: &[String], extra: &str) -> String {
     format!(
         "[ldap]\nservers = [{}]\nbind_dn = \"{ADMIN}\"\nbind_password = \"adminpw\"\nbase_dn = \"{SUFFIX}\"\n\
          user_filter = \"(&(objectClass=inetOrgPerson)(uid={{user}}))\"\nalternate_login_attribute = \"mail\"\n\
-         connect_timeout = \"500ms\"\n{extra}\n",
+         connect_timeout = \"3s\"\n{extra}\n",
         list.join(", ")
     )
 }

@@ -212,6 +212,30 @@ impl Slapd {
     /// Freezes slapd: connections are accepted by the kernel but nothing is answered.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
+        // kill(2) returns before every thread has stopped; wait until /proc says they have.
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|tasks| {
+                    tasks.flatten().all(|t| {
+                        std::fs::read_to_string(t.path().join("stat"))
+                            .ok()
+                            .and_then(|st| {
+                                st.rsplit_once(')')
+                                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+                            })
+                            .unwrap_or(true)
+                    })
+                })
+                .unwrap_or(true);
+            if stopped {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn resume(&self) {

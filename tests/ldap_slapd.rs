@@ -397,3 +397,46 @@ fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
     assert_eq!(m.ldap_user_binds.load(Relaxed), binds + 1, "{diag}");
     assert_eq!(m.joined.load(Relaxed), 3, "{diag}");
 }
+
+#[test]
+fn reload_swaps_policies_and_keeps_the_directory_pool() {
+    let slapd = Slapd::start();
+    let ldap = ldap_section(&[slapd.url()], "");
+    let vlan = |n: u32| {
+        format!(
+            "{ldap}[[policies]]\nname = \"v\"\ngroups = [\"radius-users\"]\n\
+             reply = {{ Tunnel-Type = \"VLAN\", Tunnel-Medium-Type = \"IEEE-802\", Tunnel-Private-Group-Id = \"{n}\" }}\n"
+        )
+    };
+    let rs = Radshard::start(&vlan(42));
+    let (code, text) = pap(rs.port, "alice", "alicepw");
+    assert_eq!(code.as_deref(), Some("Access-Accept"));
+    assert!(
+        text.contains("Tunnel-Private-Group-Id:0 = \"42\""),
+        "{text}"
+    );
+    let connects = rs.backend().ldap_connects.load(Relaxed);
+
+    assert!(
+        rs.reload(&vlan(43)).is_empty(),
+        "policies reload without a restart"
+    );
+    let (code, text) = pap(rs.port, "bob", "bobpw");
+    assert_eq!(code.as_deref(), Some("Access-Accept"));
+    assert!(
+        text.contains("Tunnel-Private-Group-Id:0 = \"43\""),
+        "{text}"
+    );
+    assert_eq!(
+        rs.backend().ldap_connects.load(Relaxed),
+        connects,
+        "the pool and its connections survive the reload"
+    );
+
+    // Directory settings need a restart, and the reload says so.
+    let changed = ldap.replace(
+        "alternate_login_attribute = \"mail\"",
+        "alternate_login_attribute = \"cn\"",
+    );
+    assert_eq!(rs.reload(&changed), ["backend/ldap"]);
+}

@@ -290,6 +290,8 @@ pub fn base_ldif() -> String {
 pub struct Radshard {
     pub handle: Option<radshard::dataplane::ServerHandle>,
     pub port: u16,
+    /// The config text minus `extra`, for reloads.
+    pub base: String,
     _dir: tempfile::TempDir,
 }
 
@@ -301,20 +303,31 @@ impl Radshard {
     pub fn start_with_shards(shards: usize, extra: &str) -> Radshard {
         let dir = tempfile::tempdir().unwrap();
         let (auth, acct) = (free_udp_port(), free_udp_port());
-        let text = format!(
+        let base = format!(
             "[server]\nshards = {shards}\nlisten_auth = [\"127.0.0.1:{auth}\"]\nlisten_acct = [\"127.0.0.1:{acct}\"]\n\
              [accounting]\ndirectory = {:?}\n\
-             [[clients]]\nname = \"localhost\"\naddresses = [\"127.0.0.1\"]\nsecret = \"testing123\"\ngroup = \"lab\"\n{extra}",
+             [[clients]]\nname = \"localhost\"\naddresses = [\"127.0.0.1\"]\nsecret = \"testing123\"\ngroup = \"lab\"\n",
             dir.path().join("acct").display().to_string()
         );
+        let text = format!("{base}{extra}");
         let config = radshard::config::Config::from_str(&text, Path::new("test.toml"), None)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let handle = radshard::dataplane::start(&config).expect("start radshard");
         Radshard {
             handle: Some(handle),
             port: auth,
+            base,
             _dir: dir,
         }
+    }
+
+    /// Reloads with `extra` in place of the original (as SIGHUP would); returns the settings
+    /// that need a restart.
+    pub fn reload(&self, extra: &str) -> Vec<&'static str> {
+        let text = format!("{}{extra}", self.base);
+        let config = radshard::config::Config::from_str(&text, Path::new("test.toml"), None)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        self.handle.as_ref().unwrap().reload(&config).unwrap()
     }
 
     pub fn backend(&self) -> &radshard::metrics::BackendMetrics {

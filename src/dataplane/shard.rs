@@ -33,7 +33,7 @@ use crate::auth::{Method, RejectReason};
 use crate::backend::{AuthRequest, Outcome, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
-use crate::policy::{AuthSource, PolicyInput, ReplyAttributes, Verdict};
+use crate::policy::{AuthSource, NetworkPolicy, PolicyInput, ReplyAttributes, Verdict};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE,
@@ -691,6 +691,8 @@ impl std::future::Future for YieldNow {
 
 /// What a reply carries after policies: the code and the attributes to append.
 struct Fill<'a> {
+    /// The network policy that decided, if any (its MFA flag is for the next stage).
+    matched: Option<&'a NetworkPolicy>,
     user: Option<&'a ReplyAttributes>,
     policy: Option<&'a ReplyAttributes>,
     message: Option<&'a [u8]>,
@@ -731,6 +733,7 @@ fn decide_policy<'a, 'i>(
             (
                 Code::AccessAccept,
                 Fill {
+                    matched: p,
                     user: user_reply,
                     policy: p.map(|p| &p.reply),
                     message: None,
@@ -745,6 +748,7 @@ fn decide_policy<'a, 'i>(
             (
                 Code::AccessReject,
                 Fill {
+                    matched: p,
                     user: None,
                     policy: None,
                     message: rt.reject_reply_message.as_deref(),
@@ -796,6 +800,7 @@ fn spawn_backend(
         let reject = |buf: &mut [u8], reason: RejectReason, msg: Option<&[u8]>| {
             log_decision(&req, client, from, method, "reject", Some(reason), started);
             let fill = Fill {
+                matched: None,
                 user: None,
                 policy: None,
                 message: msg,
@@ -825,6 +830,8 @@ fn spawn_backend(
                         method = "pap",
                         source = "ldap",
                         outcome = "accept",
+                        policy = fill.matched.map_or("", |p| p.name.as_str()),
+                        mfa_required = fill.matched.is_some_and(|p| p.mfa),
                         latency_us = started.elapsed().as_micros() as u64,
                         "decision"
                     );

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Runs radshard's whole test suite on a Debian machine, as root or with sudo.
 # Installs the real peers the tests talk to (FreeRADIUS's radclient/radtest, FreeRADIUS's
-# dictionaries) if they are missing, then runs `cargo test`.
+# dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC, openssl for test
+# certificates) if they are missing, then runs `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v radclient >/dev/null 2>&1 || need+=(freeradius-utils)
 [ -f /usr/share/freeradius/dictionary ] || need+=(freeradius-common)
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
+command -v samba >/dev/null 2>&1 || [ -x /usr/sbin/samba ] || need+=(samba samba-ad-dc winbind krb5-user)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

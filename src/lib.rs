@@ -13,6 +13,7 @@
 
 pub mod accounting;
 pub mod auth;
+pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod config;

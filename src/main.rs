@@ -28,11 +28,15 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
             }
+            let directory = config.ldap.as_ref().map_or(String::new(), |l| {
+                format!(", ldap: {} server(s)", l.servers.len())
+            });
             println!(
-                "{}: OK ({} clients, {} users)",
+                "{}: OK ({} clients, {} users, {} policies{directory})",
                 config.path.display(),
                 config.clients.len(),
-                config.users.len()
+                config.users.len(),
+                config.policies.len()
             );
             ExitCode::SUCCESS
         }

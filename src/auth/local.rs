@@ -14,6 +14,8 @@ pub struct LocalUser {
     pub name: String,
     pub password: StoredPassword,
     pub reply: ReplyAttributes,
+    /// Groups network policies match.
+    pub groups: Vec<String>,
 }
 
 /// The local user table. Read-only once built; shared by all shards.
@@ -48,6 +50,7 @@ impl LocalUsers {
                     name: u.name.clone(),
                     password,
                     reply,
+                    groups: u.groups.clone(),
                 },
             );
         }

@@ -43,6 +43,30 @@ pub enum RejectReason {
     MalformedPassword,
     /// CHAP for a user whose password is stored hashed.
     ChapNeedsCleartext,
+    /// An empty password: never sent to a directory (an empty simple bind "succeeds").
+    EmptyPassword,
+    /// The realm of the user name is not one the directory serves.
+    UnknownRealm,
+    /// Directory: logon hours or workstation restrictions (AD 530/531).
+    LogonRestricted,
+    /// Directory: password expired (AD 532).
+    PasswordExpired,
+    /// Directory: password must be changed at next logon (AD 773).
+    PasswordMustChange,
+    /// Directory: account disabled (AD 533).
+    AccountDisabled,
+    /// Directory: account expired (AD 701).
+    AccountExpired,
+    /// Directory: account locked out (AD 775).
+    AccountLocked,
+    /// Found in several directory entries: ambiguous, refused.
+    AmbiguousUser,
+    /// The directory could not be reached within the deadline and the policy says reject.
+    DirectoryUnavailable,
+    /// Too much directory work queued and the policy says reject.
+    Overloaded,
+    /// No network policy matched (or the matching one rejects).
+    PolicyReject,
 }
 
 impl RejectReason {
@@ -54,6 +78,18 @@ impl RejectReason {
             RejectReason::NoSupportedCredentials => "no_supported_credentials",
             RejectReason::MalformedPassword => "malformed_password",
             RejectReason::ChapNeedsCleartext => "chap_needs_cleartext",
+            RejectReason::EmptyPassword => "empty_password",
+            RejectReason::UnknownRealm => "unknown_realm",
+            RejectReason::LogonRestricted => "logon_restricted",
+            RejectReason::PasswordExpired => "password_expired",
+            RejectReason::PasswordMustChange => "password_must_change",
+            RejectReason::AccountDisabled => "account_disabled",
+            RejectReason::AccountExpired => "account_expired",
+            RejectReason::AccountLocked => "account_locked",
+            RejectReason::AmbiguousUser => "ambiguous_user",
+            RejectReason::DirectoryUnavailable => "directory_unavailable",
+            RejectReason::Overloaded => "overloaded",
+            RejectReason::PolicyReject => "policy_reject",
         }
     }
 }

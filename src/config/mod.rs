@@ -21,7 +21,8 @@ pub use duration::parse_duration;
 pub use error::{line_of, ConfigError};
 pub use schema::LogFormat;
 
-use schema::{RawClient, RawConfig, RawUser, RawUsersFile};
+pub use schema::ShedPolicy;
+use schema::{RawBackend, RawClient, RawConfig, RawPolicy, RawUser, RawUsersFile};
 
 /// The default configuration, compiled into the binary so that `radshard serve` works anywhere.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/radshard.toml");
@@ -40,6 +41,10 @@ pub struct Config {
     pub reject_reply_message: Option<String>,
     pub clients: Vec<ClientConfig>,
     pub users: Vec<UserConfig>,
+    pub backend: BackendConfig,
+    /// The directory for users not defined locally.
+    pub ldap: Option<crate::backend::ldap::LdapConfig>,
+    pub policies: Vec<PolicyConfig>,
     /// Things that work but deserve an operator's attention; `check-config` prints them.
     pub warnings: Vec<ConfigError>,
 }
@@ -73,6 +78,53 @@ pub struct AccountingConfig {
     pub directory: PathBuf,
 }
 
+/// `[backend]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub threads: usize,
+    pub queue: usize,
+    pub max_in_flight: usize,
+    pub deadline: Duration,
+    pub on_overload: ShedPolicy,
+    pub on_unavailable: ShedPolicy,
+    pub positive_cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            threads: 2,
+            queue: 1024,
+            max_in_flight: 256,
+            deadline: Duration::from_secs(3),
+            on_overload: ShedPolicy::Drop,
+            on_unavailable: ShedPolicy::Drop,
+            positive_cache_ttl: Duration::ZERO,
+            negative_cache_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One `[[policies]]` entry, validated (names are resolved when the runtime is built).
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub name: String,
+    pub clients: Vec<String>,
+    pub client_groups: Vec<String>,
+    pub nas_ip: Vec<IpNet>,
+    pub nas_port_type: Vec<Located<String>>,
+    pub called_station_id: Option<Located<String>>,
+    pub groups: Vec<String>,
+    pub auth_methods: Vec<crate::auth::Method>,
+    pub auth_sources: Vec<crate::policy::AuthSource>,
+    pub reject: bool,
+    pub mfa: bool,
+    pub reply: Vec<Located<(String, String)>>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
 /// A value with the place it was written, for errors found after loading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located<T> {
@@ -92,6 +144,10 @@ impl<T> Located<T> {
 pub struct SecretText(String);
 
 impl SecretText {
+    pub fn new(s: String) -> SecretText {
+        SecretText(s)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -111,6 +167,7 @@ pub struct ClientConfig {
     pub require_message_authenticator: bool,
     pub limit_proxy_state: bool,
     pub rate_limit: Option<u32>,
+    pub group: Option<String>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -129,6 +186,7 @@ pub struct UserConfig {
     pub password: PasswordConfig,
     /// Reply attributes as written: `(name, value)` in file order, one entry per value.
     pub reply: Vec<Located<(String, String)>>,
+    pub groups: Vec<String>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -299,8 +357,27 @@ impl Config {
             }
         }
 
+        let backend = backend(raw.backend, origin, &at)?;
+        let ldap = match raw.ldap {
+            Some(l) => Some(crate::backend::ldap::LdapConfig::from_raw(
+                l.into_inner(),
+                origin,
+                &at,
+                &resolve,
+                &mut warnings,
+            )?),
+            None => None,
+        };
+        let mut policies = Vec::with_capacity(raw.policies.len());
+        for p in raw.policies {
+            policies.push(policy(p, origin, text, &clients)?);
+        }
+
         Ok(Config {
             path: origin.to_path_buf(),
+            backend,
+            ldap,
+            policies,
             server,
             log: LogConfig {
                 level,
@@ -423,6 +500,7 @@ fn client(
         require_message_authenticator: c.require_message_authenticator,
         limit_proxy_state: c.limit_proxy_state,
         rate_limit,
+        group: c.group,
         file: origin.to_path_buf(),
         line,
     })
@@ -499,6 +577,174 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
     Ok(UserConfig {
         name: u.name,
         password,
+        reply,
+        groups: u.groups,
+        file: file.to_path_buf(),
+        line,
+    })
+}
+
+fn backend(
+    raw: RawBackend,
+    origin: &Path,
+    at: &impl Fn(std::ops::Range<usize>) -> usize,
+) -> Result<BackendConfig, ConfigError> {
+    let d = BackendConfig::default();
+    let bounded = |v: Option<Spanned<usize>>, key: &str, max: usize, default: usize| match v {
+        Some(n) if *n.get_ref() == 0 || *n.get_ref() > max => Err(ConfigError::new(
+            origin,
+            at(n.span()),
+            format!("backend.{key} must be between 1 and {max}"),
+        )),
+        Some(n) => Ok(n.into_inner()),
+        None => Ok(default),
+    };
+    let deadline = match raw.deadline {
+        Some(v) if v.get_ref().0.is_zero() => {
+            return Err(ConfigError::new(
+                origin,
+                at(v.span()),
+                "backend.deadline must be positive",
+            ))
+        }
+        Some(v) => v.into_inner().0,
+        None => d.deadline,
+    };
+    Ok(BackendConfig {
+        threads: bounded(raw.threads, "threads", 256, d.threads)?,
+        queue: bounded(raw.queue, "queue", 1 << 20, d.queue)?,
+        max_in_flight: bounded(raw.max_in_flight, "max_in_flight", 1 << 16, d.max_in_flight)?,
+        deadline,
+        on_overload: raw.on_overload.unwrap_or_default(),
+        on_unavailable: raw.on_unavailable.unwrap_or_default(),
+        positive_cache_ttl: raw.positive_cache_ttl.map_or(d.positive_cache_ttl, |v| v.0),
+        negative_cache_ttl: raw.negative_cache_ttl.map_or(d.negative_cache_ttl, |v| v.0),
+    })
+}
+
+fn policy(
+    p: Spanned<RawPolicy>,
+    file: &Path,
+    text: &str,
+    clients: &[ClientConfig],
+) -> Result<PolicyConfig, ConfigError> {
+    use crate::auth::Method;
+    use crate::policy::AuthSource;
+    let line = line_of(text, p.span().start);
+    let p = p.into_inner();
+    let at = |s: std::ops::Range<usize>| line_of(text, s.start);
+    let err = |l: usize, m: String| ConfigError::new(file, l, format!("policy {:?}: {m}", p.name));
+    for c in &p.clients {
+        if !clients.iter().any(|k| &k.name == c) {
+            return Err(err(line, format!("no client is named {c:?}")));
+        }
+    }
+    for g in &p.client_groups {
+        if !clients.iter().any(|k| k.group.as_ref() == Some(g)) {
+            return Err(err(line, format!("no client has group {g:?}")));
+        }
+    }
+    let mut auth_methods = Vec::new();
+    for m in &p.auth_methods {
+        auth_methods.push(match m.get_ref().as_str() {
+            "pap" => Method::Pap,
+            "chap" => Method::Chap,
+            other => {
+                return Err(err(
+                    at(m.span()),
+                    format!("auth method {other:?} is not pap or chap"),
+                ))
+            }
+        });
+    }
+    let mut auth_sources = Vec::new();
+    for s in &p.auth_sources {
+        auth_sources.push(match s.get_ref().as_str() {
+            "local" => AuthSource::Local,
+            "ldap" => AuthSource::Ldap,
+            other => {
+                return Err(err(
+                    at(s.span()),
+                    format!("auth source {other:?} is not local or ldap"),
+                ))
+            }
+        });
+    }
+    let reject = match &p.action {
+        None => false,
+        Some(a) => match a.get_ref().as_str() {
+            "accept" => false,
+            "reject" => true,
+            other => {
+                return Err(err(
+                    at(a.span()),
+                    format!("action {other:?} is not accept or reject"),
+                ))
+            }
+        },
+    };
+    let called_station_id = match p.called_station_id {
+        Some(r) => {
+            let l = at(r.span());
+            let r = r.into_inner();
+            if let Err(e) = regex::Regex::new(&r) {
+                return Err(err(
+                    l,
+                    format!("called_station_id is not a valid regex: {e}"),
+                ));
+            }
+            Some(Located {
+                value: r,
+                file: file.to_path_buf(),
+                line: l,
+            })
+        }
+        None => None,
+    };
+    let nas_port_type = match p.nas_port_type {
+        Some(v) => {
+            let l = at(v.span());
+            v.into_inner()
+                .0
+                .into_iter()
+                .map(|value| Located {
+                    value,
+                    file: file.to_path_buf(),
+                    line: l,
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let mut reply = Vec::new();
+    for (name, values) in p.reply {
+        let vline = at(values.span());
+        for v in values.into_inner().0 {
+            reply.push(Located {
+                value: (name.clone(), v),
+                file: file.to_path_buf(),
+                line: vline,
+            });
+        }
+    }
+    if reject && !reply.is_empty() {
+        return Err(err(
+            line,
+            "a rejecting policy cannot have reply attributes".into(),
+        ));
+    }
+    Ok(PolicyConfig {
+        nas_ip: p.nas_ip.into_iter().map(|n| n.into_inner().0).collect(),
+        name: p.name,
+        clients: p.clients,
+        client_groups: p.client_groups,
+        nas_port_type,
+        called_station_id,
+        groups: p.groups,
+        auth_methods,
+        auth_sources,
+        reject,
+        mfa: p.mfa,
         reply,
         file: file.to_path_buf(),
         line,

@@ -33,6 +33,80 @@ pub struct RawConfig {
     pub clients: Vec<Spanned<RawClient>>,
     #[serde(default)]
     pub users: Vec<Spanned<RawUser>>,
+    #[serde(default)]
+    pub backend: RawBackend,
+    pub ldap: Option<Spanned<crate::backend::ldap::RawLdap>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<RawPolicy>>,
+}
+
+/// `[backend]`: the pool that runs directory (and later MFA) work off the shards.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    /// Tokio worker threads (default 2).
+    pub threads: Option<Spanned<usize>>,
+    /// Jobs that may wait for a free slot (default 1024); beyond that requests are shed.
+    pub queue: Option<Spanned<usize>>,
+    /// Jobs running at once (default 256).
+    pub max_in_flight: Option<Spanned<usize>>,
+    /// From a request's arrival to its answer (default "3s"): keep it below the NAS timeout.
+    pub deadline: Option<Spanned<DurationValue>>,
+    /// When the queue is full: "drop" (the NAS retries) or "reject".
+    pub on_overload: Option<ShedPolicy>,
+    /// When no directory answers by the deadline: "drop" or "reject".
+    pub on_unavailable: Option<ShedPolicy>,
+    /// How long an accept / a reject is reused for the same client, user and password.
+    pub positive_cache_ttl: Option<DurationValue>,
+    pub negative_cache_ttl: Option<DurationValue>,
+}
+
+/// What to do with a request the backend cannot serve.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ShedPolicy {
+    /// No reply: the NAS retries (or fails over to another server).
+    #[default]
+    Drop,
+    /// Access-Reject.
+    Reject,
+}
+
+/// `[[policies]]`: an ordered network policy, as NPS has them. All given conditions must
+/// match; the first policy that matches decides.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: String,
+    /// Client names (`[[clients]] name`).
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// Client groups (`[[clients]] group`).
+    #[serde(default)]
+    pub client_groups: Vec<String>,
+    /// NAS-IP-Address in one of these networks.
+    #[serde(default)]
+    pub nas_ip: Vec<Spanned<ClientNet>>,
+    /// NAS-Port-Type values by dictionary name (`"Wireless-802.11"`) or number.
+    pub nas_port_type: Option<Spanned<AttrValues>>,
+    /// A regular expression the Called-Station-Id must match.
+    pub called_station_id: Option<Spanned<String>>,
+    /// The user is in one of these groups (a group's DN or its first RDN value, any case).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// "pap" / "chap".
+    #[serde(default)]
+    pub auth_methods: Vec<Spanned<String>>,
+    /// "local" / "ldap".
+    #[serde(default)]
+    pub auth_sources: Vec<Spanned<String>>,
+    /// "accept" (default) or "reject".
+    pub action: Option<Spanned<String>>,
+    /// Whether a second factor is required (for the MFA stage).
+    #[serde(default)]
+    pub mfa: bool,
+    #[serde(default)]
+    pub reply: BTreeMap<String, Spanned<AttrValues>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -97,6 +171,8 @@ pub struct RawClient {
     pub limit_proxy_state: bool,
     /// Requests per second accepted from this client (whole server); absent: unlimited.
     pub rate_limit: Option<Spanned<u32>>,
+    /// A group name network policies can match (`client_groups`).
+    pub group: Option<String>,
 }
 
 /// A file with only users, for `local.users_file`.
@@ -116,6 +192,9 @@ pub struct RawUser {
     /// Reply attributes by dictionary name: `reply = { Session-Timeout = 3600, Class = ["a", "b"] }`.
     #[serde(default)]
     pub reply: BTreeMap<String, Spanned<AttrValues>>,
+    /// Groups network policies can match for this user.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// One attribute's value(s) in a `reply` table: a string, an integer, or a list of them (for

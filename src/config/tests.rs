@@ -190,3 +190,97 @@ fn overrides_win() {
     );
     assert_eq!(c.server.listen_acct.len(), 2, "untouched values stay");
 }
+
+const LDAP: &str = "[ldap]\nservers = [\"ldap://127.0.0.1:3890\"]\nbind_dn = \"cn=admin\"\nbind_password = \"pw\"\nbase_dn = \"dc=x\"\nuser_filter = \"(uid={user})\"\n";
+
+#[test]
+fn example_directory_configs_are_valid() {
+    for f in ["config/ldap-openldap.toml", "config/ldap-samba-ad.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.ldap.is_some(), "{f}");
+        assert!(!c.policies.is_empty(), "{f}");
+        assert_eq!(c.clients[0].secret.expose(), "testing123");
+        crate::dataplane::runtime::Runtime::build(&c).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn ldap_and_backend_sections_are_checked_with_lines() {
+    let ok = parse(&format!("{CLIENT}{LDAP}")).unwrap();
+    let l = ok.ldap.unwrap();
+    assert_eq!(l.group_attribute, "memberOf");
+    assert_eq!(l.group_base_dn, "dc=x");
+    assert!(
+        !format!("{l:?}").contains("\"pw\""),
+        "service password in Debug"
+    );
+    assert_eq!(ok.backend, BackendConfig::default());
+
+    let cases = [
+        (
+            format!("{LDAP}bogus = 1\n"),
+            "test.toml:7:",
+            "unknown field",
+        ),
+        (
+            LDAP.replace("(uid={user})", "(uid=alice)"),
+            "test.toml:6:",
+            "{user}",
+        ),
+        (
+            LDAP.replace("(uid={user})", "uid={user}"),
+            "test.toml:6:",
+            "parenthesised",
+        ),
+        (
+            LDAP.replace("ldap://127.0.0.1:3890", "http://x"),
+            "test.toml:2:",
+            "ldap://",
+        ),
+        (
+            format!("{LDAP}pool_size = 0\n"),
+            "test.toml:7:",
+            "pool_size",
+        ),
+        (
+            format!("{LDAP}reject_messages = {{ nope = \"x\" }}\n"),
+            "test.toml:7:",
+            "unknown reason",
+        ),
+        (
+            format!("{LDAP}ca_file = \"/nonexistent/ca.pem\"\n"),
+            "test.toml:7:",
+            "ca_file",
+        ),
+        (
+            "[backend]\nqueue = 0\n".to_string(),
+            "test.toml:2:",
+            "backend.queue",
+        ),
+        (
+            "[backend]\non_overload = \"explode\"\n".to_string(),
+            "test.toml:2:",
+            "unknown variant",
+        ),
+        (
+            "[backend]\ndeadline = 3\n".to_string(),
+            "test.toml:2:",
+            "unit",
+        ),
+    ];
+    for (text, at, what) in cases {
+        let e = err(&text);
+        assert!(e.starts_with(at) && e.contains(what), "{text}\n→ {e}");
+    }
+}
+
+#[test]
+fn users_and_clients_carry_policy_groups() {
+    let c = parse(&format!(
+        "{CLIENT}group = \"wifi\"\n[[users]]\nname = \"a\"\npassword = \"b\"\ngroups = [\"admins\", \"vpn\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.clients[0].group.as_deref(), Some("wifi"));
+    assert_eq!(c.users[0].groups, ["admins", "vpn"]);
+}

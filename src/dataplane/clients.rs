@@ -19,6 +19,8 @@ pub struct Client {
     pub require_message_authenticator: bool,
     pub limit_proxy_state: bool,
     pub rate_limit: Option<u32>,
+    /// For network policies (`client_groups`).
+    pub group: Option<String>,
 }
 
 /// Lookup by source address: single addresses by hash, networks by longest prefix.
@@ -51,6 +53,7 @@ impl ClientTable {
                 require_message_authenticator: c.require_message_authenticator,
                 limit_proxy_state: c.limit_proxy_state,
                 rate_limit: c.rate_limit,
+                group: c.group.clone(),
             });
         }
         t.networks

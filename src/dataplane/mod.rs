@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::backend::BackendPool;
 use crate::config::{Config, ConfigError};
 use crate::metrics::ShardMetrics;
 use runtime::{Runtime, RuntimeCell};
@@ -62,6 +63,8 @@ pub enum StartError {
          (sysctl kernel.io_uring_disabled=0) and enough locked memory (ulimit -l unlimited, or LimitMEMLOCK=infinity under systemd)"
     )]
     IoUring(String),
+    #[error("cannot start the backend pool: {0}")]
+    Backend(String),
     #[error("cannot start shard {shard}: {reason}")]
     Shard { shard: usize, reason: String },
 }
@@ -72,6 +75,8 @@ pub struct ServerHandle {
     pub auth_addrs: Vec<SocketAddr>,
     pub acct_addrs: Vec<SocketAddr>,
     pub metrics: Vec<Arc<ShardMetrics>>,
+    /// The backend pool, when a directory is configured.
+    pub backend: Option<Arc<BackendPool>>,
     stop: Arc<StopSignal>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
     cell: Arc<RuntimeCell>,
@@ -86,6 +91,8 @@ struct Fixed {
     listen_acct: Vec<SocketAddr>,
     accounting_dir: PathBuf,
     reply_cache: (Duration, usize),
+    /// Backend and directory settings, compared by their Debug form (no secrets in it).
+    backend: String,
 }
 
 impl Fixed {
@@ -99,6 +106,7 @@ impl Fixed {
                 config.server.reply_cache_ttl,
                 config.server.reply_cache_entries,
             ),
+            backend: format!("{:?} {:?}", config.backend, config.ldap),
         }
     }
 }
@@ -109,7 +117,11 @@ impl ServerHandle {
     /// under the runtime it started with. A config that does not build is refused and the
     /// running one stays. Returns the settings that changed but need a restart.
     pub fn reload(&self, config: &Config) -> Result<Vec<&'static str>, ConfigError> {
-        let rt = Runtime::build(config)?;
+        let mut rt = Runtime::build(config)?;
+        // The backend pool (its threads and directory connections) stays; its settings need a
+        // restart.
+        let (_, current) = self.cell.load();
+        rt.backend = current.backend.clone();
         let new = Fixed::of(
             config,
             config.server.shards.unwrap_or(self.fixed.shards).max(1),
@@ -123,6 +135,9 @@ impl ServerHandle {
         }
         if new.accounting_dir != self.fixed.accounting_dir {
             ignored.push("accounting.directory");
+        }
+        if new.backend != self.fixed.backend {
+            ignored.push("backend/ldap");
         }
         if new.reply_cache != self.fixed.reply_cache {
             ignored.push("server.reply_cache_ttl/reply_cache_entries");
@@ -154,8 +169,14 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Starts the data plane for `config`.
 pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
-    let rt = Arc::new(Runtime::build(config)?);
-    start_with(config, rt)
+    let mut rt = Runtime::build(config)?;
+    if let Some(ldap) = &config.ldap {
+        rt.backend = Some(
+            BackendPool::start(&config.backend, ldap)
+                .map_err(|e| StartError::Backend(e.to_string()))?,
+        );
+    }
+    start_with(config, Arc::new(rt))
 }
 
 pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, StartError> {
@@ -207,6 +228,7 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         }
     }
 
+    let backend = rt.backend.clone();
     let cell = Arc::new(RuntimeCell::new(rt));
     let stop = Arc::new(StopSignal::default());
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards)
@@ -253,6 +275,7 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         auth_addrs,
         acct_addrs,
         metrics,
+        backend,
         stop,
         joins,
     })

@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use super::clients::ClientTable;
 use crate::auth::local::LocalUsers;
+use crate::backend::BackendPool;
 use crate::config::{Config, ConfigError};
 use crate::dict::Dictionary;
+use crate::policy::NetworkPolicies;
 
 pub struct Runtime {
     pub clients: ClientTable,
@@ -19,6 +23,13 @@ pub struct Runtime {
     pub accounting_dir: PathBuf,
     pub reply_cache_ttl: Duration,
     pub reply_cache_entries: usize,
+    /// Network policies every authenticated user goes through.
+    pub policies: NetworkPolicies,
+    /// The pool serving users not defined locally (a directory is configured); set by
+    /// `dataplane::start`, kept across reloads.
+    pub backend: Option<Arc<BackendPool>>,
+    /// Reply-Message per directory reject reason (label), if configured.
+    pub ldap_reject_messages: BTreeMap<String, String>,
 }
 
 impl Runtime {
@@ -45,7 +56,14 @@ impl Runtime {
         Ok(Runtime {
             clients: ClientTable::build(&config.clients)?,
             users: LocalUsers::build(&config.users, &dict)?,
+            policies: NetworkPolicies::build(&config.policies, &dict)?,
             dict,
+            backend: None,
+            ldap_reject_messages: config
+                .ldap
+                .as_ref()
+                .map(|l| l.reject_messages.clone())
+                .unwrap_or_default(),
             reject_reply_message,
             accounting_dir: config.accounting.directory.clone(),
             reply_cache_ttl: config.server.reply_cache_ttl,

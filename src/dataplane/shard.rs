@@ -30,7 +30,10 @@ use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
+use crate::backend::{AuthRequest, Outcome, Submitted};
+use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
+use crate::policy::{AuthSource, NetworkPolicy, PolicyInput, ReplyAttributes, Verdict};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE,
@@ -253,17 +256,126 @@ impl Shard {
         let (method, decision) = rt.users.decide(&req);
         match decision {
             Decision::Accept(user) => {
-                log_decision(&req, client, from, method, "accept", None, now);
-                let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| user.reply.apply(b, s);
+                let input = || {
+                    PolicyInput::from_request(
+                        &req,
+                        &client.name,
+                        client.group.as_deref(),
+                        &user.groups,
+                        method,
+                        AuthSource::Local,
+                    )
+                };
+                let (code, fill) = decide_policy(rt, input, Some(&user.reply));
+                let outcome = if code == Code::AccessAccept {
+                    "accept"
+                } else {
+                    "reject"
+                };
+                let reason = (code != Code::AccessAccept).then_some(RejectReason::PolicyReject);
+                log_decision(&req, client, from, method, outcome, reason, now);
                 send_reply(
                     tx,
                     from,
                     &req,
-                    Code::AccessAccept,
-                    fill,
+                    code,
+                    |b, s| fill.apply(b, s),
                     &m,
                     Some((cache, key, now)),
                 );
+            }
+            Decision::Reject(RejectReason::UnknownUser)
+                if method == Some(Method::Pap) && rt.backend.is_some() =>
+            {
+                let Some(backend) = rt.backend.clone() else {
+                    return;
+                };
+                let mut pw = [0u8; 128];
+                let (Ok(password), Ok(user)) = (
+                    req.user_password(&mut pw),
+                    std::str::from_utf8(req.user_name().unwrap_or_default()),
+                ) else {
+                    log_decision(
+                        &req,
+                        client,
+                        from,
+                        method,
+                        "reject",
+                        Some(RejectReason::MalformedPassword),
+                        now,
+                    );
+                    let msg = rt.reject_reply_message.as_deref();
+                    let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
+                        msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
+                    };
+                    return send_reply(
+                        tx,
+                        from,
+                        &req,
+                        Code::AccessReject,
+                        fill,
+                        &m,
+                        Some((cache, key, now)),
+                    );
+                };
+                if cache.begin(key).is_err() {
+                    return m.count_drop(DropReason::Overloaded);
+                }
+                let deadline = now + backend.config.deadline;
+                let submitted = backend.submit(AuthRequest {
+                    client: &client.name,
+                    user,
+                    password,
+                    deadline,
+                });
+                match submitted {
+                    Submitted::Pending(rx) => {
+                        *slow_in_flight += 1;
+                        spawn_backend(
+                            me.clone(),
+                            rt.clone(),
+                            li,
+                            from,
+                            key,
+                            req.packet().as_bytes(),
+                            client.index,
+                            now,
+                            deadline,
+                            rx,
+                        );
+                    }
+                    Submitted::Shed => match backend.config.on_overload {
+                        ShedPolicy::Drop => {
+                            cache.abandon(&key);
+                            debug!(user, client = %client.name, "backend queue full: dropped");
+                            m.count_drop(DropReason::BackendOverloaded);
+                        }
+                        ShedPolicy::Reject => {
+                            log_decision(
+                                &req,
+                                client,
+                                from,
+                                method,
+                                "reject",
+                                Some(RejectReason::Overloaded),
+                                now,
+                            );
+                            let msg = rt.reject_reply_message.as_deref();
+                            let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
+                                msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
+                            };
+                            send_reply(
+                                tx,
+                                from,
+                                &req,
+                                Code::AccessReject,
+                                fill,
+                                &m,
+                                Some((cache, key, now)),
+                            );
+                        }
+                    },
+                }
             }
             Decision::Reject(reason) => {
                 log_decision(&req, client, from, method, "reject", Some(reason), now);
@@ -466,18 +578,28 @@ fn spawn_slow_pap(
         let mut buf = [0u8; MAX_PACKET_LEN];
         let built = match (ok, user) {
             (true, Some(u)) => {
+                let input = || {
+                    PolicyInput::from_request(
+                        &req,
+                        &client.name,
+                        client.group.as_deref(),
+                        &u.groups,
+                        Some(Method::Pap),
+                        AuthSource::Local,
+                    )
+                };
+                let (code, fill) = decide_policy(&rt, input, Some(&u.reply));
+                let accepted = code == Code::AccessAccept;
                 log_decision(
                     &req,
                     client,
                     from,
                     Some(Method::Pap),
-                    "accept",
-                    None,
+                    if accepted { "accept" } else { "reject" },
+                    (!accepted).then_some(RejectReason::PolicyReject),
                     started,
                 );
-                build_reply(&mut buf, &req, Code::AccessAccept, |b, s| {
-                    u.reply.apply(b, s)
-                })
+                build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
             }
             _ => {
                 log_decision(
@@ -495,33 +617,281 @@ fn spawn_slow_pap(
                 })
             }
         };
-        let socket = {
-            let mut s = me.borrow_mut();
-            s.slow_in_flight -= 1;
-            let socket = match built {
-                Ok(len) => {
-                    s.cache.answer(key, &buf[..len], Instant::now());
-                    s.metrics.reply(buf[0]);
-                    if let Some(c) = s.client_metrics.get(client_index) {
-                        c.reply(buf[0]);
-                    }
-                    Some((s.listeners[li].socket.clone(), len))
-                }
-                Err(e) => {
-                    s.cache.abandon(&key);
-                    warn!(error = %e, "cannot build reply");
-                    None
-                }
-            };
-            // The receive loop publishes the gauges after each batch; this answer came later.
-            s.publish_gauges();
-            socket
-        };
-        if let Some((socket, len)) = socket {
-            if socket.send_to(&buf[..len], from).await.is_err() {
-                me.borrow().metrics.send_errors.inc();
-            }
+        if let Err(e) = &built {
+            warn!(error = %e, "cannot build reply");
         }
+        deliver(
+            &me,
+            li,
+            from,
+            key,
+            client_index,
+            built.ok().map(|len| &buf[..len]),
+        )
+        .await;
+    })
+    .detach();
+}
+
+/// Answers a request decided off the loop: remembers the reply for retransmissions and sends
+/// it; `None` abandons the request (no reply, so the NAS retries).
+async fn deliver(
+    me: &ShardRef,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    client_index: usize,
+    reply: Option<&[u8]>,
+) {
+    let socket = {
+        let mut s = me.borrow_mut();
+        s.slow_in_flight -= 1;
+        let socket = match reply {
+            Some(bytes) => {
+                s.cache.answer(key, bytes, Instant::now());
+                s.metrics.reply(bytes[0]);
+                if let Some(c) = s.client_metrics.get(client_index) {
+                    c.reply(bytes[0]);
+                }
+                Some(s.listeners[li].socket.clone())
+            }
+            None => {
+                s.cache.abandon(&key);
+                None
+            }
+        };
+        // The receive loop publishes the gauges after each batch; this answer came later.
+        s.publish_gauges();
+        socket
+    };
+    if let (Some(socket), Some(bytes)) = (socket, reply) {
+        if socket.send_to(bytes, from).await.is_err() {
+            me.borrow().metrics.send_errors.inc();
+        }
+    }
+}
+
+/// Yields to the executor once.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// What a reply carries after policies: the code and the attributes to append.
+struct Fill<'a> {
+    /// The network policy that decided, if any (its MFA flag is for the next stage).
+    matched: Option<&'a NetworkPolicy>,
+    user: Option<&'a ReplyAttributes>,
+    policy: Option<&'a ReplyAttributes>,
+    message: Option<&'a [u8]>,
+}
+
+impl Fill<'_> {
+    fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
+        if let Some(m) = self.message {
+            b.attr(REPLY_MESSAGE, m)?;
+        }
+        if let Some(r) = self.user {
+            r.apply(b, s)?;
+        }
+        if let Some(r) = self.policy {
+            r.apply(b, s)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the network policies for an authenticated user.
+fn decide_policy<'a, 'i>(
+    rt: &'a Runtime,
+    input: impl FnOnce() -> PolicyInput<'i>,
+    user_reply: Option<&'a ReplyAttributes>,
+) -> (Code, Fill<'a>) {
+    // Without policies (the common local-only setup) the request is not even looked at.
+    let verdict = if rt.policies.is_empty() {
+        Verdict::Accept(None)
+    } else {
+        rt.policies.decide(&input())
+    };
+    match verdict {
+        Verdict::Accept(p) => {
+            if let Some(p) = p {
+                debug!(policy = %p.name, mfa = p.mfa, "network policy matched");
+            }
+            (
+                Code::AccessAccept,
+                Fill {
+                    matched: p,
+                    user: user_reply,
+                    policy: p.map(|p| &p.reply),
+                    message: None,
+                },
+            )
+        }
+        Verdict::Reject(p) => {
+            debug!(
+                policy = p.map_or("(none matched)", |p| p.name.as_str()),
+                "network policy rejects"
+            );
+            (
+                Code::AccessReject,
+                Fill {
+                    matched: p,
+                    user: None,
+                    policy: None,
+                    message: rt.reject_reply_message.as_deref(),
+                },
+            )
+        }
+    }
+}
+
+/// Awaits the backend pool's answer for a PAP request to the directory, runs the policies,
+/// then answers. The request is in progress in the duplicate cache meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn spawn_backend(
+    me: ShardRef,
+    rt: Arc<Runtime>,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    datagram: &[u8],
+    client_index: usize,
+    started: Instant,
+    deadline: Instant,
+    rx: futures_channel::oneshot::Receiver<Outcome>,
+) {
+    let copy = datagram.to_vec();
+    glommio::spawn_local(async move {
+        // The pool answers every job by its deadline once it runs it; a job still queued
+        // behind a stuck directory is answered here when its deadline passes. A dropped
+        // sender means the pool stopped.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome =
+            glommio::timer::timeout(left, async { Ok(rx.await.unwrap_or(Outcome::Unavailable)) })
+                .await
+                .unwrap_or(Outcome::Unavailable);
+        // A cached answer is ready at once and glommio may run this task right away, inside
+        // the loop that still borrows the shard: let that borrow end first.
+        while me.try_borrow_mut().is_err() {
+            YieldNow(false).await;
+        }
+        let decided = rt.clients.get(client_index).and_then(|client| {
+            let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
+            Some((client, req))
+        });
+        let Some((client, req)) = decided else {
+            return deliver(&me, li, from, key, client_index, None).await;
+        };
+        let method = Some(Method::Pap);
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let reject = |buf: &mut [u8], reason: RejectReason, msg: Option<&[u8]>| {
+            log_decision(&req, client, from, method, "reject", Some(reason), started);
+            let fill = Fill {
+                matched: None,
+                user: None,
+                policy: None,
+                message: msg,
+            };
+            build_reply(buf, &req, Code::AccessReject, |b, s| fill.apply(b, s))
+        };
+        let built = match &outcome {
+            Outcome::Accept(id) => {
+                let input = || {
+                    PolicyInput::from_request(
+                        &req,
+                        &client.name,
+                        client.group.as_deref(),
+                        &id.groups,
+                        method,
+                        AuthSource::Ldap,
+                    )
+                };
+                let (code, fill) = decide_policy(&rt, input, None);
+                if code == Code::AccessAccept {
+                    info!(
+                        target: "radshard::auth",
+                        user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
+                        presented = %id.presented,
+                        client = %client.name,
+                        nas = %from,
+                        method = "pap",
+                        source = "ldap",
+                        outcome = "accept",
+                        policy = fill.matched.map_or("", |p| p.name.as_str()),
+                        mfa_required = fill.matched.is_some_and(|p| p.mfa),
+                        latency_us = started.elapsed().as_micros() as u64,
+                        "decision"
+                    );
+                    build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
+                } else {
+                    reject(
+                        &mut buf,
+                        RejectReason::PolicyReject,
+                        rt.reject_reply_message.as_deref(),
+                    )
+                }
+            }
+            Outcome::Reject(reason) => {
+                let msg = rt
+                    .ldap_reject_messages
+                    .get(reason.label())
+                    .map(String::as_bytes)
+                    .or(rt.reject_reply_message.as_deref());
+                reject(&mut buf, *reason, msg)
+            }
+            Outcome::Unavailable | Outcome::Shed => {
+                let (policy, reason, drop_reason) = match outcome {
+                    Outcome::Shed => (
+                        rt.backend.as_ref().map(|b| b.config.on_overload),
+                        RejectReason::Overloaded,
+                        DropReason::BackendOverloaded,
+                    ),
+                    _ => (
+                        rt.backend.as_ref().map(|b| b.config.on_unavailable),
+                        RejectReason::DirectoryUnavailable,
+                        DropReason::BackendUnavailable,
+                    ),
+                };
+                if policy == Some(ShedPolicy::Reject) {
+                    reject(&mut buf, reason, rt.reject_reply_message.as_deref())
+                } else {
+                    log_decision(&req, client, from, method, "drop", Some(reason), started);
+                    {
+                        let s = me.borrow();
+                        s.metrics.count_drop(drop_reason);
+                        if let Some(c) = s.client_metrics.get(client_index) {
+                            c.dropped.inc();
+                        }
+                    }
+                    return deliver(&me, li, from, key, client_index, None).await;
+                }
+            }
+        };
+        if let Err(e) = &built {
+            warn!(error = %e, "cannot build reply");
+        }
+        deliver(
+            &me,
+            li,
+            from,
+            key,
+            client_index,
+            built.ok().map(|len| &buf[..len]),
+        )
+        .await;
     })
     .detach();
 }

@@ -83,6 +83,10 @@ reasons! {
         Overloaded => "overloaded",
         /// The accounting log could not be written: no Accounting-Response without durability.
         AccountingWriteFailed => "accounting_write_failed",
+        /// The backend queue was full and `on_overload = "drop"`.
+        BackendOverloaded => "backend_overloaded",
+        /// No directory answered by the deadline and `on_unavailable = "drop"`.
+        BackendUnavailable => "backend_unavailable",
     }
 }
 
@@ -153,6 +157,90 @@ impl Histogram {
         self.sum_us.add(us);
         self.count.inc();
     }
+}
+
+/// A latency histogram written from several threads (the backend pool's workers).
+#[derive(Debug)]
+pub struct SharedHistogram {
+    pub buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    pub sum_us: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl Default for SharedHistogram {
+    fn default() -> Self {
+        SharedHistogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SharedHistogram {
+    pub fn observe_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+}
+
+/// Counters of the backend pool (directory work off the shards). Written by shards and pool
+/// threads alike, so these are real atomic adds; none is on the local-user or accounting path.
+#[derive(Debug, Default)]
+pub struct BackendMetrics {
+    /// Jobs queued for the pool.
+    pub submitted: AtomicU64,
+    /// Requests that joined a job already in flight for the same attempt (single-flight).
+    pub joined: AtomicU64,
+    /// Answered from the positive / negative result cache.
+    pub cache_hits_positive: AtomicU64,
+    pub cache_hits_negative: AtomicU64,
+    /// Refused because the queue was full.
+    pub shed: AtomicU64,
+    /// Jobs whose deadline passed (in the queue or at the directory).
+    pub deadline_exceeded: AtomicU64,
+    /// Jobs waiting in the queue (sampled at submit and dispatch).
+    pub queue_depth: AtomicU64,
+    pub queue_capacity: AtomicU64,
+    /// Jobs running at the directory.
+    pub in_flight: AtomicU64,
+    /// Simple binds sent as users (not the service account).
+    pub ldap_user_binds: AtomicU64,
+    /// Connections opened to directory servers, and failures that made us fail over.
+    pub ldap_connects: AtomicU64,
+    pub ldap_server_failures: AtomicU64,
+    /// Directory outcomes by label (`accept`, reject reasons, `unavailable`).
+    pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// From queueing to answer.
+    pub latency: SharedHistogram,
+}
+
+impl BackendMetrics {
+    pub fn outcome(&self, label: &'static str) {
+        let mut m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(label).or_insert(0) += 1;
+    }
+
+    pub fn outcome_count(&self, label: &str) -> u64 {
+        let m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(label).copied().unwrap_or(0)
+    }
+}
+
+static BACKEND: Mutex<Option<Arc<BackendMetrics>>> = Mutex::new(None);
+
+/// Makes the backend pool's counters part of every scrape (the latest pool started).
+pub fn register_backend(m: Arc<BackendMetrics>) {
+    *BACKEND.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+}
+
+pub fn backend() -> Option<Arc<BackendMetrics>> {
+    BACKEND.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Per-client counters of one shard. The shard indexes them by the client's position in the

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use super::{
-    code_name, Counter, DropReason, DuplicateKind, Histogram, ShardMetrics, CODES,
+    code_name, BackendMetrics, Counter, DropReason, DuplicateKind, Histogram, ShardMetrics, CODES,
     LATENCY_BUCKETS_US,
 };
 
@@ -201,7 +203,117 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
         "Time to write and fdatasync one accounting batch.",
         shards.iter().map(|s| &s.accounting_fsync_latency),
     );
+    if let Some(b) = super::backend() {
+        render_backend(&mut out, &b);
+    }
     out
+}
+
+/// The backend pool: queue, sheds, single-flight, caches, directory outcomes and latency.
+fn render_backend(out: &mut String, b: &BackendMetrics) {
+    let get = |a: &AtomicU64| a.load(Relaxed);
+    for (name, kind, help, v) in [
+        (
+            "radshard_backend_queue_depth",
+            "gauge",
+            "Jobs waiting in the backend queue.",
+            get(&b.queue_depth),
+        ),
+        (
+            "radshard_backend_queue_capacity",
+            "gauge",
+            "Capacity of the backend queue.",
+            get(&b.queue_capacity),
+        ),
+        (
+            "radshard_backend_in_flight",
+            "gauge",
+            "Backend jobs running at a directory.",
+            get(&b.in_flight),
+        ),
+        (
+            "radshard_backend_jobs_total",
+            "counter",
+            "Jobs queued for the backend pool.",
+            get(&b.submitted),
+        ),
+        (
+            "radshard_backend_joined_total",
+            "counter",
+            "Requests that joined an identical attempt in flight (single-flight).",
+            get(&b.joined),
+        ),
+        (
+            "radshard_backend_shed_total",
+            "counter",
+            "Requests shed because the backend queue was full.",
+            get(&b.shed),
+        ),
+        (
+            "radshard_backend_deadline_exceeded_total",
+            "counter",
+            "Backend jobs whose deadline passed.",
+            get(&b.deadline_exceeded),
+        ),
+        (
+            "radshard_ldap_user_binds_total",
+            "counter",
+            "Simple binds sent as users.",
+            get(&b.ldap_user_binds),
+        ),
+        (
+            "radshard_ldap_connects_total",
+            "counter",
+            "Connections opened to directory servers.",
+            get(&b.ldap_connects),
+        ),
+        (
+            "radshard_ldap_server_failures_total",
+            "counter",
+            "Directory server failures (connect, timeout, I/O) that caused a failover.",
+            get(&b.ldap_server_failures),
+        ),
+    ] {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    header(
+        out,
+        "radshard_backend_cache_hits_total",
+        "counter",
+        "Answers served from the backend result cache.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_backend_cache_hits_total{{kind=\"positive\"}} {}",
+        get(&b.cache_hits_positive)
+    );
+    let _ = writeln!(
+        out,
+        "radshard_backend_cache_hits_total{{kind=\"negative\"}} {}",
+        get(&b.cache_hits_negative)
+    );
+    header(
+        out,
+        "radshard_ldap_outcomes_total",
+        "counter",
+        "Directory authentication outcomes by result.",
+    );
+    for (label, v) in b.outcomes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(
+            out,
+            "radshard_ldap_outcomes_total{{outcome=\"{label}\"}} {v}"
+        );
+    }
+    let buckets: Vec<u64> = b.latency.buckets.iter().map(get).collect();
+    histogram_values(
+        out,
+        "radshard_backend_latency_seconds",
+        "Backend job latency, from queueing to answer.",
+        &buckets,
+        get(&b.latency.sum_us),
+        get(&b.latency.count),
+    );
 }
 
 fn add_into(acc: &mut [u64], counters: &[Counter]) {
@@ -227,6 +339,17 @@ fn histogram<'a>(
         sum_us += h.sum_us.get();
         count += h.count.get();
     }
+    histogram_values(out, name, help, &buckets, sum_us, count);
+}
+
+fn histogram_values(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    buckets: &[u64],
+    sum_us: u64,
+    count: u64,
+) {
     header(out, name, "histogram", help);
     let mut cumulative = 0;
     for (i, b) in LATENCY_BUCKETS_US.iter().enumerate() {
@@ -253,6 +376,30 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_the_backend_pool() {
+        let b = BackendMetrics::default();
+        b.shed.fetch_add(3, Relaxed);
+        b.queue_capacity.store(64, Relaxed);
+        b.outcome("bad_password");
+        b.outcome("accept");
+        b.outcome("accept");
+        b.latency.observe_us(4_000);
+        let mut out = String::new();
+        render_backend(&mut out, &b);
+        for line in [
+            "radshard_backend_shed_total 3",
+            "radshard_backend_queue_capacity 64",
+            "radshard_ldap_outcomes_total{outcome=\"accept\"} 2",
+            "radshard_ldap_outcomes_total{outcome=\"bad_password\"} 1",
+            "radshard_backend_latency_seconds_bucket{le=\"0.005\"} 1",
+            "radshard_backend_latency_seconds_count 1",
+            "radshard_backend_cache_hits_total{kind=\"negative\"} 0",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+    }
 
     #[test]
     fn renders_summed_counters_and_histograms() {

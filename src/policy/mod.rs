@@ -1,6 +1,8 @@
-//! Policy: what goes into a reply. Today that is per-user reply attributes; network policies
-//! (ordered rules matching NAS, groups, method) build on the same [`ReplyAttributes`].
+//! Policy: what goes into a reply. Per-user reply attributes, and network policies (ordered
+//! rules matching NAS, groups, method) that build on the same [`ReplyAttributes`].
 
+pub mod network;
 pub mod reply;
 
+pub use network::{AuthSource, NetworkPolicies, NetworkPolicy, PolicyInput, Verdict};
 pub use reply::ReplyAttributes;

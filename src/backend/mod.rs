@@ -1,0 +1,351 @@
+//! The backend pool: slow work (directory binds now, HTTP MFA calls next) off the shards.
+//!
+//! A tokio multi-thread runtime on its own threads runs the jobs. Shards hand jobs over one
+//! **bounded** crossbeam queue with `try_send`, never blocking, and await the answer on a
+//! `futures` oneshot inside their glommio task. A dispatcher task takes a job from the queue
+//! only when one of `max_in_flight` slots is free, so a slow or dead directory fills the queue
+//! and further requests are shed by policy instead of piling up.
+//!
+//! * **Deadlines**: every job carries one derived from the request's arrival; a job still queued
+//!   at its deadline, or not answered by it, is answered `Unavailable`.
+//! * **Single-flight**: jobs are keyed by an attempt key (client, user, keyed hash of the
+//!   password). A copy of an attempt in flight (a NAS retransmission with a new Identifier, or
+//!   on another shard) joins it: one bind, several answers.
+//! * **Result cache**: accepts for `positive_cache_ttl`, rejects for `negative_cache_ttl`; the
+//!   negative cache stops a device repeating a bad password from locking an AD account out.
+
+pub mod ldap;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use futures_channel::oneshot;
+use hmac::{Hmac, Mac};
+use md5::Md5;
+use tracing::{info, warn};
+
+use crate::auth::RejectReason;
+use crate::config::BackendConfig;
+use crate::metrics::BackendMetrics;
+use ldap::{Directory, LdapConfig};
+
+/// Who the directory says the user is, for policies and later stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The name presented to later stages (MFA): the alternate login ID if configured, else
+    /// the name the user logged in with.
+    pub presented: String,
+    /// The entry's DN.
+    pub dn: String,
+    /// Group DNs (direct and, on AD with `nested_groups`, nested).
+    pub groups: Vec<String>,
+}
+
+/// A backend job's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accept(Arc<Identity>),
+    Reject(RejectReason),
+    /// No directory answered within the deadline.
+    Unavailable,
+    /// The queue was full: shed by policy.
+    Shed,
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Accept(_) => "accept",
+            Outcome::Reject(r) => r.label(),
+            Outcome::Unavailable => "unavailable",
+            Outcome::Shed => "shed",
+        }
+    }
+}
+
+/// What a shard asks the pool.
+pub struct AuthRequest<'a> {
+    pub client: &'a str,
+    pub user: &'a str,
+    pub password: &'a [u8],
+    pub deadline: Instant,
+}
+
+/// A job's identity for single-flight and caching: HMAC-MD5 under a per-process random key of
+/// client, user and password, so the password is never kept and keys cannot be precomputed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptKey([u8; 16]);
+
+/// A password that leaves no copy behind in the job and never shows in Debug output.
+struct Password(Vec<u8>);
+
+impl Drop for Password {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: `b` is a valid, exclusive reference to a byte of our own buffer; volatile
+            // so the wipe is not optimised away.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+struct Job {
+    key: AttemptKey,
+    user: String,
+    password: Password,
+    deadline: Instant,
+    queued: Instant,
+}
+
+struct Inner {
+    directory: Directory,
+    inflight: Mutex<HashMap<AttemptKey, Vec<oneshot::Sender<Outcome>>>>,
+    cache: Mutex<HashMap<AttemptKey, (Instant, Outcome)>>,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    metrics: Arc<BackendMetrics>,
+    /// Wakes the dispatcher when a job is queued.
+    wake: tokio::sync::Notify,
+}
+
+/// Most result-cache entries kept; past that, expired ones are dropped, then all.
+const CACHE_MAX: usize = 100_000;
+
+/// The pool. Dropping it stops its threads (jobs in flight are abandoned and their waiters
+/// see `Unavailable`).
+pub struct BackendPool {
+    tx: Sender<Job>,
+    inner: Arc<Inner>,
+    hash_key: [u8; 32],
+    runtime: Option<tokio::runtime::Runtime>,
+    pub config: BackendConfig,
+}
+
+impl std::fmt::Debug for BackendPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendPool")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `submit` did.
+pub enum Submitted {
+    /// Await the answer (a fresh job, a joined one, or a cached result already sent).
+    Pending(oneshot::Receiver<Outcome>),
+    /// The queue is full.
+    Shed,
+}
+
+impl BackendPool {
+    /// Starts the runtime and the dispatcher for `ldap`.
+    pub fn start(config: &BackendConfig, ldap: &LdapConfig) -> std::io::Result<Arc<BackendPool>> {
+        // ldap3 (and reqwest later) build rustls configs from the process default provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("radshard-backend")
+            .enable_all()
+            .build()?;
+        let metrics = Arc::new(BackendMetrics::default());
+        metrics.queue_capacity.store(config.queue as u64, Relaxed);
+        crate::metrics::register_backend(metrics.clone());
+        let directory = Directory::new(ldap.clone(), metrics.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let inner = Arc::new(Inner {
+            directory,
+            inflight: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            positive_ttl: config.positive_cache_ttl,
+            negative_ttl: config.negative_cache_ttl,
+            metrics,
+            wake: tokio::sync::Notify::new(),
+        });
+        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight));
+        runtime.spawn(dispatch(rx, inner.clone(), slots));
+        info!(
+            threads = config.threads,
+            queue = config.queue,
+            max_in_flight = config.max_in_flight,
+            servers = ldap.servers.len(),
+            "backend pool started"
+        );
+        Ok(Arc::new(BackendPool {
+            tx,
+            inner,
+            hash_key: rand::random(),
+            runtime: Some(runtime),
+            config: config.clone(),
+        }))
+    }
+
+    pub fn metrics(&self) -> &Arc<BackendMetrics> {
+        &self.inner.metrics
+    }
+
+    pub fn attempt_key(&self, client: &str, user: &str, password: &[u8]) -> AttemptKey {
+        let mut mac = <Hmac<Md5> as Mac>::new_from_slice(&self.hash_key).expect("any key length");
+        for part in [client.as_bytes(), user.as_bytes(), password] {
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
+        }
+        AttemptKey(mac.finalize().into_bytes().into())
+    }
+
+    /// Hands an authentication to the pool without blocking.
+    pub fn submit(&self, req: AuthRequest<'_>) -> Submitted {
+        let m = &self.inner.metrics;
+        let key = self.attempt_key(req.client, req.user, req.password);
+        let (tx, rx) = oneshot::channel();
+        if let Some(hit) = self.inner.cached(&key) {
+            match hit {
+                Outcome::Accept(_) => m.cache_hits_positive.fetch_add(1, Relaxed),
+                _ => m.cache_hits_negative.fetch_add(1, Relaxed),
+            };
+            let _ = tx.send(hit);
+            return Submitted::Pending(rx);
+        }
+        {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(waiters) = inflight.get_mut(&key) {
+                waiters.push(tx);
+                m.joined.fetch_add(1, Relaxed);
+                return Submitted::Pending(rx);
+            }
+            inflight.insert(key, vec![tx]);
+        }
+        let job = Job {
+            key,
+            user: req.user.to_string(),
+            password: Password(req.password.to_vec()),
+            deadline: req.deadline,
+            queued: Instant::now(),
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => {
+                // Stores a wake-up if the dispatcher is busy, so none is lost.
+                self.inner.wake.notify_one();
+                m.submitted.fetch_add(1, Relaxed);
+                m.queue_depth.store(self.tx.len() as u64, Relaxed);
+                Submitted::Pending(rx)
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                m.shed.fetch_add(1, Relaxed);
+                // Copies that joined meanwhile are shed with it.
+                self.inner.finish(&key, Outcome::Shed, false);
+                Submitted::Shed
+            }
+        }
+    }
+}
+
+impl Drop for BackendPool {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Takes jobs off the queue only when a slot is free, so a stuck directory leaves them queued
+/// (and new ones shed) rather than piling up as tasks. Runs as a task on the pool's runtime:
+/// a shard's `notify_one` wakes it, no extra thread hop per job.
+async fn dispatch(rx: Receiver<Job>, inner: Arc<Inner>, slots: Arc<tokio::sync::Semaphore>) {
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let job = loop {
+            match rx.try_recv() {
+                Ok(job) => break job,
+                Err(TryRecvError::Empty) => inner.wake.notified().await,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        };
+        inner.metrics.queue_depth.store(rx.len() as u64, Relaxed);
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            inner.metrics.in_flight.fetch_add(1, Relaxed);
+            let outcome = inner.run(&job).await;
+            inner.metrics.in_flight.fetch_sub(1, Relaxed);
+            inner
+                .metrics
+                .latency
+                .observe_us(job.queued.elapsed().as_micros() as u64);
+            inner.metrics.outcome(outcome.label());
+            inner.finish(&job.key, outcome, true);
+            drop(permit);
+        });
+    }
+}
+
+impl Inner {
+    async fn run(&self, job: &Job) -> Outcome {
+        if Instant::now() >= job.deadline {
+            self.metrics.deadline_exceeded.fetch_add(1, Relaxed);
+            return Outcome::Unavailable;
+        }
+        let deadline = tokio::time::Instant::from_std(job.deadline);
+        match tokio::time::timeout_at(
+            deadline,
+            self.directory.authenticate(&job.user, &job.password.0),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(_) => {
+                self.metrics.deadline_exceeded.fetch_add(1, Relaxed);
+                warn!(target: "radshard::backend", "directory did not answer within the deadline");
+                Outcome::Unavailable
+            }
+        }
+    }
+
+    fn cached(&self, key: &AttemptKey) -> Option<Outcome> {
+        if self.positive_ttl.is_zero() && self.negative_ttl.is_zero() {
+            return None;
+        }
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(key) {
+            Some((expires, o)) if *expires > Instant::now() => Some(o.clone()),
+            _ => None,
+        }
+    }
+
+    /// Answers every waiter of `key` and caches a definite outcome.
+    fn finish(&self, key: &AttemptKey, outcome: Outcome, cache: bool) {
+        let ttl = match &outcome {
+            Outcome::Accept(_) => self.positive_ttl,
+            Outcome::Reject(_) => self.negative_ttl,
+            _ => Duration::ZERO,
+        };
+        if cache && !ttl.is_zero() {
+            let now = Instant::now();
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if c.len() >= CACHE_MAX {
+                c.retain(|_, (exp, _)| *exp > now);
+                if c.len() >= CACHE_MAX {
+                    c.clear();
+                }
+            }
+            c.insert(*key, (now + ttl, outcome.clone()));
+        }
+        let waiters = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+            .unwrap_or_default();
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+    }
+}

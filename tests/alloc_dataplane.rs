@@ -158,7 +158,7 @@ fn answering_requests_allocates_nothing_per_packet() {
     }
     server.stop();
     // Per-packet allocation would show as ≥ 1.0 per request. What remains is per wake-up or
-    // per group commit (io_uring sources, the commit's buffer): measured 0.05–0.16 per request
+    // per group commit (io_uring sources, the commit's buffer): measured 0.05–0.21 per request
     // and 5–20 per batch for PAP, 0.18–0.38 per request and 7–17 per batch for accounting
     // (release and debug builds, with other work on the machine).
     for (name, per_request, per_batch) in results {

@@ -40,7 +40,12 @@ fn default_config_serves_radtest_and_sigterm_flushes_and_exits_zero() {
         let (stop, to) = (stop.clone(), server.acct);
         std::thread::spawn(move || flood_accounting(to, "term", stop))
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the flood get going: wait (bounded) until records are landing, however slow the
+    // disk's fsyncs are on a busy machine.
+    let going = wait_until(Duration::from_secs(15), || {
+        read_accounting(&acct_dir).records.len() >= 200
+    });
+    assert!(going, "accounting flood never got going");
     server.signal(libc::SIGTERM);
     let t = Instant::now();
     let status = server

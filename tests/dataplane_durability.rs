@@ -24,7 +24,12 @@ fn sigkill_mid_flood_loses_no_acknowledged_record() {
         let stop = stop.clone();
         std::thread::spawn(move || flood_accounting(to, "kill9", stop))
     };
-    std::thread::sleep(Duration::from_secs(1));
+    // Kill once the flood is well under way (bounded wait: fsyncs can be slow on a busy disk).
+    std::thread::sleep(Duration::from_millis(500));
+    let going = wait_until(Duration::from_secs(15), || {
+        read_accounting(&acct_dir).records.len() >= 1000
+    });
+    assert!(going, "accounting flood never got going");
     server.signal(libc::SIGKILL);
     let killed_at = Instant::now();
     let status = server

@@ -254,161 +254,126 @@ impl Shard {
         }
 
         let (method, decision) = rt.users.decide(&req);
-        match decision {
-            Decision::Accept(user) => {
-                let input = || {
-                    PolicyInput::from_request(
-                        &req,
-                        &client.name,
-                        client.group.as_deref(),
-                        &user.groups,
-                        method,
-                        AuthSource::Local,
-                    )
-                };
-                let (code, fill) = decide_policy(rt, input, Some(&user.reply));
-                let outcome = if code == Code::AccessAccept {
-                    "accept"
-                } else {
-                    "reject"
-                };
-                let reason = (code != Code::AccessAccept).then_some(RejectReason::PolicyReject);
-                log_decision(&req, client, from, method, outcome, reason, now);
-                send_reply(
-                    tx,
-                    from,
-                    &req,
-                    code,
-                    |b, s| fill.apply(b, s),
-                    &m,
-                    Some((cache, key, now)),
-                );
-            }
-            Decision::Reject(RejectReason::UnknownUser)
-                if method == Some(Method::Pap) && rt.backend.is_some() =>
-            {
-                let Some(backend) = rt.backend.clone() else {
-                    return;
-                };
-                let mut pw = [0u8; 128];
-                let (Ok(password), Ok(user)) = (
-                    req.user_password(&mut pw),
-                    std::str::from_utf8(req.user_name().unwrap_or_default()),
-                ) else {
-                    log_decision(
-                        &req,
-                        client,
-                        from,
-                        method,
-                        "reject",
-                        Some(RejectReason::MalformedPassword),
-                        now,
-                    );
-                    let msg = rt.reject_reply_message.as_deref();
-                    let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
-                        msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
+        // Every branch that ends in a plain Access-Reject breaks out with its reason; the reject
+        // is logged and answered once, below.
+        let reject = 'decide: {
+            match decision {
+                Decision::Accept(user) => {
+                    let input = || {
+                        PolicyInput::from_request(
+                            &req,
+                            &client.name,
+                            client.group.as_deref(),
+                            &user.groups,
+                            method,
+                            AuthSource::Local,
+                        )
                     };
-                    return send_reply(
+                    let (code, fill) = decide_policy(rt, input, Some(&user.reply));
+                    let outcome = if code == Code::AccessAccept {
+                        "accept"
+                    } else {
+                        "reject"
+                    };
+                    let reason = (code != Code::AccessAccept).then_some(RejectReason::PolicyReject);
+                    log_decision(&req, client, from, method, outcome, reason, now);
+                    send_reply(
                         tx,
                         from,
                         &req,
-                        Code::AccessReject,
-                        fill,
+                        code,
+                        |b, s| fill.apply(b, s),
                         &m,
                         Some((cache, key, now)),
                     );
-                };
-                if cache.begin(key).is_err() {
-                    return m.count_drop(DropReason::Overloaded);
                 }
-                let deadline = now + backend.config.deadline;
-                let submitted = backend.submit(AuthRequest {
-                    client: &client.name,
-                    user,
-                    password,
-                    deadline,
-                });
-                match submitted {
-                    Submitted::Pending(rx) => {
-                        *slow_in_flight += 1;
-                        spawn_backend(
-                            me.clone(),
-                            rt.clone(),
-                            li,
-                            from,
-                            key,
-                            req.packet().as_bytes(),
-                            client.index,
-                            now,
-                            deadline,
-                            rx,
-                        );
+                Decision::Reject(RejectReason::UnknownUser)
+                    if method == Some(Method::Pap) && rt.backend.is_some() =>
+                {
+                    let Some(backend) = rt.backend.clone() else {
+                        return;
+                    };
+                    let mut pw = [0u8; 128];
+                    let (Ok(password), Ok(user)) = (
+                        req.user_password(&mut pw),
+                        std::str::from_utf8(req.user_name().unwrap_or_default()),
+                    ) else {
+                        break 'decide Some(RejectReason::MalformedPassword);
+                    };
+                    if cache.begin(key).is_err() {
+                        return m.count_drop(DropReason::Overloaded);
                     }
-                    Submitted::Shed => match backend.config.on_overload {
-                        ShedPolicy::Drop => {
-                            cache.abandon(&key);
-                            debug!(user, client = %client.name, "backend queue full: dropped");
-                            m.count_drop(DropReason::BackendOverloaded);
-                        }
-                        ShedPolicy::Reject => {
-                            log_decision(
-                                &req,
-                                client,
+                    let deadline = now + backend.config.deadline;
+                    let submitted = backend.submit(AuthRequest {
+                        client: &client.name,
+                        user,
+                        password,
+                        deadline,
+                    });
+                    match submitted {
+                        Submitted::Pending(rx) => {
+                            *slow_in_flight += 1;
+                            spawn_backend(
+                                me.clone(),
+                                rt.clone(),
+                                li,
                                 from,
-                                method,
-                                "reject",
-                                Some(RejectReason::Overloaded),
+                                key,
+                                req.packet().as_bytes(),
+                                client.index,
                                 now,
-                            );
-                            let msg = rt.reject_reply_message.as_deref();
-                            let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
-                                msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
-                            };
-                            send_reply(
-                                tx,
-                                from,
-                                &req,
-                                Code::AccessReject,
-                                fill,
-                                &m,
-                                Some((cache, key, now)),
+                                deadline,
+                                rx,
                             );
                         }
-                    },
+                        Submitted::Shed => match backend.config.on_overload {
+                            ShedPolicy::Drop => {
+                                cache.abandon(&key);
+                                debug!(user, client = %client.name, "backend queue full: dropped");
+                                m.count_drop(DropReason::BackendOverloaded);
+                            }
+                            ShedPolicy::Reject => {
+                                // The request was marked in progress; answering it replaces that.
+                                break 'decide Some(RejectReason::Overloaded);
+                            }
+                        },
+                    }
+                }
+                Decision::Reject(reason) => break 'decide Some(reason),
+                Decision::VerifySlowly(_) => {
+                    if cache.begin(key).is_err() {
+                        return m.count_drop(DropReason::Overloaded);
+                    }
+                    *slow_in_flight += 1;
+                    spawn_slow_pap(
+                        me.clone(),
+                        rt.clone(),
+                        li,
+                        from,
+                        key,
+                        req.packet().as_bytes(),
+                        client.index,
+                        now,
+                    );
                 }
             }
-            Decision::Reject(reason) => {
-                log_decision(&req, client, from, method, "reject", Some(reason), now);
-                let msg = rt.reject_reply_message.as_deref();
-                let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
-                    msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
-                };
-                send_reply(
-                    tx,
-                    from,
-                    &req,
-                    Code::AccessReject,
-                    fill,
-                    &m,
-                    Some((cache, key, now)),
-                );
-            }
-            Decision::VerifySlowly(_) => {
-                if cache.begin(key).is_err() {
-                    return m.count_drop(DropReason::Overloaded);
-                }
-                *slow_in_flight += 1;
-                spawn_slow_pap(
-                    me.clone(),
-                    rt.clone(),
-                    li,
-                    from,
-                    key,
-                    req.packet().as_bytes(),
-                    client.index,
-                    now,
-                );
-            }
+            None
+        };
+        if let Some(reason) = reject {
+            log_decision(&req, client, from, method, "reject", Some(reason), now);
+            let msg = rt.reject_reply_message.as_deref();
+            let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
+                msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
+            };
+            send_reply(
+                tx,
+                from,
+                &req,
+                Code::AccessReject,
+                fill,
+                &m,
+                Some((cache, key, now)),
+            );
         }
     }
 

@@ -1,0 +1,297 @@
+//! The second factor: challenges whose State is issued and redeemed here, shared by every
+//! shard (a follow-up Access-Request may land on any shard), and the providers that check
+//! the code.
+//!
+//! This first slice serves the OTP challenge flow with the built-in TOTP provider:
+//!
+//! 1. primary authentication accepted by a policy with `mfa = true` → [`Mfa::issue`] stores a
+//!    pending challenge keyed by the State's nonce and the shard answers Access-Challenge with
+//!    the State and a Reply-Message prompt;
+//! 2. the next Access-Request carries the State and the code in User-Password →
+//!    [`Mfa::redeem`] checks the State (MAC, expiry, client, user) and removes the pending
+//!    challenge (single use, whatever the code's fate), then [`Mfa::check_totp`] checks the
+//!    code and refuses one already used.
+//!
+//! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
+
+pub mod config;
+pub mod state;
+pub mod totp;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::auth::RejectReason;
+use crate::policy::AuthSource;
+pub use config::{MfaConfig, Provider, RawMfa};
+use state::{Nonce, StateError, StateKey, STATE_LEN};
+use totp::TotpSecret;
+
+/// What a pending challenge remembers of the primary authentication, so the follow-up can be
+/// decided by the policies without the password.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub groups: Vec<String>,
+    pub source: AuthSource,
+    pub expiry: u64,
+}
+
+/// `radshard_mfa_*` counters.
+#[derive(Debug, Default)]
+pub struct MfaMetrics {
+    pub challenges_issued: AtomicU64,
+    pub pending: AtomicU64,
+    /// Outcomes by label: `accept`, `accept_unenrolled`, or a reject reason label.
+    pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl MfaMetrics {
+    pub fn outcome(&self, label: &'static str) {
+        let mut m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(label).or_insert(0) += 1;
+    }
+
+    pub fn outcome_count(&self, label: &str) -> u64 {
+        let m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(label).copied().unwrap_or(0)
+    }
+}
+
+static METRICS: Mutex<Option<Arc<MfaMetrics>>> = Mutex::new(None);
+
+/// The metrics of the latest MFA store started, for the scrape.
+pub fn metrics() -> Option<Arc<MfaMetrics>> {
+    METRICS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The challenge store and its settings; one per process, kept across reloads.
+#[derive(Debug)]
+pub struct Mfa {
+    pub config: MfaConfig,
+    key: StateKey,
+    pending: Mutex<HashMap<Nonce, Pending>>,
+    /// Nonces redeemed, until their State expires: tells a replay from a forgery in the log.
+    /// Single use itself rests on the pending entry being removed.
+    consumed: Mutex<HashMap<Nonce, u64>>,
+    /// Per user, the last TOTP step accepted: a code is accepted once.
+    last_step: Mutex<HashMap<String, u64>>,
+    pub metrics: Arc<MfaMetrics>,
+}
+
+fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
+    map.retain(|_, v| expiry(v) > now);
+}
+
+impl Mfa {
+    pub fn new(config: MfaConfig) -> Arc<Mfa> {
+        let metrics = Arc::new(MfaMetrics::default());
+        *METRICS.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics.clone());
+        Arc::new(Mfa {
+            config,
+            key: StateKey::random(),
+            pending: Mutex::new(HashMap::new()),
+            consumed: Mutex::new(HashMap::new()),
+            last_step: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// Stores a pending challenge for `client`/`user` and returns its State.
+    pub fn issue(
+        &self,
+        client: &str,
+        user: &[u8],
+        groups: &[String],
+        source: AuthSource,
+        now: u64,
+    ) -> Result<[u8; STATE_LEN], RejectReason> {
+        let expiry = now + self.config.challenge_ttl.as_secs();
+        let (state, nonce) = self.key.issue(client, user, expiry);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() >= self.config.max_pending {
+            purge_expired(&mut pending, now, |p| p.expiry);
+            if pending.len() >= self.config.max_pending {
+                return Err(RejectReason::MfaOverloaded);
+            }
+        }
+        pending.insert(
+            nonce,
+            Pending {
+                groups: groups.to_vec(),
+                source,
+                expiry,
+            },
+        );
+        self.metrics.pending.store(pending.len() as u64, Relaxed);
+        self.metrics.challenges_issued.fetch_add(1, Relaxed);
+        Ok(state)
+    }
+
+    /// Checks `state` for `client`/`user` and takes its pending challenge (single use).
+    pub fn redeem(
+        &self,
+        state: &[u8],
+        client: &str,
+        user: &[u8],
+        now: u64,
+    ) -> Result<Pending, RejectReason> {
+        let (nonce, expiry) = self
+            .key
+            .verify(state, client, user, now)
+            .map_err(|e| match e {
+                StateError::Invalid => RejectReason::MfaStateInvalid,
+                StateError::Expired => RejectReason::MfaStateExpired,
+            })?;
+        let taken = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = pending.remove(&nonce);
+            self.metrics.pending.store(pending.len() as u64, Relaxed);
+            taken
+        };
+        let mut consumed = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
+        match taken {
+            Some(p) => {
+                if consumed.len() >= 2 * self.config.max_pending {
+                    purge_expired(&mut consumed, now, |e| *e);
+                    if consumed.len() >= 2 * self.config.max_pending {
+                        consumed.clear();
+                    }
+                }
+                consumed.insert(nonce, expiry);
+                Ok(p)
+            }
+            // A valid MAC but no pending challenge: redeemed before, or dropped when the store
+            // was full of expired entries. Either way refused.
+            None if consumed.contains_key(&nonce) => Err(RejectReason::MfaStateReplayed),
+            None => Err(RejectReason::MfaStateInvalid),
+        }
+    }
+
+    /// Checks a TOTP `code` for `user`; a code (its time step, or an earlier one) accepted
+    /// before for this user is refused.
+    pub fn check_totp(
+        &self,
+        user: &str,
+        secret: &TotpSecret,
+        code: &[u8],
+        now: u64,
+    ) -> Result<(), RejectReason> {
+        let step = secret
+            .matching_step(code, now)
+            .ok_or(RejectReason::MfaBadCode)?;
+        let mut last = self.last_step.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get(user) {
+            Some(&used) if step <= used => Err(RejectReason::MfaCodeReused),
+            _ => {
+                last.insert(user.to_string(), step);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn mfa(max_pending: usize) -> Arc<Mfa> {
+        Mfa::new(MfaConfig {
+            provider: Provider::Totp,
+            challenge_ttl: Duration::from_secs(60),
+            prompt: config::DEFAULT_PROMPT.into(),
+            accept_unenrolled: false,
+            max_pending,
+        })
+    }
+
+    #[test]
+    fn state_is_single_use() {
+        let m = mfa(10);
+        let s = m
+            .issue("nas", b"alice", &["staff".into()], AuthSource::Local, 1000)
+            .expect("issued");
+        assert_eq!(m.pending(), 1);
+        let p = m.redeem(&s, "nas", b"alice", 1001).expect("redeemed");
+        assert_eq!(p.groups, vec!["staff".to_string()]);
+        assert_eq!(p.source, AuthSource::Local);
+        assert_eq!(m.pending(), 0);
+        assert_eq!(
+            m.redeem(&s, "nas", b"alice", 1002).map(|_| ()),
+            Err(RejectReason::MfaStateReplayed)
+        );
+    }
+
+    #[test]
+    fn wrong_user_client_expired_forged() {
+        let m = mfa(10);
+        let s = m
+            .issue("nas", b"alice", &[], AuthSource::Local, 1000)
+            .expect("issued");
+        let r = |st: &[u8], c: &str, u: &[u8], t: u64| m.redeem(st, c, u, t).map(|_| ());
+        assert_eq!(
+            r(&s, "nas", b"bob", 1001),
+            Err(RejectReason::MfaStateInvalid)
+        );
+        assert_eq!(
+            r(&s, "other", b"alice", 1001),
+            Err(RejectReason::MfaStateInvalid)
+        );
+        assert_eq!(
+            r(&s, "nas", b"alice", 1060),
+            Err(RejectReason::MfaStateExpired)
+        );
+        let mut forged = s;
+        forged[0] ^= 0x80;
+        assert_eq!(
+            r(&forged, "nas", b"alice", 1001),
+            Err(RejectReason::MfaStateInvalid)
+        );
+        // None of these consumed the challenge.
+        assert!(r(&s, "nas", b"alice", 1001).is_ok());
+    }
+
+    #[test]
+    fn full_store_refuses_then_frees_expired() {
+        let m = mfa(2);
+        for _ in 0..2 {
+            m.issue("nas", b"a", &[], AuthSource::Local, 1000)
+                .expect("room");
+        }
+        assert_eq!(
+            m.issue("nas", b"a", &[], AuthSource::Local, 1001)
+                .map(|_| ()),
+            Err(RejectReason::MfaOverloaded)
+        );
+        // Once the first two expired they make room.
+        assert!(m.issue("nas", b"a", &[], AuthSource::Local, 1061).is_ok());
+        assert_eq!(m.pending(), 1);
+    }
+
+    #[test]
+    fn totp_code_accepted_once() {
+        let m = mfa(2);
+        let secret = TotpSecret::from_bytes(b"12345678901234567890".to_vec());
+        let now = 1_111_111_111;
+        let code = format!("{:06}", secret.code_at_step(now / 30, 6));
+        assert_eq!(m.check_totp("alice", &secret, b"000000", now).ok(), None);
+        assert_eq!(m.check_totp("alice", &secret, code.as_bytes(), now), Ok(()));
+        assert_eq!(
+            m.check_totp("alice", &secret, code.as_bytes(), now + 1),
+            Err(RejectReason::MfaCodeReused)
+        );
+        // The previous step's code, still inside the window, is older than the one used.
+        let prev = format!("{:06}", secret.code_at_step(now / 30 - 1, 6));
+        assert_eq!(
+            m.check_totp("alice", &secret, prev.as_bytes(), now),
+            Err(RejectReason::MfaCodeReused)
+        );
+        // Another user is independent.
+        assert_eq!(m.check_totp("bob", &secret, code.as_bytes(), now), Ok(()));
+    }
+}

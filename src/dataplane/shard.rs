@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
+use super::mfa::{self, Second};
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
@@ -30,13 +31,15 @@ use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
+use crate::backend::mfa::state::STATE_LEN;
+use crate::backend::mfa::Mfa;
 use crate::backend::{AuthRequest, Outcome, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
 use crate::policy::{AuthSource, NetworkPolicy, PolicyInput, ReplyAttributes, Verdict};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
-    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE,
+    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
 };
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
@@ -253,6 +256,66 @@ impl Shard {
             return;
         }
 
+        if let (Some(store), Some(state)) = (rt.mfa.as_deref(), req.attr(STATE)) {
+            // The answer to one of our challenges: State and code, then the policies again
+            // with what the primary authentication found (the password is not sent twice).
+            let reject = |r: RejectReason| {
+                let fill = Fill {
+                    matched: None,
+                    user: None,
+                    policy: None,
+                    message: rt.reject_reply_message.as_deref(),
+                };
+                (Code::AccessReject, fill, r.label(), String::new())
+            };
+            let (code, fill, reason, policy) = match mfa::redeem(rt, store, &req, client, state) {
+                Ok(pending) => {
+                    let input = || {
+                        PolicyInput::from_request(
+                            &req,
+                            &client.name,
+                            client.group.as_deref(),
+                            &pending.groups,
+                            Some(Method::Pap),
+                            pending.source,
+                        )
+                    };
+                    let user_reply = req
+                        .user_name()
+                        .and_then(|n| rt.users.get(n))
+                        .filter(|_| pending.source == AuthSource::Local)
+                        .map(|u| &u.reply);
+                    let (code, fill) = decide_policy(rt, input, user_reply);
+                    let policy = fill.matched.map_or(String::new(), |p| p.name.clone());
+                    if code == Code::AccessAccept {
+                        (code, fill, "", policy)
+                    } else {
+                        let (c, f, r, _) = reject(RejectReason::PolicyReject);
+                        (c, f, r, policy)
+                    }
+                }
+                Err(r) => reject(r),
+            };
+            let outcome = if code == Code::AccessAccept {
+                "accept"
+            } else {
+                "reject"
+            };
+            store
+                .metrics
+                .outcome(if reason.is_empty() { outcome } else { reason });
+            mfa::log(&req, client, from, outcome, reason, &policy, now);
+            return send_reply(
+                tx,
+                from,
+                &req,
+                code,
+                |b, s| fill.apply(b, s),
+                &m,
+                Some((cache, key, now)),
+            );
+        }
+
         let (method, decision) = rt.users.decide(&req);
         match decision {
             Decision::Accept(user) => {
@@ -267,19 +330,23 @@ impl Shard {
                     )
                 };
                 let (code, fill) = decide_policy(rt, input, Some(&user.reply));
-                let outcome = if code == Code::AccessAccept {
-                    "accept"
-                } else {
-                    "reject"
-                };
-                let reason = (code != Code::AccessAccept).then_some(RejectReason::PolicyReject);
+                let (code, answer, outcome, reason) = second_factor(
+                    rt,
+                    code,
+                    fill,
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &user.groups,
+                    AuthSource::Local,
+                    method,
+                );
                 log_decision(&req, client, from, method, outcome, reason, now);
                 send_reply(
                     tx,
                     from,
                     &req,
                     code,
-                    |b, s| fill.apply(b, s),
+                    |b, s| answer.apply(b, s),
                     &m,
                     Some((cache, key, now)),
                 );
@@ -589,17 +656,26 @@ fn spawn_slow_pap(
                     )
                 };
                 let (code, fill) = decide_policy(&rt, input, Some(&u.reply));
-                let accepted = code == Code::AccessAccept;
+                let (code, answer, outcome, reason) = second_factor(
+                    &rt,
+                    code,
+                    fill,
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &u.groups,
+                    AuthSource::Local,
+                    Some(Method::Pap),
+                );
                 log_decision(
                     &req,
                     client,
                     from,
                     Some(Method::Pap),
-                    if accepted { "accept" } else { "reject" },
-                    (!accepted).then_some(RejectReason::PolicyReject),
+                    outcome,
+                    reason,
                     started,
                 );
-                build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
+                build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
             }
             _ => {
                 log_decision(
@@ -713,6 +789,72 @@ impl Fill<'_> {
     }
 }
 
+/// A reply's content: attributes after policies, or an MFA challenge.
+enum Answer<'a> {
+    Fill(Fill<'a>),
+    Challenge(&'a Mfa, [u8; STATE_LEN]),
+}
+
+impl Answer<'_> {
+    fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
+        match self {
+            Answer::Fill(f) => f.apply(b, s),
+            Answer::Challenge(m, state) => mfa::fill_challenge(m, state)(b, s),
+        }
+    }
+}
+
+/// The second-factor stage after the policies decided `code`: a policy accept that requires
+/// MFA becomes an Access-Challenge (or a reject, or an accept for unenrolled users, as
+/// configured). Returns the reply's code and content and the decision's outcome and reason.
+#[allow(clippy::too_many_arguments)]
+fn second_factor<'a>(
+    rt: &'a Runtime,
+    code: Code,
+    fill: Fill<'a>,
+    client: &str,
+    user: &[u8],
+    groups: &[String],
+    source: AuthSource,
+    method: Option<Method>,
+) -> (Code, Answer<'a>, &'static str, Option<RejectReason>) {
+    let reject = |r: RejectReason| {
+        (
+            Code::AccessReject,
+            Answer::Fill(Fill {
+                matched: None,
+                user: None,
+                policy: None,
+                message: rt.reject_reply_message.as_deref(),
+            }),
+            "reject",
+            Some(r),
+        )
+    };
+    if code != Code::AccessAccept {
+        return (
+            code,
+            Answer::Fill(fill),
+            "reject",
+            Some(RejectReason::PolicyReject),
+        );
+    }
+    match mfa::after_primary(rt, fill.matched, client, user, groups, source, method) {
+        Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
+        Second::AcceptUnenrolled => (code, Answer::Fill(fill), "accept_mfa_unenrolled", None),
+        Second::Challenge(state) => match rt.mfa.as_deref() {
+            Some(m) => (
+                Code::AccessChallenge,
+                Answer::Challenge(m, state),
+                "challenge",
+                None,
+            ),
+            None => reject(RejectReason::MfaStateInvalid),
+        },
+        Second::Reject(r) => reject(r),
+    }
+}
+
 /// Runs the network policies for an authenticated user.
 fn decide_policy<'a, 'i>(
     rt: &'a Runtime,
@@ -820,7 +962,19 @@ fn spawn_backend(
                     )
                 };
                 let (code, fill) = decide_policy(&rt, input, None);
-                if code == Code::AccessAccept {
+                let policy_name = fill.matched.map_or("", |p| p.name.as_str());
+                let mfa_required = fill.matched.is_some_and(|p| p.mfa);
+                let (code, answer, outcome, reason) = second_factor(
+                    &rt,
+                    code,
+                    fill,
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &id.groups,
+                    AuthSource::Ldap,
+                    method,
+                );
+                if code != Code::AccessReject {
                     info!(
                         target: "radshard::auth",
                         user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
@@ -829,17 +983,17 @@ fn spawn_backend(
                         nas = %from,
                         method = "pap",
                         source = "ldap",
-                        outcome = "accept",
-                        policy = fill.matched.map_or("", |p| p.name.as_str()),
-                        mfa_required = fill.matched.is_some_and(|p| p.mfa),
+                        outcome,
+                        policy = policy_name,
+                        mfa_required,
                         latency_us = started.elapsed().as_micros() as u64,
                         "decision"
                     );
-                    build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
+                    build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
                 } else {
                     reject(
                         &mut buf,
-                        RejectReason::PolicyReject,
+                        reason.unwrap_or(RejectReason::PolicyReject),
                         rt.reject_reply_message.as_deref(),
                     )
                 }

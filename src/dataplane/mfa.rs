@@ -1,0 +1,146 @@
+//! The shard's side of the second factor: after the policies accept, decide whether to
+//! challenge; and decide a follow-up Access-Request that carries a State. The challenge store
+//! itself ([`crate::backend::mfa::Mfa`]) is shared by all shards.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tracing::info;
+
+use super::clients::Client;
+use super::runtime::Runtime;
+use crate::accounting::time::now_unix;
+use crate::auth::{Method, RejectReason};
+use crate::backend::mfa::state::STATE_LEN;
+use crate::backend::mfa::{Mfa, Provider};
+use crate::policy::{AuthSource, NetworkPolicy};
+use crate::proto::{BuildError, PacketBuilder, Secret, Verified, REPLY_MESSAGE, STATE};
+
+/// What the second-factor stage makes of a primary accept.
+pub(super) enum Second {
+    /// No second factor required: accept.
+    NotRequired,
+    /// Required but the user has none enrolled and `[mfa] unenrolled = "accept"`.
+    AcceptUnenrolled,
+    /// Answer Access-Challenge with this State and the prompt.
+    Challenge([u8; STATE_LEN]),
+    Reject(RejectReason),
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(now_unix().0).unwrap_or(0)
+}
+
+/// Whether `user` has a second factor with the configured provider.
+fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8]) -> bool {
+    match mfa.config.provider {
+        Provider::Totp => rt.users.get(user).is_some_and(|u| u.totp.is_some()),
+    }
+}
+
+/// After the policies accepted (`matched` decided): challenge, reject or accept.
+pub(super) fn after_primary(
+    rt: &Runtime,
+    matched: Option<&NetworkPolicy>,
+    client: &str,
+    user: &[u8],
+    groups: &[String],
+    source: AuthSource,
+    method: Option<Method>,
+) -> Second {
+    let Some(mfa) = rt.mfa.as_deref() else {
+        return Second::NotRequired;
+    };
+    if !matched.is_some_and(|p| p.mfa) {
+        return Second::NotRequired;
+    }
+    let second = if !enrolled(rt, mfa, user) {
+        if mfa.config.accept_unenrolled {
+            Second::AcceptUnenrolled
+        } else {
+            Second::Reject(RejectReason::MfaNotEnrolled)
+        }
+    } else if method != Some(Method::Pap) {
+        // CHAP cannot carry a code in the follow-up; push is not available yet.
+        Second::Reject(RejectReason::MfaUnsupportedMethod)
+    } else {
+        match mfa.issue(client, user, groups, source, now_secs()) {
+            Ok(state) => Second::Challenge(state),
+            Err(r) => Second::Reject(r),
+        }
+    };
+    let label = match &second {
+        Second::NotRequired => "not_required",
+        Second::AcceptUnenrolled => "accept_unenrolled",
+        Second::Challenge(_) => "challenge",
+        Second::Reject(r) => r.label(),
+    };
+    if !matches!(second, Second::Challenge(_)) {
+        mfa.metrics.outcome(label);
+    }
+    second
+}
+
+/// Fills an Access-Challenge: the State and the prompt.
+pub(super) fn fill_challenge<'a>(
+    mfa: &'a Mfa,
+    state: &'a [u8],
+) -> impl FnOnce(&mut PacketBuilder<'_, '_>, &Secret) -> Result<(), BuildError> + 'a {
+    move |b, _| {
+        b.attr(STATE, state)?;
+        b.attr(REPLY_MESSAGE, mfa.config.prompt.as_bytes())
+    }
+}
+
+/// A follow-up carrying a State: the primary-auth facts of its challenge if the State and the
+/// code are good, else why not. The challenge is consumed whatever the code's fate.
+pub(super) fn redeem(
+    rt: &Runtime,
+    mfa: &Mfa,
+    req: &Verified<'_>,
+    client: &Client,
+    state: &[u8],
+) -> Result<crate::backend::mfa::Pending, RejectReason> {
+    let now = now_secs();
+    let user = req.user_name().ok_or(RejectReason::NoUserName)?;
+    let pending = mfa.redeem(state, &client.name, user, now)?;
+    let mut pw = [0u8; 128];
+    let code = req
+        .user_password(&mut pw)
+        .map_err(|_| RejectReason::MfaBadCode)?;
+    match mfa.config.provider {
+        Provider::Totp => {
+            let secret = rt
+                .users
+                .get(user)
+                .and_then(|u| u.totp.as_ref())
+                .ok_or(RejectReason::MfaNotEnrolled)?;
+            mfa.check_totp(&String::from_utf8_lossy(user), secret, code, now)?;
+        }
+    }
+    Ok(pending)
+}
+
+/// One line per second-factor decision: never the code or the State.
+pub(super) fn log(
+    req: &Verified<'_>,
+    client: &Client,
+    from: SocketAddr,
+    outcome: &'static str,
+    reason: &'static str,
+    policy: &str,
+    started: Instant,
+) {
+    info!(
+        target: "radshard::auth",
+        user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
+        client = %client.name,
+        nas = %from,
+        stage = "mfa",
+        outcome,
+        reason,
+        policy,
+        latency_us = started.elapsed().as_micros() as u64,
+        "decision"
+    );
+}

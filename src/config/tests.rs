@@ -284,3 +284,68 @@ fn users_and_clients_carry_policy_groups() {
     assert_eq!(c.clients[0].group.as_deref(), Some("wifi"));
     assert_eq!(c.users[0].groups, ["admins", "vpn"]);
 }
+
+#[test]
+fn mfa_section_and_totp_secrets_are_checked_with_lines() {
+    let user = "[[users]]\nname = \"alice\"\npassword = \"pw\"\n";
+    // Valid, with defaults.
+    let c = parse(&format!(
+        "{CLIENT}{user}totp_secret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n[mfa]\nprovider = \"totp\"\n"
+    ))
+    .expect("valid");
+    let m = c.mfa.expect("[mfa]");
+    assert_eq!(m.challenge_ttl, Duration::from_secs(120));
+    assert!(!m.accept_unenrolled);
+    // The secret never shows in Debug output.
+    let dbg = format!("{:?}", c.users);
+    assert!(!dbg.contains("GEZDGNBV"), "{dbg}");
+    // Bad secret: the user's line... the totp_secret line.
+    let e = err(&format!("{CLIENT}{user}totp_secret = \"not base32!\"\n"));
+    assert!(e.starts_with("test.toml:8: "), "{e}");
+    assert!(e.contains("alice") && e.contains("base32"), "{e}");
+    assert!(!e.contains("not base32!"), "the secret is not echoed: {e}");
+    // Unknown key, unknown provider, bad values.
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nprompts = \"x\"\n"
+    ));
+    assert!(
+        e.starts_with("test.toml:7: ") && e.contains("prompts"),
+        "{e}"
+    );
+    let e = err(&format!("{CLIENT}[mfa]\nprovider = \"sms\"\n"));
+    assert!(e.starts_with("test.toml:6: ") && e.contains("sms"), "{e}");
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nchallenge_ttl = \"1h\"\n"
+    ));
+    assert!(e.starts_with("test.toml:7: "), "{e}");
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nunenrolled = \"maybe\"\n"
+    ));
+    assert!(e.starts_with("test.toml:7: "), "{e}");
+}
+
+#[test]
+fn mfa_policies_warn_about_chap_and_a_missing_section() {
+    let policy = "[[policies]]\nname = \"vpn\"\nmfa = true\n";
+    let c = parse(&format!("{CLIENT}{policy}")).expect("valid");
+    assert_eq!(c.warnings.len(), 1);
+    let w = c.warnings[0].to_string();
+    assert!(
+        w.starts_with("test.toml:5: ") && w.contains("no [mfa] section"),
+        "{w}"
+    );
+
+    let c = parse(&format!("{CLIENT}{policy}[mfa]\nprovider = \"totp\"\n")).expect("valid");
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].to_string().contains("CHAP"),
+        "{}",
+        c.warnings[0]
+    );
+
+    let c = parse(&format!(
+        "{CLIENT}{policy}auth_methods = [\"pap\"]\n[mfa]\nprovider = \"totp\"\n"
+    ))
+    .expect("valid");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

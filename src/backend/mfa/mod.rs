@@ -15,6 +15,7 @@
 //! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
 
 pub mod config;
+pub mod privacyidea;
 pub mod state;
 pub mod totp;
 

@@ -83,6 +83,8 @@ pub enum RejectReason {
     MfaUnsupportedMethod,
     /// MFA: too many challenges pending.
     MfaOverloaded,
+    /// MFA: the provider could not be asked and the policy is fail-secure.
+    MfaUnavailable,
 }
 
 impl RejectReason {
@@ -114,6 +116,7 @@ impl RejectReason {
             RejectReason::MfaNotEnrolled => "mfa_not_enrolled",
             RejectReason::MfaUnsupportedMethod => "mfa_unsupported_method",
             RejectReason::MfaOverloaded => "mfa_overloaded",
+            RejectReason::MfaUnavailable => "mfa_unavailable",
         }
     }
 }

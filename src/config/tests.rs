@@ -349,3 +349,37 @@ fn mfa_policies_warn_about_chap_and_a_missing_section() {
     .expect("valid");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+#[test]
+fn mfa_privacyidea_section_is_checked() {
+    let pi = |body: &str| format!("{CLIENT}[mfa]\nprovider = \"privacyidea\"\n{body}");
+    let c = parse(&pi(
+        "on_unreachable = \"accept\"\n[mfa.privacyidea]\nurl = \"https://pi.example.org/\"\nrealm = \"r\"\n",
+    ))
+    .expect("valid");
+    let m = c.mfa.expect("[mfa]");
+    assert!(m.accept_unreachable);
+    match m.provider {
+        crate::backend::mfa::Provider::PrivacyIdea(p) => {
+            assert_eq!(p.url, "https://pi.example.org");
+            assert_eq!(p.realm, "r");
+            assert_eq!(p.timeout, Duration::from_secs(5));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&pi(""));
+    assert!(
+        e.starts_with("test.toml:6: ") && e.contains("[mfa.privacyidea]"),
+        "{e}"
+    );
+    let e = err(&pi("[mfa.privacyidea]\nurl = \"http://pi.example.org\"\n"));
+    assert!(e.starts_with("test.toml:8: ") && e.contains("https"), "{e}");
+    let e = err(&pi(
+        "[mfa.privacyidea]\nurl = \"http://127.0.0.1:5001\"\nuser = \"x\"\n",
+    ));
+    assert!(e.starts_with("test.toml:9: ") && e.contains("user"), "{e}");
+    let e = err(&pi(
+        "on_unreachable = \"maybe\"\n[mfa.privacyidea]\nurl = \"http://127.0.0.1:5001\"\n",
+    ));
+    assert!(e.starts_with("test.toml:7: "), "{e}");
+}

@@ -12,7 +12,7 @@ use super::runtime::Runtime;
 use crate::accounting::time::now_unix;
 use crate::auth::{Method, RejectReason};
 use crate::backend::mfa::state::STATE_LEN;
-use crate::backend::mfa::{Mfa, Provider};
+use crate::backend::mfa::{Mfa, Pending, Provider};
 use crate::policy::{AuthSource, NetworkPolicy};
 use crate::proto::{BuildError, PacketBuilder, Secret, Verified, REPLY_MESSAGE, STATE};
 
@@ -33,17 +33,21 @@ fn now_secs() -> u64 {
 
 /// Whether `user` has a second factor with the configured provider.
 fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8]) -> bool {
-    match mfa.config.provider {
+    match &mfa.config.provider {
         Provider::Totp => rt.users.get(user).is_some_and(|u| u.totp.is_some()),
+        // Known only when privacyIDEA is asked (the follow-up): "no tokens assigned".
+        Provider::PrivacyIdea(_) => true,
     }
 }
 
 /// After the policies accepted (`matched` decided): challenge, reject or accept.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn after_primary(
     rt: &Runtime,
     matched: Option<&NetworkPolicy>,
     client: &str,
     user: &[u8],
+    mfa_user: &str,
     groups: &[String],
     source: AuthSource,
     method: Option<Method>,
@@ -64,7 +68,7 @@ pub(super) fn after_primary(
         // CHAP cannot carry a code in the follow-up; push is not available yet.
         Second::Reject(RejectReason::MfaUnsupportedMethod)
     } else {
-        match mfa.issue(client, user, groups, source, now_secs()) {
+        match mfa.issue(client, user, mfa_user, groups, source, now_secs()) {
             Ok(state) => Second::Challenge(state),
             Err(r) => Second::Reject(r),
         }
@@ -92,15 +96,24 @@ pub(super) fn fill_challenge<'a>(
     }
 }
 
-/// A follow-up carrying a State: the primary-auth facts of its challenge if the State and the
-/// code are good, else why not. The challenge is consumed whatever the code's fate.
+/// A follow-up whose State is good.
+pub(super) enum Redeemed {
+    /// The code was checked here and is good.
+    Done(Pending),
+    /// The code is for the HTTP provider to check.
+    Remote(Pending, String),
+}
+
+/// A follow-up carrying a State: the primary-auth facts of its challenge if the State (and,
+/// for local providers, the code) are good, else why not. The challenge is consumed whatever
+/// the code's fate.
 pub(super) fn redeem(
     rt: &Runtime,
     mfa: &Mfa,
     req: &Verified<'_>,
     client: &Client,
     state: &[u8],
-) -> Result<crate::backend::mfa::Pending, RejectReason> {
+) -> Result<Redeemed, RejectReason> {
     let now = now_secs();
     let user = req.user_name().ok_or(RejectReason::NoUserName)?;
     let pending = mfa.redeem(state, &client.name, user, now)?;
@@ -108,7 +121,7 @@ pub(super) fn redeem(
     let code = req
         .user_password(&mut pw)
         .map_err(|_| RejectReason::MfaBadCode)?;
-    match mfa.config.provider {
+    match &mfa.config.provider {
         Provider::Totp => {
             let secret = rt
                 .users
@@ -116,9 +129,16 @@ pub(super) fn redeem(
                 .and_then(|u| u.totp.as_ref())
                 .ok_or(RejectReason::MfaNotEnrolled)?;
             mfa.check_totp(&String::from_utf8_lossy(user), secret, code, now)?;
+            Ok(Redeemed::Done(pending))
+        }
+        Provider::PrivacyIdea(_) => {
+            let code = std::str::from_utf8(code).map_err(|_| RejectReason::MfaBadCode)?;
+            if code.is_empty() {
+                return Err(RejectReason::MfaBadCode);
+            }
+            Ok(Redeemed::Remote(pending, code.to_string()))
         }
     }
-    Ok(pending)
 }
 
 /// One line per second-factor decision: never the code or the State.

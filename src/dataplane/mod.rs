@@ -185,7 +185,10 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         );
     }
     if let Some(mfa) = &config.mfa {
-        rt.mfa = Some(crate::backend::mfa::Mfa::new(mfa.clone()));
+        rt.mfa = Some(
+            crate::backend::mfa::Mfa::new(mfa.clone())
+                .map_err(|e| StartError::Backend(e.to_string()))?,
+        );
     }
     start_with(config, Arc::new(rt))
 }

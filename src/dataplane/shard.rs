@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
-use super::mfa::{self, Second};
+use super::mfa::{self, Redeemed, Second};
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
@@ -32,7 +32,7 @@ use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
 use crate::backend::mfa::state::STATE_LEN;
-use crate::backend::mfa::Mfa;
+use crate::backend::mfa::{Mfa, Pending, PiAnswer, PiError, Provider};
 use crate::backend::{AuthRequest, Outcome, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
@@ -259,42 +259,33 @@ impl Shard {
         if let (Some(store), Some(state)) = (rt.mfa.as_deref(), req.attr(STATE)) {
             // The answer to one of our challenges: State and code, then the policies again
             // with what the primary authentication found (the password is not sent twice).
-            let reject = |r: RejectReason| {
-                let fill = Fill {
-                    matched: None,
-                    user: None,
-                    policy: None,
-                    message: rt.reject_reply_message.as_deref(),
-                };
-                (Code::AccessReject, fill, r.label(), String::new())
-            };
             let (code, fill, reason, policy) = match mfa::redeem(rt, store, &req, client, state) {
-                Ok(pending) => {
-                    let input = || {
-                        PolicyInput::from_request(
-                            &req,
-                            &client.name,
-                            client.group.as_deref(),
-                            &pending.groups,
-                            Some(Method::Pap),
-                            pending.source,
-                        )
-                    };
-                    let user_reply = req
-                        .user_name()
-                        .and_then(|n| rt.users.get(n))
-                        .filter(|_| pending.source == AuthSource::Local)
-                        .map(|u| &u.reply);
-                    let (code, fill) = decide_policy(rt, input, user_reply);
-                    let policy = fill.matched.map_or(String::new(), |p| p.name.clone());
-                    if code == Code::AccessAccept {
-                        (code, fill, "", policy)
-                    } else {
-                        let (c, f, r, _) = reject(RejectReason::PolicyReject);
-                        (c, f, r, policy)
+                Ok(Redeemed::Done(pending)) => decide_after_second(rt, &req, client, &pending, ""),
+                Ok(Redeemed::Remote(pending, otp)) => {
+                    // Checked by the HTTP provider off the shard; retransmissions meanwhile
+                    // are absorbed as in-progress duplicates.
+                    if cache.begin(key).is_err() {
+                        return m.count_drop(DropReason::Overloaded);
                     }
+                    let Some(rx) = store.submit_check(pending.mfa_user.clone(), otp) else {
+                        cache.abandon(&key);
+                        return m.count_drop(DropReason::BackendUnavailable);
+                    };
+                    *slow_in_flight += 1;
+                    return spawn_mfa_check(
+                        me.clone(),
+                        rt.clone(),
+                        li,
+                        from,
+                        key,
+                        req.packet().as_bytes(),
+                        client.index,
+                        now,
+                        pending,
+                        rx,
+                    );
                 }
-                Err(r) => reject(r),
+                Err(r) => mfa_reject(rt, r),
             };
             let outcome = if code == Code::AccessAccept {
                 "accept"
@@ -336,6 +327,7 @@ impl Shard {
                     fill,
                     &client.name,
                     req.user_name().unwrap_or_default(),
+                    &user.name,
                     &user.groups,
                     AuthSource::Local,
                     method,
@@ -662,6 +654,7 @@ fn spawn_slow_pap(
                     fill,
                     &client.name,
                     req.user_name().unwrap_or_default(),
+                    &u.name,
                     &u.groups,
                     AuthSource::Local,
                     Some(Method::Pap),
@@ -814,6 +807,7 @@ fn second_factor<'a>(
     fill: Fill<'a>,
     client: &str,
     user: &[u8],
+    mfa_user: &str,
     groups: &[String],
     source: AuthSource,
     method: Option<Method>,
@@ -839,7 +833,16 @@ fn second_factor<'a>(
             Some(RejectReason::PolicyReject),
         );
     }
-    match mfa::after_primary(rt, fill.matched, client, user, groups, source, method) {
+    match mfa::after_primary(
+        rt,
+        fill.matched,
+        client,
+        user,
+        mfa_user,
+        groups,
+        source,
+        method,
+    ) {
         Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
         Second::AcceptUnenrolled => (code, Answer::Fill(fill), "accept_mfa_unenrolled", None),
         Second::Challenge(state) => match rt.mfa.as_deref() {
@@ -853,6 +856,144 @@ fn second_factor<'a>(
         },
         Second::Reject(r) => reject(r),
     }
+}
+
+/// An MFA reject: the code, the reject's attributes, the reason, no policy.
+fn mfa_reject(rt: &Runtime, r: RejectReason) -> (Code, Fill<'_>, &'static str, String) {
+    let fill = Fill {
+        matched: None,
+        user: None,
+        policy: None,
+        message: rt.reject_reply_message.as_deref(),
+    };
+    (Code::AccessReject, fill, r.label(), String::new())
+}
+
+/// After the second factor passed (or was waived with `why`): the policies again, with the
+/// groups and source the primary authentication found and this request's NAS attributes.
+fn decide_after_second<'a>(
+    rt: &'a Runtime,
+    req: &Verified<'_>,
+    client: &Client,
+    pending: &Pending,
+    why: &'static str,
+) -> (Code, Fill<'a>, &'static str, String) {
+    let input = || {
+        PolicyInput::from_request(
+            req,
+            &client.name,
+            client.group.as_deref(),
+            &pending.groups,
+            Some(Method::Pap),
+            pending.source,
+        )
+    };
+    let user_reply = req
+        .user_name()
+        .and_then(|n| rt.users.get(n))
+        .filter(|_| pending.source == AuthSource::Local)
+        .map(|u| &u.reply);
+    let (code, fill) = decide_policy(rt, input, user_reply);
+    let policy = fill.matched.map_or(String::new(), |p| p.name.clone());
+    if code == Code::AccessAccept {
+        (code, fill, why, policy)
+    } else {
+        let (c, f, r, _) = mfa_reject(rt, RejectReason::PolicyReject);
+        (c, f, r, policy)
+    }
+}
+
+/// Awaits the HTTP provider's verdict on a code, then answers like the local path would.
+#[allow(clippy::too_many_arguments)]
+fn spawn_mfa_check(
+    me: ShardRef,
+    rt: Arc<Runtime>,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    datagram: &[u8],
+    client_index: usize,
+    started: Instant,
+    pending: Pending,
+    rx: futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>,
+) {
+    let copy = datagram.to_vec();
+    glommio::spawn_local(async move {
+        let limit = match rt.mfa.as_deref().map(|m| &m.config.provider) {
+            Some(Provider::PrivacyIdea(c)) => c.timeout + Duration::from_secs(1),
+            _ => Duration::from_secs(5),
+        };
+        // None: no answer in time, or the store stopped.
+        let answer = glommio::timer::timeout(limit, async { Ok(rx.await.ok()) })
+            .await
+            .ok()
+            .flatten();
+        while me.try_borrow_mut().is_err() {
+            YieldNow(false).await;
+        }
+        let decided = rt.clients.get(client_index).and_then(|client| {
+            let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
+            Some((client, req, rt.mfa.as_deref()?))
+        });
+        let Some((client, req, store)) = decided else {
+            return deliver(&me, li, from, key, client_index, None).await;
+        };
+        let not_enrolled = || {
+            if store.config.accept_unenrolled {
+                decide_after_second(&rt, &req, client, &pending, "mfa_not_enrolled_accepted")
+            } else {
+                mfa_reject(&rt, RejectReason::MfaNotEnrolled)
+            }
+        };
+        let (code, fill, reason, policy) = match answer {
+            Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
+            Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
+                mfa_reject(&rt, RejectReason::MfaBadCode)
+            }
+            Some(Ok(PiAnswer::NoToken)) => not_enrolled(),
+            // privacyIDEA answered with an error (typically ERR904: user not in the realm).
+            Some(Err(PiError::Server { code, .. })) => {
+                warn!(code, "privacyIDEA refused the check");
+                not_enrolled()
+            }
+            other => {
+                let error = match &other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no answer in time".to_string(),
+                };
+                warn!(%error, "MFA provider unavailable");
+                if store.config.accept_unreachable {
+                    decide_after_second(&rt, &req, client, &pending, "mfa_unavailable_failsafe")
+                } else {
+                    mfa_reject(&rt, RejectReason::MfaUnavailable)
+                }
+            }
+        };
+        let outcome = if code == Code::AccessAccept {
+            "accept"
+        } else {
+            "reject"
+        };
+        store
+            .metrics
+            .outcome(if reason.is_empty() { outcome } else { reason });
+        mfa::log(&req, client, from, outcome, reason, &policy, started);
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let built = build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s));
+        if let Err(e) = &built {
+            warn!(error = %e, "cannot build reply");
+        }
+        deliver(
+            &me,
+            li,
+            from,
+            key,
+            client_index,
+            built.ok().map(|len| &buf[..len]),
+        )
+        .await;
+    })
+    .detach();
 }
 
 /// Runs the network policies for an authenticated user.
@@ -970,6 +1111,7 @@ fn spawn_backend(
                     fill,
                     &client.name,
                     req.user_name().unwrap_or_default(),
+                    &id.presented,
                     &id.groups,
                     AuthSource::Ldap,
                     method,

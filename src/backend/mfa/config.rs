@@ -23,17 +23,36 @@ pub struct RawMfa {
     pub unenrolled: Option<Spanned<String>>,
     /// Challenges pending at once (default 100000); beyond that new ones are refused.
     pub max_pending: Option<Spanned<usize>>,
+    /// When the provider cannot be asked: "reject" (fail-secure, default) or "accept"
+    /// (fail-safe: the primary result stands).
+    pub on_unreachable: Option<Spanned<String>>,
+    /// `provider = "privacyidea"`.
+    pub privacyidea: Option<Spanned<RawPrivacyIdea>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacyIdea {
+    /// Base URL: `https://…` (or `http://` on loopback).
+    pub url: Spanned<String>,
+    /// Realm sent with every check; default: privacyIDEA's default realm.
+    #[serde(default)]
+    pub realm: String,
+    /// Per HTTP request (default "5s").
+    pub timeout: Option<Spanned<DurationValue>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     Totp,
+    PrivacyIdea(super::privacyidea::PrivacyIdeaConfig),
 }
 
 impl Provider {
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Provider::Totp => "totp",
+            Provider::PrivacyIdea(_) => "privacyidea",
         }
     }
 }
@@ -47,6 +66,8 @@ pub struct MfaConfig {
     /// Accept users with no second factor enrolled (else reject them).
     pub accept_unenrolled: bool,
     pub max_pending: usize,
+    /// Provider unreachable: accept (primary result stands) instead of reject.
+    pub accept_unreachable: bool,
 }
 
 pub const DEFAULT_PROMPT: &str = "Enter your one-time code";
@@ -58,14 +79,66 @@ impl MfaConfig {
         at: &impl Fn(std::ops::Range<usize>) -> usize,
     ) -> Result<MfaConfig, ConfigError> {
         let err = |span: std::ops::Range<usize>, m: String| ConfigError::new(origin, at(span), m);
-        let provider = match raw.provider.get_ref().as_str() {
-            "totp" => Provider::Totp,
-            other => {
+        let provider = match (raw.provider.get_ref().as_str(), raw.privacyidea) {
+            ("totp", None) => Provider::Totp,
+            ("privacyidea", Some(pi)) => {
+                let span = pi.span();
+                let pi = pi.into_inner();
+                let url = pi.url.get_ref().trim_end_matches('/').to_string();
+                let loopback = ["http://127.", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| url.starts_with(p));
+                if !(url.starts_with("https://") || loopback) {
+                    return Err(err(
+                        pi.url.span(),
+                        "mfa.privacyidea.url must be https:// (http:// only on loopback)".into(),
+                    ));
+                }
+                let timeout = match pi.timeout {
+                    Some(t) if t.get_ref().0.is_zero() => {
+                        return Err(err(t.span(), "mfa.privacyidea.timeout must not be 0".into()))
+                    }
+                    Some(t) => t.into_inner().0,
+                    None => Duration::from_secs(5),
+                };
+                let _ = span;
+                Provider::PrivacyIdea(super::privacyidea::PrivacyIdeaConfig {
+                    url,
+                    realm: pi.realm,
+                    timeout,
+                })
+            }
+            ("privacyidea", None) => {
                 return Err(err(
                     raw.provider.span(),
-                    format!("mfa.provider {other:?} is not supported (supported: \"totp\")"),
+                    "mfa.provider = \"privacyidea\" needs an [mfa.privacyidea] section with url".into(),
                 ))
             }
+            ("totp", Some(pi)) => {
+                return Err(err(
+                    pi.span(),
+                    "[mfa.privacyidea] is set but mfa.provider is \"totp\"".into(),
+                ))
+            }
+            (other, _) => {
+                return Err(err(
+                    raw.provider.span(),
+                    format!("mfa.provider {other:?} is not supported (supported: \"totp\", \"privacyidea\")"),
+                ))
+            }
+        };
+        let accept_unreachable = match raw.on_unreachable {
+            Some(u) => match u.get_ref().as_str() {
+                "reject" => false,
+                "accept" => true,
+                other => {
+                    return Err(err(
+                        u.span(),
+                        format!("mfa.on_unreachable {other:?} must be \"reject\" or \"accept\""),
+                    ))
+                }
+            },
+            None => false,
         };
         let challenge_ttl = match raw.challenge_ttl {
             Some(t) => {
@@ -115,6 +188,7 @@ impl MfaConfig {
             prompt,
             accept_unenrolled,
             max_pending,
+            accept_unreachable,
         })
     }
 }

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use crate::auth::RejectReason;
 use crate::policy::AuthSource;
 pub use config::{MfaConfig, Provider, RawMfa};
+pub use privacyidea::{PiAnswer, PiError};
 use state::{Nonce, StateError, StateKey, STATE_LEN};
 use totp::TotpSecret;
 
@@ -33,6 +34,8 @@ use totp::TotpSecret;
 /// decided by the policies without the password.
 #[derive(Debug, Clone)]
 pub struct Pending {
+    /// The name the provider knows the user by (the directory's alternate login ID, if any).
+    pub mfa_user: String,
     pub groups: Vec<String>,
     pub source: AuthSource,
     pub expiry: u64,
@@ -78,24 +81,96 @@ pub struct Mfa {
     /// Per user, the last TOTP step accepted: a code is accepted once.
     last_step: Mutex<HashMap<String, u64>>,
     pub metrics: Arc<MfaMetrics>,
+    /// HTTP providers: their client, on a small tokio runtime of its own.
+    remote: Option<Remote>,
 }
+
+/// An HTTP provider and the runtime its requests run on.
+struct Remote {
+    runtime: Option<tokio::runtime::Runtime>,
+    pi: Arc<privacyidea::PrivacyIdea>,
+    /// At most this many provider requests at once; more wait for a slot.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("pi", &self.pi).finish()
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Provider requests in flight at once.
+const REMOTE_SLOTS: usize = 256;
 
 fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
     map.retain(|_, v| expiry(v) > now);
 }
 
 impl Mfa {
-    pub fn new(config: MfaConfig) -> Arc<Mfa> {
+    pub fn new(config: MfaConfig) -> std::io::Result<Arc<Mfa>> {
+        let remote = match &config.provider {
+            Provider::Totp => None,
+            Provider::PrivacyIdea(pi) => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("radshard-mfa")
+                    .enable_all()
+                    .build()?;
+                let pi = privacyidea::PrivacyIdea::new(pi.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                Some(Remote {
+                    runtime: Some(runtime),
+                    pi: Arc::new(pi),
+                    slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
+                })
+            }
+        };
         let metrics = Arc::new(MfaMetrics::default());
         *METRICS.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics.clone());
-        Arc::new(Mfa {
+        Ok(Arc::new(Mfa {
+            remote,
             config,
             key: StateKey::random(),
             pending: Mutex::new(HashMap::new()),
             consumed: Mutex::new(HashMap::new()),
             last_step: Mutex::new(HashMap::new()),
             metrics,
-        })
+        }))
+    }
+
+    /// Whether codes are checked by an HTTP provider (off the shard) rather than here.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Asks the HTTP provider to check `code` for `user`; the answer arrives on the receiver
+    /// (a dropped sender: the store stopped). `None` without an HTTP provider.
+    pub fn submit_check(
+        &self,
+        user: String,
+        code: String,
+    ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
+        let remote = self.remote.as_ref()?;
+        let runtime = remote.runtime.as_ref()?;
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let pi = remote.pi.clone();
+        let slots = remote.slots.clone();
+        runtime.spawn(async move {
+            let Ok(_permit) = slots.acquire_owned().await else {
+                return;
+            };
+            let answer = pi.check(&user, &code, None).await;
+            let _ = tx.send(answer);
+        });
+        Some(rx)
     }
 
     /// Stores a pending challenge for `client`/`user` and returns its State.
@@ -103,6 +178,7 @@ impl Mfa {
         &self,
         client: &str,
         user: &[u8],
+        mfa_user: &str,
         groups: &[String],
         source: AuthSource,
         now: u64,
@@ -119,6 +195,7 @@ impl Mfa {
         pending.insert(
             nonce,
             Pending {
+                mfa_user: mfa_user.to_string(),
                 groups: groups.to_vec(),
                 source,
                 expiry,
@@ -208,14 +285,23 @@ mod tests {
             prompt: config::DEFAULT_PROMPT.into(),
             accept_unenrolled: false,
             max_pending,
+            accept_unreachable: false,
         })
+        .expect("store")
     }
 
     #[test]
     fn state_is_single_use() {
         let m = mfa(10);
         let s = m
-            .issue("nas", b"alice", &["staff".into()], AuthSource::Local, 1000)
+            .issue(
+                "nas",
+                b"alice",
+                "alice",
+                &["staff".into()],
+                AuthSource::Local,
+                1000,
+            )
             .expect("issued");
         assert_eq!(m.pending(), 1);
         let p = m.redeem(&s, "nas", b"alice", 1001).expect("redeemed");
@@ -232,7 +318,7 @@ mod tests {
     fn wrong_user_client_expired_forged() {
         let m = mfa(10);
         let s = m
-            .issue("nas", b"alice", &[], AuthSource::Local, 1000)
+            .issue("nas", b"alice", "alice", &[], AuthSource::Local, 1000)
             .expect("issued");
         let r = |st: &[u8], c: &str, u: &[u8], t: u64| m.redeem(st, c, u, t).map(|_| ());
         assert_eq!(
@@ -261,16 +347,18 @@ mod tests {
     fn full_store_refuses_then_frees_expired() {
         let m = mfa(2);
         for _ in 0..2 {
-            m.issue("nas", b"a", &[], AuthSource::Local, 1000)
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1000)
                 .expect("room");
         }
         assert_eq!(
-            m.issue("nas", b"a", &[], AuthSource::Local, 1001)
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1001)
                 .map(|_| ()),
             Err(RejectReason::MfaOverloaded)
         );
         // Once the first two expired they make room.
-        assert!(m.issue("nas", b"a", &[], AuthSource::Local, 1061).is_ok());
+        assert!(m
+            .issue("nas", b"a", "a", &[], AuthSource::Local, 1061)
+            .is_ok());
         assert_eq!(m.pending(), 1);
     }
 

@@ -8,9 +8,11 @@
 //!
 //! A plain `/validate/check` with `pass` = PIN+OTP (no challenge) answers ACCEPT/REJECT at once.
 //!
-//! **Status: client and response parsing only, tested against a test double that speaks
-//! privacyIDEA 3.x's JSON; not yet reachable from `[mfa]` (the provider is refused by the
-//! config until the shard ↔ pool round trip for MFA jobs exists).**
+//! **Status**: `[mfa] provider = "privacyidea"` sends the code typed after radshard's own
+//! Access-Challenge as `pass` without a `transaction_id` (works with privacyIDEA's
+//! `otppin = none` policy or PIN+code typed by the user). Triggering privacyIDEA's challenge at
+//! primary authentication (step 1, for PIN-protected challenge-response tokens and push) is not
+//! wired yet. Tested against a test double speaking privacyIDEA 3.x's JSON, not a real server.
 //!
 //! reqwest runs on rustls with the aws-lc-rs provider, as ldap3 does (one provider per process).
 

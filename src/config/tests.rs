@@ -195,7 +195,11 @@ const LDAP: &str = "[ldap]\nservers = [\"ldap://127.0.0.1:3890\"]\nbind_dn = \"c
 
 #[test]
 fn example_directory_configs_are_valid() {
-    for f in ["config/ldap-openldap.toml", "config/ldap-samba-ad.toml"] {
+    for f in [
+        "config/ldap-openldap.toml",
+        "config/ldap-samba-ad.toml",
+        "config/mfa-privacyidea.toml",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.ldap.is_some(), "{f}");

@@ -47,6 +47,11 @@ groups = ["staff"]
 name = "nomfa"
 password = "nomfa-pw"
 
+[[users]]
+name = "oncall"
+password = "oncall-pw"
+groups = ["staff", "break-glass"]
+
 [[policies]]
 name = "staff-vpn"
 groups = ["staff"]
@@ -59,6 +64,7 @@ name = "others"
 [mfa]
 provider = "totp"
 prompt = "{PROMPT}"
+exempt_groups = ["break-glass"]
 "#
     )
 }
@@ -194,6 +200,13 @@ fn totp_challenge_flow() {
     assert_eq!(code, Code::AccessReject, "unenrolled");
     let (_, _, code) = nas.ask(&s, "nomfa", "nomfa-pw", None);
     assert_eq!(code, Code::AccessAccept, "policy without mfa");
+    // An exempt group: the MFA policy's accept, attributes included, without a challenge.
+    let (_, reply, code) = nas.ask(&s, "oncall", "oncall-pw", None);
+    assert_eq!(code, Code::AccessAccept, "exempt group");
+    assert_eq!(
+        reply_attr(&reply, attr::SESSION_TIMEOUT),
+        Some(3600u32.to_be_bytes().to_vec())
+    );
     // Wrong primary password → Reject, no challenge.
     let (_, _, code) = nas.ask(&s, "dave", "wrong", None);
     assert_eq!(code, Code::AccessReject, "bad password");
@@ -210,6 +223,7 @@ fn totp_challenge_flow() {
     assert_eq!(m.outcome_count("mfa_bad_code"), 1);
     assert_eq!(m.outcome_count("mfa_state_invalid"), 3);
     assert_eq!(m.outcome_count("mfa_not_enrolled"), 1);
+    assert_eq!(m.outcome_count("accept_mfa_exempt_group"), 1);
     assert_eq!(m.pending.load(std::sync::atomic::Ordering::Relaxed), 0);
 
     // The same flow driven by FreeRADIUS's radclient, as a NAS sends it. (One test: the MFA

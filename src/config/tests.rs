@@ -299,6 +299,16 @@ fn mfa_section_and_totp_secrets_are_checked_with_lines() {
     .expect("valid");
     let m = c.mfa.expect("[mfa]");
     assert_eq!(m.challenge_ttl, Duration::from_secs(120));
+    assert!(m.exempt_clients.is_empty() && m.exempt_groups.is_empty());
+    let c = parse(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nexempt_clients = [\"lo\"]\nexempt_groups = [\"g\"]\n"
+    ))
+    .expect("valid");
+    let m = c.mfa.expect("[mfa]");
+    assert_eq!(
+        (m.exempt_clients, m.exempt_groups),
+        (vec!["lo".to_string()], vec!["g".to_string()])
+    );
     assert!(!m.accept_unenrolled);
     // The secret never shows in Debug output.
     let dbg = format!("{:?}", c.users);

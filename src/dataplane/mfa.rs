@@ -22,6 +22,8 @@ pub(super) enum Second {
     NotRequired,
     /// Required but the user has none enrolled and `[mfa] unenrolled = "accept"`.
     AcceptUnenrolled,
+    /// Not required for this client or user (`exempt_clients`, `exempt_groups`): the reason.
+    Exempt(&'static str),
     /// Answer Access-Challenge with this State and the prompt.
     Challenge([u8; STATE_LEN]),
     Reject(RejectReason),
@@ -58,7 +60,17 @@ pub(super) fn after_primary(
     if !matched.is_some_and(|p| p.mfa) {
         return Second::NotRequired;
     }
-    let second = if !enrolled(rt, mfa, user) {
+    let exempt_client = mfa.config.exempt_clients.iter().any(|c| c == client);
+    let exempt_group = mfa.config.exempt_groups.iter().any(|w| {
+        groups
+            .iter()
+            .any(|h| crate::policy::network::group_matches(h, w))
+    });
+    let second = if exempt_client {
+        Second::Exempt("accept_mfa_exempt_client")
+    } else if exempt_group {
+        Second::Exempt("accept_mfa_exempt_group")
+    } else if !enrolled(rt, mfa, user) {
         if mfa.config.accept_unenrolled {
             Second::AcceptUnenrolled
         } else {
@@ -76,6 +88,7 @@ pub(super) fn after_primary(
     let label = match &second {
         Second::NotRequired => "not_required",
         Second::AcceptUnenrolled => "accept_unenrolled",
+        Second::Exempt(why) => why,
         Second::Challenge(_) => "challenge",
         Second::Reject(r) => r.label(),
     };

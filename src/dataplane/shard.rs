@@ -845,6 +845,7 @@ fn second_factor<'a>(
     ) {
         Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
         Second::AcceptUnenrolled => (code, Answer::Fill(fill), "accept_mfa_unenrolled", None),
+        Second::Exempt(why) => (code, Answer::Fill(fill), why, None),
         Second::Challenge(state) => match rt.mfa.as_deref() {
             Some(m) => (
                 Code::AccessChallenge,

@@ -26,6 +26,12 @@ pub struct RawMfa {
     /// When the provider cannot be asked: "reject" (fail-secure, default) or "accept"
     /// (fail-safe: the primary result stands).
     pub on_unreachable: Option<Spanned<String>>,
+    /// Clients (`[[clients]] name`) whose requests need no second factor (NAS allowlist).
+    #[serde(default)]
+    pub exempt_clients: Vec<String>,
+    /// Users in one of these groups (DN or first RDN value, as in policies) need none.
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
     /// `provider = "privacyidea"`.
     pub privacyidea: Option<Spanned<RawPrivacyIdea>>,
 }
@@ -68,6 +74,8 @@ pub struct MfaConfig {
     pub max_pending: usize,
     /// Provider unreachable: accept (primary result stands) instead of reject.
     pub accept_unreachable: bool,
+    pub exempt_clients: Vec<String>,
+    pub exempt_groups: Vec<String>,
 }
 
 pub const DEFAULT_PROMPT: &str = "Enter your one-time code";
@@ -189,6 +197,8 @@ impl MfaConfig {
             accept_unenrolled,
             max_pending,
             accept_unreachable,
+            exempt_clients: raw.exempt_clients,
+            exempt_groups: raw.exempt_groups,
         })
     }
 }

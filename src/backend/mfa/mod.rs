@@ -286,6 +286,8 @@ mod tests {
             accept_unenrolled: false,
             max_pending,
             accept_unreachable: false,
+            exempt_clients: Vec::new(),
+            exempt_groups: Vec::new(),
         })
         .expect("store")
     }

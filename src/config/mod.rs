@@ -377,11 +377,22 @@ impl Config {
             policies.push(policy(p, origin, text, &clients)?);
         }
         let mfa = match raw.mfa {
-            Some(m) => Some(crate::backend::mfa::MfaConfig::from_raw(
-                m.into_inner(),
-                origin,
-                &at,
-            )?),
+            Some(m) => {
+                let line = at(m.span());
+                let m = crate::backend::mfa::MfaConfig::from_raw(m.into_inner(), origin, &at)?;
+                if let Some(unknown) = m
+                    .exempt_clients
+                    .iter()
+                    .find(|n| !clients.iter().any(|c| &c.name == *n))
+                {
+                    return Err(ConfigError::new(
+                        origin,
+                        line,
+                        format!("mfa.exempt_clients: no client is named {unknown:?}"),
+                    ));
+                }
+                Some(m)
+            }
             None => None,
         };
         for p in policies.iter().filter(|p| p.mfa) {

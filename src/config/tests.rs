@@ -314,6 +314,10 @@ fn mfa_section_and_totp_secrets_are_checked_with_lines() {
     let dbg = format!("{:?}", c.users);
     assert!(!dbg.contains("GEZDGNBV"), "{dbg}");
     // Bad secret: the user's line... the totp_secret line.
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nexempt_clients = [\"typo\"]\n"
+    ));
+    assert!(e.starts_with("test.toml:5: ") && e.contains("typo"), "{e}");
     let e = err(&format!("{CLIENT}{user}totp_secret = \"not base32!\"\n"));
     assert!(e.starts_with("test.toml:8: "), "{e}");
     assert!(e.contains("alice") && e.contains("base32"), "{e}");

@@ -2,7 +2,8 @@
 //! shard (a follow-up Access-Request may land on any shard), and the providers that check
 //! the code.
 //!
-//! This first slice serves the OTP challenge flow with the built-in TOTP provider:
+//! This first slice serves the OTP challenge flow, with the built-in TOTP provider (checked on
+//! the shard) or privacyIDEA (checked over HTTP on this store's own tokio thread):
 //!
 //! 1. primary authentication accepted by a policy with `mfa = true` → [`Mfa::issue`] stores a
 //!    pending challenge keyed by the State's nonce and the shard answers Access-Challenge with
@@ -13,6 +14,8 @@
 //!    code and refuses one already used.
 //!
 //! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
+//! Known gap: the HTTP provider runs on its own runtime rather than the backend pool's (which
+//! only exists with a directory); merging them is left for the push work.
 
 pub mod config;
 pub mod privacyidea;

@@ -85,6 +85,8 @@ pub enum RejectReason {
     MfaOverloaded,
     /// MFA: the provider could not be asked and the policy is fail-secure.
     MfaUnavailable,
+    /// MFA: the user denied the push (or let it expire).
+    MfaPushDenied,
 }
 
 impl RejectReason {
@@ -117,6 +119,7 @@ impl RejectReason {
             RejectReason::MfaUnsupportedMethod => "mfa_unsupported_method",
             RejectReason::MfaOverloaded => "mfa_overloaded",
             RejectReason::MfaUnavailable => "mfa_unavailable",
+            RejectReason::MfaPushDenied => "mfa_push_denied",
         }
     }
 }

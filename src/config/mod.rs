@@ -405,8 +405,9 @@ impl Config {
                         p.name
                     ),
                 ));
-            } else if p.auth_methods.is_empty()
-                || p.auth_methods.contains(&crate::auth::Method::Chap)
+            } else if !mfa.as_ref().is_some_and(|m| m.provider.is_push())
+                && (p.auth_methods.is_empty()
+                    || p.auth_methods.contains(&crate::auth::Method::Chap))
             {
                 warnings.push(ConfigError::new(
                     &p.file,

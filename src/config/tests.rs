@@ -401,3 +401,37 @@ fn mfa_privacyidea_section_is_checked() {
     ));
     assert!(e.starts_with("test.toml:7: "), "{e}");
 }
+
+#[test]
+fn mfa_rest_push_section_is_checked() {
+    let push = |body: &str| format!("{CLIENT}[mfa]\nprovider = \"rest_push\"\n{body}");
+    let c = parse(&push(
+        "[mfa.rest_push]\nurl = \"https://push.example.org/push\"\n",
+    ))
+    .expect("valid");
+    match c.mfa.expect("[mfa]").provider {
+        crate::backend::mfa::Provider::RestPush(p) => {
+            assert_eq!(p.wait, Duration::from_secs(60), "default wait");
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&push(""));
+    assert!(
+        e.starts_with("test.toml:6: ") && e.contains("[mfa.rest_push]"),
+        "{e}"
+    );
+    let e = err(&push(
+        "[mfa.rest_push]\nurl = \"http://push.example.org\"\n",
+    ));
+    assert!(e.starts_with("test.toml:8: ") && e.contains("https"), "{e}");
+    let e = err(&push(
+        "[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\nwait = \"1h\"\n",
+    ));
+    assert!(e.starts_with("test.toml:9: "), "{e}");
+    // Push works with CHAP: no warning for an MFA policy matching CHAP.
+    let c = parse(&format!(
+        "{CLIENT}[[policies]]\nname = \"vpn\"\nmfa = true\n[mfa]\nprovider = \"rest_push\"\n[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\n"
+    ))
+    .expect("valid");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

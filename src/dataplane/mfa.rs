@@ -24,6 +24,8 @@ pub(super) enum Second {
     AcceptUnenrolled,
     /// Not required for this client or user (`exempt_clients`, `exempt_groups`): the reason.
     Exempt(&'static str),
+    /// Hold the request and push to the user: answer when they decide.
+    Push,
     /// Answer Access-Challenge with this State and the prompt.
     Challenge([u8; STATE_LEN]),
     Reject(RejectReason),
@@ -39,6 +41,7 @@ fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8]) -> bool {
         Provider::Totp => rt.users.get(user).is_some_and(|u| u.totp.is_some()),
         // Known only when privacyIDEA is asked (the follow-up): "no tokens assigned".
         Provider::PrivacyIdea(_) => true,
+        Provider::RestPush(_) => true,
     }
 }
 
@@ -76,6 +79,9 @@ pub(super) fn after_primary(
         } else {
             Second::Reject(RejectReason::MfaNotEnrolled)
         }
+    } else if mfa.config.provider.is_push() {
+        // Any method: the request itself is held until the user answers.
+        Second::Push
     } else if method != Some(Method::Pap) {
         // CHAP cannot carry a code in the follow-up; push is not available yet.
         Second::Reject(RejectReason::MfaUnsupportedMethod)
@@ -90,9 +96,10 @@ pub(super) fn after_primary(
         Second::AcceptUnenrolled => "accept_unenrolled",
         Second::Exempt(why) => why,
         Second::Challenge(_) => "challenge",
+        Second::Push => "push",
         Second::Reject(r) => r.label(),
     };
-    if !matches!(second, Second::Challenge(_)) {
+    if !matches!(second, Second::Challenge(_) | Second::Push) {
         mfa.metrics.outcome(label);
     }
     second
@@ -144,6 +151,8 @@ pub(super) fn redeem(
             mfa.check_totp(&String::from_utf8_lossy(user), secret, code, now)?;
             Ok(Redeemed::Done(pending))
         }
+        // No State is issued for push: a State here is not ours.
+        Provider::RestPush(_) => Err(RejectReason::MfaStateInvalid),
         Provider::PrivacyIdea(_) => {
             let code = std::str::from_utf8(code).map_err(|_| RejectReason::MfaBadCode)?;
             if code.is_empty() {

@@ -333,6 +333,31 @@ impl Shard {
                     method,
                 );
                 log_decision(&req, client, from, method, outcome, reason, now);
+                if matches!(answer, Answer::Push) {
+                    if cache.begin(key).is_err() {
+                        return m.count_drop(DropReason::Overloaded);
+                    }
+                    *slow_in_flight += 1;
+                    if !hold_for_push(
+                        me,
+                        rt,
+                        li,
+                        from,
+                        key,
+                        req.packet().as_bytes(),
+                        client.index,
+                        now,
+                        &client.name,
+                        &user.name,
+                        &user.groups,
+                        AuthSource::Local,
+                    ) {
+                        *slow_in_flight -= 1;
+                        cache.abandon(&key);
+                        m.count_drop(DropReason::BackendUnavailable);
+                    }
+                    return;
+                }
                 send_reply(
                     tx,
                     from,
@@ -668,6 +693,25 @@ fn spawn_slow_pap(
                     reason,
                     started,
                 );
+                if matches!(answer, Answer::Push) {
+                    if hold_for_push(
+                        &me,
+                        &rt,
+                        li,
+                        from,
+                        key,
+                        &copy,
+                        client_index,
+                        started,
+                        &client.name,
+                        &u.name,
+                        &u.groups,
+                        AuthSource::Local,
+                    ) {
+                        return;
+                    }
+                    return deliver(&me, li, from, key, client_index, None).await;
+                }
                 build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
             }
             _ => {
@@ -786,6 +830,8 @@ impl Fill<'_> {
 enum Answer<'a> {
     Fill(Fill<'a>),
     Challenge(&'a Mfa, [u8; STATE_LEN]),
+    /// Hold the request for a push ([`hold_for_push`]); nothing to build yet.
+    Push,
 }
 
 impl Answer<'_> {
@@ -793,6 +839,7 @@ impl Answer<'_> {
         match self {
             Answer::Fill(f) => f.apply(b, s),
             Answer::Challenge(m, state) => mfa::fill_challenge(m, state)(b, s),
+            Answer::Push => Ok(()),
         }
     }
 }
@@ -855,8 +902,56 @@ fn second_factor<'a>(
             ),
             None => reject(RejectReason::MfaStateInvalid),
         },
+        Second::Push => (code, Answer::Push, "push", None),
         Second::Reject(r) => reject(r),
     }
+}
+
+/// Holds a request whose primary authentication passed for the user's push answer: one push
+/// per (client, user) however many copies arrive; the answer comes from [`spawn_mfa_check`].
+/// The request must be in progress in the duplicate cache and counted in `slow_in_flight`.
+/// False if no push could be sent.
+#[allow(clippy::too_many_arguments)]
+fn hold_for_push(
+    me: &ShardRef,
+    rt: &Arc<Runtime>,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    datagram: &[u8],
+    client_index: usize,
+    started: Instant,
+    client: &str,
+    mfa_user: &str,
+    groups: &[String],
+    source: AuthSource,
+) -> bool {
+    let Some(rx) = rt
+        .mfa
+        .as_ref()
+        .and_then(|store| store.submit_push(client, mfa_user))
+    else {
+        return false;
+    };
+    let pending = Pending {
+        mfa_user: mfa_user.to_string(),
+        groups: groups.to_vec(),
+        source,
+        expiry: 0,
+    };
+    spawn_mfa_check(
+        me.clone(),
+        rt.clone(),
+        li,
+        from,
+        key,
+        datagram,
+        client_index,
+        started,
+        pending,
+        rx,
+    );
+    true
 }
 
 /// An MFA reject: the code, the reject's attributes, the reason, no policy.
@@ -920,8 +1015,13 @@ fn spawn_mfa_check(
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
-        let limit = match rt.mfa.as_deref().map(|m| &m.config.provider) {
-            Some(Provider::PrivacyIdea(c)) => c.timeout + Duration::from_secs(1),
+        let limit = match rt
+            .mfa
+            .as_deref()
+            .map(|m| (&m.config.provider, m.push_wait()))
+        {
+            Some((_, Some(wait))) => wait,
+            Some((Provider::PrivacyIdea(c), _)) => c.timeout + Duration::from_secs(1),
             _ => Duration::from_secs(5),
         };
         // None: no answer in time, or the store stopped.
@@ -948,6 +1048,9 @@ fn spawn_mfa_check(
         };
         let (code, fill, reason, policy) = match answer {
             Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
+            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() => {
+                mfa_reject(&rt, RejectReason::MfaPushDenied)
+            }
             Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
                 mfa_reject(&rt, RejectReason::MfaBadCode)
             }
@@ -957,6 +1060,8 @@ fn spawn_mfa_check(
                 warn!(code, "privacyIDEA refused the check");
                 not_enrolled()
             }
+            // A push nobody answered within the wait is a denial, whatever on_unreachable says.
+            None if store.config.provider.is_push() => mfa_reject(&rt, RejectReason::MfaPushDenied),
             other => {
                 let error = match &other {
                     Some(Err(e)) => e.to_string(),
@@ -1132,6 +1237,25 @@ fn spawn_backend(
                         latency_us = started.elapsed().as_micros() as u64,
                         "decision"
                     );
+                    if matches!(answer, Answer::Push) {
+                        if hold_for_push(
+                            &me,
+                            &rt,
+                            li,
+                            from,
+                            key,
+                            &copy,
+                            client_index,
+                            started,
+                            &client.name,
+                            &id.presented,
+                            &id.groups,
+                            AuthSource::Ldap,
+                        ) {
+                            return;
+                        }
+                        return deliver(&me, li, from, key, client_index, None).await;
+                    }
                     build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
                 } else {
                     reject(

@@ -232,6 +232,29 @@ fn render_mfa(out: &mut String, m: &crate::backend::mfa::MfaMetrics) {
         "Second-factor challenges issued and not yet answered (expired ones until purged).",
     );
     let _ = writeln!(out, "radshard_mfa_pending {}", m.pending.load(Relaxed));
+    for (name, kind, help, v) in [
+        (
+            "radshard_mfa_pushes_pending",
+            "gauge",
+            "Pushes sent and not yet answered (requests held for them).",
+            m.pushes_pending.load(Relaxed),
+        ),
+        (
+            "radshard_mfa_pushes_sent_total",
+            "counter",
+            "Pushes sent to the provider.",
+            m.pushes_sent.load(Relaxed),
+        ),
+        (
+            "radshard_mfa_push_joined_total",
+            "counter",
+            "Copies of an attempt that joined a pending push instead of sending another.",
+            m.push_joined.load(Relaxed),
+        ),
+    ] {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
     header(
         out,
         "radshard_mfa_outcomes_total",

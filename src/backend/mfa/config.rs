@@ -34,6 +34,25 @@ pub struct RawMfa {
     pub exempt_groups: Vec<String>,
     /// `provider = "privacyidea"`.
     pub privacyidea: Option<Spanned<RawPrivacyIdea>>,
+    /// `provider = "rest_push"`.
+    pub rest_push: Option<Spanned<RawRestPush>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestPush {
+    /// POSTed `{"user": …, "client": …}`; answers `{"approved": true|false}` once the user
+    /// decided (a long poll). `https://` (or `http://` on loopback).
+    pub url: Spanned<String>,
+    /// How long the Access-Request is held for the user's answer (default "60s").
+    pub wait: Option<Spanned<DurationValue>>,
+}
+
+/// A validated `[mfa.rest_push]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestPushConfig {
+    pub url: String,
+    pub wait: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +71,8 @@ pub struct RawPrivacyIdea {
 pub enum Provider {
     Totp,
     PrivacyIdea(super::privacyidea::PrivacyIdeaConfig),
+    /// Generic REST push: the request is held until the user approves or denies.
+    RestPush(RestPushConfig),
 }
 
 impl Provider {
@@ -59,7 +80,12 @@ impl Provider {
         match self {
             Provider::Totp => "totp",
             Provider::PrivacyIdea(_) => "privacyidea",
+            Provider::RestPush(_) => "rest_push",
         }
+    }
+
+    pub fn is_push(&self) -> bool {
+        matches!(self, Provider::RestPush(_))
     }
 }
 
@@ -87,7 +113,57 @@ impl MfaConfig {
         at: &impl Fn(std::ops::Range<usize>) -> usize,
     ) -> Result<MfaConfig, ConfigError> {
         let err = |span: std::ops::Range<usize>, m: String| ConfigError::new(origin, at(span), m);
+        let http_ok = |url: &str| {
+            url.starts_with("https://")
+                || ["http://127.", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| url.starts_with(p))
+        };
+        if raw.rest_push.is_some() && raw.provider.get_ref() != "rest_push" {
+            return Err(err(
+                raw.provider.span(),
+                "[mfa.rest_push] is set but mfa.provider is not \"rest_push\"".into(),
+            ));
+        }
+        if let ("rest_push", Some(p)) = (raw.provider.get_ref().as_str(), &raw.rest_push) {
+            let url = p.get_ref().url.get_ref().clone();
+            if !http_ok(&url) {
+                return Err(err(
+                    p.get_ref().url.span(),
+                    "mfa.rest_push.url must be https:// (http:// only on loopback)".into(),
+                ));
+            }
+        }
         let provider = match (raw.provider.get_ref().as_str(), raw.privacyidea) {
+            ("rest_push", None) => match raw.rest_push {
+                Some(p) => {
+                    let p = p.into_inner();
+                    let wait = match p.wait {
+                        Some(w) => {
+                            let d = w.get_ref().0;
+                            if d < Duration::from_secs(1) || d > Duration::from_secs(300) {
+                                return Err(err(
+                                    w.span(),
+                                    "mfa.rest_push.wait must be between 1s and 5m".into(),
+                                ));
+                            }
+                            d
+                        }
+                        None => Duration::from_secs(60),
+                    };
+                    Provider::RestPush(RestPushConfig {
+                        url: p.url.into_inner(),
+                        wait,
+                    })
+                }
+                None => {
+                    return Err(err(
+                        raw.provider.span(),
+                        "mfa.provider = \"rest_push\" needs an [mfa.rest_push] section with url"
+                            .into(),
+                    ))
+                }
+            },
             ("totp", None) => Provider::Totp,
             ("privacyidea", Some(pi)) => {
                 let span = pi.span();
@@ -131,7 +207,7 @@ impl MfaConfig {
             (other, _) => {
                 return Err(err(
                     raw.provider.span(),
-                    format!("mfa.provider {other:?} is not supported (supported: \"totp\", \"privacyidea\")"),
+                    format!("mfa.provider {other:?} is not supported (supported: \"totp\", \"privacyidea\", \"rest_push\")"),
                 ))
             }
         };

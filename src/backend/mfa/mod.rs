@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod privacyidea;
+pub mod rest_push;
 pub mod state;
 pub mod totp;
 
@@ -48,7 +49,13 @@ pub struct Pending {
 #[derive(Debug, Default)]
 pub struct MfaMetrics {
     pub challenges_issued: AtomicU64,
+    /// OTP challenges pending.
     pub pending: AtomicU64,
+    /// Pushes pending (requests held for the user's answer).
+    pub pushes_pending: AtomicU64,
+    /// Pushes sent to the provider, and copies of an attempt that joined a pending one.
+    pub pushes_sent: AtomicU64,
+    pub push_joined: AtomicU64,
     /// Outcomes by label: `accept`, `accept_unenrolled`, or a reject reason label.
     pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
@@ -83,6 +90,8 @@ pub struct Mfa {
     consumed: Mutex<HashMap<Nonce, u64>>,
     /// Per user, the last TOTP step accepted: a code is accepted once.
     last_step: Mutex<HashMap<String, u64>>,
+    /// Pushes pending, by (client, user), with everyone waiting for their answer.
+    pushes: Mutex<HashMap<(String, String), PushWaiters>>,
     pub metrics: Arc<MfaMetrics>,
     /// HTTP providers: their client, on a small tokio runtime of its own.
     remote: Option<Remote>,
@@ -91,16 +100,24 @@ pub struct Mfa {
 /// An HTTP provider and the runtime its requests run on.
 struct Remote {
     runtime: Option<tokio::runtime::Runtime>,
-    pi: Arc<privacyidea::PrivacyIdea>,
+    kind: RemoteKind,
     /// At most this many provider requests at once; more wait for a slot.
     slots: Arc<tokio::sync::Semaphore>,
 }
 
+#[derive(Debug, Clone)]
+enum RemoteKind {
+    PrivacyIdea(Arc<privacyidea::PrivacyIdea>),
+    Push(Arc<rest_push::RestPush>),
+}
+
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote").field("pi", &self.pi).finish()
+        f.debug_struct("Remote").field("kind", &self.kind).finish()
     }
 }
+
+type PushWaiters = Vec<futures_channel::oneshot::Sender<Result<PiAnswer, PiError>>>;
 
 impl Drop for Remote {
     fn drop(&mut self) {
@@ -119,22 +136,29 @@ fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -
 
 impl Mfa {
     pub fn new(config: MfaConfig) -> std::io::Result<Arc<Mfa>> {
-        let remote = match &config.provider {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let kind = match &config.provider {
             Provider::Totp => None,
-            Provider::PrivacyIdea(pi) => {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("radshard-mfa")
-                    .enable_all()
-                    .build()?;
-                let pi = privacyidea::PrivacyIdea::new(pi.clone())
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-                Some(Remote {
-                    runtime: Some(runtime),
-                    pi: Arc::new(pi),
-                    slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
-                })
-            }
+            Provider::PrivacyIdea(pi) => Some(RemoteKind::PrivacyIdea(Arc::new(
+                privacyidea::PrivacyIdea::new(pi.clone()).map_err(invalid)?,
+            ))),
+            Provider::RestPush(p) => Some(RemoteKind::Push(Arc::new(
+                rest_push::RestPush::new(p.clone()).map_err(invalid)?,
+            ))),
+        };
+        let remote = match kind {
+            None => None,
+            Some(kind) => Some(Remote {
+                runtime: Some(
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("radshard-mfa")
+                        .enable_all()
+                        .build()?,
+                ),
+                kind,
+                slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
+            }),
         };
         let metrics = Arc::new(MfaMetrics::default());
         *METRICS.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics.clone());
@@ -145,6 +169,7 @@ impl Mfa {
             pending: Mutex::new(HashMap::new()),
             consumed: Mutex::new(HashMap::new()),
             last_step: Mutex::new(HashMap::new()),
+            pushes: Mutex::new(HashMap::new()),
             metrics,
         }))
     }
@@ -163,8 +188,11 @@ impl Mfa {
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
         let runtime = remote.runtime.as_ref()?;
+        let RemoteKind::PrivacyIdea(pi) = &remote.kind else {
+            return None;
+        };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let pi = remote.pi.clone();
+        let pi = pi.clone();
         let slots = remote.slots.clone();
         runtime.spawn(async move {
             let Ok(_permit) = slots.acquire_owned().await else {
@@ -174,6 +202,65 @@ impl Mfa {
             let _ = tx.send(answer);
         });
         Some(rx)
+    }
+
+    /// Sends a push to `user` for `client`, or joins the one already pending for them
+    /// (single-flight: copies of an attempt, on any shard, share one push and its answer).
+    /// `None` without a push provider.
+    pub fn submit_push(
+        self: &Arc<Self>,
+        client: &str,
+        user: &str,
+    ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
+        let remote = self.remote.as_ref()?;
+        let runtime = remote.runtime.as_ref()?;
+        let RemoteKind::Push(push) = &remote.kind else {
+            return None;
+        };
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let key = (client.to_string(), user.to_string());
+        {
+            let mut pushes = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(waiters) = pushes.get_mut(&key) {
+                waiters.push(tx);
+                self.metrics.push_joined.fetch_add(1, Relaxed);
+                return Some(rx);
+            }
+            pushes.insert(key.clone(), vec![tx]);
+            self.metrics
+                .pushes_pending
+                .store(pushes.len() as u64, Relaxed);
+        }
+        self.metrics.pushes_sent.fetch_add(1, Relaxed);
+        let push = push.clone();
+        let slots = remote.slots.clone();
+        let me = self.clone();
+        runtime.spawn(async move {
+            let answer = match slots.acquire_owned().await {
+                Ok(_permit) => push.push(&key.1, &key.0).await,
+                Err(_) => Err(PiError::Unreachable("stopping".into())),
+            };
+            let waiters = {
+                let mut pushes = me.pushes.lock().unwrap_or_else(|e| e.into_inner());
+                let w = pushes.remove(&key).unwrap_or_default();
+                me.metrics
+                    .pushes_pending
+                    .store(pushes.len() as u64, Relaxed);
+                w
+            };
+            for w in waiters {
+                let _ = w.send(answer.clone());
+            }
+        });
+        Some(rx)
+    }
+
+    /// How long a held request may wait for its push (the provider's wait and a margin).
+    pub fn push_wait(&self) -> Option<std::time::Duration> {
+        match &self.config.provider {
+            Provider::RestPush(p) => Some(p.wait + std::time::Duration::from_secs(1)),
+            _ => None,
+        }
     }
 
     /// Stores a pending challenge for `client`/`user` and returns its State.

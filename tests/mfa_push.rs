@@ -160,6 +160,28 @@ fn push_holds_the_request_and_sends_once() {
         "exactly one push"
     );
 
+    // Two devices (Calling-Station-Id) logging in as alice at once: one push each.
+    let station = |id: u8, mac: &[u8]| {
+        access_request_with(
+            &sec,
+            id,
+            &random_authenticator(),
+            "alice",
+            "alice-pw",
+            false,
+            &[(attr::CALLING_STATION_ID, mac)],
+        )
+    };
+    c.send(&station(6, b"aa-aa"), s.auth);
+    c.send(&station(7, b"bb-bb"), s.auth);
+    assert!(c.recv_timeout(REPLY_WAIT).is_some());
+    assert!(c.recv_timeout(REPLY_WAIT).is_some());
+    assert_eq!(
+        pushes.lock().expect("lock").get("alice"),
+        Some(&3),
+        "one push per device"
+    );
+
     // Denied → Reject.
     let req = access_request(&sec, 3, &random_authenticator(), "bob", "bob-pw", false);
     let reply = c.exchange(&req, s.auth).expect("a reply");
@@ -196,12 +218,16 @@ fn push_holds_the_request_and_sends_once() {
 
     let m = radshard::backend::mfa::metrics().expect("mfa metrics");
     use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(m.pushes_sent.load(Relaxed), 4, "alice, bob, carol, dave");
+    assert_eq!(
+        m.pushes_sent.load(Relaxed),
+        6,
+        "alice (3 devices), bob, carol, dave"
+    );
     assert!(m.push_joined.load(Relaxed) >= 1, "the copy joined");
     assert_eq!(
         m.outcome_count("accept"),
-        3,
-        "alice twice (request and copy), dave"
+        5,
+        "alice: request, copy, 2 devices; dave"
     );
     assert_eq!(m.outcome_count("mfa_push_denied"), 2, "bob, carol");
     assert_eq!(m.pushes_pending.load(Relaxed), 0);

@@ -39,7 +39,7 @@ use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
 use crate::policy::{AuthSource, NetworkPolicy, PolicyInput, ReplyAttributes, Verdict};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
-    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
+    VerifyError, CALLING_STATION_ID, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
 };
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
@@ -348,6 +348,7 @@ impl Shard {
                         client.index,
                         now,
                         &client.name,
+                        req.attr(CALLING_STATION_ID).unwrap_or_default(),
                         &user.name,
                         &user.groups,
                         AuthSource::Local,
@@ -704,6 +705,7 @@ fn spawn_slow_pap(
                         client_index,
                         started,
                         &client.name,
+                        req.attr(CALLING_STATION_ID).unwrap_or_default(),
                         &u.name,
                         &u.groups,
                         AuthSource::Local,
@@ -922,6 +924,7 @@ fn hold_for_push(
     client_index: usize,
     started: Instant,
     client: &str,
+    station: &[u8],
     mfa_user: &str,
     groups: &[String],
     source: AuthSource,
@@ -929,7 +932,7 @@ fn hold_for_push(
     let Some(rx) = rt
         .mfa
         .as_ref()
-        .and_then(|store| store.submit_push(client, mfa_user))
+        .and_then(|store| store.submit_push(client, mfa_user, station))
     else {
         return false;
     };
@@ -1248,6 +1251,7 @@ fn spawn_backend(
                             client_index,
                             started,
                             &client.name,
+                            req.attr(CALLING_STATION_ID).unwrap_or_default(),
                             &id.presented,
                             &id.groups,
                             AuthSource::Ldap,

@@ -91,7 +91,7 @@ pub struct Mfa {
     /// Per user, the last TOTP step accepted: a code is accepted once.
     last_step: Mutex<HashMap<String, u64>>,
     /// Pushes pending, by (client, user), with everyone waiting for their answer.
-    pushes: Mutex<HashMap<(String, String), PushWaiters>>,
+    pushes: Mutex<HashMap<PushKey, PushWaiters>>,
     pub metrics: Arc<MfaMetrics>,
     /// HTTP providers: their client, on a small tokio runtime of its own.
     remote: Option<Remote>,
@@ -119,6 +119,11 @@ impl std::fmt::Debug for Remote {
 
 type PushWaiters = Vec<futures_channel::oneshot::Sender<Result<PiAnswer, PiError>>>;
 
+/// What makes two requests the same push attempt: client, user and the device
+/// (Calling-Station-Id), so a second device logging in as the same user does not ride on the
+/// first one's approval.
+type PushKey = (String, String, Vec<u8>);
+
 impl Drop for Remote {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
@@ -127,7 +132,8 @@ impl Drop for Remote {
     }
 }
 
-/// Provider requests in flight at once.
+/// Code checks (short requests) in flight at once. A push is held open until the user answers
+/// (long poll), so pushes may use up to `max_pending` slots.
 const REMOTE_SLOTS: usize = 256;
 
 fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
@@ -157,7 +163,11 @@ impl Mfa {
                         .build()?,
                 ),
                 kind,
-                slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
+                slots: Arc::new(tokio::sync::Semaphore::new(if config.provider.is_push() {
+                    config.max_pending
+                } else {
+                    REMOTE_SLOTS
+                })),
             }),
         };
         let metrics = Arc::new(MfaMetrics::default());
@@ -204,13 +214,14 @@ impl Mfa {
         Some(rx)
     }
 
-    /// Sends a push to `user` for `client`, or joins the one already pending for them
-    /// (single-flight: copies of an attempt, on any shard, share one push and its answer).
-    /// `None` without a push provider.
+    /// Sends a push to `user` for `client` (from device `station`, the Calling-Station-Id), or
+    /// joins the one already pending for them (single-flight: copies of an attempt, on any
+    /// shard, share one push and its answer). `None` without a push provider.
     pub fn submit_push(
         self: &Arc<Self>,
         client: &str,
         user: &str,
+        station: &[u8],
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
         let runtime = remote.runtime.as_ref()?;
@@ -218,7 +229,7 @@ impl Mfa {
             return None;
         };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let key = (client.to_string(), user.to_string());
+        let key: PushKey = (client.to_string(), user.to_string(), station.to_vec());
         {
             let mut pushes = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(waiters) = pushes.get_mut(&key) {

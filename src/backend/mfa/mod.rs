@@ -91,7 +91,8 @@ pub struct Mfa {
     /// Per user, the last TOTP step accepted: a code is accepted once.
     last_step: Mutex<HashMap<String, u64>>,
     /// Pushes pending, by (client, user), with everyone waiting for their answer.
-    pushes: Mutex<HashMap<PushKey, PushWaiters>>,
+    /// Shared with the push tasks (which must not hold the store: its runtime is in it).
+    pushes: Arc<Mutex<HashMap<PushKey, PushWaiters>>>,
     pub metrics: Arc<MfaMetrics>,
     /// HTTP providers: their client, on a small tokio runtime of its own.
     remote: Option<Remote>,
@@ -179,7 +180,7 @@ impl Mfa {
             pending: Mutex::new(HashMap::new()),
             consumed: Mutex::new(HashMap::new()),
             last_step: Mutex::new(HashMap::new()),
-            pushes: Mutex::new(HashMap::new()),
+            pushes: Arc::new(Mutex::new(HashMap::new())),
             metrics,
         }))
     }
@@ -218,7 +219,7 @@ impl Mfa {
     /// joins the one already pending for them (single-flight: copies of an attempt, on any
     /// shard, share one push and its answer). `None` without a push provider.
     pub fn submit_push(
-        self: &Arc<Self>,
+        &self,
         client: &str,
         user: &str,
         station: &[u8],
@@ -245,18 +246,16 @@ impl Mfa {
         self.metrics.pushes_sent.fetch_add(1, Relaxed);
         let push = push.clone();
         let slots = remote.slots.clone();
-        let me = self.clone();
+        let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
         runtime.spawn(async move {
             let answer = match slots.acquire_owned().await {
                 Ok(_permit) => push.push(&key.1, &key.0).await,
                 Err(_) => Err(PiError::Unreachable("stopping".into())),
             };
             let waiters = {
-                let mut pushes = me.pushes.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
                 let w = pushes.remove(&key).unwrap_or_default();
-                me.metrics
-                    .pushes_pending
-                    .store(pushes.len() as u64, Relaxed);
+                metrics.pushes_pending.store(pushes.len() as u64, Relaxed);
                 w
             };
             for w in waiters {

@@ -4,7 +4,8 @@
 //! deny → Reject, no answer within `wait` → Reject. CHAP works with push.
 //!
 //! The provider is a local HTTP test double of the generic protocol: `POST /push` with
-//! `{"user": …, "client": …}`, answered `{"approved": bool}` when the "user" decides.
+//! `{"user": …, "client": …}` answered `{"id": …}`, then `GET /push/{id}` polled until it
+//! answers `{"status": "approved"}` or `"denied"`.
 
 mod common;
 
@@ -19,23 +20,33 @@ use radshard::proto::{attr, Code};
 
 type Pushes = Arc<Mutex<HashMap<String, usize>>>;
 
-/// alice and dave approve after 500 ms, bob denies after 200 ms, carol never answers in time.
+/// The push service: `POST /push` → `{"id"}` at once; `GET /push/<id>` → pending until the
+/// "user" decides: alice and dave approve after 500 ms, bob denies after 200 ms, carol never
+/// answers. Counts the pushes (POSTs) per user.
 fn push_double() -> (String, Pushes) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/push", l.local_addr().expect("addr"));
     let pushes: Pushes = Arc::new(Mutex::new(HashMap::new()));
     let log = pushes.clone();
+    let started: Arc<Mutex<HashMap<String, (String, Instant)>>> = Arc::default();
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut conn) = conn else { return };
-            let log = log.clone();
+            let (log, started) = (log.clone(), started.clone());
             std::thread::spawn(move || {
                 let mut r = BufReader::new(conn.try_clone().expect("clone"));
-                let (mut line, mut len) = (String::new(), 0usize);
+                let (mut line, mut len, mut target) = (String::new(), 0usize, String::new());
                 loop {
                     line.clear();
                     if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
+                    }
+                    if target.is_empty() {
+                        target = line
+                            .split_whitespace()
+                            .take(2)
+                            .collect::<Vec<_>>()
+                            .join(" ");
                     }
                     if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                         len = v.trim().parse().unwrap_or(0);
@@ -43,25 +54,35 @@ fn push_double() -> (String, Pushes) {
                 }
                 let mut body = vec![0u8; len];
                 let _ = r.read_exact(&mut body);
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let user = v["user"].as_str().unwrap_or("").to_string();
-                assert_eq!(v["client"].as_str(), Some("localhost"));
-                *log.lock().expect("lock").entry(user.clone()).or_insert(0) += 1;
-                let approved = match user.as_str() {
-                    "alice" | "dave" => {
-                        std::thread::sleep(Duration::from_millis(500));
-                        true
-                    }
-                    "bob" => {
-                        std::thread::sleep(Duration::from_millis(200));
-                        false
-                    }
-                    _ => {
-                        std::thread::sleep(Duration::from_secs(4));
-                        true
-                    }
+                let answer = if target == "POST /push" {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let user = v["user"].as_str().unwrap_or("").to_string();
+                    assert_eq!(v["client"].as_str(), Some("localhost"));
+                    let mut log = log.lock().expect("lock");
+                    let n = log.entry(user.clone()).or_insert(0);
+                    *n += 1;
+                    let id = format!("{user}-{n}");
+                    started
+                        .lock()
+                        .expect("lock")
+                        .insert(id.clone(), (user, Instant::now()));
+                    format!("{{\"id\":\"{id}\"}}")
+                } else {
+                    let id = target.strip_prefix("GET /push/").unwrap_or("");
+                    let (user, at) = started
+                        .lock()
+                        .expect("lock")
+                        .get(id)
+                        .cloned()
+                        .expect("a known push id");
+                    let age = at.elapsed();
+                    let status = match user.as_str() {
+                        "alice" | "dave" if age >= Duration::from_millis(500) => "approved",
+                        "bob" if age >= Duration::from_millis(200) => "denied",
+                        _ => "pending",
+                    };
+                    format!("{{\"status\":\"{status}\"}}")
                 };
-                let answer = format!("{{\"approved\":{approved}}}");
                 let _ = write!(
                     conn,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
@@ -101,6 +122,7 @@ provider = "rest_push"
 [mfa.rest_push]
 url = "{url}"
 wait = "1s"
+poll_interval = "100ms"
 "#
     )
 }

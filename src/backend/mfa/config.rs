@@ -46,6 +46,8 @@ pub struct RawRestPush {
     pub url: Spanned<String>,
     /// How long the Access-Request is held for the user's answer (default "60s").
     pub wait: Option<Spanned<DurationValue>>,
+    /// How often a pending push's status is asked (default "1s", 100ms to 10s).
+    pub poll_interval: Option<Spanned<DurationValue>>,
 }
 
 /// A validated `[mfa.rest_push]`.
@@ -53,6 +55,7 @@ pub struct RawRestPush {
 pub struct RestPushConfig {
     pub url: String,
     pub wait: Duration,
+    pub poll_interval: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,9 +154,24 @@ impl MfaConfig {
                         }
                         None => Duration::from_secs(60),
                     };
+                    let poll_interval = match p.poll_interval {
+                        Some(i) => {
+                            let d = i.get_ref().0;
+                            if d < Duration::from_millis(100) || d > Duration::from_secs(10) {
+                                return Err(err(
+                                    i.span(),
+                                    "mfa.rest_push.poll_interval must be between 100ms and 10s"
+                                        .into(),
+                                ));
+                            }
+                            d
+                        }
+                        None => Duration::from_secs(1),
+                    };
                     Provider::RestPush(RestPushConfig {
-                        url: p.url.into_inner(),
+                        url: p.url.into_inner().trim_end_matches('/').to_string(),
                         wait,
+                        poll_interval,
                     })
                 }
                 None => {

@@ -133,8 +133,7 @@ impl Drop for Remote {
     }
 }
 
-/// Code checks (short requests) in flight at once. A push is held open until the user answers
-/// (long poll), so pushes may use up to `max_pending` slots.
+/// Provider HTTP requests in flight at once (a pending push holds none between its polls).
 const REMOTE_SLOTS: usize = 256;
 
 fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
@@ -164,11 +163,7 @@ impl Mfa {
                         .build()?,
                 ),
                 kind,
-                slots: Arc::new(tokio::sync::Semaphore::new(if config.provider.is_push() {
-                    config.max_pending
-                } else {
-                    REMOTE_SLOTS
-                })),
+                slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
             }),
         };
         let metrics = Arc::new(MfaMetrics::default());
@@ -248,10 +243,7 @@ impl Mfa {
         let slots = remote.slots.clone();
         let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
         runtime.spawn(async move {
-            let answer = match slots.acquire_owned().await {
-                Ok(_permit) => push.push(&key.1, &key.0).await,
-                Err(_) => Err(PiError::Unreachable("stopping".into())),
-            };
+            let answer = push.push(&key.1, &key.0, &slots).await;
             let waiters = {
                 let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
                 let w = pushes.remove(&key).unwrap_or_default();

@@ -1,8 +1,16 @@
-//! Generic REST push: `POST {url}` with `{"user": …, "client": …}`; the service notifies the
-//! user and answers `{"approved": true}` or `{"approved": false}` once they decided (a long
-//! poll, held up to `wait`). Answers share privacyIDEA's types: approved → `Accept`.
+//! Generic REST push, asynchronous so that a pending push holds no connection:
+//!
+//! * `POST {url}` with `{"user": …, "client": …}` sends the push and answers at once, either
+//!   `{"id": "…"}` (pending) or `{"approved": true|false}` (already decided);
+//! * `GET {url}/{id}` answers `{"status": "pending" | "approved" | "denied"}`, polled every
+//!   `poll_interval` until `wait` has passed (then the push counts as denied).
+//!
+//! Answers share privacyIDEA's types: approved → `Accept`, denied → `Reject`.
+
+use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::config::RestPushConfig;
 use super::privacyidea::{PiAnswer, PiError};
@@ -21,9 +29,20 @@ impl std::fmt::Debug for RestPush {
 }
 
 #[derive(Deserialize)]
-struct Answer {
-    approved: bool,
+struct Started {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    approved: Option<bool>,
 }
+
+#[derive(Deserialize)]
+struct Status {
+    status: String,
+}
+
+/// One HTTP request's time limit (the push itself may wait much longer).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn not_answered() -> PiAnswer {
     PiAnswer::Reject {
@@ -31,52 +50,87 @@ fn not_answered() -> PiAnswer {
     }
 }
 
+fn denied() -> PiAnswer {
+    PiAnswer::Reject {
+        message: "push denied".into(),
+    }
+}
+
+fn unreachable(e: reqwest::Error) -> PiError {
+    PiError::Unreachable(e.without_url().to_string())
+}
+
 impl RestPush {
     pub fn new(config: RestPushConfig) -> Result<RestPush, String> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .timeout(config.wait)
+            .timeout(REQUEST_TIMEOUT.min(config.wait))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(RestPush { config, http })
     }
 
-    pub fn wait(&self) -> std::time::Duration {
-        self.config.wait
-    }
-
-    /// Sends one push and waits for the user's decision.
-    pub async fn push(&self, user: &str, client: &str) -> Result<PiAnswer, PiError> {
-        let resp = self
-            .http
-            .post(&self.config.url)
-            .json(&serde_json::json!({ "user": user, "client": client }))
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            // Held for the whole wait: the user did not answer. A denial, never "unreachable"
-            // (which a fail-safe policy would turn into an accept).
-            Err(e) if e.is_timeout() => return Ok(not_answered()),
-            Err(e) => return Err(PiError::Unreachable(e.without_url().to_string())),
-        };
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        slots: &Semaphore,
+    ) -> Result<T, PiError> {
+        // A slot per HTTP request, not per push: pending pushes hold nothing but a timer.
+        let _permit = slots
+            .acquire()
+            .await
+            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         if !status.is_success() {
             return Err(PiError::Http(status.as_u16()));
         }
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) if e.is_timeout() => return Ok(not_answered()),
-            Err(e) => return Err(PiError::Unreachable(e.without_url().to_string())),
+        let body = resp.bytes().await.map_err(unreachable)?;
+        serde_json::from_slice(&body).map_err(|e| PiError::Protocol(e.to_string()))
+    }
+
+    /// Sends one push and waits (polling) for the user's decision, at most `wait`.
+    pub async fn push(
+        &self,
+        user: &str,
+        client: &str,
+        slots: &Semaphore,
+    ) -> Result<PiAnswer, PiError> {
+        let deadline = tokio::time::Instant::now() + self.config.wait;
+        let post = self
+            .http
+            .post(&self.config.url)
+            .json(&serde_json::json!({ "user": user, "client": client }));
+        let started: Started = self.json(post, slots).await?;
+        let id = match (started.approved, started.id) {
+            (Some(true), _) => return Ok(PiAnswer::Accept),
+            (Some(false), _) => return Ok(denied()),
+            (None, Some(id)) if !id.is_empty() && id.len() <= 256 => id,
+            _ => return Err(PiError::Protocol("neither id nor approved".into())),
         };
-        let a: Answer =
-            serde_json::from_slice(&body).map_err(|e| PiError::Protocol(e.to_string()))?;
-        Ok(if a.approved {
-            PiAnswer::Accept
-        } else {
-            PiAnswer::Reject {
-                message: "push denied".into(),
+        let status_url = format!(
+            "{}/{}",
+            self.config.url.trim_end_matches('/'),
+            // An opaque id from the service, kept to URL-safe characters.
+            id.replace(
+                |c: char| !(c.is_ascii_alphanumeric() || "-_.~".contains(c)),
+                ""
+            )
+        );
+        loop {
+            let next = tokio::time::Instant::now() + self.config.poll_interval;
+            if next >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Ok(not_answered());
             }
-        })
+            tokio::time::sleep_until(next).await;
+            let s: Status = self.json(self.http.get(&status_url), slots).await?;
+            match s.status.as_str() {
+                "pending" => continue,
+                "approved" => return Ok(PiAnswer::Accept),
+                "denied" => return Ok(denied()),
+                other => return Err(PiError::Protocol(format!("push status {other:?}"))),
+            }
+        }
     }
 }

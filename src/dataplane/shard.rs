@@ -1087,7 +1087,8 @@ fn spawn_mfa_check(
             .metrics
             .outcome(if reason.is_empty() { outcome } else { reason });
         mfa::log(&req, client, from, outcome, reason, &policy, started);
-        let mut buf = [0u8; MAX_PACKET_LEN];
+        // On the heap, allocated only now: a held request's task stays small while it waits.
+        let mut buf = vec![0u8; MAX_PACKET_LEN];
         let built = build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s));
         if let Err(e) = &built {
             warn!(error = %e, "cannot build reply");

@@ -101,7 +101,9 @@ impl RestPush {
             .http
             .post(&self.config.url)
             .json(&serde_json::json!({ "user": user, "client": client }));
-        let started: Started = self.json(post, slots).await?;
+        // Boxed: the HTTP futures live only while a request runs, so a pending push's task is
+        // not sized for them while it sleeps.
+        let started: Started = Box::pin(self.json(post, slots)).await?;
         let id = match (started.approved, started.id) {
             (Some(true), _) => return Ok(PiAnswer::Accept),
             (Some(false), _) => return Ok(denied()),
@@ -124,7 +126,7 @@ impl RestPush {
                 return Ok(not_answered());
             }
             tokio::time::sleep_until(next).await;
-            let s: Status = self.json(self.http.get(&status_url), slots).await?;
+            let s: Status = Box::pin(self.json(self.http.get(&status_url), slots)).await?;
             match s.status.as_str() {
                 "pending" => continue,
                 "approved" => return Ok(PiAnswer::Accept),

@@ -412,6 +412,11 @@ fn mfa_rest_push_section_is_checked() {
     match c.mfa.expect("[mfa]").provider {
         crate::backend::mfa::Provider::RestPush(p) => {
             assert_eq!(p.wait, Duration::from_secs(60), "default wait");
+            assert_eq!(
+                p.poll_interval,
+                Duration::from_secs(1),
+                "default poll interval"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -428,6 +433,13 @@ fn mfa_rest_push_section_is_checked() {
         "[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\nwait = \"1h\"\n",
     ));
     assert!(e.starts_with("test.toml:9: "), "{e}");
+    let e = err(&push(
+        "[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\npoll_interval = \"10ms\"\n",
+    ));
+    assert!(
+        e.starts_with("test.toml:9: ") && e.contains("poll_interval"),
+        "{e}"
+    );
     // Push works with CHAP: no warning for an MFA policy matching CHAP.
     let c = parse(&format!(
         "{CLIENT}[[policies]]\nname = \"vpn\"\nmfa = true\n[mfa]\nprovider = \"rest_push\"\n[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\n"

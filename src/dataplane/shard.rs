@@ -256,7 +256,12 @@ impl Shard {
             return;
         }
 
-        if let (Some(store), Some(state)) = (rt.mfa.as_deref(), req.attr(STATE)) {
+        // Without [mfa] the State is not even looked for.
+        let follow_up = rt
+            .mfa
+            .as_deref()
+            .and_then(|store| Some((store, req.attr(STATE)?)));
+        if let Some((store, state)) = follow_up {
             // The answer to one of our challenges: State and code, then the policies again
             // with what the primary authentication found (the password is not sent twice).
             let (code, fill, reason, policy) = match mfa::redeem(rt, store, &req, client, state) {

@@ -94,6 +94,8 @@ pub struct Mfa {
     /// Shared with the push tasks (which must not hold the store: its runtime is in it).
     pushes: Arc<Mutex<HashMap<PushKey, PushWaiters>>>,
     pub metrics: Arc<MfaMetrics>,
+    /// When (Unix seconds) expired challenges are next swept.
+    next_sweep: AtomicU64,
     /// HTTP providers: their client, on a small tokio runtime of its own.
     remote: Option<Remote>,
 }
@@ -136,6 +138,8 @@ impl Drop for Remote {
 /// Provider HTTP requests in flight at once (a pending push holds none between its polls).
 const REMOTE_SLOTS: usize = 256;
 
+const SWEEP_SECONDS: u64 = 5;
+
 fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
     map.retain(|_, v| expiry(v) > now);
 }
@@ -177,6 +181,7 @@ impl Mfa {
             last_step: Mutex::new(HashMap::new()),
             pushes: Arc::new(Mutex::new(HashMap::new())),
             metrics,
+            next_sweep: AtomicU64::new(0),
         }))
     }
 
@@ -278,6 +283,12 @@ impl Mfa {
         let expiry = now + self.config.challenge_ttl.as_secs();
         let (state, nonce) = self.key.issue(client, user, expiry);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Abandoned challenges (nobody answered) are swept at most every few seconds, so the
+        // pending gauge means something and memory follows the live challenges.
+        if now >= self.next_sweep.load(Relaxed) {
+            self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
+            purge_expired(&mut pending, now, |p| p.expiry);
+        }
         if pending.len() >= self.config.max_pending {
             purge_expired(&mut pending, now, |p| p.expiry);
             if pending.len() >= self.config.max_pending {
@@ -454,6 +465,21 @@ mod tests {
             .issue("nas", b"a", "a", &[], AuthSource::Local, 1061)
             .is_ok());
         assert_eq!(m.pending(), 1);
+    }
+
+    #[test]
+    fn expired_challenges_are_swept() {
+        let m = mfa(100);
+        for _ in 0..10 {
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1000)
+                .expect("room");
+        }
+        assert_eq!(m.pending(), 10);
+        // 60 s later they have expired; the next issue sweeps them.
+        m.issue("nas", b"a", "a", &[], AuthSource::Local, 1060)
+            .expect("room");
+        assert_eq!(m.pending(), 1);
+        assert_eq!(m.metrics.pending.load(Relaxed), 1);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct LocalUser {
     pub reply: ReplyAttributes,
     /// Groups network policies match.
     pub groups: Vec<String>,
+    /// The built-in TOTP provider's secret, if enrolled.
+    pub totp: Option<crate::backend::mfa::totp::TotpSecret>,
 }
 
 /// The local user table. Read-only once built; shared by all shards.
@@ -51,6 +53,13 @@ impl LocalUsers {
                     password,
                     reply,
                     groups: u.groups.clone(),
+                    totp: match &u.totp_secret {
+                        Some(t) => Some(
+                            crate::backend::mfa::totp::TotpSecret::from_base32(t.expose())
+                                .map_err(|r| ConfigError::new(&u.file, u.line, r))?,
+                        ),
+                        None => None,
+                    },
                 },
             );
         }

@@ -67,6 +67,26 @@ pub enum RejectReason {
     Overloaded,
     /// No network policy matched (or the matching one rejects).
     PolicyReject,
+    /// MFA: the State is not one we issued for this client and user (forged or altered).
+    MfaStateInvalid,
+    /// MFA: the State's challenge expired.
+    MfaStateExpired,
+    /// MFA: the State was already used (single use).
+    MfaStateReplayed,
+    /// MFA: the code is wrong (or missing).
+    MfaBadCode,
+    /// MFA: the code was already used within its window.
+    MfaCodeReused,
+    /// MFA: the user has no second factor enrolled and the policy says reject.
+    MfaNotEnrolled,
+    /// MFA: the authentication method cannot carry a code (CHAP) and no push is configured.
+    MfaUnsupportedMethod,
+    /// MFA: too many challenges pending.
+    MfaOverloaded,
+    /// MFA: the provider could not be asked and the policy is fail-secure.
+    MfaUnavailable,
+    /// MFA: the user denied the push (or let it expire).
+    MfaPushDenied,
 }
 
 impl RejectReason {
@@ -90,6 +110,16 @@ impl RejectReason {
             RejectReason::DirectoryUnavailable => "directory_unavailable",
             RejectReason::Overloaded => "overloaded",
             RejectReason::PolicyReject => "policy_reject",
+            RejectReason::MfaStateInvalid => "mfa_state_invalid",
+            RejectReason::MfaStateExpired => "mfa_state_expired",
+            RejectReason::MfaStateReplayed => "mfa_state_replayed",
+            RejectReason::MfaBadCode => "mfa_bad_code",
+            RejectReason::MfaCodeReused => "mfa_code_reused",
+            RejectReason::MfaNotEnrolled => "mfa_not_enrolled",
+            RejectReason::MfaUnsupportedMethod => "mfa_unsupported_method",
+            RejectReason::MfaOverloaded => "mfa_overloaded",
+            RejectReason::MfaUnavailable => "mfa_unavailable",
+            RejectReason::MfaPushDenied => "mfa_push_denied",
         }
     }
 }

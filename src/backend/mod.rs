@@ -15,6 +15,7 @@
 //!   negative cache stops a device repeating a bad password from locking an AD account out.
 
 pub mod ldap;
+pub mod mfa;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;

@@ -45,6 +45,8 @@ pub struct Config {
     /// The directory for users not defined locally.
     pub ldap: Option<crate::backend::ldap::LdapConfig>,
     pub policies: Vec<PolicyConfig>,
+    /// `[mfa]`: without it, policies' `mfa` flag is only logged.
+    pub mfa: Option<crate::backend::mfa::MfaConfig>,
     /// Things that work but deserve an operator's attention; `check-config` prints them.
     pub warnings: Vec<ConfigError>,
 }
@@ -187,6 +189,8 @@ pub struct UserConfig {
     /// Reply attributes as written: `(name, value)` in file order, one entry per value.
     pub reply: Vec<Located<(String, String)>>,
     pub groups: Vec<String>,
+    /// Base32 TOTP secret, checked to decode at load; never logged.
+    pub totp_secret: Option<SecretText>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -372,12 +376,56 @@ impl Config {
         for p in raw.policies {
             policies.push(policy(p, origin, text, &clients)?);
         }
+        let mfa = match raw.mfa {
+            Some(m) => {
+                let line = at(m.span());
+                let m = crate::backend::mfa::MfaConfig::from_raw(m.into_inner(), origin, &at)?;
+                if let Some(unknown) = m
+                    .exempt_clients
+                    .iter()
+                    .find(|n| !clients.iter().any(|c| &c.name == *n))
+                {
+                    return Err(ConfigError::new(
+                        origin,
+                        line,
+                        format!("mfa.exempt_clients: no client is named {unknown:?}"),
+                    ));
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        for p in policies.iter().filter(|p| p.mfa) {
+            if mfa.is_none() {
+                warnings.push(ConfigError::new(
+                    &p.file,
+                    p.line,
+                    format!(
+                        "policy {:?} has mfa = true but there is no [mfa] section: the flag is only logged",
+                        p.name
+                    ),
+                ));
+            } else if !mfa.as_ref().is_some_and(|m| m.provider.is_push())
+                && (p.auth_methods.is_empty()
+                    || p.auth_methods.contains(&crate::auth::Method::Chap))
+            {
+                warnings.push(ConfigError::new(
+                    &p.file,
+                    p.line,
+                    format!(
+                        "policy {:?} requires MFA and matches CHAP: CHAP cannot carry a one-time code (CHAP works with push only, not configured), so CHAP requests it accepts are rejected",
+                        p.name
+                    ),
+                ));
+            }
+        }
 
         Ok(Config {
             path: origin.to_path_buf(),
             backend,
             ldap,
             policies,
+            mfa,
             server,
             log: LogConfig {
                 level,
@@ -563,6 +611,17 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
             ))
         }
     };
+    let totp_secret = match u.totp_secret {
+        Some(t) => {
+            let tline = line_of(text, t.span().start);
+            let t = t.into_inner();
+            crate::backend::mfa::totp::TotpSecret::from_base32(&t).map_err(|reason| {
+                ConfigError::new(file, tline, format!("user {:?}: {reason}", u.name))
+            })?;
+            Some(SecretText(t))
+        }
+        None => None,
+    };
     let mut reply = Vec::new();
     for (name, values) in u.reply {
         let vline = line_of(text, values.span().start);
@@ -579,6 +638,7 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
         password,
         reply,
         groups: u.groups,
+        totp_secret,
         file: file.to_path_buf(),
         line,
     })

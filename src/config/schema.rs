@@ -38,6 +38,8 @@ pub struct RawConfig {
     pub ldap: Option<Spanned<crate::backend::ldap::RawLdap>>,
     #[serde(default)]
     pub policies: Vec<Spanned<RawPolicy>>,
+    /// The second factor for policies with `mfa = true`.
+    pub mfa: Option<Spanned<crate::backend::mfa::RawMfa>>,
 }
 
 /// `[backend]`: the pool that runs directory (and later MFA) work off the shards.
@@ -195,6 +197,8 @@ pub struct RawUser {
     /// Groups network policies can match for this user.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Base32 TOTP secret (RFC 6238) for the built-in `[mfa] provider = "totp"`.
+    pub totp_secret: Option<Spanned<String>>,
 }
 
 /// One attribute's value(s) in a `reply` table: a string, an integer, or a list of them (for

@@ -195,7 +195,11 @@ const LDAP: &str = "[ldap]\nservers = [\"ldap://127.0.0.1:3890\"]\nbind_dn = \"c
 
 #[test]
 fn example_directory_configs_are_valid() {
-    for f in ["config/ldap-openldap.toml", "config/ldap-samba-ad.toml"] {
+    for f in [
+        "config/ldap-openldap.toml",
+        "config/ldap-samba-ad.toml",
+        "config/mfa-privacyidea.toml",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.ldap.is_some(), "{f}");
@@ -283,4 +287,163 @@ fn users_and_clients_carry_policy_groups() {
     .unwrap();
     assert_eq!(c.clients[0].group.as_deref(), Some("wifi"));
     assert_eq!(c.users[0].groups, ["admins", "vpn"]);
+}
+
+#[test]
+fn mfa_section_and_totp_secrets_are_checked_with_lines() {
+    let user = "[[users]]\nname = \"alice\"\npassword = \"pw\"\n";
+    // Valid, with defaults.
+    let c = parse(&format!(
+        "{CLIENT}{user}totp_secret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n[mfa]\nprovider = \"totp\"\n"
+    ))
+    .expect("valid");
+    let m = c.mfa.expect("[mfa]");
+    assert_eq!(m.challenge_ttl, Duration::from_secs(120));
+    assert!(m.exempt_clients.is_empty() && m.exempt_groups.is_empty());
+    let c = parse(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nexempt_clients = [\"lo\"]\nexempt_groups = [\"g\"]\n"
+    ))
+    .expect("valid");
+    let m = c.mfa.expect("[mfa]");
+    assert_eq!(
+        (m.exempt_clients, m.exempt_groups),
+        (vec!["lo".to_string()], vec!["g".to_string()])
+    );
+    assert!(!m.accept_unenrolled);
+    // The secret never shows in Debug output.
+    let dbg = format!("{:?}", c.users);
+    assert!(!dbg.contains("GEZDGNBV"), "{dbg}");
+    // Bad secret: the user's line... the totp_secret line.
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nexempt_clients = [\"typo\"]\n"
+    ));
+    assert!(e.starts_with("test.toml:5: ") && e.contains("typo"), "{e}");
+    let e = err(&format!("{CLIENT}{user}totp_secret = \"not base32!\"\n"));
+    assert!(e.starts_with("test.toml:8: "), "{e}");
+    assert!(e.contains("alice") && e.contains("base32"), "{e}");
+    assert!(!e.contains("not base32!"), "the secret is not echoed: {e}");
+    // Unknown key, unknown provider, bad values.
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nprompts = \"x\"\n"
+    ));
+    assert!(
+        e.starts_with("test.toml:7: ") && e.contains("prompts"),
+        "{e}"
+    );
+    let e = err(&format!("{CLIENT}[mfa]\nprovider = \"sms\"\n"));
+    assert!(e.starts_with("test.toml:6: ") && e.contains("sms"), "{e}");
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nchallenge_ttl = \"1h\"\n"
+    ));
+    assert!(e.starts_with("test.toml:7: "), "{e}");
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\nunenrolled = \"maybe\"\n"
+    ));
+    assert!(e.starts_with("test.toml:7: "), "{e}");
+}
+
+#[test]
+fn mfa_policies_warn_about_chap_and_a_missing_section() {
+    let policy = "[[policies]]\nname = \"vpn\"\nmfa = true\n";
+    let c = parse(&format!("{CLIENT}{policy}")).expect("valid");
+    assert_eq!(c.warnings.len(), 1);
+    let w = c.warnings[0].to_string();
+    assert!(
+        w.starts_with("test.toml:5: ") && w.contains("no [mfa] section"),
+        "{w}"
+    );
+
+    let c = parse(&format!("{CLIENT}{policy}[mfa]\nprovider = \"totp\"\n")).expect("valid");
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].to_string().contains("CHAP"),
+        "{}",
+        c.warnings[0]
+    );
+
+    let c = parse(&format!(
+        "{CLIENT}{policy}auth_methods = [\"pap\"]\n[mfa]\nprovider = \"totp\"\n"
+    ))
+    .expect("valid");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn mfa_privacyidea_section_is_checked() {
+    let pi = |body: &str| format!("{CLIENT}[mfa]\nprovider = \"privacyidea\"\n{body}");
+    let c = parse(&pi(
+        "on_unreachable = \"accept\"\n[mfa.privacyidea]\nurl = \"https://pi.example.org/\"\nrealm = \"r\"\n",
+    ))
+    .expect("valid");
+    let m = c.mfa.expect("[mfa]");
+    assert!(m.accept_unreachable);
+    match m.provider {
+        crate::backend::mfa::Provider::PrivacyIdea(p) => {
+            assert_eq!(p.url, "https://pi.example.org");
+            assert_eq!(p.realm, "r");
+            assert_eq!(p.timeout, Duration::from_secs(5));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&pi(""));
+    assert!(
+        e.starts_with("test.toml:6: ") && e.contains("[mfa.privacyidea]"),
+        "{e}"
+    );
+    let e = err(&pi("[mfa.privacyidea]\nurl = \"http://pi.example.org\"\n"));
+    assert!(e.starts_with("test.toml:8: ") && e.contains("https"), "{e}");
+    let e = err(&pi(
+        "[mfa.privacyidea]\nurl = \"http://127.0.0.1:5001\"\nuser = \"x\"\n",
+    ));
+    assert!(e.starts_with("test.toml:9: ") && e.contains("user"), "{e}");
+    let e = err(&pi(
+        "on_unreachable = \"maybe\"\n[mfa.privacyidea]\nurl = \"http://127.0.0.1:5001\"\n",
+    ));
+    assert!(e.starts_with("test.toml:7: "), "{e}");
+}
+
+#[test]
+fn mfa_rest_push_section_is_checked() {
+    let push = |body: &str| format!("{CLIENT}[mfa]\nprovider = \"rest_push\"\n{body}");
+    let c = parse(&push(
+        "[mfa.rest_push]\nurl = \"https://push.example.org/push\"\n",
+    ))
+    .expect("valid");
+    match c.mfa.expect("[mfa]").provider {
+        crate::backend::mfa::Provider::RestPush(p) => {
+            assert_eq!(p.wait, Duration::from_secs(60), "default wait");
+            assert_eq!(
+                p.poll_interval,
+                Duration::from_secs(1),
+                "default poll interval"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&push(""));
+    assert!(
+        e.starts_with("test.toml:6: ") && e.contains("[mfa.rest_push]"),
+        "{e}"
+    );
+    let e = err(&push(
+        "[mfa.rest_push]\nurl = \"http://push.example.org\"\n",
+    ));
+    assert!(e.starts_with("test.toml:8: ") && e.contains("https"), "{e}");
+    let e = err(&push(
+        "[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\nwait = \"1h\"\n",
+    ));
+    assert!(e.starts_with("test.toml:9: "), "{e}");
+    let e = err(&push(
+        "[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\npoll_interval = \"10ms\"\n",
+    ));
+    assert!(
+        e.starts_with("test.toml:9: ") && e.contains("poll_interval"),
+        "{e}"
+    );
+    // Push works with CHAP: no warning for an MFA policy matching CHAP.
+    let c = parse(&format!(
+        "{CLIENT}[[policies]]\nname = \"vpn\"\nmfa = true\n[mfa]\nprovider = \"rest_push\"\n[mfa.rest_push]\nurl = \"http://127.0.0.1:1\"\n"
+    ))
+    .expect("valid");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod clients;
 pub mod dedup;
+mod mfa;
 mod notify;
 pub mod runtime;
 pub mod shard;
@@ -93,6 +94,8 @@ struct Fixed {
     reply_cache: (Duration, usize),
     /// Backend and directory settings, compared by their Debug form (no secrets in it).
     backend: String,
+    /// `[mfa]`, by its Debug form: the challenge store (and its key) lives for the process.
+    mfa: String,
 }
 
 impl Fixed {
@@ -107,6 +110,7 @@ impl Fixed {
                 config.server.reply_cache_entries,
             ),
             backend: format!("{:?} {:?}", config.backend, config.ldap),
+            mfa: format!("{:?}", config.mfa),
         }
     }
 }
@@ -122,6 +126,7 @@ impl ServerHandle {
         // restart.
         let (_, current) = self.cell.load();
         rt.backend = current.backend.clone();
+        rt.mfa = current.mfa.clone();
         let new = Fixed::of(
             config,
             config.server.shards.unwrap_or(self.fixed.shards).max(1),
@@ -138,6 +143,9 @@ impl ServerHandle {
         }
         if new.backend != self.fixed.backend {
             ignored.push("backend/ldap");
+        }
+        if new.mfa != self.fixed.mfa {
+            ignored.push("mfa");
         }
         if new.reply_cache != self.fixed.reply_cache {
             ignored.push("server.reply_cache_ttl/reply_cache_entries");
@@ -173,6 +181,12 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     if let Some(ldap) = &config.ldap {
         rt.backend = Some(
             BackendPool::start(&config.backend, ldap)
+                .map_err(|e| StartError::Backend(e.to_string()))?,
+        );
+    }
+    if let Some(mfa) = &config.mfa {
+        rt.mfa = Some(
+            crate::backend::mfa::Mfa::new(mfa.clone())
                 .map_err(|e| StartError::Backend(e.to_string()))?,
         );
     }

@@ -28,6 +28,9 @@ pub struct Runtime {
     /// The pool serving users not defined locally (a directory is configured); set by
     /// `dataplane::start`, kept across reloads.
     pub backend: Option<Arc<BackendPool>>,
+    /// The MFA challenge store, when `[mfa]` is configured; set by `dataplane::start`, kept
+    /// across reloads (pending challenges survive a SIGHUP).
+    pub mfa: Option<Arc<crate::backend::mfa::Mfa>>,
     /// Reply-Message per directory reject reason (label), if configured.
     pub ldap_reject_messages: BTreeMap<String, String>,
 }
@@ -59,6 +62,7 @@ impl Runtime {
             policies: NetworkPolicies::build(&config.policies, &dict)?,
             dict,
             backend: None,
+            mfa: None,
             ldap_reject_messages: config
                 .ldap
                 .as_ref()

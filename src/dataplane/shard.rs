@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
+use super::mfa::{self, Redeemed, Second};
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
@@ -30,13 +31,15 @@ use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
+use crate::backend::mfa::state::STATE_LEN;
+use crate::backend::mfa::{Mfa, Pending, PiAnswer, PiError, Provider};
 use crate::backend::{AuthRequest, Outcome, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
 use crate::policy::{AuthSource, NetworkPolicy, PolicyInput, ReplyAttributes, Verdict};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
-    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE,
+    VerifyError, CALLING_STATION_ID, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
 };
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
@@ -253,6 +256,62 @@ impl Shard {
             return;
         }
 
+        // Without [mfa] the State is not even looked for.
+        let follow_up = rt
+            .mfa
+            .as_deref()
+            .and_then(|store| Some((store, req.attr(STATE)?)));
+        if let Some((store, state)) = follow_up {
+            // The answer to one of our challenges: State and code, then the policies again
+            // with what the primary authentication found (the password is not sent twice).
+            let (code, fill, reason, policy) = match mfa::redeem(rt, store, &req, client, state) {
+                Ok(Redeemed::Done(pending)) => decide_after_second(rt, &req, client, &pending, ""),
+                Ok(Redeemed::Remote(pending, otp)) => {
+                    // Checked by the HTTP provider off the shard; retransmissions meanwhile
+                    // are absorbed as in-progress duplicates.
+                    if cache.begin(key).is_err() {
+                        return m.count_drop(DropReason::Overloaded);
+                    }
+                    let Some(rx) = store.submit_check(pending.mfa_user.clone(), otp) else {
+                        cache.abandon(&key);
+                        return m.count_drop(DropReason::BackendUnavailable);
+                    };
+                    *slow_in_flight += 1;
+                    return spawn_mfa_check(
+                        me.clone(),
+                        rt.clone(),
+                        li,
+                        from,
+                        key,
+                        req.packet().as_bytes(),
+                        client.index,
+                        now,
+                        pending,
+                        rx,
+                    );
+                }
+                Err(r) => mfa_reject(rt, r),
+            };
+            let outcome = if code == Code::AccessAccept {
+                "accept"
+            } else {
+                "reject"
+            };
+            store
+                .metrics
+                .outcome(if reason.is_empty() { outcome } else { reason });
+            mfa::log(&req, client, from, outcome, reason, &policy, now);
+            return send_reply(
+                tx,
+                from,
+                &req,
+                code,
+                |b, s| fill.apply(b, s),
+                &m,
+                Some((cache, key, now)),
+            );
+        }
+
         let (method, decision) = rt.users.decide(&req);
         // Every branch that ends in a plain Access-Reject breaks out with its reason; the reject
         // is logged and answered once, below.
@@ -270,19 +329,50 @@ impl Shard {
                         )
                     };
                     let (code, fill) = decide_policy(rt, input, Some(&user.reply));
-                    let outcome = if code == Code::AccessAccept {
-                        "accept"
-                    } else {
-                        "reject"
-                    };
-                    let reason = (code != Code::AccessAccept).then_some(RejectReason::PolicyReject);
+                    let (code, answer, outcome, reason) = second_factor(
+                        rt,
+                        code,
+                        fill,
+                        &client.name,
+                        req.user_name().unwrap_or_default(),
+                        &user.name,
+                        &user.groups,
+                        AuthSource::Local,
+                        method,
+                    );
                     log_decision(&req, client, from, method, outcome, reason, now);
+                    if matches!(answer, Answer::Push) {
+                        if cache.begin(key).is_err() {
+                            return m.count_drop(DropReason::Overloaded);
+                        }
+                        *slow_in_flight += 1;
+                        if !hold_for_push(
+                            me,
+                            rt,
+                            li,
+                            from,
+                            key,
+                            req.packet().as_bytes(),
+                            client.index,
+                            now,
+                            &client.name,
+                            req.attr(CALLING_STATION_ID).unwrap_or_default(),
+                            &user.name,
+                            &user.groups,
+                            AuthSource::Local,
+                        ) {
+                            *slow_in_flight -= 1;
+                            cache.abandon(&key);
+                            m.count_drop(DropReason::BackendUnavailable);
+                        }
+                        return;
+                    }
                     send_reply(
                         tx,
                         from,
                         &req,
                         code,
-                        |b, s| fill.apply(b, s),
+                        |b, s| answer.apply(b, s),
                         &m,
                         Some((cache, key, now)),
                     );
@@ -554,17 +644,47 @@ fn spawn_slow_pap(
                     )
                 };
                 let (code, fill) = decide_policy(&rt, input, Some(&u.reply));
-                let accepted = code == Code::AccessAccept;
+                let (code, answer, outcome, reason) = second_factor(
+                    &rt,
+                    code,
+                    fill,
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &u.name,
+                    &u.groups,
+                    AuthSource::Local,
+                    Some(Method::Pap),
+                );
                 log_decision(
                     &req,
                     client,
                     from,
                     Some(Method::Pap),
-                    if accepted { "accept" } else { "reject" },
-                    (!accepted).then_some(RejectReason::PolicyReject),
+                    outcome,
+                    reason,
                     started,
                 );
-                build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
+                if matches!(answer, Answer::Push) {
+                    if hold_for_push(
+                        &me,
+                        &rt,
+                        li,
+                        from,
+                        key,
+                        &copy,
+                        client_index,
+                        started,
+                        &client.name,
+                        req.attr(CALLING_STATION_ID).unwrap_or_default(),
+                        &u.name,
+                        &u.groups,
+                        AuthSource::Local,
+                    ) {
+                        return;
+                    }
+                    return deliver(&me, li, from, key, client_index, None).await;
+                }
+                build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
             }
             _ => {
                 log_decision(
@@ -678,6 +798,284 @@ impl Fill<'_> {
     }
 }
 
+/// A reply's content: attributes after policies, or an MFA challenge.
+enum Answer<'a> {
+    Fill(Fill<'a>),
+    Challenge(&'a Mfa, [u8; STATE_LEN]),
+    /// Hold the request for a push ([`hold_for_push`]); nothing to build yet.
+    Push,
+}
+
+impl Answer<'_> {
+    fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
+        match self {
+            Answer::Fill(f) => f.apply(b, s),
+            Answer::Challenge(m, state) => mfa::fill_challenge(m, state)(b, s),
+            Answer::Push => Ok(()),
+        }
+    }
+}
+
+/// The second-factor stage after the policies decided `code`: a policy accept that requires
+/// MFA becomes an Access-Challenge (or a reject, or an accept for unenrolled users, as
+/// configured). Returns the reply's code and content and the decision's outcome and reason.
+#[allow(clippy::too_many_arguments)]
+fn second_factor<'a>(
+    rt: &'a Runtime,
+    code: Code,
+    fill: Fill<'a>,
+    client: &str,
+    user: &[u8],
+    mfa_user: &str,
+    groups: &[String],
+    source: AuthSource,
+    method: Option<Method>,
+) -> (Code, Answer<'a>, &'static str, Option<RejectReason>) {
+    let reject = |r: RejectReason| {
+        (
+            Code::AccessReject,
+            Answer::Fill(Fill {
+                matched: None,
+                user: None,
+                policy: None,
+                message: rt.reject_reply_message.as_deref(),
+            }),
+            "reject",
+            Some(r),
+        )
+    };
+    if code != Code::AccessAccept {
+        return (
+            code,
+            Answer::Fill(fill),
+            "reject",
+            Some(RejectReason::PolicyReject),
+        );
+    }
+    match mfa::after_primary(
+        rt,
+        fill.matched,
+        client,
+        user,
+        mfa_user,
+        groups,
+        source,
+        method,
+    ) {
+        Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
+        Second::AcceptUnenrolled => (code, Answer::Fill(fill), "accept_mfa_unenrolled", None),
+        Second::Exempt(why) => (code, Answer::Fill(fill), why, None),
+        Second::Challenge(state) => match rt.mfa.as_deref() {
+            Some(m) => (
+                Code::AccessChallenge,
+                Answer::Challenge(m, state),
+                "challenge",
+                None,
+            ),
+            None => reject(RejectReason::MfaStateInvalid),
+        },
+        Second::Push => (code, Answer::Push, "push", None),
+        Second::Reject(r) => reject(r),
+    }
+}
+
+/// Holds a request whose primary authentication passed for the user's push answer: one push
+/// per (client, user) however many copies arrive; the answer comes from [`spawn_mfa_check`].
+/// The request must be in progress in the duplicate cache and counted in `slow_in_flight`.
+/// False if no push could be sent.
+#[allow(clippy::too_many_arguments)]
+fn hold_for_push(
+    me: &ShardRef,
+    rt: &Arc<Runtime>,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    datagram: &[u8],
+    client_index: usize,
+    started: Instant,
+    client: &str,
+    station: &[u8],
+    mfa_user: &str,
+    groups: &[String],
+    source: AuthSource,
+) -> bool {
+    let Some(rx) = rt
+        .mfa
+        .as_ref()
+        .and_then(|store| store.submit_push(client, mfa_user, station))
+    else {
+        return false;
+    };
+    let pending = Pending {
+        mfa_user: mfa_user.to_string(),
+        groups: groups.to_vec(),
+        source,
+        expiry: 0,
+    };
+    spawn_mfa_check(
+        me.clone(),
+        rt.clone(),
+        li,
+        from,
+        key,
+        datagram,
+        client_index,
+        started,
+        pending,
+        rx,
+    );
+    true
+}
+
+/// An MFA reject: the code, the reject's attributes, the reason, no policy.
+fn mfa_reject(rt: &Runtime, r: RejectReason) -> (Code, Fill<'_>, &'static str, String) {
+    let fill = Fill {
+        matched: None,
+        user: None,
+        policy: None,
+        message: rt.reject_reply_message.as_deref(),
+    };
+    (Code::AccessReject, fill, r.label(), String::new())
+}
+
+/// After the second factor passed (or was waived with `why`): the policies again, with the
+/// groups and source the primary authentication found and this request's NAS attributes.
+fn decide_after_second<'a>(
+    rt: &'a Runtime,
+    req: &Verified<'_>,
+    client: &Client,
+    pending: &Pending,
+    why: &'static str,
+) -> (Code, Fill<'a>, &'static str, String) {
+    let input = || {
+        PolicyInput::from_request(
+            req,
+            &client.name,
+            client.group.as_deref(),
+            &pending.groups,
+            Some(Method::Pap),
+            pending.source,
+        )
+    };
+    let user_reply = req
+        .user_name()
+        .and_then(|n| rt.users.get(n))
+        .filter(|_| pending.source == AuthSource::Local)
+        .map(|u| &u.reply);
+    let (code, fill) = decide_policy(rt, input, user_reply);
+    let policy = fill.matched.map_or(String::new(), |p| p.name.clone());
+    if code == Code::AccessAccept {
+        (code, fill, why, policy)
+    } else {
+        let (c, f, r, _) = mfa_reject(rt, RejectReason::PolicyReject);
+        (c, f, r, policy)
+    }
+}
+
+/// Awaits the HTTP provider's verdict on a code, then answers like the local path would.
+#[allow(clippy::too_many_arguments)]
+fn spawn_mfa_check(
+    me: ShardRef,
+    rt: Arc<Runtime>,
+    li: usize,
+    from: SocketAddr,
+    key: RequestKey,
+    datagram: &[u8],
+    client_index: usize,
+    started: Instant,
+    pending: Pending,
+    rx: futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>,
+) {
+    let copy = datagram.to_vec();
+    glommio::spawn_local(async move {
+        let limit = match rt
+            .mfa
+            .as_deref()
+            .map(|m| (&m.config.provider, m.push_wait()))
+        {
+            Some((_, Some(wait))) => wait,
+            Some((Provider::PrivacyIdea(c), _)) => c.timeout + Duration::from_secs(1),
+            _ => Duration::from_secs(5),
+        };
+        // None: no answer in time, or the store stopped.
+        let answer = glommio::timer::timeout(limit, async { Ok(rx.await.ok()) })
+            .await
+            .ok()
+            .flatten();
+        while me.try_borrow_mut().is_err() {
+            YieldNow(false).await;
+        }
+        let decided = rt.clients.get(client_index).and_then(|client| {
+            let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
+            Some((client, req, rt.mfa.as_deref()?))
+        });
+        let Some((client, req, store)) = decided else {
+            return deliver(&me, li, from, key, client_index, None).await;
+        };
+        let not_enrolled = || {
+            if store.config.accept_unenrolled {
+                decide_after_second(&rt, &req, client, &pending, "mfa_not_enrolled_accepted")
+            } else {
+                mfa_reject(&rt, RejectReason::MfaNotEnrolled)
+            }
+        };
+        let (code, fill, reason, policy) = match answer {
+            Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
+            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() => {
+                mfa_reject(&rt, RejectReason::MfaPushDenied)
+            }
+            Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
+                mfa_reject(&rt, RejectReason::MfaBadCode)
+            }
+            Some(Ok(PiAnswer::NoToken)) => not_enrolled(),
+            // privacyIDEA answered with an error (typically ERR904: user not in the realm).
+            Some(Err(PiError::Server { code, .. })) => {
+                warn!(code, "privacyIDEA refused the check");
+                not_enrolled()
+            }
+            // A push nobody answered within the wait is a denial, whatever on_unreachable says.
+            None if store.config.provider.is_push() => mfa_reject(&rt, RejectReason::MfaPushDenied),
+            other => {
+                let error = match &other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no answer in time".to_string(),
+                };
+                warn!(%error, "MFA provider unavailable");
+                if store.config.accept_unreachable {
+                    decide_after_second(&rt, &req, client, &pending, "mfa_unavailable_failsafe")
+                } else {
+                    mfa_reject(&rt, RejectReason::MfaUnavailable)
+                }
+            }
+        };
+        let outcome = if code == Code::AccessAccept {
+            "accept"
+        } else {
+            "reject"
+        };
+        store
+            .metrics
+            .outcome(if reason.is_empty() { outcome } else { reason });
+        mfa::log(&req, client, from, outcome, reason, &policy, started);
+        // On the heap, allocated only now: a held request's task stays small while it waits.
+        let mut buf = vec![0u8; MAX_PACKET_LEN];
+        let built = build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s));
+        if let Err(e) = &built {
+            warn!(error = %e, "cannot build reply");
+        }
+        deliver(
+            &me,
+            li,
+            from,
+            key,
+            client_index,
+            built.ok().map(|len| &buf[..len]),
+        )
+        .await;
+    })
+    .detach();
+}
+
 /// Runs the network policies for an authenticated user.
 fn decide_policy<'a, 'i>(
     rt: &'a Runtime,
@@ -785,7 +1183,20 @@ fn spawn_backend(
                     )
                 };
                 let (code, fill) = decide_policy(&rt, input, None);
-                if code == Code::AccessAccept {
+                let policy_name = fill.matched.map_or("", |p| p.name.as_str());
+                let mfa_required = fill.matched.is_some_and(|p| p.mfa);
+                let (code, answer, outcome, reason) = second_factor(
+                    &rt,
+                    code,
+                    fill,
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &id.presented,
+                    &id.groups,
+                    AuthSource::Ldap,
+                    method,
+                );
+                if code != Code::AccessReject {
                     info!(
                         target: "radshard::auth",
                         user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
@@ -794,17 +1205,37 @@ fn spawn_backend(
                         nas = %from,
                         method = "pap",
                         source = "ldap",
-                        outcome = "accept",
-                        policy = fill.matched.map_or("", |p| p.name.as_str()),
-                        mfa_required = fill.matched.is_some_and(|p| p.mfa),
+                        outcome,
+                        policy = policy_name,
+                        mfa_required,
                         latency_us = started.elapsed().as_micros() as u64,
                         "decision"
                     );
-                    build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
+                    if matches!(answer, Answer::Push) {
+                        if hold_for_push(
+                            &me,
+                            &rt,
+                            li,
+                            from,
+                            key,
+                            &copy,
+                            client_index,
+                            started,
+                            &client.name,
+                            req.attr(CALLING_STATION_ID).unwrap_or_default(),
+                            &id.presented,
+                            &id.groups,
+                            AuthSource::Ldap,
+                        ) {
+                            return;
+                        }
+                        return deliver(&me, li, from, key, client_index, None).await;
+                    }
+                    build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
                 } else {
                     reject(
                         &mut buf,
-                        RejectReason::PolicyReject,
+                        reason.unwrap_or(RejectReason::PolicyReject),
                         rt.reject_reply_message.as_deref(),
                     )
                 }

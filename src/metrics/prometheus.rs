@@ -206,7 +206,67 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
     if let Some(b) = super::backend() {
         render_backend(&mut out, &b);
     }
+    if let Some(m) = crate::backend::mfa::metrics() {
+        render_mfa(&mut out, &m);
+    }
     out
+}
+
+/// The second factor: challenges issued, pending, outcomes.
+fn render_mfa(out: &mut String, m: &crate::backend::mfa::MfaMetrics) {
+    header(
+        out,
+        "radshard_mfa_challenges_issued_total",
+        "counter",
+        "Access-Challenges issued for a second factor.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_mfa_challenges_issued_total {}",
+        m.challenges_issued.load(Relaxed)
+    );
+    header(
+        out,
+        "radshard_mfa_pending",
+        "gauge",
+        "Second-factor challenges issued and not yet answered (expired ones until purged).",
+    );
+    let _ = writeln!(out, "radshard_mfa_pending {}", m.pending.load(Relaxed));
+    for (name, kind, help, v) in [
+        (
+            "radshard_mfa_pushes_pending",
+            "gauge",
+            "Pushes sent and not yet answered (requests held for them).",
+            m.pushes_pending.load(Relaxed),
+        ),
+        (
+            "radshard_mfa_pushes_sent_total",
+            "counter",
+            "Pushes sent to the provider.",
+            m.pushes_sent.load(Relaxed),
+        ),
+        (
+            "radshard_mfa_push_joined_total",
+            "counter",
+            "Copies of an attempt that joined a pending push instead of sending another.",
+            m.push_joined.load(Relaxed),
+        ),
+    ] {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    header(
+        out,
+        "radshard_mfa_outcomes_total",
+        "counter",
+        "Second-factor decisions by outcome (accept, accept_unenrolled, or the reject reason).",
+    );
+    for (label, v) in m.outcomes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(
+            out,
+            "radshard_mfa_outcomes_total{{outcome=\"{label}\"}} {v}"
+        );
+    }
 }
 
 /// The backend pool: queue, sheds, single-flight, caches, directory outcomes and latency.

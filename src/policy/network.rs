@@ -104,7 +104,7 @@ pub struct NetworkPolicies {
 }
 
 /// Whether `have` (a group DN or name) is the group `want` (a DN or the first RDN's value).
-fn group_matches(have: &str, want: &str) -> bool {
+pub(crate) fn group_matches(have: &str, want: &str) -> bool {
     if have.eq_ignore_ascii_case(want) {
         return true;
     }

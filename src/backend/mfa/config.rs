@@ -1,0 +1,298 @@
+//! `[mfa]`: the second factor required by network policies with `mfa = true`. Without this
+//! section the policies' flag is only logged (as before).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::schema::DurationValue;
+use crate::config::ConfigError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMfa {
+    /// `"totp"`: built-in RFC 6238 codes, secrets in `[[users]] totp_secret`.
+    pub provider: Spanned<String>,
+    /// How long an issued challenge (its State) stays valid (default "120s", at most "10m").
+    pub challenge_ttl: Option<Spanned<DurationValue>>,
+    /// Reply-Message of the Access-Challenge.
+    pub prompt: Option<Spanned<String>>,
+    /// Users with no second factor enrolled: "reject" (default) or "accept".
+    pub unenrolled: Option<Spanned<String>>,
+    /// Challenges pending at once (default 100000); beyond that new ones are refused.
+    pub max_pending: Option<Spanned<usize>>,
+    /// When the provider cannot be asked: "reject" (fail-secure, default) or "accept"
+    /// (fail-safe: the primary result stands).
+    pub on_unreachable: Option<Spanned<String>>,
+    /// Clients (`[[clients]] name`) whose requests need no second factor (NAS allowlist).
+    #[serde(default)]
+    pub exempt_clients: Vec<String>,
+    /// Users in one of these groups (DN or first RDN value, as in policies) need none.
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
+    /// `provider = "privacyidea"`.
+    pub privacyidea: Option<Spanned<RawPrivacyIdea>>,
+    /// `provider = "rest_push"`.
+    pub rest_push: Option<Spanned<RawRestPush>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestPush {
+    /// POSTed `{"user": …, "client": …}`; answers `{"approved": true|false}` once the user
+    /// decided (a long poll). `https://` (or `http://` on loopback).
+    pub url: Spanned<String>,
+    /// How long the Access-Request is held for the user's answer (default "60s").
+    pub wait: Option<Spanned<DurationValue>>,
+    /// How often a pending push's status is asked (default "1s", 100ms to 10s).
+    pub poll_interval: Option<Spanned<DurationValue>>,
+}
+
+/// A validated `[mfa.rest_push]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestPushConfig {
+    pub url: String,
+    pub wait: Duration,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacyIdea {
+    /// Base URL: `https://…` (or `http://` on loopback).
+    pub url: Spanned<String>,
+    /// Realm sent with every check; default: privacyIDEA's default realm.
+    #[serde(default)]
+    pub realm: String,
+    /// Per HTTP request (default "5s").
+    pub timeout: Option<Spanned<DurationValue>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    Totp,
+    PrivacyIdea(super::privacyidea::PrivacyIdeaConfig),
+    /// Generic REST push: the request is held until the user approves or denies.
+    RestPush(RestPushConfig),
+}
+
+impl Provider {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Provider::Totp => "totp",
+            Provider::PrivacyIdea(_) => "privacyidea",
+            Provider::RestPush(_) => "rest_push",
+        }
+    }
+
+    pub fn is_push(&self) -> bool {
+        matches!(self, Provider::RestPush(_))
+    }
+}
+
+/// A validated `[mfa]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaConfig {
+    pub provider: Provider,
+    pub challenge_ttl: Duration,
+    pub prompt: String,
+    /// Accept users with no second factor enrolled (else reject them).
+    pub accept_unenrolled: bool,
+    pub max_pending: usize,
+    /// Provider unreachable: accept (primary result stands) instead of reject.
+    pub accept_unreachable: bool,
+    pub exempt_clients: Vec<String>,
+    pub exempt_groups: Vec<String>,
+}
+
+pub const DEFAULT_PROMPT: &str = "Enter your one-time code";
+
+impl MfaConfig {
+    pub fn from_raw(
+        raw: RawMfa,
+        origin: &Path,
+        at: &impl Fn(std::ops::Range<usize>) -> usize,
+    ) -> Result<MfaConfig, ConfigError> {
+        let err = |span: std::ops::Range<usize>, m: String| ConfigError::new(origin, at(span), m);
+        let http_ok = |url: &str| {
+            url.starts_with("https://")
+                || ["http://127.", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| url.starts_with(p))
+        };
+        if raw.rest_push.is_some() && raw.provider.get_ref() != "rest_push" {
+            return Err(err(
+                raw.provider.span(),
+                "[mfa.rest_push] is set but mfa.provider is not \"rest_push\"".into(),
+            ));
+        }
+        if let ("rest_push", Some(p)) = (raw.provider.get_ref().as_str(), &raw.rest_push) {
+            let url = p.get_ref().url.get_ref().clone();
+            if !http_ok(&url) {
+                return Err(err(
+                    p.get_ref().url.span(),
+                    "mfa.rest_push.url must be https:// (http:// only on loopback)".into(),
+                ));
+            }
+        }
+        let provider = match (raw.provider.get_ref().as_str(), raw.privacyidea) {
+            ("rest_push", None) => match raw.rest_push {
+                Some(p) => {
+                    let p = p.into_inner();
+                    let wait = match p.wait {
+                        Some(w) => {
+                            let d = w.get_ref().0;
+                            if d < Duration::from_secs(1) || d > Duration::from_secs(300) {
+                                return Err(err(
+                                    w.span(),
+                                    "mfa.rest_push.wait must be between 1s and 5m".into(),
+                                ));
+                            }
+                            d
+                        }
+                        None => Duration::from_secs(60),
+                    };
+                    let poll_interval = match p.poll_interval {
+                        Some(i) => {
+                            let d = i.get_ref().0;
+                            if d < Duration::from_millis(100) || d > Duration::from_secs(10) {
+                                return Err(err(
+                                    i.span(),
+                                    "mfa.rest_push.poll_interval must be between 100ms and 10s"
+                                        .into(),
+                                ));
+                            }
+                            d
+                        }
+                        None => Duration::from_secs(1),
+                    };
+                    Provider::RestPush(RestPushConfig {
+                        url: p.url.into_inner().trim_end_matches('/').to_string(),
+                        wait,
+                        poll_interval,
+                    })
+                }
+                None => {
+                    return Err(err(
+                        raw.provider.span(),
+                        "mfa.provider = \"rest_push\" needs an [mfa.rest_push] section with url"
+                            .into(),
+                    ))
+                }
+            },
+            ("totp", None) => Provider::Totp,
+            ("privacyidea", Some(pi)) => {
+                let span = pi.span();
+                let pi = pi.into_inner();
+                let url = pi.url.get_ref().trim_end_matches('/').to_string();
+                let loopback = ["http://127.", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| url.starts_with(p));
+                if !(url.starts_with("https://") || loopback) {
+                    return Err(err(
+                        pi.url.span(),
+                        "mfa.privacyidea.url must be https:// (http:// only on loopback)".into(),
+                    ));
+                }
+                let timeout = match pi.timeout {
+                    Some(t) if t.get_ref().0.is_zero() => {
+                        return Err(err(t.span(), "mfa.privacyidea.timeout must not be 0".into()))
+                    }
+                    Some(t) => t.into_inner().0,
+                    None => Duration::from_secs(5),
+                };
+                let _ = span;
+                Provider::PrivacyIdea(super::privacyidea::PrivacyIdeaConfig {
+                    url,
+                    realm: pi.realm,
+                    timeout,
+                })
+            }
+            ("privacyidea", None) => {
+                return Err(err(
+                    raw.provider.span(),
+                    "mfa.provider = \"privacyidea\" needs an [mfa.privacyidea] section with url".into(),
+                ))
+            }
+            ("totp", Some(pi)) => {
+                return Err(err(
+                    pi.span(),
+                    "[mfa.privacyidea] is set but mfa.provider is \"totp\"".into(),
+                ))
+            }
+            (other, _) => {
+                return Err(err(
+                    raw.provider.span(),
+                    format!("mfa.provider {other:?} is not supported (supported: \"totp\", \"privacyidea\", \"rest_push\")"),
+                ))
+            }
+        };
+        let accept_unreachable = match raw.on_unreachable {
+            Some(u) => match u.get_ref().as_str() {
+                "reject" => false,
+                "accept" => true,
+                other => {
+                    return Err(err(
+                        u.span(),
+                        format!("mfa.on_unreachable {other:?} must be \"reject\" or \"accept\""),
+                    ))
+                }
+            },
+            None => false,
+        };
+        let challenge_ttl = match raw.challenge_ttl {
+            Some(t) => {
+                let d = t.get_ref().0;
+                if d < Duration::from_secs(10) || d > Duration::from_secs(600) {
+                    return Err(err(
+                        t.span(),
+                        "mfa.challenge_ttl must be between 10s and 10m".into(),
+                    ));
+                }
+                d
+            }
+            None => Duration::from_secs(120),
+        };
+        let prompt = match raw.prompt {
+            Some(p) => {
+                if p.get_ref().is_empty() || p.get_ref().len() > 253 {
+                    return Err(err(p.span(), "mfa.prompt must be 1 to 253 octets".into()));
+                }
+                p.into_inner()
+            }
+            None => DEFAULT_PROMPT.to_string(),
+        };
+        let accept_unenrolled = match raw.unenrolled {
+            Some(u) => match u.get_ref().as_str() {
+                "reject" => false,
+                "accept" => true,
+                other => {
+                    return Err(err(
+                        u.span(),
+                        format!("mfa.unenrolled {other:?} must be \"reject\" or \"accept\""),
+                    ))
+                }
+            },
+            None => false,
+        };
+        let max_pending = match raw.max_pending {
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(err(m.span(), "mfa.max_pending must be at least 1".into()))
+            }
+            Some(m) => m.into_inner(),
+            None => 100_000,
+        };
+        Ok(MfaConfig {
+            provider,
+            challenge_ttl,
+            prompt,
+            accept_unenrolled,
+            max_pending,
+            accept_unreachable,
+            exempt_clients: raw.exempt_clients,
+            exempt_groups: raw.exempt_groups,
+        })
+    }
+}

@@ -1,0 +1,506 @@
+//! The second factor: challenges whose State is issued and redeemed here, shared by every
+//! shard (a follow-up Access-Request may land on any shard), and the providers that check
+//! the code.
+//!
+//! This first slice serves the OTP challenge flow, with the built-in TOTP provider (checked on
+//! the shard) or privacyIDEA (checked over HTTP on this store's own tokio thread):
+//!
+//! 1. primary authentication accepted by a policy with `mfa = true` → [`Mfa::issue`] stores a
+//!    pending challenge keyed by the State's nonce and the shard answers Access-Challenge with
+//!    the State and a Reply-Message prompt;
+//! 2. the next Access-Request carries the State and the code in User-Password →
+//!    [`Mfa::redeem`] checks the State (MAC, expiry, client, user) and removes the pending
+//!    challenge (single use, whatever the code's fate), then [`Mfa::check_totp`] checks the
+//!    code and refuses one already used.
+//!
+//! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
+//! Known gap: the HTTP provider runs on its own runtime rather than the backend pool's (which
+//! only exists with a directory); merging them is left for the push work.
+
+pub mod config;
+pub mod privacyidea;
+pub mod rest_push;
+pub mod state;
+pub mod totp;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::auth::RejectReason;
+use crate::policy::AuthSource;
+pub use config::{MfaConfig, Provider, RawMfa};
+pub use privacyidea::{PiAnswer, PiError};
+use state::{Nonce, StateError, StateKey, STATE_LEN};
+use totp::TotpSecret;
+
+/// What a pending challenge remembers of the primary authentication, so the follow-up can be
+/// decided by the policies without the password.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The name the provider knows the user by (the directory's alternate login ID, if any).
+    pub mfa_user: String,
+    pub groups: Vec<String>,
+    pub source: AuthSource,
+    pub expiry: u64,
+}
+
+/// `radshard_mfa_*` counters.
+#[derive(Debug, Default)]
+pub struct MfaMetrics {
+    pub challenges_issued: AtomicU64,
+    /// OTP challenges pending.
+    pub pending: AtomicU64,
+    /// Pushes pending (requests held for the user's answer).
+    pub pushes_pending: AtomicU64,
+    /// Pushes sent to the provider, and copies of an attempt that joined a pending one.
+    pub pushes_sent: AtomicU64,
+    pub push_joined: AtomicU64,
+    /// Outcomes by label: `accept`, `accept_unenrolled`, or a reject reason label.
+    pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl MfaMetrics {
+    pub fn outcome(&self, label: &'static str) {
+        let mut m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(label).or_insert(0) += 1;
+    }
+
+    pub fn outcome_count(&self, label: &str) -> u64 {
+        let m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(label).copied().unwrap_or(0)
+    }
+}
+
+static METRICS: Mutex<Option<Arc<MfaMetrics>>> = Mutex::new(None);
+
+/// The metrics of the latest MFA store started, for the scrape.
+pub fn metrics() -> Option<Arc<MfaMetrics>> {
+    METRICS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The challenge store and its settings; one per process, kept across reloads.
+#[derive(Debug)]
+pub struct Mfa {
+    pub config: MfaConfig,
+    key: StateKey,
+    pending: Mutex<HashMap<Nonce, Pending>>,
+    /// Nonces redeemed, until their State expires: tells a replay from a forgery in the log.
+    /// Single use itself rests on the pending entry being removed.
+    consumed: Mutex<HashMap<Nonce, u64>>,
+    /// Per user, the last TOTP step accepted: a code is accepted once.
+    last_step: Mutex<HashMap<String, u64>>,
+    /// Pushes pending, by (client, user), with everyone waiting for their answer.
+    /// Shared with the push tasks (which must not hold the store: its runtime is in it).
+    pushes: Arc<Mutex<HashMap<PushKey, PushWaiters>>>,
+    pub metrics: Arc<MfaMetrics>,
+    /// When (Unix seconds) expired challenges are next swept.
+    next_sweep: AtomicU64,
+    /// HTTP providers: their client, on a small tokio runtime of its own.
+    remote: Option<Remote>,
+}
+
+/// An HTTP provider and the runtime its requests run on.
+struct Remote {
+    runtime: Option<tokio::runtime::Runtime>,
+    kind: RemoteKind,
+    /// At most this many provider requests at once; more wait for a slot.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Debug, Clone)]
+enum RemoteKind {
+    PrivacyIdea(Arc<privacyidea::PrivacyIdea>),
+    Push(Arc<rest_push::RestPush>),
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("kind", &self.kind).finish()
+    }
+}
+
+type PushWaiters = Vec<futures_channel::oneshot::Sender<Result<PiAnswer, PiError>>>;
+
+/// What makes two requests the same push attempt: client, user and the device
+/// (Calling-Station-Id), so a second device logging in as the same user does not ride on the
+/// first one's approval.
+type PushKey = (String, String, Vec<u8>);
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Provider HTTP requests in flight at once (a pending push holds none between its polls).
+const REMOTE_SLOTS: usize = 256;
+
+const SWEEP_SECONDS: u64 = 5;
+
+fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
+    map.retain(|_, v| expiry(v) > now);
+}
+
+impl Mfa {
+    pub fn new(config: MfaConfig) -> std::io::Result<Arc<Mfa>> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let kind = match &config.provider {
+            Provider::Totp => None,
+            Provider::PrivacyIdea(pi) => Some(RemoteKind::PrivacyIdea(Arc::new(
+                privacyidea::PrivacyIdea::new(pi.clone()).map_err(invalid)?,
+            ))),
+            Provider::RestPush(p) => Some(RemoteKind::Push(Arc::new(
+                rest_push::RestPush::new(p.clone()).map_err(invalid)?,
+            ))),
+        };
+        let remote = match kind {
+            None => None,
+            Some(kind) => Some(Remote {
+                runtime: Some(
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("radshard-mfa")
+                        .enable_all()
+                        .build()?,
+                ),
+                kind,
+                slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
+            }),
+        };
+        let metrics = Arc::new(MfaMetrics::default());
+        *METRICS.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics.clone());
+        Ok(Arc::new(Mfa {
+            remote,
+            config,
+            key: StateKey::random(),
+            pending: Mutex::new(HashMap::new()),
+            consumed: Mutex::new(HashMap::new()),
+            last_step: Mutex::new(HashMap::new()),
+            pushes: Arc::new(Mutex::new(HashMap::new())),
+            metrics,
+            next_sweep: AtomicU64::new(0),
+        }))
+    }
+
+    /// Whether codes are checked by an HTTP provider (off the shard) rather than here.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Asks the HTTP provider to check `code` for `user`; the answer arrives on the receiver
+    /// (a dropped sender: the store stopped). `None` without an HTTP provider.
+    pub fn submit_check(
+        &self,
+        user: String,
+        code: String,
+    ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
+        let remote = self.remote.as_ref()?;
+        let runtime = remote.runtime.as_ref()?;
+        let RemoteKind::PrivacyIdea(pi) = &remote.kind else {
+            return None;
+        };
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let pi = pi.clone();
+        let slots = remote.slots.clone();
+        runtime.spawn(async move {
+            let Ok(_permit) = slots.acquire_owned().await else {
+                return;
+            };
+            let answer = pi.check(&user, &code, None).await;
+            let _ = tx.send(answer);
+        });
+        Some(rx)
+    }
+
+    /// Sends a push to `user` for `client` (from device `station`, the Calling-Station-Id), or
+    /// joins the one already pending for them (single-flight: copies of an attempt, on any
+    /// shard, share one push and its answer). `None` without a push provider.
+    pub fn submit_push(
+        &self,
+        client: &str,
+        user: &str,
+        station: &[u8],
+    ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
+        let remote = self.remote.as_ref()?;
+        let runtime = remote.runtime.as_ref()?;
+        let RemoteKind::Push(push) = &remote.kind else {
+            return None;
+        };
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let key: PushKey = (client.to_string(), user.to_string(), station.to_vec());
+        {
+            let mut pushes = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(waiters) = pushes.get_mut(&key) {
+                waiters.push(tx);
+                self.metrics.push_joined.fetch_add(1, Relaxed);
+                return Some(rx);
+            }
+            pushes.insert(key.clone(), vec![tx]);
+            self.metrics
+                .pushes_pending
+                .store(pushes.len() as u64, Relaxed);
+        }
+        self.metrics.pushes_sent.fetch_add(1, Relaxed);
+        let push = push.clone();
+        let slots = remote.slots.clone();
+        let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
+        runtime.spawn(async move {
+            let answer = push.push(&key.1, &key.0, &slots).await;
+            let waiters = {
+                let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
+                let w = pushes.remove(&key).unwrap_or_default();
+                metrics.pushes_pending.store(pushes.len() as u64, Relaxed);
+                w
+            };
+            for w in waiters {
+                let _ = w.send(answer.clone());
+            }
+        });
+        Some(rx)
+    }
+
+    /// How long a held request may wait for its push (the provider's wait and a margin).
+    pub fn push_wait(&self) -> Option<std::time::Duration> {
+        match &self.config.provider {
+            Provider::RestPush(p) => Some(p.wait + std::time::Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    /// Stores a pending challenge for `client`/`user` and returns its State.
+    pub fn issue(
+        &self,
+        client: &str,
+        user: &[u8],
+        mfa_user: &str,
+        groups: &[String],
+        source: AuthSource,
+        now: u64,
+    ) -> Result<[u8; STATE_LEN], RejectReason> {
+        let expiry = now + self.config.challenge_ttl.as_secs();
+        let (state, nonce) = self.key.issue(client, user, expiry);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Abandoned challenges (nobody answered) are swept at most every few seconds, so the
+        // pending gauge means something and memory follows the live challenges.
+        if now >= self.next_sweep.load(Relaxed) {
+            self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
+            purge_expired(&mut pending, now, |p| p.expiry);
+        }
+        if pending.len() >= self.config.max_pending {
+            purge_expired(&mut pending, now, |p| p.expiry);
+            if pending.len() >= self.config.max_pending {
+                return Err(RejectReason::MfaOverloaded);
+            }
+        }
+        pending.insert(
+            nonce,
+            Pending {
+                mfa_user: mfa_user.to_string(),
+                groups: groups.to_vec(),
+                source,
+                expiry,
+            },
+        );
+        self.metrics.pending.store(pending.len() as u64, Relaxed);
+        self.metrics.challenges_issued.fetch_add(1, Relaxed);
+        Ok(state)
+    }
+
+    /// Checks `state` for `client`/`user` and takes its pending challenge (single use).
+    pub fn redeem(
+        &self,
+        state: &[u8],
+        client: &str,
+        user: &[u8],
+        now: u64,
+    ) -> Result<Pending, RejectReason> {
+        let (nonce, expiry) = self
+            .key
+            .verify(state, client, user, now)
+            .map_err(|e| match e {
+                StateError::Invalid => RejectReason::MfaStateInvalid,
+                StateError::Expired => RejectReason::MfaStateExpired,
+            })?;
+        let taken = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = pending.remove(&nonce);
+            self.metrics.pending.store(pending.len() as u64, Relaxed);
+            taken
+        };
+        let mut consumed = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
+        match taken {
+            Some(p) => {
+                if consumed.len() >= 2 * self.config.max_pending {
+                    purge_expired(&mut consumed, now, |e| *e);
+                    if consumed.len() >= 2 * self.config.max_pending {
+                        consumed.clear();
+                    }
+                }
+                consumed.insert(nonce, expiry);
+                Ok(p)
+            }
+            // A valid MAC but no pending challenge: redeemed before, or dropped when the store
+            // was full of expired entries. Either way refused.
+            None if consumed.contains_key(&nonce) => Err(RejectReason::MfaStateReplayed),
+            None => Err(RejectReason::MfaStateInvalid),
+        }
+    }
+
+    /// Checks a TOTP `code` for `user`; a code (its time step, or an earlier one) accepted
+    /// before for this user is refused.
+    pub fn check_totp(
+        &self,
+        user: &str,
+        secret: &TotpSecret,
+        code: &[u8],
+        now: u64,
+    ) -> Result<(), RejectReason> {
+        let step = secret
+            .matching_step(code, now)
+            .ok_or(RejectReason::MfaBadCode)?;
+        let mut last = self.last_step.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get(user) {
+            Some(&used) if step <= used => Err(RejectReason::MfaCodeReused),
+            _ => {
+                last.insert(user.to_string(), step);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn mfa(max_pending: usize) -> Arc<Mfa> {
+        Mfa::new(MfaConfig {
+            provider: Provider::Totp,
+            challenge_ttl: Duration::from_secs(60),
+            prompt: config::DEFAULT_PROMPT.into(),
+            accept_unenrolled: false,
+            max_pending,
+            accept_unreachable: false,
+            exempt_clients: Vec::new(),
+            exempt_groups: Vec::new(),
+        })
+        .expect("store")
+    }
+
+    #[test]
+    fn state_is_single_use() {
+        let m = mfa(10);
+        let s = m
+            .issue(
+                "nas",
+                b"alice",
+                "alice",
+                &["staff".into()],
+                AuthSource::Local,
+                1000,
+            )
+            .expect("issued");
+        assert_eq!(m.pending(), 1);
+        let p = m.redeem(&s, "nas", b"alice", 1001).expect("redeemed");
+        assert_eq!(p.groups, vec!["staff".to_string()]);
+        assert_eq!(p.source, AuthSource::Local);
+        assert_eq!(m.pending(), 0);
+        assert_eq!(
+            m.redeem(&s, "nas", b"alice", 1002).map(|_| ()),
+            Err(RejectReason::MfaStateReplayed)
+        );
+    }
+
+    #[test]
+    fn wrong_user_client_expired_forged() {
+        let m = mfa(10);
+        let s = m
+            .issue("nas", b"alice", "alice", &[], AuthSource::Local, 1000)
+            .expect("issued");
+        let r = |st: &[u8], c: &str, u: &[u8], t: u64| m.redeem(st, c, u, t).map(|_| ());
+        assert_eq!(
+            r(&s, "nas", b"bob", 1001),
+            Err(RejectReason::MfaStateInvalid)
+        );
+        assert_eq!(
+            r(&s, "other", b"alice", 1001),
+            Err(RejectReason::MfaStateInvalid)
+        );
+        assert_eq!(
+            r(&s, "nas", b"alice", 1060),
+            Err(RejectReason::MfaStateExpired)
+        );
+        let mut forged = s;
+        forged[0] ^= 0x80;
+        assert_eq!(
+            r(&forged, "nas", b"alice", 1001),
+            Err(RejectReason::MfaStateInvalid)
+        );
+        // None of these consumed the challenge.
+        assert!(r(&s, "nas", b"alice", 1001).is_ok());
+    }
+
+    #[test]
+    fn full_store_refuses_then_frees_expired() {
+        let m = mfa(2);
+        for _ in 0..2 {
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1000)
+                .expect("room");
+        }
+        assert_eq!(
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1001)
+                .map(|_| ()),
+            Err(RejectReason::MfaOverloaded)
+        );
+        // Once the first two expired they make room.
+        assert!(m
+            .issue("nas", b"a", "a", &[], AuthSource::Local, 1061)
+            .is_ok());
+        assert_eq!(m.pending(), 1);
+    }
+
+    #[test]
+    fn expired_challenges_are_swept() {
+        let m = mfa(100);
+        for _ in 0..10 {
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1000)
+                .expect("room");
+        }
+        assert_eq!(m.pending(), 10);
+        // 60 s later they have expired; the next issue sweeps them.
+        m.issue("nas", b"a", "a", &[], AuthSource::Local, 1060)
+            .expect("room");
+        assert_eq!(m.pending(), 1);
+        assert_eq!(m.metrics.pending.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn totp_code_accepted_once() {
+        let m = mfa(2);
+        let secret = TotpSecret::from_bytes(b"12345678901234567890".to_vec());
+        let now = 1_111_111_111;
+        let code = format!("{:06}", secret.code_at_step(now / 30, 6));
+        assert_eq!(m.check_totp("alice", &secret, b"000000", now).ok(), None);
+        assert_eq!(m.check_totp("alice", &secret, code.as_bytes(), now), Ok(()));
+        assert_eq!(
+            m.check_totp("alice", &secret, code.as_bytes(), now + 1),
+            Err(RejectReason::MfaCodeReused)
+        );
+        // The previous step's code, still inside the window, is older than the one used.
+        let prev = format!("{:06}", secret.code_at_step(now / 30 - 1, 6));
+        assert_eq!(
+            m.check_totp("alice", &secret, prev.as_bytes(), now),
+            Err(RejectReason::MfaCodeReused)
+        );
+        // Another user is independent.
+        assert_eq!(m.check_totp("bob", &secret, code.as_bytes(), now), Ok(()));
+    }
+}

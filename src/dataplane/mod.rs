@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod clients;
 pub mod dedup;
+mod deferred;
 mod mfa;
 mod notify;
 pub mod runtime;

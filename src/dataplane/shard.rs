@@ -5,7 +5,7 @@
 //! Per readable socket the loop is: drain a batch with `recvmmsg`, decide every datagram, send
 //! the replies with one `sendmmsg`. Work that cannot be answered at once (a slow password hash,
 //! an accounting record waiting for its fsync) is marked in progress in the duplicate cache and
-//! answered later by its own task, so the loop never waits for it.
+//! answered later by its own task (see `deferred.rs`), so the loop never waits for it.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -20,7 +20,11 @@ use tracing::{debug, error, info, warn};
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
-use super::mfa::{self, Redeemed, Second};
+use super::deferred::{
+    decide_after_second, decide_policy, hold_for_push, mfa_reject, second_factor, spawn_backend,
+    spawn_mfa_check, spawn_slow_pap, Answer,
+};
+use super::mfa::{self, Redeemed};
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
@@ -31,12 +35,10 @@ use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::local::Decision;
 use crate::auth::{Method, RejectReason};
-use crate::backend::mfa::state::STATE_LEN;
-use crate::backend::mfa::{Mfa, Pending, PiAnswer, PiError, Provider};
-use crate::backend::{AuthRequest, Outcome, Submitted};
+use crate::backend::{AuthRequest, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
-use crate::policy::{AuthSource, NetworkPolicy, PolicyInput, ReplyAttributes, Verdict};
+use crate::policy::{AuthSource, PolicyInput};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, CALLING_STATION_ID, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
@@ -54,21 +56,21 @@ pub struct Listener {
 
 pub struct Shard {
     pub id: usize,
-    rt: Arc<Runtime>,
-    cache: ReplyCache,
-    metrics: Arc<ShardMetrics>,
+    pub(super) rt: Arc<Runtime>,
+    pub(super) cache: ReplyCache,
+    pub(super) metrics: Arc<ShardMetrics>,
     /// Per-client counters, indexed like `rt.clients`.
-    client_metrics: Vec<Arc<ClientCounters>>,
-    limiters: Vec<Option<RateLimiter>>,
+    pub(super) client_metrics: Vec<Arc<ClientCounters>>,
+    pub(super) limiters: Vec<Option<RateLimiter>>,
     /// The runtime generation this shard runs on; see [`RuntimeCell`].
-    generation: u64,
-    shards: usize,
-    listeners: Vec<Listener>,
-    acct: Batch,
-    acct_scratch: Scratch,
-    acct_notify: Rc<Notify>,
+    pub(super) generation: u64,
+    pub(super) shards: usize,
+    pub(super) listeners: Vec<Listener>,
+    pub(super) acct: Batch,
+    pub(super) acct_scratch: Scratch,
+    pub(super) acct_notify: Rc<Notify>,
     /// Slow-path tasks (hashed passwords) not yet answered.
-    slow_in_flight: usize,
+    pub(super) slow_in_flight: usize,
 }
 
 pub type ShardRef = Rc<RefCell<Shard>>;
@@ -467,7 +469,7 @@ impl Shard {
         }
     }
 
-    fn publish_gauges(&self) {
+    pub(super) fn publish_gauges(&self) {
         self.metrics
             .reply_cache_entries
             .set(self.cache.answered() as u64);
@@ -507,7 +509,7 @@ impl Counts<'_> {
     }
 }
 
-fn build_reply(
+pub(super) fn build_reply(
     buf: &mut [u8],
     req: &Verified<'_>,
     code: Code,
@@ -571,7 +573,7 @@ fn verify_drop(e: VerifyError) -> DropReason {
 }
 
 /// One line per authentication decision. Never a password: only who, from where, how, and why.
-fn log_decision(
+pub(super) fn log_decision(
     req: &Verified<'_>,
     client: &Client,
     from: SocketAddr,
@@ -591,705 +593,6 @@ fn log_decision(
         latency_us = started.elapsed().as_micros() as u64,
         "decision"
     );
-}
-
-/// Checks a PAP password against a slow hash on a blocking thread, then answers. The request
-/// was marked in progress, so retransmissions meanwhile are absorbed.
-#[allow(clippy::too_many_arguments)]
-fn spawn_slow_pap(
-    me: ShardRef,
-    rt: Arc<Runtime>,
-    li: usize,
-    from: SocketAddr,
-    key: RequestKey,
-    datagram: &[u8],
-    client_index: usize,
-    started: Instant,
-) {
-    let copy = datagram.to_vec();
-    glommio::spawn_local(async move {
-        let Some(client) = rt.clients.get(client_index) else {
-            return;
-        };
-        let Ok(Ok(req)) = Packet::parse(&copy).map(|p| verify_request(p, &client.secret, false))
-        else {
-            return;
-        };
-        let mut pw = [0u8; 128];
-        let candidate = req
-            .user_password(&mut pw)
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
-        let name = req.user_name().unwrap_or_default().to_vec();
-        let rt2 = rt.clone();
-        let ok = glommio::executor()
-            .spawn_blocking(move || {
-                rt2.users
-                    .get(&name)
-                    .is_some_and(|u| u.password.verify(&candidate))
-            })
-            .await;
-        let user = req.user_name().and_then(|n| rt.users.get(n));
-        let mut buf = [0u8; MAX_PACKET_LEN];
-        let built = match (ok, user) {
-            (true, Some(u)) => {
-                let input = || {
-                    PolicyInput::from_request(
-                        &req,
-                        &client.name,
-                        client.group.as_deref(),
-                        &u.groups,
-                        Some(Method::Pap),
-                        AuthSource::Local,
-                    )
-                };
-                let (code, fill) = decide_policy(&rt, input, Some(&u.reply));
-                let (code, answer, outcome, reason) = second_factor(
-                    &rt,
-                    code,
-                    fill,
-                    &client.name,
-                    req.user_name().unwrap_or_default(),
-                    &u.name,
-                    &u.groups,
-                    AuthSource::Local,
-                    Some(Method::Pap),
-                );
-                log_decision(
-                    &req,
-                    client,
-                    from,
-                    Some(Method::Pap),
-                    outcome,
-                    reason,
-                    started,
-                );
-                if matches!(answer, Answer::Push) {
-                    if hold_for_push(
-                        &me,
-                        &rt,
-                        li,
-                        from,
-                        key,
-                        &copy,
-                        client_index,
-                        started,
-                        &client.name,
-                        req.attr(CALLING_STATION_ID).unwrap_or_default(),
-                        &u.name,
-                        &u.groups,
-                        AuthSource::Local,
-                    ) {
-                        return;
-                    }
-                    return deliver(&me, li, from, key, client_index, None).await;
-                }
-                build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
-            }
-            _ => {
-                log_decision(
-                    &req,
-                    client,
-                    from,
-                    Some(Method::Pap),
-                    "reject",
-                    Some(RejectReason::BadPassword),
-                    started,
-                );
-                let msg = rt.reject_reply_message.as_deref();
-                build_reply(&mut buf, &req, Code::AccessReject, |b, _| {
-                    msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
-                })
-            }
-        };
-        if let Err(e) = &built {
-            warn!(error = %e, "cannot build reply");
-        }
-        deliver(
-            &me,
-            li,
-            from,
-            key,
-            client_index,
-            built.ok().map(|len| &buf[..len]),
-        )
-        .await;
-    })
-    .detach();
-}
-
-/// Answers a request decided off the loop: remembers the reply for retransmissions and sends
-/// it; `None` abandons the request (no reply, so the NAS retries).
-async fn deliver(
-    me: &ShardRef,
-    li: usize,
-    from: SocketAddr,
-    key: RequestKey,
-    client_index: usize,
-    reply: Option<&[u8]>,
-) {
-    let socket = {
-        let mut s = me.borrow_mut();
-        s.slow_in_flight -= 1;
-        let socket = match reply {
-            Some(bytes) => {
-                s.cache.answer(key, bytes, Instant::now());
-                s.metrics.reply(bytes[0]);
-                if let Some(c) = s.client_metrics.get(client_index) {
-                    c.reply(bytes[0]);
-                }
-                Some(s.listeners[li].socket.clone())
-            }
-            None => {
-                s.cache.abandon(&key);
-                None
-            }
-        };
-        // The receive loop publishes the gauges after each batch; this answer came later.
-        s.publish_gauges();
-        socket
-    };
-    if let (Some(socket), Some(bytes)) = (socket, reply) {
-        if socket.send_to(bytes, from).await.is_err() {
-            me.borrow().metrics.send_errors.inc();
-        }
-    }
-}
-
-/// Yields to the executor once.
-struct YieldNow(bool);
-
-impl std::future::Future for YieldNow {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    }
-}
-
-/// What a reply carries after policies: the code and the attributes to append.
-struct Fill<'a> {
-    /// The network policy that decided, if any (its MFA flag is for the next stage).
-    matched: Option<&'a NetworkPolicy>,
-    user: Option<&'a ReplyAttributes>,
-    policy: Option<&'a ReplyAttributes>,
-    message: Option<&'a [u8]>,
-}
-
-impl Fill<'_> {
-    fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
-        if let Some(m) = self.message {
-            b.attr(REPLY_MESSAGE, m)?;
-        }
-        if let Some(r) = self.user {
-            r.apply(b, s)?;
-        }
-        if let Some(r) = self.policy {
-            r.apply(b, s)?;
-        }
-        Ok(())
-    }
-}
-
-/// A reply's content: attributes after policies, or an MFA challenge.
-enum Answer<'a> {
-    Fill(Fill<'a>),
-    Challenge(&'a Mfa, [u8; STATE_LEN]),
-    /// Hold the request for a push ([`hold_for_push`]); nothing to build yet.
-    Push,
-}
-
-impl Answer<'_> {
-    fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
-        match self {
-            Answer::Fill(f) => f.apply(b, s),
-            Answer::Challenge(m, state) => mfa::fill_challenge(m, state)(b, s),
-            Answer::Push => Ok(()),
-        }
-    }
-}
-
-/// The second-factor stage after the policies decided `code`: a policy accept that requires
-/// MFA becomes an Access-Challenge (or a reject, or an accept for unenrolled users, as
-/// configured). Returns the reply's code and content and the decision's outcome and reason.
-#[allow(clippy::too_many_arguments)]
-fn second_factor<'a>(
-    rt: &'a Runtime,
-    code: Code,
-    fill: Fill<'a>,
-    client: &str,
-    user: &[u8],
-    mfa_user: &str,
-    groups: &[String],
-    source: AuthSource,
-    method: Option<Method>,
-) -> (Code, Answer<'a>, &'static str, Option<RejectReason>) {
-    let reject = |r: RejectReason| {
-        (
-            Code::AccessReject,
-            Answer::Fill(Fill {
-                matched: None,
-                user: None,
-                policy: None,
-                message: rt.reject_reply_message.as_deref(),
-            }),
-            "reject",
-            Some(r),
-        )
-    };
-    if code != Code::AccessAccept {
-        return (
-            code,
-            Answer::Fill(fill),
-            "reject",
-            Some(RejectReason::PolicyReject),
-        );
-    }
-    match mfa::after_primary(
-        rt,
-        fill.matched,
-        client,
-        user,
-        mfa_user,
-        groups,
-        source,
-        method,
-    ) {
-        Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
-        Second::AcceptUnenrolled => (code, Answer::Fill(fill), "accept_mfa_unenrolled", None),
-        Second::Exempt(why) => (code, Answer::Fill(fill), why, None),
-        Second::Challenge(state) => match rt.mfa.as_deref() {
-            Some(m) => (
-                Code::AccessChallenge,
-                Answer::Challenge(m, state),
-                "challenge",
-                None,
-            ),
-            None => reject(RejectReason::MfaStateInvalid),
-        },
-        Second::Push => (code, Answer::Push, "push", None),
-        Second::Reject(r) => reject(r),
-    }
-}
-
-/// Holds a request whose primary authentication passed for the user's push answer: one push
-/// per (client, user) however many copies arrive; the answer comes from [`spawn_mfa_check`].
-/// The request must be in progress in the duplicate cache and counted in `slow_in_flight`.
-/// False if no push could be sent.
-#[allow(clippy::too_many_arguments)]
-fn hold_for_push(
-    me: &ShardRef,
-    rt: &Arc<Runtime>,
-    li: usize,
-    from: SocketAddr,
-    key: RequestKey,
-    datagram: &[u8],
-    client_index: usize,
-    started: Instant,
-    client: &str,
-    station: &[u8],
-    mfa_user: &str,
-    groups: &[String],
-    source: AuthSource,
-) -> bool {
-    let Some(rx) = rt
-        .mfa
-        .as_ref()
-        .and_then(|store| store.submit_push(client, mfa_user, station))
-    else {
-        return false;
-    };
-    let pending = Pending {
-        mfa_user: mfa_user.to_string(),
-        groups: groups.to_vec(),
-        source,
-        expiry: 0,
-    };
-    spawn_mfa_check(
-        me.clone(),
-        rt.clone(),
-        li,
-        from,
-        key,
-        datagram,
-        client_index,
-        started,
-        pending,
-        rx,
-    );
-    true
-}
-
-/// An MFA reject: the code, the reject's attributes, the reason, no policy.
-fn mfa_reject(rt: &Runtime, r: RejectReason) -> (Code, Fill<'_>, &'static str, String) {
-    let fill = Fill {
-        matched: None,
-        user: None,
-        policy: None,
-        message: rt.reject_reply_message.as_deref(),
-    };
-    (Code::AccessReject, fill, r.label(), String::new())
-}
-
-/// After the second factor passed (or was waived with `why`): the policies again, with the
-/// groups and source the primary authentication found and this request's NAS attributes.
-fn decide_after_second<'a>(
-    rt: &'a Runtime,
-    req: &Verified<'_>,
-    client: &Client,
-    pending: &Pending,
-    why: &'static str,
-) -> (Code, Fill<'a>, &'static str, String) {
-    let input = || {
-        PolicyInput::from_request(
-            req,
-            &client.name,
-            client.group.as_deref(),
-            &pending.groups,
-            Some(Method::Pap),
-            pending.source,
-        )
-    };
-    let user_reply = req
-        .user_name()
-        .and_then(|n| rt.users.get(n))
-        .filter(|_| pending.source == AuthSource::Local)
-        .map(|u| &u.reply);
-    let (code, fill) = decide_policy(rt, input, user_reply);
-    let policy = fill.matched.map_or(String::new(), |p| p.name.clone());
-    if code == Code::AccessAccept {
-        (code, fill, why, policy)
-    } else {
-        let (c, f, r, _) = mfa_reject(rt, RejectReason::PolicyReject);
-        (c, f, r, policy)
-    }
-}
-
-/// Awaits the HTTP provider's verdict on a code, then answers like the local path would.
-#[allow(clippy::too_many_arguments)]
-fn spawn_mfa_check(
-    me: ShardRef,
-    rt: Arc<Runtime>,
-    li: usize,
-    from: SocketAddr,
-    key: RequestKey,
-    datagram: &[u8],
-    client_index: usize,
-    started: Instant,
-    pending: Pending,
-    rx: futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>,
-) {
-    let copy = datagram.to_vec();
-    glommio::spawn_local(async move {
-        let limit = match rt
-            .mfa
-            .as_deref()
-            .map(|m| (&m.config.provider, m.push_wait()))
-        {
-            Some((_, Some(wait))) => wait,
-            Some((Provider::PrivacyIdea(c), _)) => c.timeout + Duration::from_secs(1),
-            _ => Duration::from_secs(5),
-        };
-        // None: no answer in time, or the store stopped.
-        let answer = glommio::timer::timeout(limit, async { Ok(rx.await.ok()) })
-            .await
-            .ok()
-            .flatten();
-        while me.try_borrow_mut().is_err() {
-            YieldNow(false).await;
-        }
-        let decided = rt.clients.get(client_index).and_then(|client| {
-            let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
-            Some((client, req, rt.mfa.as_deref()?))
-        });
-        let Some((client, req, store)) = decided else {
-            return deliver(&me, li, from, key, client_index, None).await;
-        };
-        let not_enrolled = || {
-            if store.config.accept_unenrolled {
-                decide_after_second(&rt, &req, client, &pending, "mfa_not_enrolled_accepted")
-            } else {
-                mfa_reject(&rt, RejectReason::MfaNotEnrolled)
-            }
-        };
-        let (code, fill, reason, policy) = match answer {
-            Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
-            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() => {
-                mfa_reject(&rt, RejectReason::MfaPushDenied)
-            }
-            Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
-                mfa_reject(&rt, RejectReason::MfaBadCode)
-            }
-            Some(Ok(PiAnswer::NoToken)) => not_enrolled(),
-            // privacyIDEA answered with an error (typically ERR904: user not in the realm).
-            Some(Err(PiError::Server { code, .. })) => {
-                warn!(code, "privacyIDEA refused the check");
-                not_enrolled()
-            }
-            // A push nobody answered within the wait is a denial, whatever on_unreachable says.
-            None if store.config.provider.is_push() => mfa_reject(&rt, RejectReason::MfaPushDenied),
-            other => {
-                let error = match &other {
-                    Some(Err(e)) => e.to_string(),
-                    _ => "no answer in time".to_string(),
-                };
-                warn!(%error, "MFA provider unavailable");
-                if store.config.accept_unreachable {
-                    decide_after_second(&rt, &req, client, &pending, "mfa_unavailable_failsafe")
-                } else {
-                    mfa_reject(&rt, RejectReason::MfaUnavailable)
-                }
-            }
-        };
-        let outcome = if code == Code::AccessAccept {
-            "accept"
-        } else {
-            "reject"
-        };
-        store
-            .metrics
-            .outcome(if reason.is_empty() { outcome } else { reason });
-        mfa::log(&req, client, from, outcome, reason, &policy, started);
-        // On the heap, allocated only now: a held request's task stays small while it waits.
-        let mut buf = vec![0u8; MAX_PACKET_LEN];
-        let built = build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s));
-        if let Err(e) = &built {
-            warn!(error = %e, "cannot build reply");
-        }
-        deliver(
-            &me,
-            li,
-            from,
-            key,
-            client_index,
-            built.ok().map(|len| &buf[..len]),
-        )
-        .await;
-    })
-    .detach();
-}
-
-/// Runs the network policies for an authenticated user.
-fn decide_policy<'a, 'i>(
-    rt: &'a Runtime,
-    input: impl FnOnce() -> PolicyInput<'i>,
-    user_reply: Option<&'a ReplyAttributes>,
-) -> (Code, Fill<'a>) {
-    // Without policies (the common local-only setup) the request is not even looked at.
-    let verdict = if rt.policies.is_empty() {
-        Verdict::Accept(None)
-    } else {
-        rt.policies.decide(&input())
-    };
-    match verdict {
-        Verdict::Accept(p) => {
-            if let Some(p) = p {
-                debug!(policy = %p.name, mfa = p.mfa, "network policy matched");
-            }
-            (
-                Code::AccessAccept,
-                Fill {
-                    matched: p,
-                    user: user_reply,
-                    policy: p.map(|p| &p.reply),
-                    message: None,
-                },
-            )
-        }
-        Verdict::Reject(p) => {
-            debug!(
-                policy = p.map_or("(none matched)", |p| p.name.as_str()),
-                "network policy rejects"
-            );
-            (
-                Code::AccessReject,
-                Fill {
-                    matched: p,
-                    user: None,
-                    policy: None,
-                    message: rt.reject_reply_message.as_deref(),
-                },
-            )
-        }
-    }
-}
-
-/// Awaits the backend pool's answer for a PAP request to the directory, runs the policies,
-/// then answers. The request is in progress in the duplicate cache meanwhile.
-#[allow(clippy::too_many_arguments)]
-fn spawn_backend(
-    me: ShardRef,
-    rt: Arc<Runtime>,
-    li: usize,
-    from: SocketAddr,
-    key: RequestKey,
-    datagram: &[u8],
-    client_index: usize,
-    started: Instant,
-    deadline: Instant,
-    rx: futures_channel::oneshot::Receiver<Outcome>,
-) {
-    let copy = datagram.to_vec();
-    glommio::spawn_local(async move {
-        // The pool answers every job by its deadline once it runs it; a job still queued
-        // behind a stuck directory is answered here when its deadline passes. A dropped
-        // sender means the pool stopped.
-        let left = deadline.saturating_duration_since(Instant::now());
-        let outcome =
-            glommio::timer::timeout(left, async { Ok(rx.await.unwrap_or(Outcome::Unavailable)) })
-                .await
-                .unwrap_or(Outcome::Unavailable);
-        // A cached answer is ready at once and glommio may run this task right away, inside
-        // the loop that still borrows the shard: let that borrow end first.
-        while me.try_borrow_mut().is_err() {
-            YieldNow(false).await;
-        }
-        let decided = rt.clients.get(client_index).and_then(|client| {
-            let req = verify_request(Packet::parse(&copy).ok()?, &client.secret, false).ok()?;
-            Some((client, req))
-        });
-        let Some((client, req)) = decided else {
-            return deliver(&me, li, from, key, client_index, None).await;
-        };
-        let method = Some(Method::Pap);
-        let mut buf = [0u8; MAX_PACKET_LEN];
-        let reject = |buf: &mut [u8], reason: RejectReason, msg: Option<&[u8]>| {
-            log_decision(&req, client, from, method, "reject", Some(reason), started);
-            let fill = Fill {
-                matched: None,
-                user: None,
-                policy: None,
-                message: msg,
-            };
-            build_reply(buf, &req, Code::AccessReject, |b, s| fill.apply(b, s))
-        };
-        let built = match &outcome {
-            Outcome::Accept(id) => {
-                let input = || {
-                    PolicyInput::from_request(
-                        &req,
-                        &client.name,
-                        client.group.as_deref(),
-                        &id.groups,
-                        method,
-                        AuthSource::Ldap,
-                    )
-                };
-                let (code, fill) = decide_policy(&rt, input, None);
-                let policy_name = fill.matched.map_or("", |p| p.name.as_str());
-                let mfa_required = fill.matched.is_some_and(|p| p.mfa);
-                let (code, answer, outcome, reason) = second_factor(
-                    &rt,
-                    code,
-                    fill,
-                    &client.name,
-                    req.user_name().unwrap_or_default(),
-                    &id.presented,
-                    &id.groups,
-                    AuthSource::Ldap,
-                    method,
-                );
-                if code != Code::AccessReject {
-                    info!(
-                        target: "radshard::auth",
-                        user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
-                        presented = %id.presented,
-                        client = %client.name,
-                        nas = %from,
-                        method = "pap",
-                        source = "ldap",
-                        outcome,
-                        policy = policy_name,
-                        mfa_required,
-                        latency_us = started.elapsed().as_micros() as u64,
-                        "decision"
-                    );
-                    if matches!(answer, Answer::Push) {
-                        if hold_for_push(
-                            &me,
-                            &rt,
-                            li,
-                            from,
-                            key,
-                            &copy,
-                            client_index,
-                            started,
-                            &client.name,
-                            req.attr(CALLING_STATION_ID).unwrap_or_default(),
-                            &id.presented,
-                            &id.groups,
-                            AuthSource::Ldap,
-                        ) {
-                            return;
-                        }
-                        return deliver(&me, li, from, key, client_index, None).await;
-                    }
-                    build_reply(&mut buf, &req, code, |b, s| answer.apply(b, s))
-                } else {
-                    reject(
-                        &mut buf,
-                        reason.unwrap_or(RejectReason::PolicyReject),
-                        rt.reject_reply_message.as_deref(),
-                    )
-                }
-            }
-            Outcome::Reject(reason) => {
-                let msg = rt
-                    .ldap_reject_messages
-                    .get(reason.label())
-                    .map(String::as_bytes)
-                    .or(rt.reject_reply_message.as_deref());
-                reject(&mut buf, *reason, msg)
-            }
-            Outcome::Unavailable | Outcome::Shed => {
-                let (policy, reason, drop_reason) = match outcome {
-                    Outcome::Shed => (
-                        rt.backend.as_ref().map(|b| b.config.on_overload),
-                        RejectReason::Overloaded,
-                        DropReason::BackendOverloaded,
-                    ),
-                    _ => (
-                        rt.backend.as_ref().map(|b| b.config.on_unavailable),
-                        RejectReason::DirectoryUnavailable,
-                        DropReason::BackendUnavailable,
-                    ),
-                };
-                if policy == Some(ShedPolicy::Reject) {
-                    reject(&mut buf, reason, rt.reject_reply_message.as_deref())
-                } else {
-                    log_decision(&req, client, from, method, "drop", Some(reason), started);
-                    {
-                        let s = me.borrow();
-                        s.metrics.count_drop(drop_reason);
-                        if let Some(c) = s.client_metrics.get(client_index) {
-                            c.dropped.inc();
-                        }
-                    }
-                    return deliver(&me, li, from, key, client_index, None).await;
-                }
-            }
-        };
-        if let Err(e) = &built {
-            warn!(error = %e, "cannot build reply");
-        }
-        deliver(
-            &me,
-            li,
-            from,
-            key,
-            client_index,
-            built.ok().map(|len| &buf[..len]),
-        )
-        .await;
-    })
-    .detach();
 }
 
 /// Receives, decides and replies on one listener until the shard stops.

@@ -25,8 +25,9 @@ use crate::dataplane::batch::{RecvBatch, SendBatch};
 use crate::proto::{verify_response, Code, Packet};
 
 const IDS: usize = 256;
-/// Bounded so that the idle wait can poll every socket from one stack array.
-const MAX_SOCKETS: usize = 64;
+/// Bounded so that the idle wait can poll every socket from one stack array (512 × 256
+/// identifiers: a window of 131,072, enough to hold 100k pushes pending in perf/).
+const MAX_SOCKETS: usize = 512;
 /// Socket buffers large enough that a full window of replies never overflows them.
 const SOCKET_BUFFER: usize = 8 << 20;
 

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Pending pushes at scale: what N simultaneously held push authentications cost radshard in
+# memory (RSS of the server process alone) and what they do to fast-path throughput (local
+# PAP users and accounting, no MFA).
+#
+#   N=10000 DELAY=60 POLL=5s SECS=5 perf/mfa_push_scale.sh
+#
+# 1. starts examples/push_service.rs (the generic REST push protocol; approves each push
+#    DELAY seconds after it was sent) and radshard on a generated config: N users in group
+#    "push" whose policy needs a push, 1000 "fast" users and accounting without MFA;
+# 2. measures fast-path throughput (radshard bench, pap then acct, SECS each) with nothing
+#    pending;
+# 3. sends N Access-Requests for distinct push users at once (radshard bench, window N,
+#    one attempt each) and waits until the server reports N pushes pending;
+# 4. reads the server's RSS, then measures the fast path again while the N stay pending;
+# 5. waits for the approvals: every push request must end in Access-Accept;
+# 6. measures the fast path once more after they all finished (the baseline is the mean of
+#    before and after, which brackets drift on a shared machine).
+#
+# Every load is bounded by count and time. Loopback only. Prints one summary block; the
+# per-run JSON reports stay in $OUT (default /tmp/radshard-pushscale).
+set -euo pipefail
+
+N=${N:-10000}
+DELAY=${DELAY:-60}          # seconds until the service approves a push
+POLL=${POLL:-5s}            # radshard's poll interval for a pending push
+SECS=${SECS:-5}             # each fast-path measurement
+SHARDS=${SHARDS:-0}         # 0: one per core
+OUT=${OUT:-/tmp/radshard-pushscale}
+AUTH_PORT=${AUTH_PORT:-21812}
+PUSH_PORT=${PUSH_PORT:-21840}
+METRICS_PORT=${METRICS_PORT:-21899}
+
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin radshard --example push_service
+BIN=target/release/radshard
+SVC=target/release/examples/push_service
+
+rm -rf "$OUT" && mkdir -p "$OUT/accounting"
+python3 - "$OUT" "$N" <<'EOF'
+import sys
+out, n = sys.argv[1], int(sys.argv[2])
+with open(f"{out}/users.toml", "w") as f:
+    for i in range(n):
+        f.write(f'[[users]]\nname = "push{i:06d}"\npassword = "pw{i:06d}"\ngroups = ["push"]\n')
+    for i in range(1000):
+        f.write(f'[[users]]\nname = "fast{i:04d}"\npassword = "fastpw{i:04d}"\n')
+EOF
+
+WAIT=$((DELAY + 60))
+cat > "$OUT/radshard.toml" <<EOF
+[server]
+shards = $SHARDS
+listen_auth = ["127.0.0.1:$AUTH_PORT"]
+listen_acct = ["127.0.0.1:$((AUTH_PORT + 1))"]
+
+[log]
+level = "warn"
+
+[metrics]
+listen = "127.0.0.1:$METRICS_PORT"
+
+[accounting]
+directory = "$OUT/accounting"
+
+[local]
+users_file = "users.toml"
+
+[[clients]]
+name = "localhost"
+addresses = ["127.0.0.1"]
+secret = "testing123"
+
+[[policies]]
+name = "push-users"
+groups = ["push"]
+mfa = true
+
+[[policies]]
+name = "everyone-else"
+
+[mfa]
+provider = "rest_push"
+
+[mfa.rest_push]
+url = "http://127.0.0.1:$PUSH_PORT/push"
+wait = "${WAIT}s"
+poll_interval = "$POLL"
+EOF
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$SVC" "127.0.0.1:$PUSH_PORT" "$DELAY" 2>"$OUT/push_service.log" &
+pids+=($!)
+"$BIN" serve --config "$OUT/radshard.toml" 2>"$OUT/radshard.log" &
+SERVER=$!
+pids+=($SERVER)
+
+metric() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER/status"; }
+for _ in $(seq 100); do metric radshard_mfa_pushes_pending >/dev/null 2>&1 && break; sleep 0.1; done
+
+bench() { # mode label
+  local mode=$1 label=$2
+  "$BIN" bench --server "127.0.0.1:$AUTH_PORT" --mode "$mode" --user-pattern 'fast%04d' \
+    --password-pattern 'fastpw%04d' --users 1000 --window 256 --sockets 4 \
+    --duration "${SECS}s" --count 5000000 --timeout 2s --json -q > "$OUT/$label-$mode.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(r["requests_per_s"]))' \
+    "$OUT/$label-$mode.json"
+}
+
+# Warm-up (allocator arenas, reply cache), then the baseline.
+bench pap warmup >/dev/null
+pap0=$(bench pap before); acct0=$(bench acct before)
+rss0=$(rss_kib)
+
+sockets=$(( (N + 255) / 256 ))
+"$BIN" bench --server "127.0.0.1:$AUTH_PORT" --mode pap --user-pattern 'push%06d' \
+  --password-pattern 'pw%06d' --users "$N" --count "$N" --window "$N" --sockets "$sockets" \
+  --timeout "$((WAIT + 5))s" --duration "$((WAIT + 30))s" --json -q > "$OUT/push.json" &
+PUSHES=$!
+t0=$(date +%s.%N)
+for _ in $(seq 1200); do
+  p=$(metric radshard_mfa_pushes_pending || echo 0)
+  [ "${p:-0}" -ge "$N" ] && break
+  sleep 0.1
+done
+t_full=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+pending=$(metric radshard_mfa_pushes_pending)
+sleep 1
+rss1=$(rss_kib)
+pap1=$(bench pap pending); acct1=$(bench acct pending)
+pending_after=$(metric radshard_mfa_pushes_pending)
+rss2=$(rss_kib)
+wait $PUSHES
+pap2=$(bench pap after); acct2=$(bench acct after)
+rss3=$(rss_kib)
+stats=$(curl -sf "http://127.0.0.1:$PUSH_PORT/stats")
+
+python3 - "$OUT" <<EOF
+import json
+p = json.load(open("$OUT/push.json"))
+c = p["counts"]
+base_pap = ($pap0 + $pap2) / 2
+base_acct = ($acct0 + $acct2) / 2
+print(f"N={$N} DELAY={$DELAY}s POLL=$POLL SECS={$SECS} shards={$SHARDS or 'all'}")
+print(f"pending pushes reached: $pending in ${t_full}s (still pending after the fast-path runs: $pending_after)")
+print(f"RSS KiB: idle $rss0, {$N} pending $rss1 (after the runs $rss2), all answered $rss3")
+print(f"  extra per pending push: {($rss1 - $rss0) * 1024 / $N:.0f} bytes; {$N} pending: +{($rss1 - $rss0) / 1024:.1f} MiB")
+print(f"fast path pap  req/s: before $pap0, pending $pap1, after $pap2 -> {100 * ($pap1 / base_pap - 1):+.1f}% vs mean of before/after")
+print(f"fast path acct req/s: before $acct0, pending $acct1, after $acct2 -> {100 * ($acct1 / base_acct - 1):+.1f}% vs mean of before/after")
+print(f"push requests: sent {c['sent']}, accept {c['access_accept']}, reject {c['access_reject']}, timeouts {c['timeouts']}, retransmissions {c['retransmissions']}; latency p50 {p['latency_us']['p50']/1e6:.1f}s max {p['latency_us']['max']/1e6:.1f}s")
+print("push service:", """$stats""")
+EOF

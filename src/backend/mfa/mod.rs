@@ -14,6 +14,10 @@
 //!    code and refuses one already used.
 //!
 //! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
+//! Pushes (generic REST push, Duo with `factor = "push"`) hold the request instead: see
+//! [`Mfa::submit_push`]. Duo's passcode factor is held the same way only for its preauth, then
+//! challenged as above (the State is issued when the preauth answers `auth`).
+//!
 //! Known gap: the HTTP provider runs on its own runtime rather than the backend pool's (which
 //! only exists with a directory); merging them is left for the push work.
 

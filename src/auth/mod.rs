@@ -87,6 +87,8 @@ pub enum RejectReason {
     MfaUnavailable,
     /// MFA: the user denied the push (or let it expire).
     MfaPushDenied,
+    /// MFA: the provider refuses this user outright (Duo preauth `deny`).
+    MfaDenied,
 }
 
 impl RejectReason {
@@ -120,6 +122,7 @@ impl RejectReason {
             RejectReason::MfaOverloaded => "mfa_overloaded",
             RejectReason::MfaUnavailable => "mfa_unavailable",
             RejectReason::MfaPushDenied => "mfa_push_denied",
+            RejectReason::MfaDenied => "mfa_denied",
         }
     }
 }

@@ -199,6 +199,7 @@ fn example_directory_configs_are_valid() {
         "config/ldap-openldap.toml",
         "config/ldap-samba-ad.toml",
         "config/mfa-privacyidea.toml",
+        "config/mfa-duo.toml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -206,6 +207,10 @@ fn example_directory_configs_are_valid() {
         assert!(!c.policies.is_empty(), "{f}");
         assert_eq!(c.clients[0].secret.expose(), "testing123");
         crate::dataplane::runtime::Runtime::build(&c).unwrap_or_else(|e| panic!("{e}"));
+        // Push works with CHAP: the Duo example has no CHAP warning.
+        if f.contains("duo") {
+            assert!(c.warnings.is_empty(), "{f}: {:?}", c.warnings);
+        }
     }
 }
 
@@ -446,4 +451,84 @@ fn mfa_rest_push_section_is_checked() {
     ))
     .expect("valid");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn mfa_duo_section_is_checked() {
+    let duo = |body: &str| format!("{CLIENT}[mfa]\nprovider = \"duo\"\n{body}");
+    let keys = "integration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key = \"s3cr3t-key\"\n";
+    let c = parse(&duo(&format!(
+        "[mfa.duo]\napi_host = \"API-abc.duosecurity.com\"\n{keys}"
+    )))
+    .expect("valid");
+    match c.mfa.expect("[mfa]").provider {
+        crate::backend::mfa::Provider::Duo(d) => {
+            assert_eq!(d.base, "https://API-abc.duosecurity.com");
+            assert_eq!(d.host, "api-abc.duosecurity.com", "signed lowercase");
+            assert_eq!(d.factor, crate::backend::mfa::config::DuoFactor::Push);
+            assert_eq!(d.wait, Duration::from_secs(60), "default wait");
+            assert_eq!(d.timeout, Duration::from_secs(10), "default timeout");
+            let shown = format!("{d:?}");
+            assert!(!shown.contains("s3cr3t"), "secret redacted: {shown}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&duo(""));
+    assert!(
+        e.starts_with("test.toml:6: ") && e.contains("[mfa.duo]"),
+        "{e}"
+    );
+    // http:// only on loopback.
+    let e = err(&duo(&format!(
+        "[mfa.duo]\napi_host = \"http://api-abc.duosecurity.com\"\n{keys}"
+    )));
+    assert!(e.starts_with("test.toml:8: ") && e.contains("https"), "{e}");
+    let e = err(&duo(&format!(
+        "[mfa.duo]\napi_host = \"api-abc.duosecurity.com/auth\"\n{keys}"
+    )));
+    assert!(
+        e.starts_with("test.toml:8: ") && e.contains("bare host"),
+        "{e}"
+    );
+    let e = err(&duo(
+        "[mfa.duo]\napi_host = \"api-abc.duosecurity.com\"\nintegration_key = \"DI\"\nsecret_key = \"\"\n",
+    ));
+    assert!(
+        e.starts_with("test.toml:10: ") && e.contains("secret_key"),
+        "{e}"
+    );
+    let e = err(&duo(&format!(
+        "[mfa.duo]\napi_host = \"http://127.0.0.1:1\"\n{keys}factor = \"sms\"\n"
+    )));
+    assert!(
+        e.starts_with("test.toml:11: ") && e.contains("factor"),
+        "{e}"
+    );
+    let e = err(&duo(&format!(
+        "[mfa.duo]\napi_host = \"http://127.0.0.1:1\"\n{keys}wait = \"1h\"\n"
+    )));
+    assert!(e.starts_with("test.toml:11: ") && e.contains("wait"), "{e}");
+    let e = err(&format!(
+        "{CLIENT}[mfa]\nprovider = \"totp\"\n[mfa.duo]\napi_host = \"http://127.0.0.1:1\"\n{keys}"
+    ));
+    assert!(
+        e.starts_with("test.toml:6: ") && e.contains("[mfa.duo]"),
+        "{e}"
+    );
+    // Push works with CHAP (no warning); passcode cannot (warning).
+    let policy = "[[policies]]\nname = \"vpn\"\nmfa = true\n";
+    let c = parse(&format!(
+        "{CLIENT}{policy}[mfa]\nprovider = \"duo\"\n[mfa.duo]\napi_host = \"http://127.0.0.1:1\"\n{keys}"
+    ))
+    .expect("valid");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = parse(&format!(
+        "{CLIENT}{policy}[mfa]\nprovider = \"duo\"\n[mfa.duo]\napi_host = \"http://127.0.0.1:1\"\n{keys}factor = \"passcode\"\n"
+    ))
+    .expect("valid");
+    assert!(
+        c.warnings.iter().any(|w| w.to_string().contains("CHAP")),
+        "{:?}",
+        c.warnings
+    );
 }

@@ -464,8 +464,49 @@ pub(super) fn spawn_mfa_check(
                 mfa_reject(&rt, RejectReason::MfaNotEnrolled)
             }
         };
+        // Duo passcode: the preauth says the user must authenticate; challenge now, the code
+        // comes in the follow-up (the State is issued only here, after the preauth).
+        if matches!(answer, Some(Ok(PiAnswer::Challenge { .. })))
+            && store.config.provider.holds()
+            && !store.config.provider.is_push()
+        {
+            let user = req.user_name().unwrap_or_default();
+            let issued = store.issue(
+                &client.name,
+                user,
+                &pending.mfa_user,
+                &pending.groups,
+                pending.source,
+                u64::try_from(crate::accounting::time::now_unix().0).unwrap_or(0),
+            );
+            let mut buf = vec![0u8; MAX_PACKET_LEN];
+            let built = match issued {
+                Ok(state) => {
+                    mfa::log(&req, client, from, "challenge", "", "", started);
+                    build_reply(&mut buf, &req, Code::AccessChallenge, |b, s| {
+                        mfa::fill_challenge(store, &state)(b, s)
+                    })
+                }
+                Err(r) => {
+                    store.metrics.outcome(r.label());
+                    mfa::log(&req, client, from, "reject", r.label(), "", started);
+                    let (code, fill, _, _) = mfa_reject(&rt, r);
+                    build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
+                }
+            };
+            if let Err(e) = &built {
+                warn!(error = %e, "cannot build reply");
+            }
+            let reply = built.ok().map(|len| &buf[..len]);
+            return deliver(&me, li, from, key, client_index, reply).await;
+        }
         let (code, fill, reason, policy) = match answer {
             Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
+            // Duo preauth `allow`: Duo itself waives the second factor for this user.
+            Some(Ok(PiAnswer::Bypass)) => {
+                decide_after_second(&rt, &req, client, &pending, "mfa_duo_bypass")
+            }
+            Some(Ok(PiAnswer::Refused)) => mfa_reject(&rt, RejectReason::MfaDenied),
             Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() => {
                 mfa_reject(&rt, RejectReason::MfaPushDenied)
             }

@@ -11,6 +11,7 @@ use super::clients::Client;
 use super::runtime::Runtime;
 use crate::accounting::time::now_unix;
 use crate::auth::{Method, RejectReason};
+use crate::backend::mfa::config::DuoFactor;
 use crate::backend::mfa::state::STATE_LEN;
 use crate::backend::mfa::{Mfa, Pending, Provider};
 use crate::policy::{AuthSource, NetworkPolicy};
@@ -42,6 +43,8 @@ fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8]) -> bool {
         // Known only when privacyIDEA is asked (the follow-up): "no tokens assigned".
         Provider::PrivacyIdea(_) => true,
         Provider::RestPush(_) => true,
+        // Known when Duo's preauth answers (`enroll`), in the held request's flight.
+        Provider::Duo(_) => true,
     }
 }
 
@@ -83,8 +86,12 @@ pub(super) fn after_primary(
         // Any method: the request itself is held until the user answers.
         Second::Push
     } else if method != Some(Method::Pap) {
-        // CHAP cannot carry a code in the follow-up; push is not available yet.
+        // CHAP cannot carry a code in the follow-up; only a push can serve it.
         Second::Reject(RejectReason::MfaUnsupportedMethod)
+    } else if mfa.config.provider.holds() {
+        // Duo passcode: held while the preauth decides (challenge, bypass, reject); the
+        // challenge is issued when it answers.
+        Second::Push
     } else {
         match mfa.issue(client, user, mfa_user, groups, source, now_secs()) {
             Ok(state) => Second::Challenge(state),
@@ -153,7 +160,8 @@ pub(super) fn redeem(
         }
         // No State is issued for push: a State here is not ours.
         Provider::RestPush(_) => Err(RejectReason::MfaStateInvalid),
-        Provider::PrivacyIdea(_) => {
+        Provider::Duo(d) if d.factor == DuoFactor::Push => Err(RejectReason::MfaStateInvalid),
+        Provider::PrivacyIdea(_) | Provider::Duo(_) => {
             let code = std::str::from_utf8(code).map_err(|_| RejectReason::MfaBadCode)?;
             if code.is_empty() {
                 return Err(RejectReason::MfaBadCode);

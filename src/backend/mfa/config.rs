@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::schema::DurationValue;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, SecretText};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +36,59 @@ pub struct RawMfa {
     pub privacyidea: Option<Spanned<RawPrivacyIdea>>,
     /// `provider = "rest_push"`.
     pub rest_push: Option<Spanned<RawRestPush>>,
+    /// `provider = "duo"`.
+    pub duo: Option<Spanned<RawDuo>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDuo {
+    /// The Auth API hostname, e.g. `api-xxxxxxxx.duosecurity.com` (https); an explicit
+    /// `http://127.…`/`http://localhost…` base is accepted only for loopback testing.
+    pub api_host: Spanned<String>,
+    pub integration_key: Spanned<String>,
+    pub secret_key: Spanned<String>,
+    /// `"push"` (default: the request is held for the user's answer) or `"passcode"`
+    /// (Access-Challenge, the code in the follow-up's User-Password).
+    pub factor: Option<Spanned<String>>,
+    /// Push: how long the Access-Request is held for the user's answer (default "60s").
+    pub wait: Option<Spanned<DurationValue>>,
+    /// Push: how often the pending push's status is asked (default "1s", 100ms to 10s).
+    pub poll_interval: Option<Spanned<DurationValue>>,
+    /// Per HTTP request (default "10s", at most "60s").
+    pub timeout: Option<Spanned<DurationValue>>,
+}
+
+impl std::fmt::Debug for RawDuo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret key.
+        f.debug_struct("RawDuo")
+            .field("api_host", self.api_host.get_ref())
+            .field("integration_key", self.integration_key.get_ref())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What Duo asks of the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuoFactor {
+    Push,
+    Passcode,
+}
+
+/// A validated `[mfa.duo]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuoConfig {
+    /// Where requests go: `https://{api_host}` (or the loopback test base).
+    pub base: String,
+    /// The host as signed (lowercase, without scheme; with the port for a loopback base).
+    pub host: String,
+    pub integration_key: String,
+    pub secret_key: SecretText,
+    pub factor: DuoFactor,
+    pub wait: Duration,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +129,8 @@ pub enum Provider {
     PrivacyIdea(super::privacyidea::PrivacyIdeaConfig),
     /// Generic REST push: the request is held until the user approves or denies.
     RestPush(RestPushConfig),
+    /// Duo Auth API v2: preauth, then push (held request) or passcode (challenge).
+    Duo(DuoConfig),
 }
 
 impl Provider {
@@ -84,11 +139,23 @@ impl Provider {
             Provider::Totp => "totp",
             Provider::PrivacyIdea(_) => "privacyidea",
             Provider::RestPush(_) => "rest_push",
+            Provider::Duo(_) => "duo",
         }
     }
 
+    /// The user answers a push: the request itself is held (any authentication method).
     pub fn is_push(&self) -> bool {
-        matches!(self, Provider::RestPush(_))
+        match self {
+            Provider::RestPush(_) => true,
+            Provider::Duo(d) => d.factor == DuoFactor::Push,
+            _ => false,
+        }
+    }
+
+    /// The request is held while the provider is asked before anything is answered: pushes,
+    /// and Duo's passcode factor (its preauth decides between challenge, bypass and reject).
+    pub fn holds(&self) -> bool {
+        matches!(self, Provider::RestPush(_) | Provider::Duo(_))
     }
 }
 
@@ -137,7 +204,22 @@ impl MfaConfig {
                 ));
             }
         }
+        if raw.duo.is_some() && raw.provider.get_ref() != "duo" {
+            return Err(err(
+                raw.provider.span(),
+                "[mfa.duo] is set but mfa.provider is not \"duo\"".into(),
+            ));
+        }
         let provider = match (raw.provider.get_ref().as_str(), raw.privacyidea) {
+            ("duo", None) => match raw.duo {
+                Some(d) => Provider::Duo(duo_from_raw(d.into_inner(), &err, &http_ok)?),
+                None => {
+                    return Err(err(
+                        raw.provider.span(),
+                        "mfa.provider = \"duo\" needs an [mfa.duo] section with api_host, integration_key and secret_key".into(),
+                    ))
+                }
+            },
             ("rest_push", None) => match raw.rest_push {
                 Some(p) => {
                     let p = p.into_inner();
@@ -225,7 +307,7 @@ impl MfaConfig {
             (other, _) => {
                 return Err(err(
                     raw.provider.span(),
-                    format!("mfa.provider {other:?} is not supported (supported: \"totp\", \"privacyidea\", \"rest_push\")"),
+                    format!("mfa.provider {other:?} is not supported (supported: \"totp\", \"privacyidea\", \"rest_push\", \"duo\")"),
                 ))
             }
         };
@@ -295,4 +377,120 @@ impl MfaConfig {
             exempt_groups: raw.exempt_groups,
         })
     }
+}
+
+/// A duration within `[min, max]`, or `default`; else `FILE:LINE: name must be between …`.
+fn duration_in(
+    v: Option<Spanned<DurationValue>>,
+    default: Duration,
+    (min, max): (Duration, Duration),
+    name: &str,
+    bounds: &str,
+    err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    match v {
+        Some(v) => {
+            let d = v.get_ref().0;
+            if d < min || d > max {
+                return Err(err(v.span(), format!("{name} must be between {bounds}")));
+            }
+            Ok(d)
+        }
+        None => Ok(default),
+    }
+}
+
+fn duo_from_raw(
+    d: RawDuo,
+    err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+    http_ok: &impl Fn(&str) -> bool,
+) -> Result<DuoConfig, ConfigError> {
+    let given = d
+        .api_host
+        .get_ref()
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    let (base, host) = match given.split_once("://") {
+        Some((_, rest)) if http_ok(&given) => (given.clone(), rest.to_ascii_lowercase()),
+        Some(_) => {
+            return Err(err(
+                d.api_host.span(),
+                "mfa.duo.api_host must be a host name like api-xxxxxxxx.duosecurity.com (https), or https://… (http:// only on loopback)".into(),
+            ))
+        }
+        None => (format!("https://{given}"), given.to_ascii_lowercase()),
+    };
+    // The host is signed: a path, query or credentials in it would break every signature.
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+    {
+        return Err(err(
+            d.api_host.span(),
+            "mfa.duo.api_host must be a bare host name (letters, digits, '-', '.', optional :port)"
+                .into(),
+        ));
+    }
+    let nonempty = |v: &Spanned<String>, name: &str| {
+        let t = v.get_ref().trim();
+        if t.is_empty() || t.len() > 256 || !t.chars().all(|c| c.is_ascii_graphic()) {
+            Err(err(
+                v.span(),
+                format!("mfa.duo.{name} must be 1 to 256 printable ASCII characters"),
+            ))
+        } else {
+            Ok(t.to_string())
+        }
+    };
+    let integration_key = nonempty(&d.integration_key, "integration_key")?;
+    let secret_key = SecretText::new(nonempty(&d.secret_key, "secret_key")?);
+    let factor = match &d.factor {
+        None => DuoFactor::Push,
+        Some(f) => match f.get_ref().as_str() {
+            "push" => DuoFactor::Push,
+            "passcode" => DuoFactor::Passcode,
+            other => {
+                return Err(err(
+                    f.span(),
+                    format!("mfa.duo.factor {other:?} must be \"push\" or \"passcode\""),
+                ))
+            }
+        },
+    };
+    let wait = duration_in(
+        d.wait,
+        Duration::from_secs(60),
+        (Duration::from_secs(1), Duration::from_secs(300)),
+        "mfa.duo.wait",
+        "1s and 5m",
+        err,
+    )?;
+    let poll_interval = duration_in(
+        d.poll_interval,
+        Duration::from_secs(1),
+        (Duration::from_millis(100), Duration::from_secs(10)),
+        "mfa.duo.poll_interval",
+        "100ms and 10s",
+        err,
+    )?;
+    let timeout = duration_in(
+        d.timeout,
+        Duration::from_secs(10),
+        (Duration::from_millis(100), Duration::from_secs(60)),
+        "mfa.duo.timeout",
+        "100ms and 60s",
+        err,
+    )?;
+    Ok(DuoConfig {
+        base,
+        host,
+        integration_key,
+        secret_key,
+        factor,
+        wait,
+        poll_interval,
+        timeout,
+    })
 }

@@ -14,10 +14,15 @@
 //!    code and refuses one already used.
 //!
 //! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
+//! Pushes (generic REST push, Duo with `factor = "push"`) hold the request instead: see
+//! [`Mfa::submit_push`]. Duo's passcode factor is held the same way only for its preauth, then
+//! challenged as above (the State is issued when the preauth answers `auth`).
+//!
 //! Known gap: the HTTP provider runs on its own runtime rather than the backend pool's (which
 //! only exists with a directory); merging them is left for the push work.
 
 pub mod config;
+pub mod duo;
 pub mod privacyidea;
 pub mod rest_push;
 pub mod state;
@@ -112,6 +117,7 @@ struct Remote {
 enum RemoteKind {
     PrivacyIdea(Arc<privacyidea::PrivacyIdea>),
     Push(Arc<rest_push::RestPush>),
+    Duo(Arc<duo::Duo>),
 }
 
 impl std::fmt::Debug for Remote {
@@ -154,6 +160,9 @@ impl Mfa {
             ))),
             Provider::RestPush(p) => Some(RemoteKind::Push(Arc::new(
                 rest_push::RestPush::new(p.clone()).map_err(invalid)?,
+            ))),
+            Provider::Duo(d) => Some(RemoteKind::Duo(Arc::new(
+                duo::Duo::new(d.clone()).map_err(invalid)?,
             ))),
         };
         let remote = match kind {
@@ -199,25 +208,37 @@ impl Mfa {
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
         let runtime = remote.runtime.as_ref()?;
-        let RemoteKind::PrivacyIdea(pi) = &remote.kind else {
-            return None;
-        };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let pi = pi.clone();
         let slots = remote.slots.clone();
-        runtime.spawn(async move {
-            let Ok(_permit) = slots.acquire_owned().await else {
-                return;
-            };
-            let answer = pi.check(&user, &code, None).await;
-            let _ = tx.send(answer);
-        });
+        match &remote.kind {
+            RemoteKind::PrivacyIdea(pi) => {
+                let pi = pi.clone();
+                runtime.spawn(async move {
+                    let Ok(_permit) = slots.acquire_owned().await else {
+                        return;
+                    };
+                    let answer = pi.check(&user, &code, None).await;
+                    let _ = tx.send(answer);
+                });
+            }
+            RemoteKind::Duo(duo) if duo.factor() == config::DuoFactor::Passcode => {
+                let duo = duo.clone();
+                runtime.spawn(async move {
+                    // Takes its own slot per request.
+                    let answer = duo.check_passcode(&user, &code, &slots).await;
+                    let _ = tx.send(answer);
+                });
+            }
+            _ => return None,
+        }
         Some(rx)
     }
 
     /// Sends a push to `user` for `client` (from device `station`, the Calling-Station-Id), or
     /// joins the one already pending for them (single-flight: copies of an attempt, on any
-    /// shard, share one push and its answer). `None` without a push provider.
+    /// shard, share one push and its answer). With Duo the flight starts with the preauth, and
+    /// for the passcode factor ends there (`Challenge`, `Bypass`, `Refused`, `NoToken`).
+    /// `None` without a provider that holds requests.
     pub fn submit_push(
         &self,
         client: &str,
@@ -226,9 +247,9 @@ impl Mfa {
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
         let runtime = remote.runtime.as_ref()?;
-        let RemoteKind::Push(push) = &remote.kind else {
+        if !matches!(remote.kind, RemoteKind::Push(_) | RemoteKind::Duo(_)) {
             return None;
-        };
+        }
         let (tx, rx) = futures_channel::oneshot::channel();
         let key: PushKey = (client.to_string(), user.to_string(), station.to_vec());
         {
@@ -244,11 +265,15 @@ impl Mfa {
                 .store(pushes.len() as u64, Relaxed);
         }
         self.metrics.pushes_sent.fetch_add(1, Relaxed);
-        let push = push.clone();
+        let kind = remote.kind.clone();
         let slots = remote.slots.clone();
         let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
         runtime.spawn(async move {
-            let answer = push.push(&key.1, &key.0, &slots).await;
+            let answer = match kind {
+                RemoteKind::Push(push) => push.push(&key.1, &key.0, &slots).await,
+                RemoteKind::Duo(duo) => duo.start(&key.1, &slots).await,
+                RemoteKind::PrivacyIdea(_) => Err(PiError::Protocol("not a push provider".into())),
+            };
             let waiters = {
                 let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
                 let w = pushes.remove(&key).unwrap_or_default();
@@ -266,6 +291,10 @@ impl Mfa {
     pub fn push_wait(&self) -> Option<std::time::Duration> {
         match &self.config.provider {
             Provider::RestPush(p) => Some(p.wait + std::time::Duration::from_secs(1)),
+            Provider::Duo(_) => match self.remote.as_ref().map(|r| &r.kind) {
+                Some(RemoteKind::Duo(d)) => Some(d.hold_limit()),
+                _ => None,
+            },
             _ => None,
         }
     }

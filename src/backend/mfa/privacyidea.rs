@@ -45,18 +45,23 @@ pub enum PiAnswer {
     },
     /// The user has no token (privacyIDEA rejects; the caller applies `unenrolled`).
     NoToken,
+    /// The provider waives the second factor for this user (Duo preauth `allow`).
+    Bypass,
+    /// The provider refuses this user outright (Duo preauth `deny`).
+    Refused,
 }
 
-/// privacyIDEA could not be asked, or did not answer sensibly.
+/// The provider (privacyIDEA, or any HTTP provider sharing these types) could not be asked,
+/// or did not answer sensibly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PiError {
-    #[error("privacyIDEA unreachable: {0}")]
+    #[error("MFA provider unreachable: {0}")]
     Unreachable(String),
-    #[error("privacyIDEA answered HTTP {0}")]
+    #[error("MFA provider answered HTTP {0}")]
     Http(u16),
     #[error("privacyIDEA error {code}: {message}")]
     Server { code: i64, message: String },
-    #[error("unexpected privacyIDEA response: {0}")]
+    #[error("unexpected MFA provider response: {0}")]
     Protocol(String),
 }
 

@@ -87,6 +87,12 @@ pub enum RejectReason {
     MfaUnavailable,
     /// MFA: the user denied the push (or let it expire).
     MfaPushDenied,
+    /// MFA: User-Password was read in one `mfa_mode` before primary authentication, but the
+    /// policy that decided after it requires another (see `NetworkPolicies::read_mode`).
+    MfaModeMismatch,
+    /// A local entry with no password (MFA-only: a directory user's TOTP secret) cannot
+    /// authenticate as a primary, and no directory is configured.
+    NoPassword,
 }
 
 impl RejectReason {
@@ -120,6 +126,8 @@ impl RejectReason {
             RejectReason::MfaOverloaded => "mfa_overloaded",
             RejectReason::MfaUnavailable => "mfa_unavailable",
             RejectReason::MfaPushDenied => "mfa_push_denied",
+            RejectReason::MfaModeMismatch => "mfa_mode_mismatch",
+            RejectReason::NoPassword => "no_password",
         }
     }
 }

@@ -240,3 +240,61 @@ fn password_code_mode_with_local_totp() {
         "radclient said:\n{out}"
     );
 }
+
+/// `radshard check-config` refuses the combinations that cannot work, naming the file and
+/// the line of the `mfa_mode` (or of the user), and accepts a combined mode it can serve.
+#[test]
+fn check_config_refuses_combined_modes_that_cannot_work() {
+    let exe = env!("CARGO_BIN_EXE_radshard");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let head = "[[clients]]\nname = \"lo\"\naddresses = [\"127.0.0.1\"]\nsecret = \"testing123\"\n\
+                [[policies]]\nname = \"vpn\"\nmfa = true\n";
+    let cases = [
+        (
+            format!(
+                "{head}mfa_mode = \"password_code\"\n[mfa]\nprovider = \"rest_push\"\n\
+                 [mfa.rest_push]\nurl = \"http://127.0.0.1:9/push\"\n"
+            ),
+            Some((8, "cannot work with a push provider")),
+        ),
+        (
+            format!(
+                "{head}auth_methods = [\"chap\"]\nmfa_mode = \"appended_code\"\n[mfa]\nprovider = \"totp\"\n"
+            ),
+            Some((9, "cannot work with CHAP")),
+        ),
+        (
+            format!("{head}[[users]]\nname = \"alice\"\ngroups = [\"g\"]\n"),
+            Some((8, "needs password or password_hash (or, for a directory user's second factor only, totp_secret)")),
+        ),
+        (
+            format!(
+                "{head}auth_methods = [\"pap\"]\nmfa_mode = \"appended_code\"\n[mfa]\nprovider = \"totp\"\n\
+                 [[users]]\nname = \"alice@example.org\"\ntotp_secret = \"{ALICE_TOTP}\"\n"
+            ),
+            None,
+        ),
+    ];
+    for (i, (text, refused)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(&path, text).expect("write");
+        let o = std::process::Command::new(exe)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run check-config");
+        let err = String::from_utf8_lossy(&o.stderr);
+        match refused {
+            Some((line, what)) => {
+                assert!(!o.status.success(), "refused: {text}");
+                let expect = format!("{}:{line}: ", path.display());
+                assert!(
+                    err.contains(&expect) && err.contains(what),
+                    "expected `{expect}… {what} …`, got: {err}"
+                );
+            }
+            None => assert!(o.status.success(), "accepted: {err}"),
+        }
+    }
+}

@@ -11,10 +11,11 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ldap_common::*;
 use radshard::backend::mfa::totp::TotpSecret;
+use radshard::proto::{Code, PacketBuilder, Secret};
 
 const ALICE_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const BOB_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -196,9 +197,9 @@ fn directory_users_with_local_totp_secrets() {
 
 type Seen = Arc<Mutex<Vec<String>>>;
 
-/// privacyIDEA `/validate/check` double: accepts 755224 for alice@example.org; records each
-/// form body.
-fn privacyidea_double() -> (String, Seen) {
+/// privacyIDEA `/validate/check` double: accepts 755224 for alice@example.org, answering after
+/// `delay`; records each form body.
+fn privacyidea_double(delay: Duration) -> (String, Seen) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", l.local_addr().expect("addr"));
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
@@ -222,6 +223,7 @@ fn privacyidea_double() -> (String, Seen) {
                 let mut body = vec![0u8; len];
                 let _ = r.read_exact(&mut body);
                 let body = String::from_utf8_lossy(&body).into_owned();
+                std::thread::sleep(delay);
                 let ok = body.split('&').any(|kv| kv == "pass=755224")
                     && body.contains("user=alice%40example.org");
                 let a = format!(
@@ -243,7 +245,7 @@ fn privacyidea_double() -> (String, Seen) {
 #[test]
 fn password_code_with_privacyidea_sends_only_the_code() {
     let slapd = Slapd::start();
-    let (url, seen) = privacyidea_double();
+    let (url, seen) = privacyidea_double(Duration::ZERO);
     let rs = Radshard::start(&format!(
         "{}\n[[policies]]\nname = \"vpn\"\ngroups = [\"radius-users\"]\nauth_methods = [\"pap\"]\nmfa = true\n\
          mfa_mode = \"password_code\"\nreply = {{ Class = \"vpn\" }}\n\
@@ -288,4 +290,60 @@ fn password_code_with_privacyidea_sends_only_the_code() {
     assert_eq!(code.as_deref(), Some("Access-Reject"));
     assert_eq!(binds(), 3);
     assert_eq!(seen.lock().expect("lock").len(), 2);
+}
+
+/// Copies of one combined-mode Access-Request (retransmissions, same Identifier and
+/// authenticator) while privacyIDEA is slow: one bind, one check, and every reply the same
+/// bytes (the later ones from the reply cache).
+#[test]
+fn password_code_retransmissions_share_one_bind_and_one_check() {
+    let slapd = Slapd::start();
+    let (url, seen) = privacyidea_double(Duration::from_millis(500));
+    let rs = Radshard::start(&format!(
+        "{}\n[[policies]]\nname = \"vpn\"\ngroups = [\"radius-users\"]\nauth_methods = [\"pap\"]\nmfa = true\n\
+         mfa_mode = \"password_code\"\nreply = {{ Class = \"vpn\" }}\n\
+         [mfa]\nprovider = \"privacyidea\"\n[mfa.privacyidea]\nurl = \"{url}\"\n",
+        ldap_section(&[slapd.url()], "")
+    ));
+    let secret = Secret::new(&b"testing123"[..]).expect("secret");
+    let mut buf = [0u8; 4096];
+    let mut b =
+        PacketBuilder::request(&mut buf, Code::AccessRequest, 7, &rand::random()).expect("header");
+    b.message_authenticator().expect("fits");
+    b.attr(radshard::proto::attr::USER_NAME, b"alice")
+        .expect("fits");
+    b.user_password(&secret, b"alicepw,755224").expect("fits");
+    let request = b.finish(&secret).expect("signs").to_vec();
+
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let to = ("127.0.0.1", rs.port);
+    let mut replies: Vec<Vec<u8>> = Vec::new();
+    let mut rx = [0u8; 4096];
+    // Three copies while the check is pending, then one after the answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = 0;
+    while Instant::now() < deadline && (replies.is_empty() || sent < 4) {
+        if sent < 3 || !replies.is_empty() {
+            sock.send_to(&request, to).expect("send");
+            sent += 1;
+        }
+        if let Ok((n, _)) = sock.recv_from(&mut rx) {
+            replies.push(rx[..n].to_vec());
+        }
+    }
+    // Collect any late reply.
+    while let Ok((n, _)) = sock.recv_from(&mut rx) {
+        replies.push(rx[..n].to_vec());
+    }
+    assert_eq!(sent, 4);
+    assert!(replies.len() >= 2, "{} replies", replies.len());
+    assert_eq!(replies[0][0], 2, "Access-Accept");
+    assert!(
+        replies.iter().all(|r| r == &replies[0]),
+        "identical replies"
+    );
+    assert_eq!(seen.lock().expect("lock").len(), 1, "one check");
+    assert_eq!(rs.backend().ldap_user_binds.load(Relaxed), 1, "one bind");
 }

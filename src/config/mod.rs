@@ -425,6 +425,9 @@ impl Config {
                 _ => {}
             }
         }
+        if mfa.is_some() {
+            shadowed_read_modes(&policies, &mut warnings);
+        }
         for p in policies.iter().filter(|p| p.mfa) {
             if mfa.is_none() {
                 warnings.push(ConfigError::new(
@@ -912,6 +915,51 @@ fn policy(
         file: file.to_path_buf(),
         line,
     })
+}
+
+/// How a policy wants User-Password read (see `NetworkPolicies::read_mode`).
+fn read_mode(p: &PolicyConfig) -> crate::policy::MfaMode {
+    if p.mfa && !p.reject {
+        p.mfa_mode
+    } else {
+        crate::policy::MfaMode::Challenge
+    }
+}
+
+/// Warns about policies that can never accept a PAP request: User-Password is read as the
+/// first non-rejecting policy whose request conditions match says, so after one whose
+/// request conditions match every PAP request, a policy wanting another mode rejects every
+/// PAP request it decides (`mfa_mode_mismatch`).
+fn shadowed_read_modes(policies: &[PolicyConfig], warnings: &mut Vec<ConfigError>) {
+    let covers_all_pap = |q: &PolicyConfig| {
+        !q.reject
+            && q.clients.is_empty()
+            && q.client_groups.is_empty()
+            && q.nas_ip.is_empty()
+            && q.nas_port_type.is_empty()
+            && q.called_station_id.is_none()
+            && (q.auth_methods.is_empty() || q.auth_methods.contains(&crate::auth::Method::Pap))
+    };
+    let Some(at) = policies.iter().position(covers_all_pap) else {
+        return;
+    };
+    let first = &policies[at];
+    for p in policies[at + 1..]
+        .iter()
+        .filter(|p| !p.reject && read_mode(p) != read_mode(first))
+    {
+        warnings.push(ConfigError::new(
+            &p.file,
+            p.line,
+            format!(
+                "policy {:?} wants User-Password read as {:?} but policy {:?} before it matches every PAP request on request attributes and reads it as {:?}: PAP requests this policy decides are rejected (mfa_mode_mismatch); give the policies client, NAS or port conditions that tell them apart",
+                p.name,
+                read_mode(p).label(),
+                first.name,
+                read_mode(first).label()
+            ),
+        ));
+    }
 }
 
 fn check_duplicate_users(users: &[UserConfig]) -> Result<(), ConfigError> {

@@ -495,3 +495,22 @@ fn combined_mfa_modes_and_mfa_only_users_are_checked_with_their_line() {
         crate::policy::MfaMode::AppendedCode(8)
     );
 }
+
+#[test]
+fn a_policy_whose_read_mode_is_shadowed_is_warned_about() {
+    let c = parse(&format!(
+        "{CLIENT}[[policies]]\nname = \"staff\"\ngroups = [\"staff\"]\nauth_methods = [\"pap\"]\nmfa = true\nmfa_mode = \"password_code\"\n\
+         [[policies]]\nname = \"vpn\"\nclients = [\"lo\"]\nmfa = true\nauth_methods = [\"pap\"]\nmfa_mode = \"password_code\"\n\
+         [[policies]]\nname = \"others\"\n\
+         [mfa]\nprovider = \"totp\"\n"
+    ))
+    .expect("valid");
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("test.toml:17: ")
+            && w[0].contains("\"others\"")
+            && w[0].contains("mfa_mode_mismatch"),
+        "{w:?}"
+    );
+}

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::password::StoredPassword;
 use super::{Method, RejectReason};
+use crate::backend::mfa::totp::TotpSecret;
 use crate::config::{ConfigError, PasswordConfig, UserConfig};
 use crate::dict::Dictionary;
 use crate::policy::ReplyAttributes;
@@ -24,6 +25,9 @@ pub struct LocalUser {
 #[derive(Debug, Default)]
 pub struct LocalUsers {
     by_name: HashMap<Box<[u8]>, LocalUser>,
+    /// MFA-only entries (`totp_secret` without a password): second factors of directory
+    /// users, never primary credentials, so kept apart from `by_name`.
+    mfa_only: HashMap<Box<[u8]>, (String, TotpSecret)>,
 }
 
 /// The outcome of checking a request against the local table.
@@ -38,12 +42,25 @@ pub enum Decision<'u> {
 impl LocalUsers {
     pub fn build(users: &[UserConfig], dict: &Dictionary) -> Result<LocalUsers, ConfigError> {
         let mut by_name = HashMap::with_capacity(users.len());
+        let mut mfa_only = HashMap::new();
+        let totp = |u: &UserConfig| match &u.totp_secret {
+            Some(t) => TotpSecret::from_base32(t.expose())
+                .map(Some)
+                .map_err(|r| ConfigError::new(&u.file, u.line, r)),
+            None => Ok(None),
+        };
         for u in users {
             let password = match &u.password {
-                PasswordConfig::Cleartext(p) => {
+                Some(PasswordConfig::Cleartext(p)) => {
                     StoredPassword::Cleartext(p.expose().as_bytes().into())
                 }
-                PasswordConfig::Hash(h) => StoredPassword::from_hash(h)?,
+                Some(PasswordConfig::Hash(h)) => StoredPassword::from_hash(h)?,
+                None => {
+                    if let Some(secret) = totp(u)? {
+                        mfa_only.insert(u.name.as_bytes().into(), (u.name.clone(), secret));
+                    }
+                    continue;
+                }
             };
             let reply = ReplyAttributes::compile(&u.reply, dict)?;
             by_name.insert(
@@ -53,17 +70,26 @@ impl LocalUsers {
                     password,
                     reply,
                     groups: u.groups.clone(),
-                    totp: match &u.totp_secret {
-                        Some(t) => Some(
-                            crate::backend::mfa::totp::TotpSecret::from_base32(t.expose())
-                                .map_err(|r| ConfigError::new(&u.file, u.line, r))?,
-                        ),
-                        None => None,
-                    },
+                    totp: totp(u)?,
                 },
             );
         }
-        Ok(LocalUsers { by_name })
+        Ok(LocalUsers { by_name, mfa_only })
+    }
+
+    /// The built-in TOTP provider's secret for a user who passed primary authentication, and
+    /// the name it is filed under (codes are single use per entry). Looked up by `mfa_user`
+    /// (the name the provider knows: the directory's alternate login name, or the local
+    /// user's name) first, then by the User-Name; in each, a user with a password before an
+    /// MFA-only entry.
+    pub fn totp_for(&self, mfa_user: &str, user_name: &[u8]) -> Option<(&str, &TotpSecret)> {
+        let find = |name: &[u8]| {
+            self.by_name
+                .get(name)
+                .and_then(|u| Some((u.name.as_str(), u.totp.as_ref()?)))
+                .or_else(|| self.mfa_only.get(name).map(|(n, s)| (n.as_str(), s)))
+        };
+        find(mfa_user.as_bytes()).or_else(|| find(user_name))
     }
 
     pub fn len(&self) -> usize {
@@ -81,22 +107,40 @@ impl LocalUsers {
     /// Decides an Access-Request by PAP or CHAP against the table.
     pub fn decide<'u>(&'u self, req: &Verified<'_>) -> (Option<Method>, Decision<'u>) {
         let method = Method::of(req);
+        let mut buf = [0u8; 128];
+        let password = req
+            .user_password(&mut buf)
+            .map_err(|_| RejectReason::MalformedPassword);
+        (method, self.decide_password(req, method, password))
+    }
+
+    /// Decides an Access-Request by `method`; for PAP, `password` is the password part of
+    /// User-Password (the whole of it unless a policy's `mfa_mode` puts a code in it).
+    pub fn decide_password<'u>(
+        &'u self,
+        req: &Verified<'_>,
+        method: Option<Method>,
+        password: Result<&[u8], RejectReason>,
+    ) -> Decision<'u> {
         let Some(name) = req.user_name() else {
-            return (method, Decision::Reject(RejectReason::NoUserName));
+            return Decision::Reject(RejectReason::NoUserName);
         };
         let Some(user) = self.get(name) else {
-            return (method, Decision::Reject(RejectReason::UnknownUser));
+            return Decision::Reject(if self.mfa_only.contains_key(name) {
+                RejectReason::NoPassword
+            } else {
+                RejectReason::UnknownUser
+            });
         };
-        let decision = match method {
+        match method {
             Some(Method::Pap) => {
                 if user.password.is_slow() {
                     Decision::VerifySlowly(user)
                 } else {
-                    let mut buf = [0u8; 128];
-                    match req.user_password(&mut buf) {
+                    match password {
                         Ok(pw) if user.password.verify(pw) => Decision::Accept(user),
                         Ok(_) => Decision::Reject(RejectReason::BadPassword),
-                        Err(_) => Decision::Reject(RejectReason::MalformedPassword),
+                        Err(r) => Decision::Reject(r),
                     }
                 }
             }
@@ -112,7 +156,6 @@ impl LocalUsers {
                 }
             },
             None => Decision::Reject(RejectReason::NoSupportedCredentials),
-        };
-        (method, decision)
+        }
     }
 }

@@ -89,6 +89,12 @@ pub enum RejectReason {
     MfaPushDenied,
     /// MFA: the provider refuses this user outright (Duo preauth `deny`).
     MfaDenied,
+    /// MFA: User-Password was read in one `mfa_mode` before primary authentication, but the
+    /// policy that decided after it requires another (see `NetworkPolicies::read_mode`).
+    MfaModeMismatch,
+    /// A local entry with no password (MFA-only: a directory user's TOTP secret) cannot
+    /// authenticate as a primary, and no directory is configured.
+    NoPassword,
 }
 
 impl RejectReason {
@@ -123,6 +129,8 @@ impl RejectReason {
             RejectReason::MfaUnavailable => "mfa_unavailable",
             RejectReason::MfaPushDenied => "mfa_push_denied",
             RejectReason::MfaDenied => "mfa_denied",
+            RejectReason::MfaModeMismatch => "mfa_mode_mismatch",
+            RejectReason::NoPassword => "no_password",
         }
     }
 }

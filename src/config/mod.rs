@@ -122,6 +122,9 @@ pub struct PolicyConfig {
     pub auth_sources: Vec<crate::policy::AuthSource>,
     pub reject: bool,
     pub mfa: bool,
+    pub mfa_mode: crate::policy::MfaMode,
+    /// Where `mfa_mode` was written (the policy's line if not), for errors found later.
+    pub mfa_mode_line: usize,
     pub reply: Vec<Located<(String, String)>>,
     pub file: PathBuf,
     pub line: usize,
@@ -185,7 +188,9 @@ pub enum PasswordConfig {
 #[derive(Debug, Clone)]
 pub struct UserConfig {
     pub name: String,
-    pub password: PasswordConfig,
+    /// `None`: an MFA-only entry (a `totp_secret` for a directory user of this name); it
+    /// never authenticates as a primary.
+    pub password: Option<PasswordConfig>,
     /// Reply attributes as written: `(name, value)` in file order, one entry per value.
     pub reply: Vec<Located<(String, String)>>,
     pub groups: Vec<String>,
@@ -353,7 +358,7 @@ impl Config {
         }
         check_duplicate_users(&users)?;
         for u in &users {
-            if let PasswordConfig::Hash(h) = &u.password {
+            if let Some(PasswordConfig::Hash(h)) = &u.password {
                 warnings.push(h.error(format!(
                     "user {:?} has a hashed password: PAP works, CHAP cannot authenticate this user (CHAP needs the cleartext)",
                     u.name
@@ -395,6 +400,34 @@ impl Config {
             }
             None => None,
         };
+        for p in policies.iter().filter(|p| p.mfa_mode.is_combined()) {
+            let refuse = |why: &str| {
+                Err(ConfigError::new(
+                    &p.file,
+                    p.mfa_mode_line,
+                    format!(
+                        "policy {:?}: mfa_mode = {:?} {why}",
+                        p.name,
+                        p.mfa_mode.label()
+                    ),
+                ))
+            };
+            match mfa.as_ref().map(|m| &m.provider) {
+                Some(provider) if provider.is_push() => {
+                    return refuse("cannot work with a push provider (there is no code to type): use mfa_mode = \"challenge\" or leave it out")
+                }
+                Some(crate::backend::mfa::Provider::Totp)
+                    if p.mfa_mode != crate::policy::MfaMode::AppendedCode(6)
+                        && matches!(p.mfa_mode, crate::policy::MfaMode::AppendedCode(_)) =>
+                {
+                    return refuse("with mfa.provider = \"totp\": built-in TOTP codes have 6 digits, so mfa_code_digits must be 6")
+                }
+                _ => {}
+            }
+        }
+        if mfa.is_some() {
+            shadowed_read_modes(&policies, &mut warnings);
+        }
         for p in policies.iter().filter(|p| p.mfa) {
             if mfa.is_none() {
                 warnings.push(ConfigError::new(
@@ -579,7 +612,7 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
         return Err(ConfigError::new(file, line, "user name must not be empty"));
     }
     let password = match (u.password, u.password_hash) {
-        (Some(p), None) => PasswordConfig::Cleartext(SecretText(p)),
+        (Some(p), None) => Some(PasswordConfig::Cleartext(SecretText(p))),
         (None, Some(h)) => {
             let hline = line_of(text, h.span().start);
             let h = h.into_inner();
@@ -590,11 +623,11 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
                     format!("user {:?}: password_hash must be argon2id ($argon2id$…), bcrypt ($2b$…) or sha512-crypt ($6$…)", u.name),
                 ));
             }
-            PasswordConfig::Hash(Located {
+            Some(PasswordConfig::Hash(Located {
                 value: SecretText(h),
                 file: file.to_path_buf(),
                 line: hline,
-            })
+            }))
         }
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -603,14 +636,31 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
                 format!("user {:?}: set password or password_hash, not both", u.name),
             ))
         }
+        // An MFA-only entry: the TOTP secret of a directory user (checked below).
+        (None, None) if u.totp_secret.is_some() => None,
         (None, None) => {
             return Err(ConfigError::new(
                 file,
                 line,
-                format!("user {:?}: needs password or password_hash", u.name),
+                format!(
+                    "user {:?}: needs password or password_hash (or, for a directory user's second factor only, totp_secret)",
+                    u.name
+                ),
             ))
         }
     };
+    if password.is_none() && (!u.groups.is_empty() || !u.reply.is_empty()) {
+        // Its user authenticates against the directory, which supplies the groups, and
+        // reply attributes of local users apply to local authentications only.
+        return Err(ConfigError::new(
+            file,
+            line,
+            format!(
+                "user {:?} has no password (an MFA-only entry): groups and reply apply only to users with a password",
+                u.name
+            ),
+        ));
+    }
     let totp_secret = match u.totp_secret {
         Some(t) => {
             let tline = line_of(text, t.span().start);
@@ -689,7 +739,7 @@ fn policy(
     clients: &[ClientConfig],
 ) -> Result<PolicyConfig, ConfigError> {
     use crate::auth::Method;
-    use crate::policy::AuthSource;
+    use crate::policy::{AuthSource, MfaMode};
     let line = line_of(text, p.span().start);
     let p = p.into_inner();
     let at = |s: std::ops::Range<usize>| line_of(text, s.start);
@@ -729,6 +779,60 @@ fn policy(
                 ))
             }
         });
+    }
+    let mfa_mode_line = p.mfa_mode.as_ref().map_or(line, |m| at(m.span()));
+    let mfa_mode = match (&p.mfa_mode, &p.mfa_code_digits) {
+        (None, None) => MfaMode::Challenge,
+        (Some(m), digits) => match (m.get_ref().as_str(), digits) {
+            ("challenge", None) => MfaMode::Challenge,
+            ("password_code", None) => MfaMode::PasswordCode,
+            ("appended_code", None) => MfaMode::AppendedCode(6),
+            ("appended_code", Some(d)) if (4..=10).contains(d.get_ref()) => {
+                MfaMode::AppendedCode(*d.get_ref())
+            }
+            ("appended_code", Some(d)) => {
+                return Err(err(
+                    at(d.span()),
+                    "mfa_code_digits must be between 4 and 10".into(),
+                ))
+            }
+            ("challenge" | "password_code", Some(d)) => {
+                return Err(err(
+                    at(d.span()),
+                    "mfa_code_digits applies only to mfa_mode = \"appended_code\"".into(),
+                ))
+            }
+            (other, _) => {
+                return Err(err(
+                    at(m.span()),
+                    format!("mfa_mode {other:?} is not \"challenge\", \"password_code\" or \"appended_code\""),
+                ))
+            }
+        },
+        (None, Some(d)) => {
+            return Err(err(
+                at(d.span()),
+                "mfa_code_digits applies only to mfa_mode = \"appended_code\"".into(),
+            ))
+        }
+    };
+    if mfa_mode.is_combined() && !p.mfa {
+        return Err(err(
+            mfa_mode_line,
+            format!(
+                "mfa_mode = {:?} needs mfa = true (without a second factor the whole User-Password is the password)",
+                mfa_mode.label()
+            ),
+        ));
+    }
+    if mfa_mode.is_combined() && auth_methods.contains(&Method::Chap) {
+        return Err(err(
+            mfa_mode_line,
+            format!(
+                "mfa_mode = {:?} cannot work with CHAP (the password arrives hashed, so no code can be split off it): remove \"chap\" from auth_methods",
+                mfa_mode.label()
+            ),
+        ));
     }
     let reject = match &p.action {
         None => false,
@@ -805,10 +909,57 @@ fn policy(
         auth_sources,
         reject,
         mfa: p.mfa,
+        mfa_mode,
+        mfa_mode_line,
         reply,
         file: file.to_path_buf(),
         line,
     })
+}
+
+/// How a policy wants User-Password read (see `NetworkPolicies::read_mode`).
+fn read_mode(p: &PolicyConfig) -> crate::policy::MfaMode {
+    if p.mfa && !p.reject {
+        p.mfa_mode
+    } else {
+        crate::policy::MfaMode::Challenge
+    }
+}
+
+/// Warns about policies that can never accept a PAP request: User-Password is read as the
+/// first non-rejecting policy whose request conditions match says, so after one whose
+/// request conditions match every PAP request, a policy wanting another mode rejects every
+/// PAP request it decides (`mfa_mode_mismatch`).
+fn shadowed_read_modes(policies: &[PolicyConfig], warnings: &mut Vec<ConfigError>) {
+    let covers_all_pap = |q: &PolicyConfig| {
+        !q.reject
+            && q.clients.is_empty()
+            && q.client_groups.is_empty()
+            && q.nas_ip.is_empty()
+            && q.nas_port_type.is_empty()
+            && q.called_station_id.is_none()
+            && (q.auth_methods.is_empty() || q.auth_methods.contains(&crate::auth::Method::Pap))
+    };
+    let Some(at) = policies.iter().position(covers_all_pap) else {
+        return;
+    };
+    let first = &policies[at];
+    for p in policies[at + 1..]
+        .iter()
+        .filter(|p| !p.reject && read_mode(p) != read_mode(first))
+    {
+        warnings.push(ConfigError::new(
+            &p.file,
+            p.line,
+            format!(
+                "policy {:?} wants User-Password read as {:?} but policy {:?} before it matches every PAP request on request attributes and reads it as {:?}: PAP requests this policy decides are rejected (mfa_mode_mismatch); give the policies client, NAS or port conditions that tell them apart",
+                p.name,
+                read_mode(p).label(),
+                first.name,
+                read_mode(first).label()
+            ),
+        ));
+    }
 }
 
 fn check_duplicate_users(users: &[UserConfig]) -> Result<(), ConfigError> {

@@ -107,6 +107,10 @@ pub struct RawPolicy {
     /// Whether a second factor is required (for the MFA stage).
     #[serde(default)]
     pub mfa: bool,
+    /// How the code is presented: "challenge" (default), "password_code", "appended_code".
+    pub mfa_mode: Option<Spanned<String>>,
+    /// `appended_code`: how many trailing digits of User-Password are the code (default 6).
+    pub mfa_code_digits: Option<Spanned<u8>>,
     #[serde(default)]
     pub reply: BTreeMap<String, Spanned<AttrValues>>,
 }

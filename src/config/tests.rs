@@ -532,3 +532,70 @@ fn mfa_duo_section_is_checked() {
         c.warnings
     );
 }
+
+#[test]
+fn combined_mfa_modes_and_mfa_only_users_are_checked_with_their_line() {
+    let refused = [
+        (
+            "[[policies]]\nname = \"p\"\nmfa = true\nmfa_mode = \"password_code\"\n\
+             [mfa]\nprovider = \"rest_push\"\n[mfa.rest_push]\nurl = \"http://127.0.0.1:9/push\"\n",
+            "t.toml:4: ",
+            "cannot work with a push provider",
+        ),
+        (
+            "[[policies]]\nname = \"p\"\nmfa = true\nmfa_mode = \"appended_code\"\nmfa_code_digits = 8\n\
+             [mfa]\nprovider = \"totp\"\n",
+            "t.toml:4: ",
+            "must be 6",
+        ),
+        (
+            "[[users]]\nname = \"a\"\npassword = \"x\"\n[[users]]\nname = \"b\"\ngroups = [\"g\"]\n",
+            "t.toml:4: ",
+            "needs password or password_hash (or, for a directory user's second factor only, totp_secret)",
+        ),
+        (
+            "[[users]]\nname = \"b\"\ntotp_secret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\ngroups = [\"g\"]\n",
+            "t.toml:1: ",
+            "MFA-only entry",
+        ),
+    ];
+    for (text, at, what) in refused {
+        let e = Config::from_str(text, Path::new("t.toml"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(at) && e.contains(what), "{e}");
+    }
+    // Accepted: an MFA-only entry, and a combined mode with privacyIDEA and any digits.
+    let c = Config::from_str(
+        "[[users]]\nname = \"alice@example.org\"\ntotp_secret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n\
+         [[policies]]\nname = \"p\"\nmfa = true\nauth_methods = [\"pap\"]\nmfa_mode = \"appended_code\"\nmfa_code_digits = 8\n\
+         [mfa]\nprovider = \"privacyidea\"\n[mfa.privacyidea]\nurl = \"http://127.0.0.1:9\"\n",
+        Path::new("t.toml"),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.users[0].password.is_none());
+    assert_eq!(
+        c.policies[0].mfa_mode,
+        crate::policy::MfaMode::AppendedCode(8)
+    );
+}
+
+#[test]
+fn a_policy_whose_read_mode_is_shadowed_is_warned_about() {
+    let c = parse(&format!(
+        "{CLIENT}[[policies]]\nname = \"staff\"\ngroups = [\"staff\"]\nauth_methods = [\"pap\"]\nmfa = true\nmfa_mode = \"password_code\"\n\
+         [[policies]]\nname = \"vpn\"\nclients = [\"lo\"]\nmfa = true\nauth_methods = [\"pap\"]\nmfa_mode = \"password_code\"\n\
+         [[policies]]\nname = \"others\"\n\
+         [mfa]\nprovider = \"totp\"\n"
+    ))
+    .expect("valid");
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("test.toml:17: ")
+            && w[0].contains("\"others\"")
+            && w[0].contains("mfa_mode_mismatch"),
+        "{w:?}"
+    );
+}

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::clients::Client;
 use super::dedup::RequestKey;
-use super::mfa::{self, Second};
+use super::mfa::{self, PasswordRead, Second};
 use super::runtime::Runtime;
 use crate::auth::{Method, RejectReason};
 use crate::backend::mfa::state::STATE_LEN;
@@ -52,9 +52,10 @@ pub(super) fn spawn_slow_pap(
         else {
             return;
         };
+        // The password part only, read as the shard read it (a code never reaches the hash).
         let mut pw = [0u8; 128];
-        let candidate = req
-            .user_password(&mut pw)
+        let candidate = mfa::read_password(&rt, &req, client, Some(Method::Pap), &mut pw)
+            .0
             .map(<[u8]>::to_vec)
             .unwrap_or_default();
         let name = req.user_name().unwrap_or_default().to_vec();
@@ -67,6 +68,7 @@ pub(super) fn spawn_slow_pap(
             })
             .await;
         let user = req.user_name().and_then(|n| rt.users.get(n));
+        let (_, read) = mfa::read_password(&rt, &req, client, Some(Method::Pap), &mut pw);
         let mut buf = [0u8; MAX_PACKET_LEN];
         let built = match (ok, user) {
             (true, Some(u)) => {
@@ -91,6 +93,7 @@ pub(super) fn spawn_slow_pap(
                     &u.groups,
                     AuthSource::Local,
                     Some(Method::Pap),
+                    read,
                 );
                 log_decision(
                     &req,
@@ -101,7 +104,7 @@ pub(super) fn spawn_slow_pap(
                     reason,
                     started,
                 );
-                if matches!(answer, Answer::Push) {
+                if let Answer::Hold(hold) = answer {
                     if hold_for_push(
                         &me,
                         &rt,
@@ -116,6 +119,7 @@ pub(super) fn spawn_slow_pap(
                         &u.name,
                         &u.groups,
                         AuthSource::Local,
+                        hold,
                     ) {
                         return;
                     }
@@ -243,8 +247,16 @@ impl Fill<'_> {
 pub(super) enum Answer<'a> {
     Fill(Fill<'a>),
     Challenge(&'a Mfa, [u8; STATE_LEN]),
-    /// Hold the request for a push ([`hold_for_push`]); nothing to build yet.
+    /// Hold the request for the MFA provider ([`hold_for_push`]); nothing to build yet.
+    Hold(Hold),
+}
+
+/// What a held request waits for.
+pub(super) enum Hold {
+    /// The user's answer to a push.
     Push,
+    /// The HTTP provider's verdict on the code that came with the password.
+    Check(String),
 }
 
 impl Answer<'_> {
@@ -256,7 +268,7 @@ impl Answer<'_> {
         match self {
             Answer::Fill(f) => f.apply(b, s),
             Answer::Challenge(m, state) => mfa::fill_challenge(m, state)(b, s),
-            Answer::Push => Ok(()),
+            Answer::Hold(_) => Ok(()),
         }
     }
 }
@@ -275,6 +287,7 @@ pub(super) fn second_factor<'a>(
     groups: &[String],
     source: AuthSource,
     method: Option<Method>,
+    read: PasswordRead<'_>,
 ) -> (Code, Answer<'a>, &'static str, Option<RejectReason>) {
     let reject = |r: RejectReason| {
         (
@@ -306,8 +319,11 @@ pub(super) fn second_factor<'a>(
         groups,
         source,
         method,
+        read,
     ) {
         Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
+        Second::CodeOk => (code, Answer::Fill(fill), "accept", None),
+        Second::Check(otp) => (code, Answer::Hold(Hold::Check(otp)), "mfa_check", None),
         Second::AcceptUnenrolled => (code, Answer::Fill(fill), "accept_mfa_unenrolled", None),
         Second::Exempt(why) => (code, Answer::Fill(fill), why, None),
         Second::Challenge(state) => match rt.mfa.as_deref() {
@@ -319,15 +335,16 @@ pub(super) fn second_factor<'a>(
             ),
             None => reject(RejectReason::MfaStateInvalid),
         },
-        Second::Push => (code, Answer::Push, "push", None),
+        Second::Push => (code, Answer::Hold(Hold::Push), "push", None),
         Second::Reject(r) => reject(r),
     }
 }
 
-/// Holds a request whose primary authentication passed for the user's push answer: one push
-/// per (client, user) however many copies arrive; the answer comes from [`spawn_mfa_check`].
-/// The request must be in progress in the duplicate cache and counted in `slow_in_flight`.
-/// False if no push could be sent.
+/// Holds a request whose primary authentication passed for the MFA provider: the user's push
+/// answer (one push per (client, user) however many copies arrive), or the verdict on a code
+/// that came with the password; the answer comes from [`spawn_mfa_check`]. The request must
+/// be in progress in the duplicate cache and counted in `slow_in_flight`. False if the
+/// provider could not be asked.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn hold_for_push(
     me: &ShardRef,
@@ -343,12 +360,12 @@ pub(super) fn hold_for_push(
     mfa_user: &str,
     groups: &[String],
     source: AuthSource,
+    hold: Hold,
 ) -> bool {
-    let Some(rx) = rt
-        .mfa
-        .as_ref()
-        .and_then(|store| store.submit_push(client, mfa_user, station))
-    else {
+    let Some(rx) = rt.mfa.as_ref().and_then(|store| match hold {
+        Hold::Push => store.submit_push(client, mfa_user, station),
+        Hold::Check(code) => store.submit_check(mfa_user.to_string(), code),
+    }) else {
         return false;
     };
     let pending = Pending {
@@ -669,6 +686,9 @@ pub(super) fn spawn_backend(
                     )
                 };
                 let (code, fill) = decide_policy(&rt, input, None);
+                // The code that came with the password, if the shard split one off.
+                let mut pw = [0u8; 128];
+                let (_, read) = mfa::read_password(&rt, &req, client, method, &mut pw);
                 let policy_name = fill.matched.map_or("", |p| p.name.as_str());
                 let mfa_required = fill.matched.is_some_and(|p| p.mfa);
                 let (code, answer, outcome, reason) = second_factor(
@@ -681,6 +701,7 @@ pub(super) fn spawn_backend(
                     &id.groups,
                     AuthSource::Ldap,
                     method,
+                    read,
                 );
                 if code != Code::AccessReject {
                     info!(
@@ -697,7 +718,7 @@ pub(super) fn spawn_backend(
                         latency_us = started.elapsed().as_micros() as u64,
                         "decision"
                     );
-                    if matches!(answer, Answer::Push) {
+                    if let Answer::Hold(hold) = answer {
                         if hold_for_push(
                             &me,
                             &rt,
@@ -712,6 +733,7 @@ pub(super) fn spawn_backend(
                             &id.presented,
                             &id.groups,
                             AuthSource::Ldap,
+                            hold,
                         ) {
                             return;
                         }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::clients::Client;
 use super::runtime::Runtime;
@@ -14,7 +14,7 @@ use crate::auth::{Method, RejectReason};
 use crate::backend::mfa::config::DuoFactor;
 use crate::backend::mfa::state::STATE_LEN;
 use crate::backend::mfa::{Mfa, Pending, Provider};
-use crate::policy::{AuthSource, NetworkPolicy};
+use crate::policy::{AuthSource, MfaMode, NetworkPolicy, PolicyInput};
 use crate::proto::{BuildError, PacketBuilder, Secret, Verified, REPLY_MESSAGE, STATE};
 
 /// What the second-factor stage makes of a primary accept.
@@ -29,17 +29,84 @@ pub(super) enum Second {
     Push,
     /// Answer Access-Challenge with this State and the prompt.
     Challenge([u8; STATE_LEN]),
+    /// Combined mode: the code in User-Password was checked here and is good.
+    CodeOk,
+    /// Combined mode: hold the request while the HTTP provider checks this code.
+    Check(String),
     Reject(RejectReason),
+}
+
+/// How a request's User-Password was read before primary authentication.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PasswordRead<'c> {
+    /// Not PAP: there is no User-Password to split (CHAP cannot carry a code).
+    NotPap,
+    /// All of it is the password (challenge mode, or no second factor).
+    Whole,
+    /// A combined `mfa_mode`: the password went to primary authentication, this is the code.
+    Split(MfaMode, &'c [u8]),
+}
+
+/// The mode this request's User-Password is read with, before primary authentication decides
+/// which policy applies: see [`crate::policy::NetworkPolicies::read_mode`]. Without `[mfa]`
+/// or policies, or for an exempt client, nothing is split.
+pub(super) fn read_mode(
+    rt: &Runtime,
+    req: &Verified<'_>,
+    client: &Client,
+    method: Option<Method>,
+) -> MfaMode {
+    let Some(mfa) = rt.mfa.as_deref() else {
+        return MfaMode::Challenge;
+    };
+    if rt.policies.is_empty() || mfa.config.exempt_clients.contains(&client.name) {
+        return MfaMode::Challenge;
+    }
+    rt.policies.read_mode(&PolicyInput::from_request(
+        req,
+        &client.name,
+        client.group.as_deref(),
+        &[],
+        method,
+        AuthSource::Local,
+    ))
+}
+
+/// Reads User-Password into `buf` and, in a combined mode, splits off the code: the password
+/// part for primary authentication (or why there is none: `MfaBadCode` when the value cannot
+/// hold a password and a code, which must then reach no directory), and how it was read.
+pub(super) fn read_password<'b>(
+    rt: &Runtime,
+    req: &Verified<'_>,
+    client: &Client,
+    method: Option<Method>,
+    buf: &'b mut [u8; 128],
+) -> (Result<&'b [u8], RejectReason>, PasswordRead<'b>) {
+    if method != Some(Method::Pap) {
+        return (Err(RejectReason::MalformedPassword), PasswordRead::NotPap);
+    }
+    let Ok(value) = req.user_password(buf) else {
+        return (Err(RejectReason::MalformedPassword), PasswordRead::Whole);
+    };
+    let mode = read_mode(rt, req, client, method);
+    match mode.split(value) {
+        Some((password, _)) if mode == MfaMode::Challenge => (Ok(password), PasswordRead::Whole),
+        Some((password, code)) => (Ok(password), PasswordRead::Split(mode, code)),
+        None => (
+            Err(RejectReason::MfaBadCode),
+            PasswordRead::Split(mode, &[]),
+        ),
+    }
 }
 
 fn now_secs() -> u64 {
     u64::try_from(now_unix().0).unwrap_or(0)
 }
 
-/// Whether `user` has a second factor with the configured provider.
-fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8]) -> bool {
+/// Whether the user has a second factor with the configured provider.
+fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8], mfa_user: &str) -> bool {
     match &mfa.config.provider {
-        Provider::Totp => rt.users.get(user).is_some_and(|u| u.totp.is_some()),
+        Provider::Totp => rt.users.totp_for(mfa_user, user).is_some(),
         // Known only when privacyIDEA is asked (the follow-up): "no tokens assigned".
         Provider::PrivacyIdea(_) => true,
         Provider::RestPush(_) => true,
@@ -59,14 +126,38 @@ pub(super) fn after_primary(
     groups: &[String],
     source: AuthSource,
     method: Option<Method>,
+    read: PasswordRead<'_>,
 ) -> Second {
     let Some(mfa) = rt.mfa.as_deref() else {
         return Second::NotRequired;
     };
+    let exempt_client = mfa.config.exempt_clients.iter().any(|c| c == client);
+    // The password was read before this policy was known; if it was read in another mode,
+    // primary authentication saw the wrong part (or the code went unread): refuse to guess.
+    let required = match matched {
+        Some(p) if !exempt_client => p.read_mode(),
+        _ => MfaMode::Challenge,
+    };
+    let read_as = match read {
+        PasswordRead::NotPap => required,
+        PasswordRead::Whole => MfaMode::Challenge,
+        PasswordRead::Split(mode, _) => mode,
+    };
+    if read_as != required {
+        warn!(
+            user = %mfa_user,
+            client,
+            policy = matched.map_or("", |p| p.name.as_str()),
+            read_as = read_as.label(),
+            required = required.label(),
+            "User-Password was read in another mfa_mode than the deciding policy's: rejected (order the policies so that request attributes tell the modes apart)"
+        );
+        mfa.metrics.outcome(RejectReason::MfaModeMismatch.label());
+        return Second::Reject(RejectReason::MfaModeMismatch);
+    }
     if !matched.is_some_and(|p| p.mfa) {
         return Second::NotRequired;
     }
-    let exempt_client = mfa.config.exempt_clients.iter().any(|c| c == client);
     let exempt_group = mfa.config.exempt_groups.iter().any(|w| {
         groups
             .iter()
@@ -76,7 +167,7 @@ pub(super) fn after_primary(
         Second::Exempt("accept_mfa_exempt_client")
     } else if exempt_group {
         Second::Exempt("accept_mfa_exempt_group")
-    } else if !enrolled(rt, mfa, user) {
+    } else if !enrolled(rt, mfa, user, mfa_user) {
         if mfa.config.accept_unenrolled {
             Second::AcceptUnenrolled
         } else {
@@ -88,6 +179,8 @@ pub(super) fn after_primary(
     } else if method != Some(Method::Pap) {
         // CHAP cannot carry a code in the follow-up; only a push can serve it.
         Second::Reject(RejectReason::MfaUnsupportedMethod)
+    } else if let PasswordRead::Split(_, code) = read {
+        check_combined(rt, mfa, user, mfa_user, code)
     } else if mfa.config.provider.holds() {
         // Duo passcode: held while the preauth decides (challenge, bypass, reject); the
         // challenge is issued when it answers.
@@ -104,12 +197,44 @@ pub(super) fn after_primary(
         Second::Exempt(why) => why,
         Second::Challenge(_) => "challenge",
         Second::Push => "push",
+        Second::CodeOk => "accept",
+        Second::Check(_) => "check",
         Second::Reject(r) => r.label(),
     };
-    if !matches!(second, Second::Challenge(_) | Second::Push) {
+    // Held requests count their outcome when the provider answers.
+    if !matches!(
+        second,
+        Second::Challenge(_) | Second::Push | Second::Check(_)
+    ) {
         mfa.metrics.outcome(label);
     }
     second
+}
+
+/// A code that came with the password (combined `mfa_mode`): checked here for TOTP, handed
+/// to the HTTP provider otherwise.
+fn check_combined(rt: &Runtime, mfa: &Mfa, user: &[u8], mfa_user: &str, code: &[u8]) -> Second {
+    match &mfa.config.provider {
+        Provider::Totp => match rt.users.totp_for(mfa_user, user) {
+            Some((name, secret)) => match mfa.check_totp(name, secret, code, now_secs()) {
+                Ok(()) => Second::CodeOk,
+                Err(r) => Second::Reject(r),
+            },
+            None => Second::Reject(RejectReason::MfaNotEnrolled),
+        },
+        // Duo passcode: checked with /auth/v2/auth factor=passcode, which also refuses users
+        // Duo would not let in (no preauth needed when the code is already here).
+        Provider::PrivacyIdea(_) | Provider::Duo(_) if !mfa.config.provider.is_push() => {
+            match std::str::from_utf8(code) {
+                Ok(code) if !code.is_empty() => Second::Check(code.to_string()),
+                _ => Second::Reject(RejectReason::MfaBadCode),
+            }
+        }
+        // Refused by the configuration: a push has no code to carry.
+        Provider::RestPush(_) | Provider::Duo(_) | Provider::PrivacyIdea(_) => {
+            Second::Reject(RejectReason::MfaUnsupportedMethod)
+        }
+    }
 }
 
 /// Fills an Access-Challenge: the State and the prompt.
@@ -150,12 +275,11 @@ pub(super) fn redeem(
         .map_err(|_| RejectReason::MfaBadCode)?;
     match &mfa.config.provider {
         Provider::Totp => {
-            let secret = rt
+            let (name, secret) = rt
                 .users
-                .get(user)
-                .and_then(|u| u.totp.as_ref())
+                .totp_for(&pending.mfa_user, user)
                 .ok_or(RejectReason::MfaNotEnrolled)?;
-            mfa.check_totp(&String::from_utf8_lossy(user), secret, code, now)?;
+            mfa.check_totp(name, secret, code, now)?;
             Ok(Redeemed::Done(pending))
         }
         // No State is issued for push: a State here is not ours.

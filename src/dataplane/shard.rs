@@ -314,7 +314,21 @@ impl Shard {
             );
         }
 
-        let (method, decision) = rt.users.decide(&req);
+        let method = Method::of(&req);
+        // Read once: in a combined mfa_mode only the password part goes to primary
+        // authentication (local check or directory bind); the code waits for the provider.
+        let mut pw = [0u8; 128];
+        let (password, read) = mfa::read_password(rt, &req, client, method, &mut pw);
+        let decision = match password {
+            // Cannot hold a password and a code: refused before any directory is asked.
+            Err(RejectReason::MfaBadCode) => {
+                if let Some(store) = rt.mfa.as_deref() {
+                    store.metrics.outcome(RejectReason::MfaBadCode.label());
+                }
+                Decision::Reject(RejectReason::MfaBadCode)
+            }
+            password => rt.users.decide_password(&req, method, password),
+        };
         // Every branch that ends in a plain Access-Reject breaks out with its reason; the reject
         // is logged and answered once, below.
         let reject = 'decide: {
@@ -341,9 +355,10 @@ impl Shard {
                         &user.groups,
                         AuthSource::Local,
                         method,
+                        read,
                     );
                     log_decision(&req, client, from, method, outcome, reason, now);
-                    if matches!(answer, Answer::Push) {
+                    if let Answer::Hold(hold) = answer {
                         if cache.begin(key).is_err() {
                             return m.count_drop(DropReason::Overloaded);
                         }
@@ -362,6 +377,7 @@ impl Shard {
                             &user.name,
                             &user.groups,
                             AuthSource::Local,
+                            hold,
                         ) {
                             *slow_in_flight -= 1;
                             cache.abandon(&key);
@@ -379,15 +395,15 @@ impl Shard {
                         Some((cache, key, now)),
                     );
                 }
-                Decision::Reject(RejectReason::UnknownUser)
+                // Not a local user, or an MFA-only entry (a directory user's TOTP secret).
+                Decision::Reject(RejectReason::UnknownUser | RejectReason::NoPassword)
                     if method == Some(Method::Pap) && rt.backend.is_some() =>
                 {
                     let Some(backend) = rt.backend.clone() else {
                         return;
                     };
-                    let mut pw = [0u8; 128];
                     let (Ok(password), Ok(user)) = (
-                        req.user_password(&mut pw),
+                        password,
                         std::str::from_utf8(req.user_name().unwrap_or_default()),
                     ) else {
                         break 'decide Some(RejectReason::MalformedPassword);

@@ -4,5 +4,5 @@
 pub mod network;
 pub mod reply;
 
-pub use network::{AuthSource, NetworkPolicies, NetworkPolicy, PolicyInput, Verdict};
+pub use network::{AuthSource, MfaMode, NetworkPolicies, NetworkPolicy, PolicyInput, Verdict};
 pub use reply::ReplyAttributes;

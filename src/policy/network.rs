@@ -30,6 +30,58 @@ impl AuthSource {
     }
 }
 
+/// How a policy that requires a second factor gets the code (`[[policies]] mfa_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MfaMode {
+    /// Access-Challenge, then a follow-up Access-Request with the State and the code.
+    #[default]
+    Challenge,
+    /// One Access-Request: User-Password is `password,code`, split at the last comma (a
+    /// password may contain commas; a code does not).
+    PasswordCode,
+    /// One Access-Request: User-Password is the password followed by a code of this many
+    /// digits.
+    AppendedCode(u8),
+}
+
+impl MfaMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            MfaMode::Challenge => "challenge",
+            MfaMode::PasswordCode => "password_code",
+            MfaMode::AppendedCode(_) => "appended_code",
+        }
+    }
+
+    /// Whether the code travels in the same Access-Request as the password.
+    pub fn is_combined(self) -> bool {
+        !matches!(self, MfaMode::Challenge)
+    }
+
+    /// Splits a User-Password read in this mode into (password, code); `None` when it cannot
+    /// hold both (no comma or an empty code; too short or a tail that is not all digits).
+    /// In challenge mode the whole value is the password and the code is empty.
+    pub fn split(self, value: &[u8]) -> Option<(&[u8], &[u8])> {
+        match self {
+            MfaMode::Challenge => Some((value, &[])),
+            MfaMode::PasswordCode => {
+                let comma = value.iter().rposition(|&b| b == b',')?;
+                let (password, code) = (&value[..comma], &value[comma + 1..]);
+                (!code.is_empty()).then_some((password, code))
+            }
+            MfaMode::AppendedCode(n) => {
+                let n = usize::from(n);
+                // At least one octet of password: an empty one is never sent to a directory.
+                let at = value.len().checked_sub(n).filter(|&at| at > 0)?;
+                let (password, code) = value.split_at(at);
+                code.iter()
+                    .all(u8::is_ascii_digit)
+                    .then_some((password, code))
+            }
+        }
+    }
+}
+
 /// What policies look at.
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyInput<'a> {
@@ -86,6 +138,8 @@ pub struct NetworkPolicy {
     sources: Vec<AuthSource>,
     pub reject: bool,
     pub mfa: bool,
+    /// How the code is presented when `mfa` is set.
+    pub mfa_mode: MfaMode,
     pub reply: ReplyAttributes,
 }
 
@@ -116,6 +170,18 @@ pub(crate) fn group_matches(have: &str, want: &str) -> bool {
 
 impl NetworkPolicy {
     pub fn matches(&self, i: &PolicyInput<'_>) -> bool {
+        self.matches_request(i)
+            && (self.groups.is_empty()
+                || self
+                    .groups
+                    .iter()
+                    .any(|w| i.groups.iter().any(|h| group_matches(h, w))))
+            && (self.sources.is_empty() || self.sources.contains(&i.source))
+    }
+
+    /// The conditions known before primary authentication: all but `groups` and
+    /// `auth_sources` (which come from the user's authentication).
+    fn matches_request(&self, i: &PolicyInput<'_>) -> bool {
         (self.clients.is_empty() || self.clients.iter().any(|c| c == i.client))
             && (self.client_groups.is_empty()
                 || i.client_group
@@ -133,13 +199,17 @@ impl NetworkPolicy {
                 .called_station_id
                 .as_ref()
                 .map_or(true, |r| i.called_station_id.is_some_and(|c| r.is_match(c)))
-            && (self.groups.is_empty()
-                || self
-                    .groups
-                    .iter()
-                    .any(|w| i.groups.iter().any(|h| group_matches(h, w))))
             && (self.methods.is_empty() || i.method.is_some_and(|m| self.methods.contains(&m)))
-            && (self.sources.is_empty() || self.sources.contains(&i.source))
+    }
+
+    /// The mode a request this policy decides must have been read with: its `mfa_mode` if it
+    /// requires a second factor, else the whole User-Password is the password.
+    pub fn read_mode(&self) -> MfaMode {
+        if self.mfa && !self.reject {
+            self.mfa_mode
+        } else {
+            MfaMode::Challenge
+        }
     }
 }
 
@@ -182,6 +252,7 @@ impl NetworkPolicies {
                 sources: p.auth_sources.clone(),
                 reject: p.reject,
                 mfa: p.mfa,
+                mfa_mode: p.mfa_mode,
                 reply: ReplyAttributes::compile(&p.reply, dict)?,
             });
         }
@@ -190,6 +261,18 @@ impl NetworkPolicies {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// How to read User-Password before primary authentication, when the deciding policy is
+    /// not known yet (its `groups` and `auth_sources` need the authentication): the first
+    /// policy that does not reject and whose request-only conditions match `input` (its
+    /// `groups`, `source` are ignored) decides. Rejecting policies are skipped: whatever the
+    /// password was read as, a request they decide is rejected. No policy: the whole value.
+    pub fn read_mode(&self, input: &PolicyInput<'_>) -> MfaMode {
+        self.list
+            .iter()
+            .find(|p| !p.reject && p.matches_request(input))
+            .map_or(MfaMode::Challenge, NetworkPolicy::read_mode)
     }
 
     pub fn decide(&self, input: &PolicyInput<'_>) -> Verdict<'_> {
@@ -303,6 +386,67 @@ reply = { Session-Timeout = 3600, Class = "vpn" }
     }
 
     #[test]
+    fn combined_modes_split_user_password() {
+        let pc = MfaMode::PasswordCode;
+        assert_eq!(pc.split(b"pw,123456"), Some((&b"pw"[..], &b"123456"[..])));
+        assert_eq!(
+            pc.split(b"p,w,123456"),
+            Some((&b"p,w"[..], &b"123456"[..])),
+            "last comma"
+        );
+        assert_eq!(pc.split(b"pw123456"), None, "no comma");
+        assert_eq!(pc.split(b"pw,"), None, "empty code");
+        let ac = MfaMode::AppendedCode(6);
+        assert_eq!(ac.split(b"pw123456"), Some((&b"pw"[..], &b"123456"[..])));
+        assert_eq!(ac.split(b"p123456"), Some((&b"p"[..], &b"123456"[..])));
+        assert_eq!(ac.split(b"123456"), None, "no password left");
+        assert_eq!(ac.split(b"pw12345x"), None, "not digits");
+        assert_eq!(ac.split(b"12345"), None, "too short");
+        assert_eq!(
+            MfaMode::AppendedCode(8).split(b"pw12345678"),
+            Some((&b"pw"[..], &b"12345678"[..]))
+        );
+        assert_eq!(
+            MfaMode::Challenge.split(b"a,1"),
+            Some((&b"a,1"[..], &b""[..]))
+        );
+    }
+
+    #[test]
+    fn read_mode_is_chosen_on_request_conditions() {
+        let p = policies(
+            r#"
+[[policies]]
+name = "contractors-out"
+groups = ["contractors"]
+action = "reject"
+[[policies]]
+name = "wifi"
+client_groups = ["wifi"]
+groups = ["staff"]
+[[policies]]
+name = "vpn"
+clients = ["vpn"]
+groups = ["staff"]
+mfa = true
+mfa_mode = "appended_code"
+mfa_code_digits = 8
+[[policies]]
+name = "rest"
+mfa = true
+mfa_mode = "password_code"
+"#,
+        );
+        // The rejecting policy is skipped; groups are not known yet and not looked at.
+        assert_eq!(p.read_mode(&input("vpn", &[])), MfaMode::AppendedCode(8));
+        assert_eq!(p.read_mode(&input("ap", &[])), MfaMode::Challenge);
+        let mut i = input("vpn", &[]);
+        i.client = "other";
+        assert_eq!(p.read_mode(&i), MfaMode::PasswordCode);
+        assert_eq!(NetworkPolicies::default().read_mode(&i), MfaMode::Challenge);
+    }
+
+    #[test]
     fn groups_match_by_dn_or_name() {
         assert!(group_matches(
             "cn=radius-users,ou=groups,dc=example,dc=org",
@@ -339,6 +483,31 @@ reply = { Session-Timeout = 3600, Class = "vpn" }
                 "[[policies]]\nname = \"x\"\nbogus = 1\n",
                 "t.toml:",
                 "unknown field",
+            ),
+            (
+                "[[policies]]\nname = \"x\"\nmfa = true\nmfa_mode = \"sms\"\n",
+                "t.toml:8:",
+                "mfa_mode \"sms\"",
+            ),
+            (
+                "[[policies]]\nname = \"x\"\nmfa_mode = \"password_code\"\n",
+                "t.toml:7:",
+                "needs mfa = true",
+            ),
+            (
+                "[[policies]]\nname = \"x\"\nmfa = true\nmfa_mode = \"appended_code\"\nmfa_code_digits = 3\n",
+                "t.toml:9:",
+                "between 4 and 10",
+            ),
+            (
+                "[[policies]]\nname = \"x\"\nmfa = true\nmfa_code_digits = 6\n",
+                "t.toml:8:",
+                "only to mfa_mode = \"appended_code\"",
+            ),
+            (
+                "[[policies]]\nname = \"x\"\nmfa = true\nauth_methods = [\"pap\", \"chap\"]\nmfa_mode = \"appended_code\"\n",
+                "t.toml:9:",
+                "cannot work with CHAP",
             ),
         ];
         for (toml, file, what) in bad {

@@ -47,7 +47,10 @@ impl Service {
                 )
             }
             ("GET", p) => {
-                let Some(id) = p.strip_prefix("/push/p").and_then(|n| n.parse::<u64>().ok()) else {
+                let Some(id) = p
+                    .strip_prefix("/push/p")
+                    .and_then(|n| n.parse::<u64>().ok())
+                else {
                     return (404, "{}".into());
                 };
                 self.polls.fetch_add(1, Relaxed);

@@ -48,11 +48,15 @@ with open(f"{out}/users.toml", "w") as f:
 EOF
 
 WAIT=$((DELAY + 60))
+# Every held push is an in-progress reply-cache entry; the default (65536) would refuse
+# some of N beyond that. Entries are preallocated, so they count in the idle RSS.
+ENTRIES=$(( N * 2 > 65536 ? N * 2 : 65536 ))
 cat > "$OUT/radshard.toml" <<EOF
 [server]
 shards = $SHARDS
 listen_auth = ["127.0.0.1:$AUTH_PORT"]
 listen_acct = ["127.0.0.1:$((AUTH_PORT + 1))"]
+reply_cache_entries = $ENTRIES
 
 [log]
 level = "warn"
@@ -134,7 +138,7 @@ rss1=$(rss_kib)
 pap1=$(bench pap pending); acct1=$(bench acct pending)
 pending_after=$(metric radshard_mfa_pushes_pending)
 rss2=$(rss_kib)
-wait $PUSHES
+wait $PUSHES || echo "push bench exited with $?" >&2
 pap2=$(bench pap after); acct2=$(bench acct after)
 rss3=$(rss_kib)
 stats=$(curl -sf "http://127.0.0.1:$PUSH_PORT/stats")

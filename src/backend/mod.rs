@@ -184,6 +184,12 @@ impl BackendPool {
         }))
     }
 
+    /// The pool's runtime, for other slow work that belongs with it (the second factor's HTTP
+    /// providers and pending pushes).
+    pub fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.as_ref().map(|r| r.handle().clone())
+    }
+
     pub fn metrics(&self) -> &Arc<BackendMetrics> {
         &self.inner.metrics
     }

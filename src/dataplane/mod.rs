@@ -187,8 +187,11 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     }
     if let Some(mfa) = &config.mfa {
         rt.mfa = Some(
-            crate::backend::mfa::Mfa::new(mfa.clone())
-                .map_err(|e| StartError::Backend(e.to_string()))?,
+            crate::backend::mfa::Mfa::new(
+                mfa.clone(),
+                rt.backend.as_ref().and_then(|b| b.handle()),
+            )
+            .map_err(|e| StartError::Backend(e.to_string()))?,
         );
     }
     start_with(config, Arc::new(rt))

@@ -18,8 +18,9 @@
 //! [`Mfa::submit_push`]. Duo's passcode factor is held the same way only for its preauth, then
 //! challenged as above (the State is issued when the preauth answers `auth`).
 //!
-//! Known gap: the HTTP provider runs on its own runtime rather than the backend pool's (which
-//! only exists with a directory); merging them is left for the push work.
+//! HTTP providers run on the backend pool's tokio runtime, so a pending push is a task and a
+//! timer there, not on a shard; without a directory (no pool) on a one-thread runtime of
+//! their own.
 
 pub mod config;
 pub mod duo;
@@ -105,9 +106,13 @@ pub struct Mfa {
     remote: Option<Remote>,
 }
 
-/// An HTTP provider and the runtime its requests run on.
+/// An HTTP provider and the runtime its requests run on: the backend pool's when there is
+/// one (pending pushes are tasks with timers there, next to the directory work), else a
+/// small one of its own.
 struct Remote {
-    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    /// Only without a backend pool; dropped (stopped) with the store.
+    own_runtime: Option<tokio::runtime::Runtime>,
     kind: RemoteKind,
     /// At most this many provider requests at once; more wait for a slot.
     slots: Arc<tokio::sync::Semaphore>,
@@ -135,7 +140,7 @@ type PushKey = (String, String, Vec<u8>);
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
+        if let Some(rt) = self.own_runtime.take() {
             rt.shutdown_background();
         }
     }
@@ -151,7 +156,12 @@ fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -
 }
 
 impl Mfa {
-    pub fn new(config: MfaConfig) -> std::io::Result<Arc<Mfa>> {
+    /// The store for `config`; HTTP providers run on `pool` (the backend pool's runtime) if
+    /// given, else on a one-thread runtime of their own.
+    pub fn new(
+        config: MfaConfig,
+        pool: Option<tokio::runtime::Handle>,
+    ) -> std::io::Result<Arc<Mfa>> {
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let kind = match &config.provider {
             Provider::Totp => None,
@@ -167,17 +177,25 @@ impl Mfa {
         };
         let remote = match kind {
             None => None,
-            Some(kind) => Some(Remote {
-                runtime: Some(
-                    tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .thread_name("radshard-mfa")
-                        .enable_all()
-                        .build()?,
-                ),
-                kind,
-                slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
-            }),
+            Some(kind) => {
+                let (handle, own_runtime) = match pool {
+                    Some(h) => (h, None),
+                    None => {
+                        let rt = tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(1)
+                            .thread_name("radshard-mfa")
+                            .enable_all()
+                            .build()?;
+                        (rt.handle().clone(), Some(rt))
+                    }
+                };
+                Some(Remote {
+                    handle,
+                    own_runtime,
+                    kind,
+                    slots: Arc::new(tokio::sync::Semaphore::new(REMOTE_SLOTS)),
+                })
+            }
         };
         let metrics = Arc::new(MfaMetrics::default());
         *METRICS.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics.clone());
@@ -207,7 +225,7 @@ impl Mfa {
         code: String,
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
-        let runtime = remote.runtime.as_ref()?;
+        let runtime = &remote.handle;
         let (tx, rx) = futures_channel::oneshot::channel();
         let slots = remote.slots.clone();
         match &remote.kind {
@@ -246,7 +264,7 @@ impl Mfa {
         station: &[u8],
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
-        let runtime = remote.runtime.as_ref()?;
+        let runtime = &remote.handle;
         if !matches!(remote.kind, RemoteKind::Push(_) | RemoteKind::Duo(_)) {
             return None;
         }
@@ -411,16 +429,19 @@ mod tests {
     use std::time::Duration;
 
     fn mfa(max_pending: usize) -> Arc<Mfa> {
-        Mfa::new(MfaConfig {
-            provider: Provider::Totp,
-            challenge_ttl: Duration::from_secs(60),
-            prompt: config::DEFAULT_PROMPT.into(),
-            accept_unenrolled: false,
-            max_pending,
-            accept_unreachable: false,
-            exempt_clients: Vec::new(),
-            exempt_groups: Vec::new(),
-        })
+        Mfa::new(
+            MfaConfig {
+                provider: Provider::Totp,
+                challenge_ttl: Duration::from_secs(60),
+                prompt: config::DEFAULT_PROMPT.into(),
+                accept_unenrolled: false,
+                max_pending,
+                accept_unreachable: false,
+                exempt_clients: Vec::new(),
+                exempt_groups: Vec::new(),
+            },
+            None,
+        )
         .expect("store")
     }
 

@@ -320,6 +320,7 @@ pub(super) fn second_factor<'a>(
             None => reject(RejectReason::MfaStateInvalid),
         },
         Second::Push => (code, Answer::Push, "push", None),
+        Second::Trigger => (code, Answer::Push, "trigger", None),
         Second::Reject(r) => reject(r),
     }
 }
@@ -344,11 +345,17 @@ pub(super) fn hold_for_push(
     groups: &[String],
     source: AuthSource,
 ) -> bool {
-    let Some(rx) = rt
-        .mfa
-        .as_ref()
-        .and_then(|store| store.submit_push(client, mfa_user, station))
-    else {
+    let Some(store) = rt.mfa.as_ref() else {
+        return false;
+    };
+    // privacyIDEA with a service account: the trigger (and a push's wait) is held the same way.
+    let trigger = store.triggers();
+    let rx = if trigger {
+        store.submit_trigger(client, mfa_user, station)
+    } else {
+        store.submit_push(client, mfa_user, station)
+    };
+    let Some(rx) = rx else {
         return false;
     };
     let pending = Pending {
@@ -356,6 +363,7 @@ pub(super) fn hold_for_push(
         groups: groups.to_vec(),
         source,
         expiry: 0,
+        transaction_id: None,
     };
     spawn_mfa_check(
         me.clone(),
@@ -368,6 +376,7 @@ pub(super) fn hold_for_push(
         started,
         pending,
         rx,
+        trigger,
     );
     true
 }
@@ -418,6 +427,8 @@ pub(super) fn decide_after_second<'a>(
 }
 
 /// Awaits the HTTP provider's verdict on a code, then answers like the local path would.
+/// `trigger`: the verdict is that of privacyIDEA's triggered challenge (an Access-Challenge
+/// for a code token, the push's answer for a push token).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn spawn_mfa_check(
     me: ShardRef,
@@ -430,6 +441,7 @@ pub(super) fn spawn_mfa_check(
     started: Instant,
     pending: Pending,
     rx: futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>,
+    trigger: bool,
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
@@ -464,9 +476,30 @@ pub(super) fn spawn_mfa_check(
                 mfa_reject(&rt, RejectReason::MfaNotEnrolled)
             }
         };
+        // A code token's challenge was triggered: our own State (the transaction id stays in
+        // the pending challenge) and the prompt.
+        let mut challenge = None;
         let (code, fill, reason, policy) = match answer {
+            Some(Ok(PiAnswer::Challenge { transaction_id, .. })) if trigger => {
+                match store.issue(
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &pending.mfa_user,
+                    &pending.groups,
+                    pending.source,
+                    Some(transaction_id),
+                    mfa::now_secs(),
+                ) {
+                    Ok(state) => {
+                        challenge = Some(state);
+                        let (_, f, _, _) = mfa_reject(&rt, RejectReason::MfaBadCode);
+                        (Code::AccessChallenge, f, "challenge", String::new())
+                    }
+                    Err(r) => mfa_reject(&rt, r),
+                }
+            }
             Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
-            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() => {
+            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() || trigger => {
                 mfa_reject(&rt, RejectReason::MfaPushDenied)
             }
             Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
@@ -493,18 +526,26 @@ pub(super) fn spawn_mfa_check(
                 }
             }
         };
-        let outcome = if code == Code::AccessAccept {
-            "accept"
-        } else {
-            "reject"
+        let outcome = match code {
+            Code::AccessAccept => "accept",
+            Code::AccessChallenge => "challenge",
+            _ => "reject",
         };
-        store
-            .metrics
-            .outcome(if reason.is_empty() { outcome } else { reason });
+        // A challenge is not an outcome yet (as on the fast path): its follow-up is.
+        if challenge.is_none() {
+            store
+                .metrics
+                .outcome(if reason.is_empty() { outcome } else { reason });
+        }
         mfa::log(&req, client, from, outcome, reason, &policy, started);
         // On the heap, allocated only now: a held request's task stays small while it waits.
         let mut buf = vec![0u8; MAX_PACKET_LEN];
-        let built = build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s));
+        let built = match &challenge {
+            Some(state) => build_reply(&mut buf, &req, code, |b, s| {
+                mfa::fill_challenge(store, state)(b, s)
+            }),
+            None => build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s)),
+        };
         if let Err(e) = &built {
             warn!(error = %e, "cannot build reply");
         }

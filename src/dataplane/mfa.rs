@@ -26,12 +26,15 @@ pub(super) enum Second {
     Exempt(&'static str),
     /// Hold the request and push to the user: answer when they decide.
     Push,
+    /// Hold the request while privacyIDEA triggers the user's challenge: then an
+    /// Access-Challenge (code token) or, for a push token, the answer once the user decided.
+    Trigger,
     /// Answer Access-Challenge with this State and the prompt.
     Challenge([u8; STATE_LEN]),
     Reject(RejectReason),
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     u64::try_from(now_unix().0).unwrap_or(0)
 }
 
@@ -83,10 +86,13 @@ pub(super) fn after_primary(
         // Any method: the request itself is held until the user answers.
         Second::Push
     } else if method != Some(Method::Pap) {
-        // CHAP cannot carry a code in the follow-up; push is not available yet.
+        // CHAP cannot carry a code in the follow-up. With privacyIDEA the token type (code or
+        // push) is only known after the trigger, so non-PAP requests are refused up front.
         Second::Reject(RejectReason::MfaUnsupportedMethod)
+    } else if mfa.triggers() {
+        Second::Trigger
     } else {
-        match mfa.issue(client, user, mfa_user, groups, source, now_secs()) {
+        match mfa.issue(client, user, mfa_user, groups, source, None, now_secs()) {
             Ok(state) => Second::Challenge(state),
             Err(r) => Second::Reject(r),
         }
@@ -97,9 +103,13 @@ pub(super) fn after_primary(
         Second::Exempt(why) => why,
         Second::Challenge(_) => "challenge",
         Second::Push => "push",
+        Second::Trigger => "trigger",
         Second::Reject(r) => r.label(),
     };
-    if !matches!(second, Second::Challenge(_) | Second::Push) {
+    if !matches!(
+        second,
+        Second::Challenge(_) | Second::Push | Second::Trigger
+    ) {
         mfa.metrics.outcome(label);
     }
     second

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Where privacyIDEA is and how to ask it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrivacyIdeaConfig {
     /// Base URL, e.g. `https://pi.example.org` (the API paths are appended).
     pub url: String,
@@ -29,6 +29,85 @@ pub struct PrivacyIdeaConfig {
     pub realm: String,
     /// Per HTTP request.
     pub timeout: Duration,
+    /// The admin account radshard triggers challenges with (`/validate/triggerchallenge`
+    /// needs an admin JWT). None: radshard issues its own challenge and sends PIN+code.
+    pub service: Option<ServiceAccount>,
+    /// How long a request is held for a push token's answer.
+    pub push_wait: Duration,
+    /// How often `/validate/polltransaction` is asked during a push.
+    pub poll_interval: Duration,
+    /// A user with both a push token and a code token: hold for the push (true) or challenge
+    /// for the code (false).
+    pub prefer_push: bool,
+}
+
+/// Credentials of privacyIDEA's service account; the password never appears in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccount")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PrivacyIdeaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivacyIdeaConfig")
+            .field("url", &self.url)
+            .field("realm", &self.realm)
+            .field("timeout", &self.timeout)
+            .field("service", &self.service)
+            .field("push_wait", &self.push_wait)
+            .field("poll_interval", &self.poll_interval)
+            .field("prefer_push", &self.prefer_push)
+            .finish()
+    }
+}
+
+impl PrivacyIdeaConfig {
+    /// A config with the defaults for everything but where privacyIDEA is.
+    pub fn new(url: &str, realm: &str, timeout: Duration) -> PrivacyIdeaConfig {
+        PrivacyIdeaConfig {
+            url: url.to_string(),
+            realm: realm.to_string(),
+            timeout,
+            service: None,
+            push_wait: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            prefer_push: true,
+        }
+    }
+}
+
+/// What `/validate/triggerchallenge` started for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Triggered {
+    /// A code token (HOTP, TOTP, SMS, email…): the user types the code, which is checked with
+    /// this transaction id.
+    Otp {
+        transaction_id: String,
+        message: String,
+    },
+    /// A push token: privacyIDEA sent a push; poll this transaction id.
+    Push { transaction_id: String },
+    /// No challenge-capable token.
+    NoToken,
+}
+
+/// What `/validate/polltransaction` says of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    Accepted,
+    /// Declined ("not me") or cancelled on the phone.
+    Refused,
+    Pending,
 }
 
 /// What privacyIDEA decided.
@@ -95,6 +174,112 @@ struct Detail {
     transaction_id: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct TriggerResponse {
+    result: TriggerResult,
+    #[serde(default)]
+    detail: Option<TriggerDetail>,
+}
+
+#[derive(Deserialize)]
+struct TriggerResult {
+    status: bool,
+    #[serde(default)]
+    error: Option<ErrorPart>,
+}
+
+#[derive(Deserialize, Default)]
+struct TriggerDetail {
+    #[serde(default)]
+    multi_challenge: Vec<OneChallenge>,
+}
+
+#[derive(Deserialize)]
+struct OneChallenge {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    transaction_id: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Parses a `/validate/triggerchallenge` body. Its `result.value` is the number of challenges
+/// (not a bool as in `/validate/check`), so only `detail.multi_challenge` is relied on: one
+/// entry per token challenged, all sharing one transaction id.
+pub fn parse_trigger(body: &[u8], prefer_push: bool) -> Result<Triggered, PiError> {
+    let r: TriggerResponse =
+        serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    if !r.result.status {
+        let e = r.result.error.unwrap_or(ErrorPart {
+            code: 0,
+            message: String::new(),
+        });
+        return Err(PiError::Server {
+            code: e.code,
+            message: e.message,
+        });
+    }
+    let all = r.detail.unwrap_or_default().multi_challenge;
+    let usable = |c: &&OneChallenge| !c.transaction_id.is_empty();
+    let push = all.iter().filter(usable).find(|c| c.kind == "push");
+    let code = all.iter().filter(usable).find(|c| c.kind != "push");
+    let chosen = match (push, code) {
+        (Some(p), Some(_)) if prefer_push => Some(p),
+        (_, Some(c)) => Some(c),
+        (Some(p), None) => Some(p),
+        (None, None) => None,
+    };
+    Ok(match chosen {
+        None => Triggered::NoToken,
+        Some(c) if c.kind == "push" => Triggered::Push {
+            transaction_id: c.transaction_id.clone(),
+        },
+        Some(c) => Triggered::Otp {
+            transaction_id: c.transaction_id.clone(),
+            message: c.message.clone(),
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct PollResponse {
+    result: ResultPart,
+    #[serde(default)]
+    detail: Option<PollDetail>,
+}
+
+#[derive(Deserialize, Default)]
+struct PollDetail {
+    #[serde(default)]
+    challenge_status: Option<String>,
+}
+
+/// Parses a `/validate/polltransaction` body: `result.value` true once the push was approved;
+/// `detail.challenge_status` "declined"/"cancelled" once refused (privacyIDEA ≥ 3.8).
+pub fn parse_poll(body: &[u8]) -> Result<PollStatus, PiError> {
+    let r: PollResponse =
+        serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    if !r.result.status {
+        let e = r.result.error.unwrap_or(ErrorPart {
+            code: 0,
+            message: String::new(),
+        });
+        return Err(PiError::Server {
+            code: e.code,
+            message: e.message,
+        });
+    }
+    if r.result.value == Some(true) {
+        return Ok(PollStatus::Accepted);
+    }
+    let status = r.detail.unwrap_or_default().challenge_status;
+    Ok(match status.as_deref() {
+        Some("declined") | Some("cancelled") => PollStatus::Refused,
+        _ => PollStatus::Pending,
+    })
+}
+
 /// Parses a `/validate/check` body.
 pub fn parse_check(body: &[u8]) -> Result<PiAnswer, PiError> {
     let r: Response = serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
@@ -139,6 +324,31 @@ pub fn parse_check(body: &[u8]) -> Result<PiAnswer, PiError> {
 pub struct PrivacyIdea {
     config: PrivacyIdeaConfig,
     http: reqwest::Client,
+    /// The service account's JWT and when it was fetched; never logged.
+    token: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+/// A service JWT older than this is fetched again before use (privacyIDEA's default validity
+/// is an hour; a 401 also refreshes it).
+const TOKEN_MAX_AGE: Duration = Duration::from_secs(600);
+
+#[derive(Deserialize)]
+struct AuthResponse {
+    result: AuthResult,
+}
+
+#[derive(Deserialize)]
+struct AuthResult {
+    status: bool,
+    #[serde(default)]
+    value: Option<AuthValue>,
+    #[serde(default)]
+    error: Option<ErrorPart>,
+}
+
+#[derive(Deserialize)]
+struct AuthValue {
+    token: String,
 }
 
 impl std::fmt::Debug for PrivacyIdea {
@@ -158,7 +368,205 @@ impl PrivacyIdea {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(PrivacyIdea { config, http })
+        Ok(PrivacyIdea {
+            config,
+            http,
+            token: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &PrivacyIdeaConfig {
+        &self.config
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.config.url.trim_end_matches('/'))
+    }
+
+    /// The service account's JWT: cached, fetched with `POST /auth` when missing, old, or
+    /// `fresh` (the cached one was refused).
+    async fn service_token(&self, fresh: bool) -> Result<String, PiError> {
+        let Some(account) = &self.config.service else {
+            return Err(PiError::Protocol("no service account configured".into()));
+        };
+        if !fresh {
+            let cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((t, at)) = cached.as_ref() {
+                if at.elapsed() < TOKEN_MAX_AGE {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let form = [
+            ("username", account.user.as_str()),
+            ("password", account.password.as_str()),
+        ];
+        let (status, body) = self.post(&self.endpoint("/auth"), &form, None).await?;
+        let r: AuthResponse = serde_json::from_slice(&body).map_err(|_| {
+            if status.is_success() {
+                PiError::Protocol("unreadable /auth answer".into())
+            } else {
+                PiError::Http(status.as_u16())
+            }
+        })?;
+        match (r.result.status, r.result.value) {
+            (true, Some(v)) if !v.token.is_empty() => {
+                *self.token.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((v.token.clone(), std::time::Instant::now()));
+                Ok(v.token)
+            }
+            _ => {
+                let e = r.result.error.unwrap_or(ErrorPart {
+                    code: 0,
+                    message: "service account refused".into(),
+                });
+                Err(PiError::Server {
+                    code: e.code,
+                    message: e.message,
+                })
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        authorization: Option<&str>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), PiError> {
+        let mut req = self.http.post(url).form(form);
+        if let Some(a) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// `POST /validate/triggerchallenge` for `user` with the service account; a refused
+    /// (expired) JWT is fetched again once.
+    pub async fn trigger(&self, user: &str) -> Result<Triggered, PiError> {
+        let url = self.endpoint("/validate/triggerchallenge");
+        let form = [("user", user), ("realm", self.config.realm.as_str())];
+        let mut fresh = false;
+        loop {
+            let token = self.service_token(fresh).await?;
+            let (status, body) = self.post(&url, &form, Some(&token)).await?;
+            if status == reqwest::StatusCode::UNAUTHORIZED && !fresh {
+                fresh = true;
+                continue;
+            }
+            return match parse_trigger(&body, self.config.prefer_push) {
+                Ok(t) if status.is_success() => Ok(t),
+                Ok(_) => Err(PiError::Http(status.as_u16())),
+                Err(PiError::Protocol(_)) if !status.is_success() => {
+                    Err(PiError::Http(status.as_u16()))
+                }
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// `GET /validate/polltransaction` (anonymous).
+    pub async fn poll(&self, transaction_id: &str) -> Result<PollStatus, PiError> {
+        // privacyIDEA's transaction ids are digits; anything else is not put in a URL.
+        if transaction_id.is_empty() || !transaction_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(PiError::Protocol("unexpected transaction id".into()));
+        }
+        let url = self.endpoint(&format!(
+            "/validate/polltransaction?transaction_id={transaction_id}"
+        ));
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        match parse_poll(&body) {
+            Ok(p) if status.is_success() => Ok(p),
+            Ok(_) => Err(PiError::Http(status.as_u16())),
+            Err(PiError::Protocol(_)) if !status.is_success() => {
+                Err(PiError::Http(status.as_u16()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Triggers the user's challenge; for a push, waits for the phone's answer (polling at
+    /// most `push_wait`) and finalizes it with `/validate/check` pass="" + transaction id.
+    /// Answers `Challenge` for a code token, `Accept`/`Reject` for a push, `NoToken`.
+    /// Each HTTP request takes one of `slots`; none is held between polls.
+    pub async fn trigger_flow(
+        &self,
+        user: &str,
+        slots: &tokio::sync::Semaphore,
+    ) -> Result<PiAnswer, PiError> {
+        let permit = slots
+            .acquire()
+            .await
+            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        let triggered = self.trigger(user).await?;
+        drop(permit);
+        let transaction_id = match triggered {
+            Triggered::NoToken => return Ok(PiAnswer::NoToken),
+            Triggered::Otp {
+                transaction_id,
+                message,
+            } => {
+                return Ok(PiAnswer::Challenge {
+                    transaction_id,
+                    message,
+                })
+            }
+            Triggered::Push { transaction_id } => transaction_id,
+        };
+        let until = tokio::time::Instant::now() + self.config.push_wait;
+        loop {
+            tokio::time::sleep(self.config.poll_interval).await;
+            if tokio::time::Instant::now() >= until {
+                return Ok(PiAnswer::Reject {
+                    message: "push not answered in time".into(),
+                });
+            }
+            let status = {
+                let _permit = slots
+                    .acquire()
+                    .await
+                    .map_err(|_| PiError::Unreachable("stopping".into()))?;
+                self.poll(&transaction_id).await
+            };
+            match status {
+                Ok(PollStatus::Pending) => continue,
+                Ok(PollStatus::Refused) => {
+                    return Ok(PiAnswer::Reject {
+                        message: "push declined".into(),
+                    })
+                }
+                Ok(PollStatus::Accepted) => break,
+                // A poll lost on the way is asked again at the next interval; the wait bounds it.
+                Err(PiError::Unreachable(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let _permit = slots
+            .acquire()
+            .await
+            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        // Approved on the phone: the documented way to get the final answer is a check with
+        // an empty pass and the transaction id.
+        self.check(user, "", Some(&transaction_id)).await
     }
 
     /// `POST /validate/check`. `pass` is the PIN, the code, or PIN+code; never logged.
@@ -168,7 +576,7 @@ impl PrivacyIdea {
         pass: &str,
         transaction_id: Option<&str>,
     ) -> Result<PiAnswer, PiError> {
-        let url = format!("{}/validate/check", self.config.url.trim_end_matches('/'));
+        let url = self.endpoint("/validate/check");
         let mut form: Vec<(&str, &str)> = vec![
             ("user", user),
             ("realm", &self.config.realm),
@@ -177,18 +585,7 @@ impl PrivacyIdea {
         if let Some(t) = transaction_id {
             form.push(("transaction_id", t));
         }
-        let resp = self
-            .http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let (status, body) = self.post(&url, &form, None).await?;
         // privacyIDEA answers errors (unknown user, …) with a JSON error body and a 4xx status:
         // that error is the better report.
         match parse_check(&body) {
@@ -348,11 +745,11 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let pi = PrivacyIdea::new(PrivacyIdeaConfig {
-            url: url.clone(),
-            realm: "ldaprealm".into(),
-            timeout: Duration::from_secs(5),
-        })
+        let pi = PrivacyIdea::new(PrivacyIdeaConfig::new(
+            &url,
+            "ldaprealm",
+            Duration::from_secs(5),
+        ))
         .expect("client");
         rt.block_on(async {
             let a = pi.check("alice", "1234", None).await;
@@ -383,11 +780,11 @@ mod tests {
         );
 
         // Nothing listening: unreachable, reported as such (for fail-secure / fail-safe).
-        let dead = PrivacyIdea::new(PrivacyIdeaConfig {
-            url: "http://127.0.0.1:1".into(),
-            realm: String::new(),
-            timeout: Duration::from_secs(2),
-        })
+        let dead = PrivacyIdea::new(PrivacyIdeaConfig::new(
+            "http://127.0.0.1:1",
+            "",
+            Duration::from_secs(2),
+        ))
         .expect("client");
         let r = rt.block_on(dead.check("alice", "1234", None));
         assert!(matches!(r, Err(PiError::Unreachable(_))), "{r:?}");

@@ -3,12 +3,17 @@
 //! realm `ldaprealm` on that slapd, HOTP token with PIN 1234 for alice, none for bob), radshard
 //! in-process and FreeRADIUS's radclient. The user types only the code: the PIN is not needed
 //! because privacyIDEA checks it against the challenge it triggered (transaction id).
+//! Push tokens: real privacyIDEA push tokens in poll-only mode (no Firebase), the smartphone
+//! simulated by `pi_common/phone.py` (enrollment and signed answers, as the app does).
 
+mod common;
 mod ldap_common;
 mod pi_common;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ldap_common::*;
 
@@ -64,6 +69,10 @@ fn answer(port: u16, state: &str, code: &str) -> (Option<String>, String) {
 /// radshard's config: slapd primary, the MFA policy, privacyIDEA at `url` with the service
 /// account, `on_unreachable` as given.
 fn radshard_config(ldap_port: u16, url: &str, on_unreachable: &str) -> String {
+    radshard_config_with(ldap_port, url, on_unreachable, "")
+}
+
+fn radshard_config_with(ldap_port: u16, url: &str, on_unreachable: &str, pi_extra: &str) -> String {
     format!(
         r#"
 [ldap]
@@ -92,6 +101,7 @@ realm = "ldaprealm"
 timeout = "3s"
 service_user = "admin"
 service_password = "adminpw"
+{pi_extra}
 "#
     )
 }
@@ -196,5 +206,103 @@ fn privacyidea_unreachable_fail_secure_and_fail_safe() {
     // The primary authentication still counts: a wrong password is refused.
     let (code, _) = ask(rs.port, "User-Name = alice\nUser-Password = wrong\n");
     assert_eq!(code.as_deref(), Some("Access-Reject"));
+    drop(rs);
+}
+
+#[test]
+fn ldap_then_privacyidea_push() {
+    let slapd = Slapd::start();
+    let pi = pi_common::start(&format!(
+        "{}\ncurl -sf -X POST $PI/token/init -H \"$H\" -d type=hotp -d serial=HOTP-ALICE \
+         -d otpkey=3132333435363738393031323334353637383930 -d user=alice -d realm=ldaprealm \
+         -d pin=1234 >/dev/null\n",
+        pi_common::ldap_realm(slapd.port)
+    ));
+    // bob: a push token only; alice: HOTP and push (prefer_push, the default, holds for push).
+    pi.enroll_push("PUSH-BOB", "bob", "ldaprealm");
+    pi.enroll_push("PUSH-ALICE", "alice", "ldaprealm");
+    let rs = Radshard::start(&radshard_config_with(
+        slapd.port,
+        &pi.url,
+        "reject",
+        "push_wait = \"5s\"\npoll_interval = \"200ms\"",
+    ));
+    let pap = |user: &str, pw: &str| {
+        let t = Instant::now();
+        let (code, out) = ask(
+            rs.port,
+            &format!("User-Name = {user}\nUser-Password = {pw}\n"),
+        );
+        (code, out, t.elapsed())
+    };
+
+    // Approved on the phone → Accept with the policy's attributes.
+    let mut phone = pi.phone("PUSH-BOB", true, 10, 0.0);
+    let (code, out, _) = pap("bob", "bobpw");
+    assert_eq!(code.as_deref(), Some("Access-Accept"), "approved: {out}");
+    assert!(out.contains(CLASS), "policy reply: {out}");
+    assert!(phone.wait().expect("phone").success(), "the phone answered");
+
+    // Declined → Reject, before the wait is over.
+    let mut phone = pi.phone("PUSH-BOB", false, 10, 0.0);
+    let (code, out, took) = pap("bob", "bobpw");
+    assert_eq!(code.as_deref(), Some("Access-Reject"), "declined: {out}");
+    assert!(
+        took < Duration::from_secs(5),
+        "declined at once, took {took:?}"
+    );
+    assert!(phone.wait().expect("phone").success(), "the phone answered");
+
+    // Nobody answers → Reject once push_wait (5 s) is over.
+    let (code, out, took) = pap("bob", "bobpw");
+    assert_eq!(code.as_deref(), Some("Access-Reject"), "unanswered: {out}");
+    assert!(
+        took >= Duration::from_secs(5),
+        "held for the wait, took {took:?}"
+    );
+
+    // alice has both tokens: the request is held for the push, not challenged for a code.
+    let mut phone = pi.phone("PUSH-ALICE", true, 10, 0.0);
+    let (code, out, _) = pap("alice", "alicepw");
+    assert_eq!(code.as_deref(), Some("Access-Accept"), "both tokens: {out}");
+    assert!(phone.wait().expect("phone").success(), "the phone answered");
+
+    // Five retransmissions while the push is pending: one trigger at privacyIDEA, and the
+    // one reply (and the cached one for a later copy) byte for byte the same.
+    let before = pi.triggers("bob");
+    let mut phone = pi.phone("PUSH-BOB", true, 10, 2.0);
+    let sec = common::secret(common::SECRET);
+    let req = common::access_request(
+        &sec,
+        7,
+        &common::random_authenticator(),
+        "bob",
+        "bobpw",
+        true,
+    );
+    let to: SocketAddr = format!("127.0.0.1:{}", rs.port).parse().expect("addr");
+    let nas = common::RadClient::new();
+    nas.send(&req, to);
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        nas.send(&req, to);
+    }
+    let first = nas
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a reply once approved");
+    assert_eq!(
+        common::check_reply(&first, &req, &sec),
+        radshard::proto::Code::AccessAccept
+    );
+    let more = nas.drain(Duration::from_millis(500), Duration::from_secs(2));
+    nas.send(&req, to);
+    let again = nas
+        .recv_timeout(Duration::from_secs(2))
+        .expect("the cached reply");
+    for r in more.iter().chain(std::iter::once(&again)) {
+        assert_eq!(r, &first, "identical reply bytes");
+    }
+    assert!(phone.wait().expect("phone").success(), "the phone answered");
+    assert_eq!(pi.triggers("bob") - before, 1, "one push for all copies");
     drop(rs);
 }

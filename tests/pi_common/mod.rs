@@ -66,6 +66,9 @@ H="Authorization: $TOK"
 eval "$CONFIGURE"
 "#;
 
+/// A simulated privacyIDEA Authenticator app (enrollment step 2 and signed answers).
+const PHONE: &str = include_str!("phone.py");
+
 pub fn venv() -> PathBuf {
     std::env::var_os("RADSHARD_PRIVACYIDEA_VENV")
         .map(PathBuf::from)
@@ -140,6 +143,56 @@ impl PrivacyIdea {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many `/validate/triggerchallenge` requests privacyIDEA audited for `user`.
+    pub fn triggers(&self, user: &str) -> usize {
+        let out = self.run(&format!(
+            "curl -sf \"$PI/audit/?action=*triggerchallenge*&user={user}\" -H \"$H\" \
+             | $PY -c 'import sys,json; print(json.load(sys.stdin)[\"result\"][\"value\"][\"count\"])'"
+        ));
+        out.trim().parse().unwrap_or(usize::MAX)
+    }
+
+    /// Enrolls a push token `serial` for `user` in poll-only mode (no Firebase) and completes
+    /// its enrollment as the smartphone would; the phone's key stays in the temp dir.
+    pub fn enroll_push(&self, serial: &str, user: &str, realm: &str) {
+        let phone = self.dir.path().join("phone.py");
+        std::fs::write(&phone, PHONE).expect("write phone.py");
+        self.run(&format!(
+            "curl -sf -X POST $PI/policy/pushenroll -H \"$H\" -d scope=enrollment \
+               -d \"action=push_firebase_configuration=poll only, push_registration_url=$PI/ttype/push\" \
+               -d active=true >/dev/null\n\
+             CRED=$(curl -sf -X POST $PI/token/init -H \"$H\" -d type=push -d genkey=1 -d serial={serial} \
+               -d user={user} -d realm={realm} \
+               | $PY -c 'import sys,json; print(json.load(sys.stdin)[\"detail\"][\"enrollment_credential\"])')\n\
+             $PY $D/phone.py enroll $PI {serial} $D/{serial}.key $CRED >/dev/null"
+        ));
+    }
+
+    /// The smartphone: after `delay_s`, waits (at most `wait_s`) for the push challenge of
+    /// `serial` and approves or declines it. Runs in the background; wait for it with
+    /// [`std::process::Child::wait`].
+    pub fn phone(
+        &self,
+        serial: &str,
+        approve: bool,
+        wait_s: u32,
+        delay_s: f32,
+    ) -> std::process::Child {
+        let d = self.dir.path();
+        Command::new(self.venv.join("bin/python"))
+            .arg(d.join("phone.py"))
+            .arg("answer")
+            .arg(&self.url)
+            .arg(serial)
+            .arg(d.join(format!("{serial}.key")))
+            .arg(if approve { "approve" } else { "decline" })
+            .arg(wait_s.to_string())
+            .arg(delay_s.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run the phone")
     }
 
     /// How many challenges privacyIDEA holds for the token `serial` (its admin API).

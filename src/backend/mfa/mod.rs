@@ -2,8 +2,8 @@
 //! shard (a follow-up Access-Request may land on any shard), and the providers that check
 //! the code.
 //!
-//! This first slice serves the OTP challenge flow, with the built-in TOTP provider (checked on
-//! the shard) or privacyIDEA (checked over HTTP on this store's own tokio thread):
+//! The OTP challenge flow, with the built-in TOTP provider (checked on the shard) or privacyIDEA
+//! (checked over HTTP on this store's own tokio thread):
 //!
 //! 1. primary authentication accepted by a policy with `mfa = true` → [`Mfa::issue`] stores a
 //!    pending challenge keyed by the State's nonce and the shard answers Access-Challenge with
@@ -12,6 +12,11 @@
 //!    [`Mfa::redeem`] checks the State (MAC, expiry, client, user) and removes the pending
 //!    challenge (single use, whatever the code's fate), then [`Mfa::check_totp`] checks the
 //!    code and refuses one already used.
+//!
+//! With a privacyIDEA service account, step 1 is privacyIDEA's: [`Mfa::submit_trigger`] has it
+//! trigger the user's challenge (the request held meanwhile); a code token's `transaction_id`
+//! is stored in the pending challenge and sent with the code; a push token is waited for like
+//! the REST push ([`Mfa::submit_push`]), single-flight per client, user and device.
 //!
 //! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
 //! Known gap: the HTTP provider runs on its own runtime rather than the backend pool's (which

@@ -8,11 +8,14 @@
 //!
 //! A plain `/validate/check` with `pass` = PIN+OTP (no challenge) answers ACCEPT/REJECT at once.
 //!
-//! **Status**: `[mfa] provider = "privacyidea"` sends the code typed after radshard's own
-//! Access-Challenge as `pass` without a `transaction_id` (works with privacyIDEA's
-//! `otppin = none` policy or PIN+code typed by the user). Triggering privacyIDEA's challenge at
-//! primary authentication (step 1, for PIN-protected challenge-response tokens and push) is not
-//! wired yet. Tested against a test double speaking privacyIDEA 3.x's JSON, not a real server.
+//! **Status**: without a service account, `[mfa] provider = "privacyidea"` sends the code typed
+//! after radshard's own Access-Challenge as `pass` without a `transaction_id` (PIN+code, or
+//! the code alone with privacyIDEA's `otppin = none` policy). With `service_user` and
+//! `service_password`, step 1 is `POST /validate/triggerchallenge` (admin JWT from `POST /auth`,
+//! cached): a code token's `transaction_id` is checked with the code (no PIN); a push token is
+//! polled with `GET /validate/polltransaction` and finalized with `/validate/check`
+//! (`pass` empty + `transaction_id`). Tested against a real privacyIDEA 3.14
+//! (`tests/mfa_privacyidea_trigger.rs`) and the wire-format samples below.
 //!
 //! reqwest runs on rustls with the aws-lc-rs provider, as ldap3 does (one provider per process).
 
@@ -649,6 +652,66 @@ mod tests {
             parse_check(br#"{"result":{"status":true,"value":true,"authentication":"REJECT"}}"#),
             Err(PiError::Protocol(_))
         ));
+    }
+
+    // Answers of a real privacyIDEA 3.14 to /validate/triggerchallenge and
+    // /validate/polltransaction (signatures and thread ids shortened).
+    const TRIGGER_HOTP: &str = r#"{"detail": {"client_mode": "interactive", "message": "please enter otp: ", "messages": ["please enter otp: "], "multi_challenge": [{"client_mode": "interactive", "message": "please enter otp: ", "serial": "HOTP-DAVE", "transaction_id": "06677557847498088431", "type": "hotp"}], "preferred_client_mode": "interactive", "serial": "HOTP-DAVE", "threadid": 1, "transaction_id": "06677557847498088431", "transaction_ids": ["06677557847498088431"], "type": "hotp"}, "id": 2, "jsonrpc": "2.0", "result": {"authentication": "CHALLENGE", "status": true, "value": 1}, "signature": "rsa_sha256_pss:7d", "time": 1795668844.8, "version": "privacyIDEA 3.14", "versionnumber": "3.14"}"#;
+    const TRIGGER_NONE: &str = r#"{"detail": {"messages": [], "multi_challenge": [], "threadid": 1, "transaction_ids": []}, "id": 2, "jsonrpc": "2.0", "result": {"authentication": "REJECT", "status": true, "value": 0}, "signature": "rsa_sha256_pss:a1", "version": "privacyIDEA 3.14"}"#;
+    const TRIGGER_BOTH: &str = r#"{"detail": {"multi_challenge": [{"client_mode": "interactive", "message": "please enter otp: ", "serial": "HOTP-ALICE", "transaction_id": "16823296317733266301", "type": "hotp"}, {"attributes": {"hideResponseInput": true}, "client_mode": "poll", "message": "Please confirm the authentication on your mobile device!", "serial": "PUSH-ALICE", "transaction_id": "16823296317733266301", "type": "push"}], "transaction_id": "16823296317733266301"}, "id": 2, "jsonrpc": "2.0", "result": {"authentication": "CHALLENGE", "status": true, "value": 2}, "version": "privacyIDEA 3.14"}"#;
+    const NOT_ADMIN: &str = r#"{"detail": {}, "id": 1, "jsonrpc": "2.0", "result": {"error": {"code": 4033, "message": "Authentication failure. Missing Authorization header."}, "status": false}, "version": "privacyIDEA 3.14"}"#;
+    const POLL_PENDING: &str = r#"{"detail": {"challenge_status": "pending", "threadid": 1}, "id": 2, "jsonrpc": "2.0", "result": {"status": true, "value": false}, "version": "privacyIDEA 3.14"}"#;
+    const POLL_ACCEPT: &str = r#"{"detail": {"challenge_status": "accept", "threadid": 1}, "id": 2, "jsonrpc": "2.0", "result": {"status": true, "value": true}, "version": "privacyIDEA 3.14"}"#;
+    const POLL_DECLINED: &str = r#"{"detail": {"challenge_status": "declined", "threadid": 1}, "id": 2, "jsonrpc": "2.0", "result": {"status": true, "value": false}, "version": "privacyIDEA 3.14"}"#;
+
+    #[test]
+    fn parses_trigger_and_poll() {
+        assert_eq!(
+            parse_trigger(TRIGGER_HOTP.as_bytes(), true),
+            Ok(Triggered::Otp {
+                transaction_id: "06677557847498088431".into(),
+                message: "please enter otp: ".into()
+            })
+        );
+        assert_eq!(
+            parse_trigger(TRIGGER_NONE.as_bytes(), true),
+            Ok(Triggered::NoToken)
+        );
+        assert_eq!(
+            parse_trigger(TRIGGER_BOTH.as_bytes(), true),
+            Ok(Triggered::Push {
+                transaction_id: "16823296317733266301".into()
+            })
+        );
+        assert!(matches!(
+            parse_trigger(TRIGGER_BOTH.as_bytes(), false),
+            Ok(Triggered::Otp { .. })
+        ));
+        assert!(matches!(
+            parse_trigger(NOT_ADMIN.as_bytes(), true),
+            Err(PiError::Server { code: 4033, .. })
+        ));
+        assert!(matches!(
+            parse_trigger(b"<html>", true),
+            Err(PiError::Protocol(_))
+        ));
+        assert_eq!(parse_poll(POLL_PENDING.as_bytes()), Ok(PollStatus::Pending));
+        assert_eq!(parse_poll(POLL_ACCEPT.as_bytes()), Ok(PollStatus::Accepted));
+        assert_eq!(
+            parse_poll(POLL_DECLINED.as_bytes()),
+            Ok(PollStatus::Refused)
+        );
+    }
+
+    #[test]
+    fn service_password_is_redacted() {
+        let mut c = PrivacyIdeaConfig::new("https://pi", "r", Duration::from_secs(1));
+        c.service = Some(ServiceAccount {
+            user: "svc".into(),
+            password: "hunter2-secret".into(),
+        });
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("svc") && !dbg.contains("hunter2"), "{dbg}");
     }
 
     fn form_decode(s: &str) -> HashMap<String, String> {

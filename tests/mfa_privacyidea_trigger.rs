@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 
 use ldap_common::*;
 
+/// One test at a time: the MFA metrics read below are those of the latest store started
+/// (process-wide), and two privacyIDEAs at once are heavy for a small machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const PROMPT: &str = "Code from your token, please";
 
 /// radclient with arbitrary attributes: (reply code, output).
@@ -111,6 +119,7 @@ const CLASS: &str = "Class = 0x7261646975732d7573657273";
 
 #[test]
 fn ldap_then_privacyidea_triggered_hotp() {
+    let _one = serial();
     let slapd = Slapd::start();
     let pi = pi_common::start(&format!(
         "{}\ncurl -sf -X POST $PI/token/init -H \"$H\" -d type=hotp -d serial=HOTP-ALICE \
@@ -186,10 +195,37 @@ fn ldap_then_privacyidea_triggered_hotp() {
     assert_eq!(m.outcome_count("mfa_state_invalid"), 1);
     assert_eq!(m.outcome_count("mfa_not_enrolled"), 1);
     drop(rs);
+
+    // A service account privacyIDEA refuses is privacyIDEA not answering (on_unreachable =
+    // "reject"), not a user without a token: even with unenrolled = "accept", Reject.
+    let bad = radshard_config(slapd.port, &pi.url, "reject")
+        .replace(
+            "service_password = \"adminpw\"",
+            "service_password = \"wrong\"",
+        )
+        .replace("[mfa]\n", "[mfa]\nunenrolled = \"accept\"\n");
+    let rs = Radshard::start(&bad);
+    let (code, out) = ask(rs.port, "User-Name = alice\nUser-Password = alicepw\n");
+    assert_eq!(
+        code.as_deref(),
+        Some("Access-Reject"),
+        "bad service account: {out}"
+    );
+    let (code, out) = ask(rs.port, "User-Name = bob\nUser-Password = bobpw\n");
+    assert_eq!(
+        code.as_deref(),
+        Some("Access-Reject"),
+        "bad service account: {out}"
+    );
+    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
+    assert_eq!(m.outcome_count("mfa_unavailable"), 2);
+    assert_eq!(m.outcome_count("mfa_not_enrolled_accepted"), 0);
+    drop(rs);
 }
 
 #[test]
 fn privacyidea_unreachable_fail_secure_and_fail_safe() {
+    let _one = serial();
     let slapd = Slapd::start();
     // A port nobody listens on.
     let dead = format!("http://127.0.0.1:{}", free_tcp_port());
@@ -197,12 +233,16 @@ fn privacyidea_unreachable_fail_secure_and_fail_safe() {
     let rs = Radshard::start(&radshard_config(slapd.port, &dead, "reject"));
     let (code, out) = ask(rs.port, "User-Name = alice\nUser-Password = alicepw\n");
     assert_eq!(code.as_deref(), Some("Access-Reject"), "fail-secure: {out}");
+    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
+    assert_eq!(m.outcome_count("mfa_unavailable"), 1);
     drop(rs);
 
     let rs = Radshard::start(&radshard_config(slapd.port, &dead, "accept"));
     let (code, out) = ask(rs.port, "User-Name = alice\nUser-Password = alicepw\n");
     assert_eq!(code.as_deref(), Some("Access-Accept"), "fail-safe: {out}");
     assert!(out.contains(CLASS), "policy reply: {out}");
+    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
+    assert_eq!(m.outcome_count("mfa_unavailable_failsafe"), 1);
     // The primary authentication still counts: a wrong password is refused.
     let (code, _) = ask(rs.port, "User-Name = alice\nUser-Password = wrong\n");
     assert_eq!(code.as_deref(), Some("Access-Reject"));
@@ -211,6 +251,7 @@ fn privacyidea_unreachable_fail_secure_and_fail_safe() {
 
 #[test]
 fn ldap_then_privacyidea_push() {
+    let _one = serial();
     let slapd = Slapd::start();
     let pi = pi_common::start(&format!(
         "{}\ncurl -sf -X POST $PI/token/init -H \"$H\" -d type=hotp -d serial=HOTP-ALICE \

@@ -345,8 +345,6 @@ struct AuthResult {
     status: bool,
     #[serde(default)]
     value: Option<AuthValue>,
-    #[serde(default)]
-    error: Option<ErrorPart>,
 }
 
 #[derive(Deserialize)]
@@ -405,29 +403,20 @@ impl PrivacyIdea {
             ("password", account.password.as_str()),
         ];
         let (status, body) = self.post(&self.endpoint("/auth"), &form, None).await?;
-        let r: AuthResponse = serde_json::from_slice(&body).map_err(|_| {
-            if status.is_success() {
-                PiError::Protocol("unreadable /auth answer".into())
-            } else {
-                PiError::Http(status.as_u16())
-            }
-        })?;
+        // A refused service account is reported as an HTTP error, not a privacyIDEA verdict
+        // on the user: it leads to `on_unreachable`, never to `unenrolled`.
+        if !status.is_success() {
+            return Err(PiError::Http(status.as_u16()));
+        }
+        let r: AuthResponse = serde_json::from_slice(&body)
+            .map_err(|_| PiError::Protocol("unreadable /auth answer".into()))?;
         match (r.result.status, r.result.value) {
             (true, Some(v)) if !v.token.is_empty() => {
                 *self.token.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((v.token.clone(), std::time::Instant::now()));
                 Ok(v.token)
             }
-            _ => {
-                let e = r.result.error.unwrap_or(ErrorPart {
-                    code: 0,
-                    message: "service account refused".into(),
-                });
-                Err(PiError::Server {
-                    code: e.code,
-                    message: e.message,
-                })
-            }
+            _ => Err(PiError::Protocol("/auth answered without a token".into())),
         }
     }
 
@@ -468,11 +457,12 @@ impl PrivacyIdea {
             }
             return match parse_trigger(&body, self.config.prefer_push) {
                 Ok(t) if status.is_success() => Ok(t),
-                Ok(_) => Err(PiError::Http(status.as_u16())),
-                Err(PiError::Protocol(_)) if !status.is_success() => {
-                    Err(PiError::Http(status.as_u16()))
-                }
-                Err(e) => Err(e),
+                // The user is not in the realm (ERR904): the caller applies `unenrolled`.
+                Err(e @ PiError::Server { code: 904, .. }) => Err(e),
+                // Anything else refused (service account without the right, still 401, …) is
+                // privacyIDEA not answering the question: `on_unreachable`, never `unenrolled`.
+                Err(e) if status.is_success() => Err(e),
+                _ => Err(PiError::Http(status.as_u16())),
             };
         }
     }
@@ -799,6 +789,114 @@ mod tests {
             }
         });
         (url, seen)
+    }
+
+    /// A double of `/auth` and `/validate/triggerchallenge`: each `/auth` hands out a new
+    /// token (T1, T2, …); only the latest one is accepted (an expired JWT gets privacyIDEA's
+    /// 401). Records (path, Authorization) per request.
+    type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+    fn auth_double() -> (String, Requests) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut issued = 0;
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let (mut line, mut len, mut path, mut auth) =
+                    (String::new(), 0usize, String::new(), String::new());
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if path.is_empty() {
+                        path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        auth = line[14..].trim().to_string();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                let (status, answer) = match path.as_str() {
+                    "/auth" => {
+                        issued += 1;
+                        (
+                            "200 OK",
+                            format!(
+                                r#"{{"result":{{"status":true,"value":{{"token":"T{issued}"}}}}}}"#
+                            ),
+                        )
+                    }
+                    "/validate/triggerchallenge" if auth == format!("T{issued}") => {
+                        ("200 OK", TRIGGER_HOTP.to_string())
+                    }
+                    _ => ("401 UNAUTHORIZED", NOT_ADMIN.to_string()),
+                };
+                log.lock().expect("lock").push((path, auth));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn service_token_is_cached_and_refreshed_on_401() {
+        let (url, seen) = auth_double();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut c = PrivacyIdeaConfig::new(&url, "r", Duration::from_secs(5));
+        c.service = Some(ServiceAccount {
+            user: "svc".into(),
+            password: "pw".into(),
+        });
+        let pi = PrivacyIdea::new(c).expect("client");
+        let otp = || {
+            Ok(Triggered::Otp {
+                transaction_id: "06677557847498088431".into(),
+                message: "please enter otp: ".into(),
+            })
+        };
+        rt.block_on(async {
+            assert_eq!(pi.trigger("alice").await, otp());
+            // Cached: no second /auth.
+            assert_eq!(pi.trigger("alice").await, otp());
+            // privacyIDEA no longer takes T1 (as after its expiry): one 401, a fresh token.
+            pi.token
+                .lock()
+                .expect("lock")
+                .replace(("T0".into(), std::time::Instant::now()));
+            assert_eq!(pi.trigger("alice").await, otp());
+        });
+        let seen = seen.lock().expect("lock");
+        let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/auth",
+                "/validate/triggerchallenge",
+                "/validate/triggerchallenge",
+                "/validate/triggerchallenge",
+                "/auth",
+                "/validate/triggerchallenge"
+            ]
+        );
+        assert_eq!(seen[3].1, "T0");
+        assert_eq!(seen[5].1, "T2");
     }
 
     #[test]

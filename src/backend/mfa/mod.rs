@@ -332,10 +332,12 @@ impl Mfa {
     pub fn push_wait(&self) -> Option<std::time::Duration> {
         match &self.config.provider {
             Provider::RestPush(p) => Some(p.wait + std::time::Duration::from_secs(1)),
-            // Service login, trigger, polls (each bounded by the timeout), final check.
-            Provider::PrivacyIdea(p) if p.service.is_some() => {
-                Some(p.push_wait + 4 * p.timeout + std::time::Duration::from_secs(1))
-            }
+            // Service login and trigger, the polls up to push_wait (the last one may start a
+            // poll interval late and take a timeout), the final check: each request bounded
+            // by the timeout.
+            Provider::PrivacyIdea(p) if p.service.is_some() => Some(
+                p.push_wait + p.poll_interval + 4 * p.timeout + std::time::Duration::from_secs(1),
+            ),
             _ => None,
         }
     }

@@ -1,15 +1,14 @@
-//! The privacyIDEA provider against a real privacyIDEA (pip-installed, sqlite, werkzeug dev
-//! server), started on a free port by this test and stopped at its end. The virtualenv comes
-//! from `scripts/test.sh` (`target/privacyidea-venv`, or `RADSHARD_PRIVACYIDEA_VENV`).
+//! The privacyIDEA provider without a service account (radshard's own challenge, the code sent
+//! as `pass`) against a real privacyIDEA (`pi_common`: pip-installed, sqlite, werkzeug dev
+//! server, started on a free port by this test and stopped at its end).
 //!
 //! privacyIDEA: flat-file realm `flatrealm` with users dave (HOTP token, no PIN, RFC 4226 key
 //! "12345678901234567890") and erin (no token). radshard: local users dave and erin, a policy
 //! requiring MFA, `[mfa] provider = "privacyidea"`.
 
 mod common;
+mod pi_common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -18,105 +17,13 @@ use radshard::proto::{attr, Code};
 /// RFC 4226 Appendix D HOTP values for the key "12345678901234567890".
 const HOTP: [&str; 4] = ["755224", "287082", "359152", "969429"];
 
-struct PrivacyIdea {
-    pid: i32,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PrivacyIdea {
-    fn drop(&mut self) {
-        if self.pid > 0 {
-            // SAFETY: plain kill(2) of the server process this test started.
-            unsafe {
-                libc::kill(self.pid, libc::SIGTERM);
-            }
-        }
-    }
-}
-
-const SETUP: &str = r#"
-set -euo pipefail
-D=$1; PORT=$2; VENV=$3
-mkdir -p $D/data
-cat > $D/pi.cfg <<EOF
-SQLALCHEMY_DATABASE_URI = 'sqlite:///$D/data/pi.sqlite'
-SECRET_KEY = 'throwaway-secret-key-0123456789abcdef'
-PI_PEPPER = 'throwaway-pepper-0123456789'
-PI_ENCFILE = '$D/data/enckey'
-PI_AUDIT_KEY_PRIVATE = '$D/data/private.pem'
-PI_AUDIT_KEY_PUBLIC = '$D/data/public.pem'
-PI_LOGFILE = '$D/data/privacyidea.log'
-PI_LOGLEVEL = 20
-PI_AUDIT_SQL_TRUNCATE = True
-SUPERUSER_REALM = []
-EOF
-export PRIVACYIDEA_CONFIGFILE=$D/pi.cfg
-PM=$VENV/bin/pi-manage
-$PM setup create_enckey >/dev/null 2>&1
-$PM setup create_audit_keys >/dev/null 2>&1
-$PM setup create_tables >/dev/null 2>&1
-$PM admin add admin -p adminpw >/dev/null 2>&1
-cat > $D/users.passwd <<EOF
-dave:x:1001:1001:Dave Flat,,,:/home/dave:/bin/sh
-erin:x:1002:1002:Erin Flat,,,:/home/erin:/bin/sh
-EOF
-$PM run -h 127.0.0.1 -p $PORT --no-reload > $D/server.log 2>&1 &
-echo $! > $D/server.pid
-PI=http://127.0.0.1:$PORT
-for i in $(seq 1 600); do curl -sf -o /dev/null $PI/healthz/ && break; sleep 0.1; done
-TOK=$(curl -sf -X POST $PI/auth -d username=admin -d password=adminpw \
-      | $VENV/bin/python -c 'import sys,json; print(json.load(sys.stdin)["result"]["value"]["token"])')
-H="Authorization: $TOK"
+/// The flat-file realm with dave's HOTP token (no PIN).
+const CONFIGURE: &str = r#"
 curl -sf -X POST $PI/resolver/flat1 -H "$H" -d type=passwdresolver -d fileName=$D/users.passwd >/dev/null
 curl -sf -X POST $PI/realm/flatrealm -H "$H" -d resolvers=flat1 >/dev/null
 curl -sf -X POST $PI/token/init -H "$H" -d type=hotp -d serial=HOTP-DAVE \
   -d otpkey=3132333435363738393031323334353637383930 -d user=dave -d realm=flatrealm >/dev/null
 "#;
-
-fn start_privacyidea() -> PrivacyIdea {
-    let venv = std::env::var_os("RADSHARD_PRIVACYIDEA_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/privacyidea-venv")
-        });
-    assert!(
-        venv.join("bin/pi-manage").exists(),
-        "no privacyIDEA virtualenv at {}: run scripts/test.sh (it installs one)",
-        venv.display()
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(SETUP)
-        .arg("setup")
-        .arg(dir.path())
-        .arg(port.to_string())
-        .arg(&venv)
-        .output()
-        .expect("run the setup script");
-    let pid: i32 = std::fs::read_to_string(dir.path().join("server.pid"))
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0);
-    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-    let pi = PrivacyIdea {
-        pid,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    assert!(
-        out.status.success() && pid > 0,
-        "privacyIDEA setup failed:\n{}{}\nserver log:\n{log}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pi
-}
 
 fn body(url: &str) -> String {
     format!(
@@ -181,7 +88,7 @@ fn challenge(c: &RadClient, s: &TestServer, id: u8, user: &str, pw: &str) -> Vec
 
 #[test]
 fn real_privacyidea_hotp() {
-    let pi = start_privacyidea();
+    let pi = pi_common::start(CONFIGURE);
     let s = TestServer::start(1, &body(&pi.url));
     let c = RadClient::new();
 

@@ -348,6 +348,47 @@ fn mfa_section_and_totp_secrets_are_checked_with_lines() {
 }
 
 #[test]
+fn privacyidea_service_account_and_push_keys() {
+    use crate::backend::mfa::Provider;
+    let pi =
+        "[mfa]\nprovider = \"privacyidea\"\n[mfa.privacyidea]\nurl = \"http://127.0.0.1:5001\"\n";
+    let c = parse(&format!(
+        "{CLIENT}{pi}service_user = \"svc\"\nservice_password = \"s3cret-pw\"\npush_wait = \"20s\"\n"
+    ))
+    .expect("valid");
+    let m = c.mfa.as_ref().expect("[mfa]");
+    let Provider::PrivacyIdea(p) = &m.provider else {
+        panic!("privacyidea expected: {m:?}");
+    };
+    assert_eq!(p.service.as_ref().map(|s| s.user.as_str()), Some("svc"));
+    assert_eq!(p.push_wait, Duration::from_secs(20));
+    assert_eq!(p.poll_interval, Duration::from_secs(1));
+    assert!(p.prefer_push);
+    // The service password never shows in Debug output.
+    let dbg = format!("{:?}", c.mfa);
+    assert!(!dbg.contains("s3cret-pw") && dbg.contains("svc"), "{dbg}");
+    // Without the service account: radshard's own challenge, as before.
+    let c = parse(&format!("{CLIENT}{pi}prefer_push = false\n")).expect("valid");
+    let Some(Provider::PrivacyIdea(p)) = c.mfa.map(|m| m.provider) else {
+        panic!("privacyidea expected");
+    };
+    assert!(p.service.is_none() && !p.prefer_push);
+    for (extra, what) in [
+        ("service_user = \"svc\"\n", "service_password"),
+        ("service_password = \"pw\"\n", "service_user"),
+        ("push_wait = \"1h\"\n", "push_wait"),
+        ("poll_interval = \"10ms\"\n", "poll_interval"),
+    ] {
+        let e = err(&format!("{CLIENT}{pi}{extra}"));
+        assert!(
+            e.starts_with("test.toml:9: ") && e.contains(what),
+            "{extra} → {e}"
+        );
+        assert!(!e.contains("\"pw\""), "{e}");
+    }
+}
+
+#[test]
 fn mfa_policies_warn_about_chap_and_a_missing_section() {
     let policy = "[[policies]]\nname = \"vpn\"\nmfa = true\n";
     let c = parse(&format!("{CLIENT}{policy}")).expect("valid");

@@ -336,6 +336,8 @@ pub(super) fn second_factor<'a>(
             None => reject(RejectReason::MfaStateInvalid),
         },
         Second::Push => (code, Answer::Hold(Hold::Push), "push", None),
+        // privacyIDEA's trigger: held like a push (it may be one), challenged if a code token.
+        Second::Trigger => (code, Answer::Hold(Hold::Push), "trigger", None),
         Second::Reject(r) => reject(r),
     }
 }
@@ -362,10 +364,17 @@ pub(super) fn hold_for_push(
     source: AuthSource,
     hold: Hold,
 ) -> bool {
-    let Some(rx) = rt.mfa.as_ref().and_then(|store| match hold {
+    let Some(store) = rt.mfa.as_ref() else {
+        return false;
+    };
+    // privacyIDEA with a service account: the trigger (and a push's wait) is held the same way.
+    let trigger = matches!(hold, Hold::Push) && store.triggers();
+    let rx = match hold {
+        Hold::Push if trigger => store.submit_trigger(client, mfa_user, station),
         Hold::Push => store.submit_push(client, mfa_user, station),
-        Hold::Check(code) => store.submit_check(mfa_user.to_string(), code),
-    }) else {
+        Hold::Check(code) => store.submit_check(mfa_user.to_string(), code, None),
+    };
+    let Some(rx) = rx else {
         return false;
     };
     let pending = Pending {
@@ -373,6 +382,7 @@ pub(super) fn hold_for_push(
         groups: groups.to_vec(),
         source,
         expiry: 0,
+        transaction_id: None,
     };
     spawn_mfa_check(
         me.clone(),
@@ -385,6 +395,7 @@ pub(super) fn hold_for_push(
         started,
         pending,
         rx,
+        trigger,
     );
     true
 }
@@ -435,6 +446,8 @@ pub(super) fn decide_after_second<'a>(
 }
 
 /// Awaits the HTTP provider's verdict on a code, then answers like the local path would.
+/// `trigger`: the verdict is that of privacyIDEA's triggered challenge (an Access-Challenge
+/// for a code token, the push's answer for a push token).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn spawn_mfa_check(
     me: ShardRef,
@@ -447,6 +460,7 @@ pub(super) fn spawn_mfa_check(
     started: Instant,
     pending: Pending,
     rx: futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>,
+    trigger: bool,
 ) {
     let copy = datagram.to_vec();
     glommio::spawn_local(async move {
@@ -481,50 +495,38 @@ pub(super) fn spawn_mfa_check(
                 mfa_reject(&rt, RejectReason::MfaNotEnrolled)
             }
         };
-        // Duo passcode: the preauth says the user must authenticate; challenge now, the code
-        // comes in the follow-up (the State is issued only here, after the preauth).
-        if matches!(answer, Some(Ok(PiAnswer::Challenge { .. })))
-            && store.config.provider.holds()
-            && !store.config.provider.is_push()
-        {
-            let user = req.user_name().unwrap_or_default();
-            let issued = store.issue(
-                &client.name,
-                user,
-                &pending.mfa_user,
-                &pending.groups,
-                pending.source,
-                u64::try_from(crate::accounting::time::now_unix().0).unwrap_or(0),
-            );
-            let mut buf = vec![0u8; MAX_PACKET_LEN];
-            let built = match issued {
-                Ok(state) => {
-                    mfa::log(&req, client, from, "challenge", "", "", started);
-                    build_reply(&mut buf, &req, Code::AccessChallenge, |b, s| {
-                        mfa::fill_challenge(store, &state)(b, s)
-                    })
-                }
-                Err(r) => {
-                    store.metrics.outcome(r.label());
-                    mfa::log(&req, client, from, "reject", r.label(), "", started);
-                    let (code, fill, _, _) = mfa_reject(&rt, r);
-                    build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s))
-                }
-            };
-            if let Err(e) = &built {
-                warn!(error = %e, "cannot build reply");
-            }
-            let reply = built.ok().map(|len| &buf[..len]);
-            return deliver(&me, li, from, key, client_index, reply).await;
-        }
+        // The provider was asked before any challenge (privacyIDEA's trigger, Duo's passcode
+        // preauth) and says the user must type a code: our own State (a transaction id stays
+        // in the pending challenge) and the prompt.
+        let challenges_after_hold =
+            trigger || (store.config.provider.holds() && !store.config.provider.is_push());
+        let mut challenge = None;
         let (code, fill, reason, policy) = match answer {
+            Some(Ok(PiAnswer::Challenge { transaction_id, .. })) if challenges_after_hold => {
+                match store.issue(
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &pending.mfa_user,
+                    &pending.groups,
+                    pending.source,
+                    (!transaction_id.is_empty()).then_some(transaction_id),
+                    mfa::now_secs(),
+                ) {
+                    Ok(state) => {
+                        challenge = Some(state);
+                        let (_, f, _, _) = mfa_reject(&rt, RejectReason::MfaBadCode);
+                        (Code::AccessChallenge, f, "challenge", String::new())
+                    }
+                    Err(r) => mfa_reject(&rt, r),
+                }
+            }
             Some(Ok(PiAnswer::Accept)) => decide_after_second(&rt, &req, client, &pending, ""),
             // Duo preauth `allow`: Duo itself waives the second factor for this user.
             Some(Ok(PiAnswer::Bypass)) => {
                 decide_after_second(&rt, &req, client, &pending, "mfa_duo_bypass")
             }
             Some(Ok(PiAnswer::Refused)) => mfa_reject(&rt, RejectReason::MfaDenied),
-            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() => {
+            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() || trigger => {
                 mfa_reject(&rt, RejectReason::MfaPushDenied)
             }
             Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
@@ -551,18 +553,26 @@ pub(super) fn spawn_mfa_check(
                 }
             }
         };
-        let outcome = if code == Code::AccessAccept {
-            "accept"
-        } else {
-            "reject"
+        let outcome = match code {
+            Code::AccessAccept => "accept",
+            Code::AccessChallenge => "challenge",
+            _ => "reject",
         };
-        store
-            .metrics
-            .outcome(if reason.is_empty() { outcome } else { reason });
+        // A challenge is not an outcome yet (as on the fast path): its follow-up is.
+        if challenge.is_none() {
+            store
+                .metrics
+                .outcome(if reason.is_empty() { outcome } else { reason });
+        }
         mfa::log(&req, client, from, outcome, reason, &policy, started);
         // On the heap, allocated only now: a held request's task stays small while it waits.
         let mut buf = vec![0u8; MAX_PACKET_LEN];
-        let built = build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s));
+        let built = match &challenge {
+            Some(state) => build_reply(&mut buf, &req, code, |b, s| {
+                mfa::fill_challenge(store, state)(b, s)
+            }),
+            None => build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s)),
+        };
         if let Err(e) = &built {
             warn!(error = %e, "cannot build reply");
         }

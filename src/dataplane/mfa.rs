@@ -27,6 +27,9 @@ pub(super) enum Second {
     Exempt(&'static str),
     /// Hold the request and push to the user: answer when they decide.
     Push,
+    /// Hold the request while privacyIDEA triggers the user's challenge: then an
+    /// Access-Challenge (code token) or, for a push token, the answer once the user decided.
+    Trigger,
     /// Answer Access-Challenge with this State and the prompt.
     Challenge([u8; STATE_LEN]),
     /// Combined mode: the code in User-Password was checked here and is good.
@@ -99,7 +102,7 @@ pub(super) fn read_password<'b>(
     }
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     u64::try_from(now_unix().0).unwrap_or(0)
 }
 
@@ -177,7 +180,9 @@ pub(super) fn after_primary(
         // Any method: the request itself is held until the user answers.
         Second::Push
     } else if method != Some(Method::Pap) {
-        // CHAP cannot carry a code in the follow-up; only a push can serve it.
+        // CHAP cannot carry a code in the follow-up; only a push can serve it. With
+        // privacyIDEA's trigger the token type (code or push) is only known after the trigger,
+        // so non-PAP requests are refused up front there too.
         Second::Reject(RejectReason::MfaUnsupportedMethod)
     } else if let PasswordRead::Split(_, code) = read {
         check_combined(rt, mfa, user, mfa_user, code)
@@ -185,8 +190,10 @@ pub(super) fn after_primary(
         // Duo passcode: held while the preauth decides (challenge, bypass, reject); the
         // challenge is issued when it answers.
         Second::Push
+    } else if mfa.triggers() {
+        Second::Trigger
     } else {
-        match mfa.issue(client, user, mfa_user, groups, source, now_secs()) {
+        match mfa.issue(client, user, mfa_user, groups, source, None, now_secs()) {
             Ok(state) => Second::Challenge(state),
             Err(r) => Second::Reject(r),
         }
@@ -199,12 +206,13 @@ pub(super) fn after_primary(
         Second::Push => "push",
         Second::CodeOk => "accept",
         Second::Check(_) => "check",
+        Second::Trigger => "trigger",
         Second::Reject(r) => r.label(),
     };
     // Held requests count their outcome when the provider answers.
     if !matches!(
         second,
-        Second::Challenge(_) | Second::Push | Second::Check(_)
+        Second::Challenge(_) | Second::Push | Second::Check(_) | Second::Trigger
     ) {
         mfa.metrics.outcome(label);
     }

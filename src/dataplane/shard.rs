@@ -274,7 +274,11 @@ impl Shard {
                     if cache.begin(key).is_err() {
                         return m.count_drop(DropReason::Overloaded);
                     }
-                    let Some(rx) = store.submit_check(pending.mfa_user.clone(), otp) else {
+                    let Some(rx) = store.submit_check(
+                        pending.mfa_user.clone(),
+                        otp,
+                        pending.transaction_id.clone(),
+                    ) else {
                         cache.abandon(&key);
                         return m.count_drop(DropReason::BackendUnavailable);
                     };
@@ -290,6 +294,7 @@ impl Shard {
                         now,
                         pending,
                         rx,
+                        false,
                     );
                 }
                 Err(r) => mfa_reject(rt, r),

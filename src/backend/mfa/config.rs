@@ -121,6 +121,17 @@ pub struct RawPrivacyIdea {
     pub realm: String,
     /// Per HTTP request (default "5s").
     pub timeout: Option<Spanned<DurationValue>>,
+    /// privacyIDEA admin account allowed `triggerchallenge`: with it radshard has privacyIDEA
+    /// trigger the challenge (code typed without PIN, push tokens); without it radshard issues
+    /// its own challenge and sends PIN+code.
+    pub service_user: Option<Spanned<String>>,
+    pub service_password: Option<Spanned<String>>,
+    /// How long a request is held for a push token's answer (default "60s", 1s to 5m).
+    pub push_wait: Option<Spanned<DurationValue>>,
+    /// How often privacyIDEA is polled during a push (default "1s", 100ms to 10s).
+    pub poll_interval: Option<Spanned<DurationValue>>,
+    /// Users with both a push and a code token: push (default true) or code challenge.
+    pub prefer_push: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,11 +296,71 @@ impl MfaConfig {
                     Some(t) => t.into_inner().0,
                     None => Duration::from_secs(5),
                 };
+                let service = match (pi.service_user, pi.service_password) {
+                    (None, None) => None,
+                    (Some(u), Some(p)) => {
+                        if u.get_ref().is_empty() {
+                            return Err(err(
+                                u.span(),
+                                "mfa.privacyidea.service_user must not be empty".into(),
+                            ));
+                        }
+                        Some(super::privacyidea::ServiceAccount {
+                            user: u.into_inner(),
+                            password: p.into_inner(),
+                        })
+                    }
+                    (Some(u), None) => {
+                        return Err(err(
+                            u.span(),
+                            "mfa.privacyidea.service_user needs service_password".into(),
+                        ))
+                    }
+                    (None, Some(p)) => {
+                        return Err(err(
+                            p.span(),
+                            "mfa.privacyidea.service_password needs service_user".into(),
+                        ))
+                    }
+                };
+                let ranged = |v: Option<Spanned<DurationValue>>,
+                              min: Duration,
+                              max: Duration,
+                              default: Duration,
+                              what: &str|
+                 -> Result<Duration, ConfigError> {
+                    match v {
+                        Some(v) if v.get_ref().0 < min || v.get_ref().0 > max => Err(err(
+                            v.span(),
+                            format!("mfa.privacyidea.{what} must be between {min:?} and {max:?}"),
+                        )),
+                        Some(v) => Ok(v.into_inner().0),
+                        None => Ok(default),
+                    }
+                };
+                let push_wait = ranged(
+                    pi.push_wait,
+                    Duration::from_secs(1),
+                    Duration::from_secs(300),
+                    Duration::from_secs(60),
+                    "push_wait",
+                )?;
+                let poll_interval = ranged(
+                    pi.poll_interval,
+                    Duration::from_millis(100),
+                    Duration::from_secs(10),
+                    Duration::from_secs(1),
+                    "poll_interval",
+                )?;
                 let _ = span;
                 Provider::PrivacyIdea(super::privacyidea::PrivacyIdeaConfig {
                     url,
                     realm: pi.realm,
                     timeout,
+                    service,
+                    push_wait,
+                    poll_interval,
+                    prefer_push: pi.prefer_push.unwrap_or(true),
                 })
             }
             ("privacyidea", None) => {

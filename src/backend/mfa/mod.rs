@@ -2,8 +2,8 @@
 //! shard (a follow-up Access-Request may land on any shard), and the providers that check
 //! the code.
 //!
-//! This first slice serves the OTP challenge flow, with the built-in TOTP provider (checked on
-//! the shard) or privacyIDEA (checked over HTTP on this store's own tokio thread):
+//! The OTP challenge flow, with the built-in TOTP provider (checked on the shard) or privacyIDEA
+//! (checked over HTTP on this store's own tokio thread):
 //!
 //! 1. primary authentication accepted by a policy with `mfa = true` → [`Mfa::issue`] stores a
 //!    pending challenge keyed by the State's nonce and the shard answers Access-Challenge with
@@ -12,6 +12,11 @@
 //!    [`Mfa::redeem`] checks the State (MAC, expiry, client, user) and removes the pending
 //!    challenge (single use, whatever the code's fate), then [`Mfa::check_totp`] checks the
 //!    code and refuses one already used.
+//!
+//! With a privacyIDEA service account, step 1 is privacyIDEA's: [`Mfa::submit_trigger`] has it
+//! trigger the user's challenge (the request held meanwhile); a code token's `transaction_id`
+//! is stored in the pending challenge and sent with the code; a push token is waited for like
+//! the REST push ([`Mfa::submit_push`]), single-flight per client, user and device.
 //!
 //! TOTP checks are a few HMACs, done on the shard; the store is behind short mutexes.
 //! Pushes (generic REST push, Duo with `factor = "push"`) hold the request instead: see
@@ -49,6 +54,9 @@ pub struct Pending {
     pub groups: Vec<String>,
     pub source: AuthSource,
     pub expiry: u64,
+    /// privacyIDEA's transaction id of the challenge it triggered (kept here, never in the
+    /// State on the wire): the code is checked against it.
+    pub transaction_id: Option<String>,
 }
 
 /// `radshard_mfa_*` counters.
@@ -223,6 +231,7 @@ impl Mfa {
         &self,
         user: String,
         code: String,
+        transaction_id: Option<String>,
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
         let runtime = &remote.handle;
@@ -235,7 +244,7 @@ impl Mfa {
                     let Ok(_permit) = slots.acquire_owned().await else {
                         return;
                     };
-                    let answer = pi.check(&user, &code, None).await;
+                    let answer = pi.check(&user, &code, transaction_id.as_deref()).await;
                     let _ = tx.send(answer);
                 });
             }
@@ -305,6 +314,63 @@ impl Mfa {
         Some(rx)
     }
 
+    /// Whether privacyIDEA triggers the challenge (a service account is configured).
+    pub fn triggers(&self) -> bool {
+        matches!(&self.config.provider, Provider::PrivacyIdea(pi) if pi.service.is_some())
+    }
+
+    /// Has privacyIDEA trigger `user`'s challenge for `client` (from device `station`) and,
+    /// for a push token, wait for the phone: `Challenge` (a code token: answer with an
+    /// Access-Challenge), `Accept`/`Reject` (push), `NoToken`. Single-flight like
+    /// [`Mfa::submit_push`]: copies of an attempt share one trigger (one push on the phone).
+    /// `None` unless [`Mfa::triggers`].
+    pub fn submit_trigger(
+        &self,
+        client: &str,
+        user: &str,
+        station: &[u8],
+    ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
+        let remote = self.remote.as_ref()?;
+        let runtime = &remote.handle;
+        let RemoteKind::PrivacyIdea(pi) = &remote.kind else {
+            return None;
+        };
+        pi.config().service.as_ref()?;
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let key: PushKey = (client.to_string(), user.to_string(), station.to_vec());
+        {
+            let mut pushes = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(waiters) = pushes.get_mut(&key) {
+                waiters.push(tx);
+                self.metrics.push_joined.fetch_add(1, Relaxed);
+                return Some(rx);
+            }
+            pushes.insert(key.clone(), vec![tx]);
+            self.metrics
+                .pushes_pending
+                .store(pushes.len() as u64, Relaxed);
+        }
+        let pi = pi.clone();
+        let slots = remote.slots.clone();
+        let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
+        runtime.spawn(async move {
+            let answer = pi.trigger_flow(&key.1, &slots).await;
+            if matches!(answer, Ok(PiAnswer::Accept) | Ok(PiAnswer::Reject { .. })) {
+                metrics.pushes_sent.fetch_add(1, Relaxed);
+            }
+            let waiters = {
+                let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
+                let w = pushes.remove(&key).unwrap_or_default();
+                metrics.pushes_pending.store(pushes.len() as u64, Relaxed);
+                w
+            };
+            for w in waiters {
+                let _ = w.send(answer.clone());
+            }
+        });
+        Some(rx)
+    }
+
     /// How long a held request may wait for its push (the provider's wait and a margin).
     pub fn push_wait(&self) -> Option<std::time::Duration> {
         match &self.config.provider {
@@ -313,11 +379,18 @@ impl Mfa {
                 Some(RemoteKind::Duo(d)) => Some(d.hold_limit()),
                 _ => None,
             },
+            // Service login and trigger, the polls up to push_wait (the last one may start a
+            // poll interval late and take a timeout), the final check: each request bounded
+            // by the timeout.
+            Provider::PrivacyIdea(p) if p.service.is_some() => Some(
+                p.push_wait + p.poll_interval + 4 * p.timeout + std::time::Duration::from_secs(1),
+            ),
             _ => None,
         }
     }
 
     /// Stores a pending challenge for `client`/`user` and returns its State.
+    #[allow(clippy::too_many_arguments)]
     pub fn issue(
         &self,
         client: &str,
@@ -325,6 +398,7 @@ impl Mfa {
         mfa_user: &str,
         groups: &[String],
         source: AuthSource,
+        transaction_id: Option<String>,
         now: u64,
     ) -> Result<[u8; STATE_LEN], RejectReason> {
         let expiry = now + self.config.challenge_ttl.as_secs();
@@ -349,6 +423,7 @@ impl Mfa {
                 groups: groups.to_vec(),
                 source,
                 expiry,
+                transaction_id,
             },
         );
         self.metrics.pending.store(pending.len() as u64, Relaxed);
@@ -455,6 +530,7 @@ mod tests {
                 "alice",
                 &["staff".into()],
                 AuthSource::Local,
+                None,
                 1000,
             )
             .expect("issued");
@@ -473,7 +549,7 @@ mod tests {
     fn wrong_user_client_expired_forged() {
         let m = mfa(10);
         let s = m
-            .issue("nas", b"alice", "alice", &[], AuthSource::Local, 1000)
+            .issue("nas", b"alice", "alice", &[], AuthSource::Local, None, 1000)
             .expect("issued");
         let r = |st: &[u8], c: &str, u: &[u8], t: u64| m.redeem(st, c, u, t).map(|_| ());
         assert_eq!(
@@ -502,17 +578,17 @@ mod tests {
     fn full_store_refuses_then_frees_expired() {
         let m = mfa(2);
         for _ in 0..2 {
-            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1000)
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1000)
                 .expect("room");
         }
         assert_eq!(
-            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1001)
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1001)
                 .map(|_| ()),
             Err(RejectReason::MfaOverloaded)
         );
         // Once the first two expired they make room.
         assert!(m
-            .issue("nas", b"a", "a", &[], AuthSource::Local, 1061)
+            .issue("nas", b"a", "a", &[], AuthSource::Local, None, 1061)
             .is_ok());
         assert_eq!(m.pending(), 1);
     }
@@ -521,12 +597,12 @@ mod tests {
     fn expired_challenges_are_swept() {
         let m = mfa(100);
         for _ in 0..10 {
-            m.issue("nas", b"a", "a", &[], AuthSource::Local, 1000)
+            m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1000)
                 .expect("room");
         }
         assert_eq!(m.pending(), 10);
         // 60 s later they have expired; the next issue sweeps them.
-        m.issue("nas", b"a", "a", &[], AuthSource::Local, 1060)
+        m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1060)
             .expect("room");
         assert_eq!(m.pending(), 1);
         assert_eq!(m.metrics.pending.load(Relaxed), 1);

@@ -8,11 +8,14 @@
 //!
 //! A plain `/validate/check` with `pass` = PIN+OTP (no challenge) answers ACCEPT/REJECT at once.
 //!
-//! **Status**: `[mfa] provider = "privacyidea"` sends the code typed after radshard's own
-//! Access-Challenge as `pass` without a `transaction_id` (works with privacyIDEA's
-//! `otppin = none` policy or PIN+code typed by the user). Triggering privacyIDEA's challenge at
-//! primary authentication (step 1, for PIN-protected challenge-response tokens and push) is not
-//! wired yet. Tested against a test double speaking privacyIDEA 3.x's JSON, not a real server.
+//! **Status**: without a service account, `[mfa] provider = "privacyidea"` sends the code typed
+//! after radshard's own Access-Challenge as `pass` without a `transaction_id` (PIN+code, or
+//! the code alone with privacyIDEA's `otppin = none` policy). With `service_user` and
+//! `service_password`, step 1 is `POST /validate/triggerchallenge` (admin JWT from `POST /auth`,
+//! cached): a code token's `transaction_id` is checked with the code (no PIN); a push token is
+//! polled with `GET /validate/polltransaction` and finalized with `/validate/check`
+//! (`pass` empty + `transaction_id`). Tested against a real privacyIDEA 3.14
+//! (`tests/mfa_privacyidea_trigger.rs`) and the wire-format samples below.
 //!
 //! reqwest runs on rustls with the aws-lc-rs provider, as ldap3 does (one provider per process).
 
@@ -21,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Where privacyIDEA is and how to ask it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrivacyIdeaConfig {
     /// Base URL, e.g. `https://pi.example.org` (the API paths are appended).
     pub url: String,
@@ -29,6 +32,85 @@ pub struct PrivacyIdeaConfig {
     pub realm: String,
     /// Per HTTP request.
     pub timeout: Duration,
+    /// The admin account radshard triggers challenges with (`/validate/triggerchallenge`
+    /// needs an admin JWT). None: radshard issues its own challenge and sends PIN+code.
+    pub service: Option<ServiceAccount>,
+    /// How long a request is held for a push token's answer.
+    pub push_wait: Duration,
+    /// How often `/validate/polltransaction` is asked during a push.
+    pub poll_interval: Duration,
+    /// A user with both a push token and a code token: hold for the push (true) or challenge
+    /// for the code (false).
+    pub prefer_push: bool,
+}
+
+/// Credentials of privacyIDEA's service account; the password never appears in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccount")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PrivacyIdeaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivacyIdeaConfig")
+            .field("url", &self.url)
+            .field("realm", &self.realm)
+            .field("timeout", &self.timeout)
+            .field("service", &self.service)
+            .field("push_wait", &self.push_wait)
+            .field("poll_interval", &self.poll_interval)
+            .field("prefer_push", &self.prefer_push)
+            .finish()
+    }
+}
+
+impl PrivacyIdeaConfig {
+    /// A config with the defaults for everything but where privacyIDEA is.
+    pub fn new(url: &str, realm: &str, timeout: Duration) -> PrivacyIdeaConfig {
+        PrivacyIdeaConfig {
+            url: url.to_string(),
+            realm: realm.to_string(),
+            timeout,
+            service: None,
+            push_wait: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            prefer_push: true,
+        }
+    }
+}
+
+/// What `/validate/triggerchallenge` started for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Triggered {
+    /// A code token (HOTP, TOTP, SMS, email…): the user types the code, which is checked with
+    /// this transaction id.
+    Otp {
+        transaction_id: String,
+        message: String,
+    },
+    /// A push token: privacyIDEA sent a push; poll this transaction id.
+    Push { transaction_id: String },
+    /// No challenge-capable token.
+    NoToken,
+}
+
+/// What `/validate/polltransaction` says of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    Accepted,
+    /// Declined ("not me") or cancelled on the phone.
+    Refused,
+    Pending,
 }
 
 /// What privacyIDEA decided.
@@ -100,6 +182,112 @@ struct Detail {
     transaction_id: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct TriggerResponse {
+    result: TriggerResult,
+    #[serde(default)]
+    detail: Option<TriggerDetail>,
+}
+
+#[derive(Deserialize)]
+struct TriggerResult {
+    status: bool,
+    #[serde(default)]
+    error: Option<ErrorPart>,
+}
+
+#[derive(Deserialize, Default)]
+struct TriggerDetail {
+    #[serde(default)]
+    multi_challenge: Vec<OneChallenge>,
+}
+
+#[derive(Deserialize)]
+struct OneChallenge {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    transaction_id: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Parses a `/validate/triggerchallenge` body. Its `result.value` is the number of challenges
+/// (not a bool as in `/validate/check`), so only `detail.multi_challenge` is relied on: one
+/// entry per token challenged, all sharing one transaction id.
+pub fn parse_trigger(body: &[u8], prefer_push: bool) -> Result<Triggered, PiError> {
+    let r: TriggerResponse =
+        serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    if !r.result.status {
+        let e = r.result.error.unwrap_or(ErrorPart {
+            code: 0,
+            message: String::new(),
+        });
+        return Err(PiError::Server {
+            code: e.code,
+            message: e.message,
+        });
+    }
+    let all = r.detail.unwrap_or_default().multi_challenge;
+    let usable = |c: &&OneChallenge| !c.transaction_id.is_empty();
+    let push = all.iter().filter(usable).find(|c| c.kind == "push");
+    let code = all.iter().filter(usable).find(|c| c.kind != "push");
+    let chosen = match (push, code) {
+        (Some(p), Some(_)) if prefer_push => Some(p),
+        (_, Some(c)) => Some(c),
+        (Some(p), None) => Some(p),
+        (None, None) => None,
+    };
+    Ok(match chosen {
+        None => Triggered::NoToken,
+        Some(c) if c.kind == "push" => Triggered::Push {
+            transaction_id: c.transaction_id.clone(),
+        },
+        Some(c) => Triggered::Otp {
+            transaction_id: c.transaction_id.clone(),
+            message: c.message.clone(),
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct PollResponse {
+    result: ResultPart,
+    #[serde(default)]
+    detail: Option<PollDetail>,
+}
+
+#[derive(Deserialize, Default)]
+struct PollDetail {
+    #[serde(default)]
+    challenge_status: Option<String>,
+}
+
+/// Parses a `/validate/polltransaction` body: `result.value` true once the push was approved;
+/// `detail.challenge_status` "declined"/"cancelled" once refused (privacyIDEA ≥ 3.8).
+pub fn parse_poll(body: &[u8]) -> Result<PollStatus, PiError> {
+    let r: PollResponse =
+        serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    if !r.result.status {
+        let e = r.result.error.unwrap_or(ErrorPart {
+            code: 0,
+            message: String::new(),
+        });
+        return Err(PiError::Server {
+            code: e.code,
+            message: e.message,
+        });
+    }
+    if r.result.value == Some(true) {
+        return Ok(PollStatus::Accepted);
+    }
+    let status = r.detail.unwrap_or_default().challenge_status;
+    Ok(match status.as_deref() {
+        Some("declined") | Some("cancelled") => PollStatus::Refused,
+        _ => PollStatus::Pending,
+    })
+}
+
 /// Parses a `/validate/check` body.
 pub fn parse_check(body: &[u8]) -> Result<PiAnswer, PiError> {
     let r: Response = serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
@@ -144,6 +332,29 @@ pub fn parse_check(body: &[u8]) -> Result<PiAnswer, PiError> {
 pub struct PrivacyIdea {
     config: PrivacyIdeaConfig,
     http: reqwest::Client,
+    /// The service account's JWT and when it was fetched; never logged.
+    token: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+/// A service JWT older than this is fetched again before use (privacyIDEA's default validity
+/// is an hour; a 401 also refreshes it).
+const TOKEN_MAX_AGE: Duration = Duration::from_secs(600);
+
+#[derive(Deserialize)]
+struct AuthResponse {
+    result: AuthResult,
+}
+
+#[derive(Deserialize)]
+struct AuthResult {
+    status: bool,
+    #[serde(default)]
+    value: Option<AuthValue>,
+}
+
+#[derive(Deserialize)]
+struct AuthValue {
+    token: String,
 }
 
 impl std::fmt::Debug for PrivacyIdea {
@@ -163,7 +374,197 @@ impl PrivacyIdea {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(PrivacyIdea { config, http })
+        Ok(PrivacyIdea {
+            config,
+            http,
+            token: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &PrivacyIdeaConfig {
+        &self.config
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.config.url.trim_end_matches('/'))
+    }
+
+    /// The service account's JWT: cached, fetched with `POST /auth` when missing, old, or
+    /// `fresh` (the cached one was refused).
+    async fn service_token(&self, fresh: bool) -> Result<String, PiError> {
+        let Some(account) = &self.config.service else {
+            return Err(PiError::Protocol("no service account configured".into()));
+        };
+        if !fresh {
+            let cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((t, at)) = cached.as_ref() {
+                if at.elapsed() < TOKEN_MAX_AGE {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let form = [
+            ("username", account.user.as_str()),
+            ("password", account.password.as_str()),
+        ];
+        let (status, body) = self.post(&self.endpoint("/auth"), &form, None).await?;
+        // A refused service account is reported as an HTTP error, not a privacyIDEA verdict
+        // on the user: it leads to `on_unreachable`, never to `unenrolled`.
+        if !status.is_success() {
+            return Err(PiError::Http(status.as_u16()));
+        }
+        let r: AuthResponse = serde_json::from_slice(&body)
+            .map_err(|_| PiError::Protocol("unreadable /auth answer".into()))?;
+        match (r.result.status, r.result.value) {
+            (true, Some(v)) if !v.token.is_empty() => {
+                *self.token.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((v.token.clone(), std::time::Instant::now()));
+                Ok(v.token)
+            }
+            _ => Err(PiError::Protocol("/auth answered without a token".into())),
+        }
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        authorization: Option<&str>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), PiError> {
+        let mut req = self.http.post(url).form(form);
+        if let Some(a) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// `POST /validate/triggerchallenge` for `user` with the service account; a refused
+    /// (expired) JWT is fetched again once.
+    pub async fn trigger(&self, user: &str) -> Result<Triggered, PiError> {
+        let url = self.endpoint("/validate/triggerchallenge");
+        let form = [("user", user), ("realm", self.config.realm.as_str())];
+        let mut fresh = false;
+        loop {
+            let token = self.service_token(fresh).await?;
+            let (status, body) = self.post(&url, &form, Some(&token)).await?;
+            if status == reqwest::StatusCode::UNAUTHORIZED && !fresh {
+                fresh = true;
+                continue;
+            }
+            return match parse_trigger(&body, self.config.prefer_push) {
+                Ok(t) if status.is_success() => Ok(t),
+                // The user is not in the realm (ERR904): the caller applies `unenrolled`.
+                Err(e @ PiError::Server { code: 904, .. }) => Err(e),
+                // Anything else refused (service account without the right, still 401, …) is
+                // privacyIDEA not answering the question: `on_unreachable`, never `unenrolled`.
+                Err(e) if status.is_success() => Err(e),
+                _ => Err(PiError::Http(status.as_u16())),
+            };
+        }
+    }
+
+    /// `GET /validate/polltransaction` (anonymous).
+    pub async fn poll(&self, transaction_id: &str) -> Result<PollStatus, PiError> {
+        // privacyIDEA's transaction ids are digits; anything else is not put in a URL.
+        if transaction_id.is_empty() || !transaction_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(PiError::Protocol("unexpected transaction id".into()));
+        }
+        let url = self.endpoint(&format!(
+            "/validate/polltransaction?transaction_id={transaction_id}"
+        ));
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        match parse_poll(&body) {
+            Ok(p) if status.is_success() => Ok(p),
+            Ok(_) => Err(PiError::Http(status.as_u16())),
+            Err(PiError::Protocol(_)) if !status.is_success() => {
+                Err(PiError::Http(status.as_u16()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Triggers the user's challenge; for a push, waits for the phone's answer (polling at
+    /// most `push_wait`) and finalizes it with `/validate/check` pass="" + transaction id.
+    /// Answers `Challenge` for a code token, `Accept`/`Reject` for a push, `NoToken`.
+    /// Each HTTP request takes one of `slots`; none is held between polls.
+    pub async fn trigger_flow(
+        &self,
+        user: &str,
+        slots: &tokio::sync::Semaphore,
+    ) -> Result<PiAnswer, PiError> {
+        let permit = slots
+            .acquire()
+            .await
+            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        let triggered = self.trigger(user).await?;
+        drop(permit);
+        let transaction_id = match triggered {
+            Triggered::NoToken => return Ok(PiAnswer::NoToken),
+            Triggered::Otp {
+                transaction_id,
+                message,
+            } => {
+                return Ok(PiAnswer::Challenge {
+                    transaction_id,
+                    message,
+                })
+            }
+            Triggered::Push { transaction_id } => transaction_id,
+        };
+        let until = tokio::time::Instant::now() + self.config.push_wait;
+        loop {
+            tokio::time::sleep(self.config.poll_interval).await;
+            if tokio::time::Instant::now() >= until {
+                return Ok(PiAnswer::Reject {
+                    message: "push not answered in time".into(),
+                });
+            }
+            let status = {
+                let _permit = slots
+                    .acquire()
+                    .await
+                    .map_err(|_| PiError::Unreachable("stopping".into()))?;
+                self.poll(&transaction_id).await
+            };
+            match status {
+                Ok(PollStatus::Pending) => continue,
+                Ok(PollStatus::Refused) => {
+                    return Ok(PiAnswer::Reject {
+                        message: "push declined".into(),
+                    })
+                }
+                Ok(PollStatus::Accepted) => break,
+                // A poll lost on the way is asked again at the next interval; the wait bounds it.
+                Err(PiError::Unreachable(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let _permit = slots
+            .acquire()
+            .await
+            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        // Approved on the phone: the documented way to get the final answer is a check with
+        // an empty pass and the transaction id.
+        self.check(user, "", Some(&transaction_id)).await
     }
 
     /// `POST /validate/check`. `pass` is the PIN, the code, or PIN+code; never logged.
@@ -173,7 +574,7 @@ impl PrivacyIdea {
         pass: &str,
         transaction_id: Option<&str>,
     ) -> Result<PiAnswer, PiError> {
-        let url = format!("{}/validate/check", self.config.url.trim_end_matches('/'));
+        let url = self.endpoint("/validate/check");
         let mut form: Vec<(&str, &str)> = vec![
             ("user", user),
             ("realm", &self.config.realm),
@@ -182,18 +583,7 @@ impl PrivacyIdea {
         if let Some(t) = transaction_id {
             form.push(("transaction_id", t));
         }
-        let resp = self
-            .http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let (status, body) = self.post(&url, &form, None).await?;
         // privacyIDEA answers errors (unknown user, …) with a JSON error body and a 4xx status:
         // that error is the better report.
         match parse_check(&body) {
@@ -257,6 +647,66 @@ mod tests {
             parse_check(br#"{"result":{"status":true,"value":true,"authentication":"REJECT"}}"#),
             Err(PiError::Protocol(_))
         ));
+    }
+
+    // Answers of a real privacyIDEA 3.14 to /validate/triggerchallenge and
+    // /validate/polltransaction (signatures and thread ids shortened).
+    const TRIGGER_HOTP: &str = r#"{"detail": {"client_mode": "interactive", "message": "please enter otp: ", "messages": ["please enter otp: "], "multi_challenge": [{"client_mode": "interactive", "message": "please enter otp: ", "serial": "HOTP-DAVE", "transaction_id": "06677557847498088431", "type": "hotp"}], "preferred_client_mode": "interactive", "serial": "HOTP-DAVE", "threadid": 1, "transaction_id": "06677557847498088431", "transaction_ids": ["06677557847498088431"], "type": "hotp"}, "id": 2, "jsonrpc": "2.0", "result": {"authentication": "CHALLENGE", "status": true, "value": 1}, "signature": "rsa_sha256_pss:7d", "time": 1795668844.8, "version": "privacyIDEA 3.14", "versionnumber": "3.14"}"#;
+    const TRIGGER_NONE: &str = r#"{"detail": {"messages": [], "multi_challenge": [], "threadid": 1, "transaction_ids": []}, "id": 2, "jsonrpc": "2.0", "result": {"authentication": "REJECT", "status": true, "value": 0}, "signature": "rsa_sha256_pss:a1", "version": "privacyIDEA 3.14"}"#;
+    const TRIGGER_BOTH: &str = r#"{"detail": {"multi_challenge": [{"client_mode": "interactive", "message": "please enter otp: ", "serial": "HOTP-ALICE", "transaction_id": "16823296317733266301", "type": "hotp"}, {"attributes": {"hideResponseInput": true}, "client_mode": "poll", "message": "Please confirm the authentication on your mobile device!", "serial": "PUSH-ALICE", "transaction_id": "16823296317733266301", "type": "push"}], "transaction_id": "16823296317733266301"}, "id": 2, "jsonrpc": "2.0", "result": {"authentication": "CHALLENGE", "status": true, "value": 2}, "version": "privacyIDEA 3.14"}"#;
+    const NOT_ADMIN: &str = r#"{"detail": {}, "id": 1, "jsonrpc": "2.0", "result": {"error": {"code": 4033, "message": "Authentication failure. Missing Authorization header."}, "status": false}, "version": "privacyIDEA 3.14"}"#;
+    const POLL_PENDING: &str = r#"{"detail": {"challenge_status": "pending", "threadid": 1}, "id": 2, "jsonrpc": "2.0", "result": {"status": true, "value": false}, "version": "privacyIDEA 3.14"}"#;
+    const POLL_ACCEPT: &str = r#"{"detail": {"challenge_status": "accept", "threadid": 1}, "id": 2, "jsonrpc": "2.0", "result": {"status": true, "value": true}, "version": "privacyIDEA 3.14"}"#;
+    const POLL_DECLINED: &str = r#"{"detail": {"challenge_status": "declined", "threadid": 1}, "id": 2, "jsonrpc": "2.0", "result": {"status": true, "value": false}, "version": "privacyIDEA 3.14"}"#;
+
+    #[test]
+    fn parses_trigger_and_poll() {
+        assert_eq!(
+            parse_trigger(TRIGGER_HOTP.as_bytes(), true),
+            Ok(Triggered::Otp {
+                transaction_id: "06677557847498088431".into(),
+                message: "please enter otp: ".into()
+            })
+        );
+        assert_eq!(
+            parse_trigger(TRIGGER_NONE.as_bytes(), true),
+            Ok(Triggered::NoToken)
+        );
+        assert_eq!(
+            parse_trigger(TRIGGER_BOTH.as_bytes(), true),
+            Ok(Triggered::Push {
+                transaction_id: "16823296317733266301".into()
+            })
+        );
+        assert!(matches!(
+            parse_trigger(TRIGGER_BOTH.as_bytes(), false),
+            Ok(Triggered::Otp { .. })
+        ));
+        assert!(matches!(
+            parse_trigger(NOT_ADMIN.as_bytes(), true),
+            Err(PiError::Server { code: 4033, .. })
+        ));
+        assert!(matches!(
+            parse_trigger(b"<html>", true),
+            Err(PiError::Protocol(_))
+        ));
+        assert_eq!(parse_poll(POLL_PENDING.as_bytes()), Ok(PollStatus::Pending));
+        assert_eq!(parse_poll(POLL_ACCEPT.as_bytes()), Ok(PollStatus::Accepted));
+        assert_eq!(
+            parse_poll(POLL_DECLINED.as_bytes()),
+            Ok(PollStatus::Refused)
+        );
+    }
+
+    #[test]
+    fn service_password_is_redacted() {
+        let mut c = PrivacyIdeaConfig::new("https://pi", "r", Duration::from_secs(1));
+        c.service = Some(ServiceAccount {
+            user: "svc".into(),
+            password: "hunter2-secret".into(),
+        });
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("svc") && !dbg.contains("hunter2"), "{dbg}");
     }
 
     fn form_decode(s: &str) -> HashMap<String, String> {
@@ -346,6 +796,114 @@ mod tests {
         (url, seen)
     }
 
+    /// A double of `/auth` and `/validate/triggerchallenge`: each `/auth` hands out a new
+    /// token (T1, T2, …); only the latest one is accepted (an expired JWT gets privacyIDEA's
+    /// 401). Records (path, Authorization) per request.
+    type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+    fn auth_double() -> (String, Requests) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut issued = 0;
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let (mut line, mut len, mut path, mut auth) =
+                    (String::new(), 0usize, String::new(), String::new());
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if path.is_empty() {
+                        path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        auth = line[14..].trim().to_string();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                let (status, answer) = match path.as_str() {
+                    "/auth" => {
+                        issued += 1;
+                        (
+                            "200 OK",
+                            format!(
+                                r#"{{"result":{{"status":true,"value":{{"token":"T{issued}"}}}}}}"#
+                            ),
+                        )
+                    }
+                    "/validate/triggerchallenge" if auth == format!("T{issued}") => {
+                        ("200 OK", TRIGGER_HOTP.to_string())
+                    }
+                    _ => ("401 UNAUTHORIZED", NOT_ADMIN.to_string()),
+                };
+                log.lock().expect("lock").push((path, auth));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn service_token_is_cached_and_refreshed_on_401() {
+        let (url, seen) = auth_double();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut c = PrivacyIdeaConfig::new(&url, "r", Duration::from_secs(5));
+        c.service = Some(ServiceAccount {
+            user: "svc".into(),
+            password: "pw".into(),
+        });
+        let pi = PrivacyIdea::new(c).expect("client");
+        let otp = || {
+            Ok(Triggered::Otp {
+                transaction_id: "06677557847498088431".into(),
+                message: "please enter otp: ".into(),
+            })
+        };
+        rt.block_on(async {
+            assert_eq!(pi.trigger("alice").await, otp());
+            // Cached: no second /auth.
+            assert_eq!(pi.trigger("alice").await, otp());
+            // privacyIDEA no longer takes T1 (as after its expiry): one 401, a fresh token.
+            pi.token
+                .lock()
+                .expect("lock")
+                .replace(("T0".into(), std::time::Instant::now()));
+            assert_eq!(pi.trigger("alice").await, otp());
+        });
+        let seen = seen.lock().expect("lock");
+        let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/auth",
+                "/validate/triggerchallenge",
+                "/validate/triggerchallenge",
+                "/validate/triggerchallenge",
+                "/auth",
+                "/validate/triggerchallenge"
+            ]
+        );
+        assert_eq!(seen[3].1, "T0");
+        assert_eq!(seen[5].1, "T2");
+    }
+
     #[test]
     fn challenge_then_code_against_the_test_double() {
         let (url, seen) = test_double();
@@ -353,11 +911,11 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let pi = PrivacyIdea::new(PrivacyIdeaConfig {
-            url: url.clone(),
-            realm: "ldaprealm".into(),
-            timeout: Duration::from_secs(5),
-        })
+        let pi = PrivacyIdea::new(PrivacyIdeaConfig::new(
+            &url,
+            "ldaprealm",
+            Duration::from_secs(5),
+        ))
         .expect("client");
         rt.block_on(async {
             let a = pi.check("alice", "1234", None).await;
@@ -388,11 +946,11 @@ mod tests {
         );
 
         // Nothing listening: unreachable, reported as such (for fail-secure / fail-safe).
-        let dead = PrivacyIdea::new(PrivacyIdeaConfig {
-            url: "http://127.0.0.1:1".into(),
-            realm: String::new(),
-            timeout: Duration::from_secs(2),
-        })
+        let dead = PrivacyIdea::new(PrivacyIdeaConfig::new(
+            "http://127.0.0.1:1",
+            "",
+            Duration::from_secs(2),
+        ))
         .expect("client");
         let r = rt.block_on(dead.check("alice", "1234", None));
         assert!(matches!(r, Err(PiError::Unreachable(_))), "{r:?}");

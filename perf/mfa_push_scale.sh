@@ -110,7 +110,7 @@ bench() { # mode label
   local mode=$1 label=$2
   "$BIN" bench --server "127.0.0.1:$AUTH_PORT" --mode "$mode" --user-pattern 'fast%04d' \
     --password-pattern 'fastpw%04d' --users 1000 --window 256 --sockets 4 \
-    --duration "${SECS}s" --count 5000000 --timeout 2s --json -q > "$OUT/$label-$mode.json"
+    --duration "${SECS}s" --count 5000000 --timeout 2s --json -q > "$OUT/$label-$mode.json" || true
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(r["requests_per_s"]))' \
     "$OUT/$label-$mode.json"
 }
@@ -126,9 +126,10 @@ sockets=$(( (N + 255) / 256 ))
   --timeout "$((WAIT + 5))s" --duration "$((WAIT + 30))s" --json -q > "$OUT/push.json" &
 PUSHES=$!
 t0=$(date +%s.%N)
-for _ in $(seq 1200); do
+for i in $(seq 1200); do
   p=$(metric radshard_mfa_pushes_pending || echo 0)
   [ "${p:-0}" -ge "$N" ] && break
+  [ $((i % 50)) -eq 0 ] && echo "  $((i / 10))s: pending ${p:-?}, sent $(metric radshard_mfa_pushes_sent_total)" >&2
   sleep 0.1
 done
 t_full=$(python3 -c "import time; print(round(time.time() - $t0, 1))")

@@ -38,6 +38,31 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Line numbers of a file looked up many times (a users file with 100k entries): the line
+/// starts are found once, each lookup is a binary search instead of a scan from the top.
+pub struct Lines {
+    /// Offsets just past each newline.
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new(source: &str) -> Lines {
+        Lines {
+            starts: source
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1)
+                .collect(),
+        }
+    }
+
+    /// 1-based line number of byte `offset` (as [`line_of`]).
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset) + 1
+    }
+}
+
 /// 1-based line number of byte `offset` in `source`.
 pub fn line_of(source: &str, offset: usize) -> usize {
     let end = offset.min(source.len());
@@ -59,6 +84,10 @@ mod tests {
         assert_eq!(line_of(text, 2), 2);
         assert_eq!(line_of(text, 4), 3);
         assert_eq!(line_of(text, 100), 3);
+        let lines = Lines::new(text);
+        for offset in 0..text.len() + 3 {
+            assert_eq!(lines.line(offset), line_of(text, offset), "offset {offset}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 pub use duration::parse_duration;
-pub use error::{line_of, ConfigError};
+pub use error::{line_of, ConfigError, Lines};
 pub use schema::LogFormat;
 
 pub use schema::ShedPolicy;
@@ -339,8 +339,9 @@ impl Config {
         check_client_overlap(&clients)?;
 
         let mut users = Vec::with_capacity(raw.users.len());
+        let lines = Lines::new(text);
         for u in raw.users {
-            users.push(user(u, origin, text)?);
+            users.push(user(u, origin, &lines)?);
         }
         if let Some(file) = raw.local.users_file {
             let path = resolve(file.get_ref());
@@ -352,8 +353,9 @@ impl Config {
                 )
             })?;
             let parsed: RawUsersFile = parse_toml(&utext, &path)?;
+            let lines = Lines::new(&utext);
             for u in parsed.users {
-                users.push(user(u, &path, &utext)?);
+                users.push(user(u, &path, &lines)?);
             }
         }
         check_duplicate_users(&users)?;
@@ -605,8 +607,8 @@ fn check_client_overlap(clients: &[ClientConfig]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, ConfigError> {
-    let line = line_of(text, u.span().start);
+fn user(u: Spanned<RawUser>, file: &Path, lines: &Lines) -> Result<UserConfig, ConfigError> {
+    let line = lines.line(u.span().start);
     let u = u.into_inner();
     if u.name.is_empty() {
         return Err(ConfigError::new(file, line, "user name must not be empty"));
@@ -614,7 +616,7 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
     let password = match (u.password, u.password_hash) {
         (Some(p), None) => Some(PasswordConfig::Cleartext(SecretText(p))),
         (None, Some(h)) => {
-            let hline = line_of(text, h.span().start);
+            let hline = lines.line(h.span().start);
             let h = h.into_inner();
             if !HASH_PREFIXES.iter().any(|(p, _)| h.starts_with(p)) {
                 return Err(ConfigError::new(
@@ -663,7 +665,7 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
     }
     let totp_secret = match u.totp_secret {
         Some(t) => {
-            let tline = line_of(text, t.span().start);
+            let tline = lines.line(t.span().start);
             let t = t.into_inner();
             crate::backend::mfa::totp::TotpSecret::from_base32(&t).map_err(|reason| {
                 ConfigError::new(file, tline, format!("user {:?}: {reason}", u.name))
@@ -674,7 +676,7 @@ fn user(u: Spanned<RawUser>, file: &Path, text: &str) -> Result<UserConfig, Conf
     };
     let mut reply = Vec::new();
     for (name, values) in u.reply {
-        let vline = line_of(text, values.span().start);
+        let vline = lines.line(values.span().start);
         for v in values.into_inner().0 {
             reply.push(Located {
                 value: (name.clone(), v),

@@ -21,7 +21,7 @@ type Pushes = Arc<Mutex<HashMap<String, usize>>>;
 
 /// The push service: `POST /push` → `{"id"}` at once; `GET /push/<id>` → pending until the
 /// "user" decides: alice and dave approve after 500 ms, bob denies after 200 ms, carol never
-/// answers. Counts the pushes (POSTs) per user.
+/// answers, erin approves after 10 s. Counts the pushes (POSTs) per user.
 fn push_double() -> (String, Pushes) {
     let pushes: Pushes = Arc::new(Mutex::new(HashMap::new()));
     let log = pushes.clone();
@@ -53,6 +53,7 @@ fn push_double() -> (String, Pushes) {
             let status = match user.as_str() {
                 "alice" | "dave" if age >= Duration::from_millis(500) => "approved",
                 "bob" if age >= Duration::from_millis(200) => "denied",
+                "erin" if age >= Duration::from_secs(10) => "approved",
                 _ => "pending",
             };
             format!("{{\"status\":\"{status}\"}}")
@@ -62,10 +63,10 @@ fn push_double() -> (String, Pushes) {
     (format!("{base}/push"), pushes)
 }
 
-/// Users alice, bob, carol and dave in `staff`, whose policy needs a push; `wait` is how
+/// Users alice, bob, carol, dave and erin in `staff`, whose policy needs a push; `wait` is how
 /// long a push may stay unanswered.
 fn body(url: &str, wait: &str) -> String {
-    let users = staff_users(&["alice", "bob", "carol", "dave"]);
+    let users = staff_users(&["alice", "bob", "carol", "dave", "erin"]);
     let policy = staff_mfa_policy("staff-push", "");
     let mfa = mfa_section(
         "rest_push",
@@ -160,5 +161,59 @@ fn push_holds_the_request_and_sends_once() {
         "alice: request, copy, 2 devices; dave"
     );
     assert_eq!(m.outcome_count("mfa_push_denied"), 2, "bob, carol");
+    assert_eq!(m.pushes_pending.load(Relaxed), 0);
+}
+
+/// Five retransmissions during a push that takes 10 s: the Access-Request, then the very same
+/// datagram (same Identifier and authenticator) five more times 1.5 s apart while the push is
+/// pending. Exactly one push reaches the provider, every reply is the same bytes (one reply for
+/// the six copies: those absorbed while pending get none), an Access-Accept, and a
+/// retransmission after the answer gets those bytes again.
+#[test]
+fn five_retransmissions_during_a_ten_second_push() {
+    let (url, pushes) = push_double();
+    let (s, m) = start_mfa_server(2, &body(&url, "20s"));
+    let c = RadClient::new();
+    let sec = secret(SECRET);
+    let req = access_request(&sec, 42, &random_authenticator(), "erin", "erin-pw", false);
+
+    let started = Instant::now();
+    let mut replies = send_with_retransmissions(&c, s.auth, &req, 5, Duration::from_millis(1500));
+    assert!(
+        replies.is_empty(),
+        "no reply while the push is pending: {replies:?}"
+    );
+    replies.extend(c.recv_timeout(Duration::from_secs(10)));
+    let answered = started.elapsed();
+    replies.extend(c.drain(Duration::from_millis(500), Duration::from_secs(2)));
+    assert!(
+        answered >= Duration::from_secs(10),
+        "held until the approval, answered after {answered:?}"
+    );
+    assert_eq!(
+        replies.len(),
+        1,
+        "one reply for the request and its five retransmissions: {replies:?}"
+    );
+    let first = replies[0].clone();
+    assert!(replies.iter().all(|r| r == &first), "identical replies");
+    assert_eq!(check_reply(&first, &req, &sec), Code::AccessAccept);
+    assert_eq!(
+        reply_attr(&first, attr::SESSION_TIMEOUT),
+        session_timeout_3600()
+    );
+
+    // A retransmission after the answer: the very same bytes, from the reply cache.
+    c.send(&req, s.auth);
+    assert_eq!(c.recv_timeout(REPLY_WAIT).as_deref(), Some(&first[..]));
+
+    assert_eq!(
+        pushes.lock().expect("lock").get("erin"),
+        Some(&1),
+        "exactly one push at the provider"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(m.pushes_sent.load(Relaxed), 1, "one push sent");
+    assert_eq!(m.outcome_count("accept"), 1, "one decision");
     assert_eq!(m.pushes_pending.load(Relaxed), 0);
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::mfa::*;
 use common::*;
+use radshard::metrics::DuplicateKind;
 use radshard::proto::{attr, Code};
 
 type Pushes = Arc<Mutex<HashMap<String, usize>>>;
@@ -203,9 +204,20 @@ fn five_retransmissions_during_a_ten_second_push() {
         session_timeout_3600()
     );
 
+    assert_eq!(
+        s.duplicates(DuplicateKind::InProgress),
+        5,
+        "the five retransmissions were absorbed as in progress"
+    );
+
     // A retransmission after the answer: the very same bytes, from the reply cache.
     c.send(&req, s.auth);
     assert_eq!(c.recv_timeout(REPLY_WAIT).as_deref(), Some(&first[..]));
+    assert_eq!(
+        s.duplicates(DuplicateKind::Replayed),
+        1,
+        "answered from the cache"
+    );
 
     assert_eq!(
         pushes.lock().expect("lock").get("erin"),

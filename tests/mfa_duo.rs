@@ -10,12 +10,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::mfa::*;
 use common::*;
 use hmac::{Hmac, Mac};
 use radshard::proto::{attr, Code};
@@ -135,109 +134,97 @@ fn ok(response: serde_json::Value) -> (u16, String) {
 
 /// Starts the double; its base URL (`http://127.0.0.1:PORT`) and what it saw.
 fn duo_double() -> (String, Shared) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", l.local_addr().expect("addr"));
     let seen: Shared = Arc::default();
     let log = seen.clone();
     let started: Arc<Mutex<HashMap<String, (String, Instant)>>> = Arc::default();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let (log, started) = (log.clone(), started.clone());
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().expect("clone"));
-                let mut line = String::new();
-                let mut request_line = String::new();
-                let mut headers: HashMap<String, String> = HashMap::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if request_line.is_empty() {
-                        request_line = line.trim_end().to_string();
-                    } else if let Some((k, v)) = line.split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                }
-                let len: usize = headers
-                    .get("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; len.min(65_536)];
-                let _ = r.read_exact(&mut body);
-                let mut parts = request_line.split_whitespace();
-                let method = parts.next().unwrap_or("").to_string();
-                let target = parts.next().unwrap_or("").to_string();
-                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-                let params = if method == "POST" {
-                    form(&String::from_utf8_lossy(&body))
-                } else {
-                    form(query)
-                };
-                let get = |k: &str| {
-                    params
-                        .iter()
-                        .find(|(n, _)| n == k)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
-                let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
-                let (status, answer) = if !signature_ok(
-                    SKEY,
-                    &h("authorization"),
-                    &h("date"),
-                    &method,
-                    &h("host"),
-                    path,
-                    &params,
-                ) {
-                    log.lock().expect("lock").bad_signatures += 1;
-                    (
+    let base = http_double(move |req| {
+        let HttpRequest {
+            method,
+            target,
+            headers,
+            body,
+        } = req;
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let params = if method == "POST" {
+            form(&String::from_utf8_lossy(&body))
+        } else {
+            form(query)
+        };
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
+        if !signature_ok(
+            SKEY,
+            &h("authorization"),
+            &h("date"),
+            &method,
+            &h("host"),
+            path,
+            &params,
+        ) {
+            log.lock().expect("lock").bad_signatures += 1;
+            (
                         401,
                         r#"{"stat":"FAIL","code":40103,"message":"Invalid signature in request credentials"}"#
                             .to_string(),
                     )
-                } else {
-                    let user = get("username");
-                    let mut seen = log.lock().expect("lock");
-                    match (method.as_str(), path) {
-                        ("POST", "/auth/v2/preauth") => {
-                            *seen.calls.entry(format!("{path} {user}")).or_insert(0) += 1;
-                            match user.as_str() {
-                                "erin" => ok(serde_json::json!({"result": "enroll", "status_msg": "Enroll first", "enroll_portal_url": "https://example.invalid/"})),
-                                "frank" => ok(serde_json::json!({"result": "allow", "status_msg": "Bypass"})),
-                                "gina" => ok(serde_json::json!({"result": "deny", "status_msg": "Locked out"})),
-                                "ivan" => (503, r#"{"stat":"FAIL","code":50003,"message":"Service unavailable"}"#.to_string()),
-                                _ => ok(serde_json::json!({"result": "auth", "status_msg": "Account is active", "devices": [{"device": "DPFZRS9FB0D46QFTM891", "capabilities": ["push", "mobile_otp"]}]})),
-                            }
+        } else {
+            let user = get("username");
+            let mut seen = log.lock().expect("lock");
+            match (method.as_str(), path) {
+                ("POST", "/auth/v2/preauth") => {
+                    *seen.calls.entry(format!("{path} {user}")).or_insert(0) += 1;
+                    match user.as_str() {
+                        "erin" => ok(
+                            serde_json::json!({"result": "enroll", "status_msg": "Enroll first", "enroll_portal_url": "https://example.invalid/"}),
+                        ),
+                        "frank" => {
+                            ok(serde_json::json!({"result": "allow", "status_msg": "Bypass"}))
                         }
-                        ("POST", "/auth/v2/auth") if get("factor") == "push" => {
-                            assert_eq!(get("device"), "auto");
-                            assert_eq!(get("async"), "1");
-                            let n = seen.calls.entry(format!("push {user}")).or_insert(0);
-                            *n += 1;
-                            let txid = format!("tx-{user}-{n}");
-                            started
-                                .lock()
-                                .expect("lock")
-                                .insert(txid.clone(), (user, Instant::now()));
-                            ok(serde_json::json!({"txid": txid}))
+                        "gina" => {
+                            ok(serde_json::json!({"result": "deny", "status_msg": "Locked out"}))
                         }
-                        ("POST", "/auth/v2/auth") if get("factor") == "passcode" => {
-                            *seen.calls.entry(format!("passcode {user}")).or_insert(0) += 1;
-                            let result = if get("passcode") == "123456" {
-                                "allow"
-                            } else {
-                                "deny"
-                            };
-                            ok(
-                                serde_json::json!({"result": result, "status": result, "status_msg": "checked"}),
-                            )
-                        }
-                        ("GET", "/auth/v2/auth_status") => {
-                            let known = started.lock().expect("lock").get(&get("txid")).cloned();
-                            match known {
+                        "ivan" => (
+                            503,
+                            r#"{"stat":"FAIL","code":50003,"message":"Service unavailable"}"#
+                                .to_string(),
+                        ),
+                        _ => ok(
+                            serde_json::json!({"result": "auth", "status_msg": "Account is active", "devices": [{"device": "DPFZRS9FB0D46QFTM891", "capabilities": ["push", "mobile_otp"]}]}),
+                        ),
+                    }
+                }
+                ("POST", "/auth/v2/auth") if get("factor") == "push" => {
+                    assert_eq!(get("device"), "auto");
+                    assert_eq!(get("async"), "1");
+                    let n = seen.calls.entry(format!("push {user}")).or_insert(0);
+                    *n += 1;
+                    let txid = format!("tx-{user}-{n}");
+                    started
+                        .lock()
+                        .expect("lock")
+                        .insert(txid.clone(), (user, Instant::now()));
+                    ok(serde_json::json!({"txid": txid}))
+                }
+                ("POST", "/auth/v2/auth") if get("factor") == "passcode" => {
+                    *seen.calls.entry(format!("passcode {user}")).or_insert(0) += 1;
+                    let result = if get("passcode") == "123456" {
+                        "allow"
+                    } else {
+                        "deny"
+                    };
+                    ok(
+                        serde_json::json!({"result": result, "status": result, "status_msg": "checked"}),
+                    )
+                }
+                ("GET", "/auth/v2/auth_status") => {
+                    let known = started.lock().expect("lock").get(&get("txid")).cloned();
+                    match known {
                                 None => (400, r#"{"stat":"FAIL","code":40002,"message":"Invalid request parameters","message_detail":"txid"}"#.to_string()),
                                 Some((user, at)) => {
                                     let age = at.elapsed();
@@ -249,61 +236,31 @@ fn duo_double() -> (String, Shared) {
                                     ok(serde_json::json!({"result": result, "status": "pushed", "status_msg": "Pushed a login request"}))
                                 }
                             }
-                        }
-                        _ => (
-                            404,
-                            r#"{"stat":"FAIL","code":40401,"message":"Resource not found"}"#
-                                .to_string(),
-                        ),
-                    }
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
+                }
+                _ => (
+                    404,
+                    r#"{"stat":"FAIL","code":40401,"message":"Resource not found"}"#.to_string(),
+                ),
+            }
         }
     });
     (base, seen)
 }
 
 fn body(base: &str, skey: &str, duo_extra: &str, mfa_extra: &str) -> String {
-    let users: String = [
+    let users = staff_users(&[
         "alice", "bob", "carol", "dave", "erin", "frank", "gina", "ivan",
-    ]
-    .iter()
-    .map(|u| format!("[[users]]\nname = \"{u}\"\npassword = \"{u}-pw\"\ngroups = [\"staff\"]\n\n"))
-    .collect();
-    format!(
-        r#"
-[[clients]]
-name = "localhost"
-addresses = ["127.0.0.1"]
-secret = "testing123"
-require_message_authenticator = false
-
-{users}
-[[policies]]
-name = "staff-duo"
-groups = ["staff"]
-mfa = true
-reply = {{ Session-Timeout = 3600 }}
-
-[mfa]
-provider = "duo"
-{mfa_extra}
-
-[mfa.duo]
-api_host = "{base}"
-integration_key = "{IKEY}"
-secret_key = "{skey}"
-wait = "2s"
-poll_interval = "100ms"
-timeout = "2s"
-{duo_extra}
-"#
-    )
+    ]);
+    let policy = staff_mfa_policy("staff-duo", "");
+    let mfa = mfa_section(
+        "duo",
+        mfa_extra,
+        &format!(
+            "api_host = \"{base}\"\nintegration_key = \"{IKEY}\"\nsecret_key = \"{skey}\"\n\
+             wait = \"2s\"\npoll_interval = \"100ms\"\ntimeout = \"2s\"\n{duo_extra}"
+        ),
+    );
+    format!("{MFA_CLIENT}{users}{policy}{mfa}")
 }
 
 fn pap(sec: &radshard::proto::Secret, id: u8, user: &str, pw: &str) -> Vec<u8> {
@@ -323,44 +280,7 @@ fn duo_push() {
 
     // Approved, with five retransmissions while the push is pending and a copy with a new
     // Identifier: one preauth, one push at Duo, identical reply bytes for every copy.
-    let req = pap(&sec, 1, "alice", "alice-pw");
-    let copy = pap(&sec, 2, "alice", "alice-pw");
-    let started = Instant::now();
-    c.send(&req, s.auth);
-    for _ in 0..5 {
-        std::thread::sleep(Duration::from_millis(50));
-        c.send(&req, s.auth);
-    }
-    c.send(&copy, s.auth);
-    let mut replies = vec![c.recv_timeout(REPLY_WAIT).expect("a reply")];
-    replies.extend(c.drain(Duration::from_millis(400), Duration::from_secs(5)));
-    assert!(
-        started.elapsed() >= Duration::from_millis(450),
-        "held for the push"
-    );
-    assert_eq!(
-        replies.len(),
-        2,
-        "one reply per distinct request: {:?}",
-        replies.iter().map(|r| (r[0], r[1])).collect::<Vec<_>>()
-    );
-    let first = replies
-        .iter()
-        .find(|r| r[1] == 1)
-        .expect("a reply to the first request")
-        .clone();
-    assert_eq!(check_reply(&first, &req, &sec), Code::AccessAccept);
-    assert_eq!(
-        reply_attr(&first, attr::SESSION_TIMEOUT),
-        Some(3600u32.to_be_bytes().to_vec()),
-        "the policy's attributes"
-    );
-    let second = replies.iter().find(|r| r[1] == 2).expect("copy's reply");
-    assert_eq!(check_reply(second, &copy, &sec), Code::AccessAccept);
-    for _ in 0..2 {
-        c.send(&req, s.auth);
-        assert_eq!(c.recv_timeout(REPLY_WAIT).as_deref(), Some(&first[..]));
-    }
+    approved_push_with_copies(&s, "alice");
     assert_eq!(seen_count(&seen, "push alice"), 1, "exactly one push");
     assert_eq!(seen_count(&seen, "/auth/v2/preauth alice"), 1);
 
@@ -434,16 +354,6 @@ fn duo_push() {
     assert_eq!(seen.lock().expect("lock").bad_signatures, 0);
 }
 
-/// The State in radclient's `-x` output (`State = 0x…`).
-fn state_of(out: &str) -> String {
-    out.lines()
-        .filter_map(|l| l.trim().strip_prefix("State = "))
-        .next_back()
-        .unwrap_or_else(|| panic!("no State in:\n{out}"))
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn duo_passcode() {
     let (base, seen) = duo_double();
@@ -463,7 +373,7 @@ fn duo_passcode() {
     // Primary accept → preauth → Access-Challenge with a State; the right code → Accept.
     let out = pw("alice", "alice-pw", None);
     assert!(out.contains("Received Access-Challenge"), "{out}");
-    let state = state_of(&out);
+    let state = radclient_state(&out);
     assert_eq!(seen_count(&seen, "passcode alice"), 0, "no code yet");
     let out = pw("alice", "123456", Some(&state));
     assert!(out.contains("Received Access-Accept"), "{out}");
@@ -478,7 +388,7 @@ fn duo_passcode() {
 
     // Wrong code → Reject.
     let out = pw("alice", "alice-pw", None);
-    let state = state_of(&out);
+    let state = radclient_state(&out);
     let out = pw("alice", "654321", Some(&state));
     assert!(out.contains("Received Access-Reject"), "{out}");
     assert_eq!(seen_count(&seen, "passcode alice"), 2);
@@ -502,14 +412,6 @@ fn duo_passcode() {
     assert!(out.contains("Received Access-Reject"), "{out}");
     assert_eq!(seen_count(&seen, "/auth/v2/preauth bob"), before);
     assert_eq!(seen.lock().expect("lock").bad_signatures, 0);
-}
-
-/// A TCP port nothing listens on (bound, then released).
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]

@@ -8,43 +8,16 @@
 mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::mfa::*;
 use common::*;
-use radshard::backend::mfa::totp::TotpSecret;
 use radshard::proto::{attr, Code};
 
-const ALICE_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const DAVE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const ERIN_TOTP: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
 
 fn body() -> String {
     format!(
-        r#"
-[[clients]]
-name = "localhost"
-addresses = ["127.0.0.1"]
-secret = "testing123"
-require_message_authenticator = false
-
-[[users]]
-name = "alice"
-password = "alice,pw"
-totp_secret = "{ALICE_TOTP}"
-groups = ["staff"]
-
-[[users]]
-name = "dave"
-password = "dave-pw"
-totp_secret = "{DAVE_TOTP}"
-groups = ["staff"]
-
-[[users]]
-name = "erin"
-password = "erin-pw"
-totp_secret = "{ERIN_TOTP}"
-groups = ["staff"]
-
+        r#"{MFA_CLIENT}{alice}{dave}{erin}
 [[users]]
 name = "nomfa"
 password = "nomfa-pw"
@@ -55,103 +28,52 @@ password = "nomfa-pw"
 name = "admin-wifi"
 called_station_id = ":ADMIN$"
 groups = ["admins"]
-
-[[policies]]
-name = "staff-vpn"
-groups = ["staff"]
-auth_methods = ["pap"]
-mfa = true
-mfa_mode = "password_code"
-reply = {{ Session-Timeout = 3600 }}
-
+{policy}
 [[policies]]
 name = "others"
 
 [mfa]
 provider = "totp"
-"#
+"#,
+        alice = staff_user("alice", "alice,pw", Some(ALICE_TOTP)),
+        dave = staff_user("dave", "dave-pw", Some(DAVE_TOTP)),
+        erin = staff_user("erin", "erin-pw", Some(ERIN_TOTP)),
+        policy = staff_mfa_policy(
+            "staff-vpn",
+            "auth_methods = [\"pap\"]\nmfa_mode = \"password_code\"\n"
+        ),
     )
-}
-
-fn base_step() -> u64 {
-    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs()
-            / 30
-    })
-}
-
-fn code_at(secret_b32: &str, offset_steps: u64) -> String {
-    let s = TotpSecret::from_base32(secret_b32).expect("valid secret");
-    format!("{:06}", s.code_at_step(base_step() + offset_steps, 6))
-}
-
-struct Nas {
-    c: RadClient,
-    sec: radshard::proto::Secret,
-    id: u8,
-}
-
-impl Nas {
-    fn request(&mut self, user: &str, pw: &str, extra: &[(u8, &[u8])]) -> Vec<u8> {
-        self.id = self.id.wrapping_add(1);
-        access_request_with(
-            &self.sec,
-            self.id,
-            &random_authenticator(),
-            user,
-            pw,
-            false,
-            extra,
-        )
-    }
-
-    fn ask_with(
-        &mut self,
-        s: &TestServer,
-        user: &str,
-        pw: &str,
-        extra: &[(u8, &[u8])],
-    ) -> (Vec<u8>, Vec<u8>, Code) {
-        let req = self.request(user, pw, extra);
-        let reply = self.c.exchange(&req, s.auth).expect("a reply");
-        let code = check_reply(&reply, &req, &self.sec);
-        (req, reply, code)
-    }
-
-    fn ask(&mut self, s: &TestServer, user: &str, pw: &str) -> (Vec<u8>, Code) {
-        let (_, reply, code) = self.ask_with(s, user, pw, &[]);
-        (reply, code)
-    }
 }
 
 #[test]
 fn password_code_mode_with_local_totp() {
-    let s = TestServer::start(2, &body());
-    let mut nas = Nas {
-        c: RadClient::new(),
-        sec: secret(SECRET),
-        id: 0,
-    };
+    let (s, m) = start_mfa_server(2, &body());
+    let mut nas = Nas::new();
     base_step();
-    let m = radshard::backend::mfa::metrics().expect("mfa metrics registered");
 
     // Password and code in one request → Accept with the policy's attributes, no challenge.
     // Alice's password has a comma of its own: the split is at the last one.
-    let (reply, code) = nas.ask(&s, "alice", &format!("alice,pw,{}", code_at(ALICE_TOTP, 0)));
+    let (reply, code) = nas.ask(
+        &s,
+        "alice",
+        &format!("alice,pw,{}", code_at(ALICE_TOTP, 0)),
+        None,
+    );
     assert_eq!(code, Code::AccessAccept);
     assert_eq!(
         reply_attr(&reply, attr::SESSION_TIMEOUT),
-        Some(3600u32.to_be_bytes().to_vec())
+        session_timeout_3600()
     );
     assert_eq!(reply_attr(&reply, attr::STATE), None, "no challenge");
     assert_eq!(m.challenges_issued.load(Relaxed), 0);
 
     // The same code again (a new request) → Reject: a code is accepted once.
-    let (_, code) = nas.ask(&s, "alice", &format!("alice,pw,{}", code_at(ALICE_TOTP, 0)));
+    let (_, code) = nas.ask(
+        &s,
+        "alice",
+        &format!("alice,pw,{}", code_at(ALICE_TOTP, 0)),
+        None,
+    );
     assert_eq!(code, Code::AccessReject, "reused code");
     // A wrong code → Reject.
     let wrong = if code_at(ALICE_TOTP, 1) == "000000" {
@@ -159,20 +81,30 @@ fn password_code_mode_with_local_totp() {
     } else {
         "000000"
     };
-    let (_, code) = nas.ask(&s, "alice", &format!("alice,pw,{wrong}"));
+    let (_, code) = nas.ask(&s, "alice", &format!("alice,pw,{wrong}"), None);
     assert_eq!(code, Code::AccessReject, "wrong code");
     // The right code with a wrong password → Reject, and the code is not spent: the
     // provider is not asked before primary authentication passed.
-    let (_, code) = nas.ask(&s, "alice", &format!("alice,px,{}", code_at(ALICE_TOTP, 1)));
+    let (_, code) = nas.ask(
+        &s,
+        "alice",
+        &format!("alice,px,{}", code_at(ALICE_TOTP, 1)),
+        None,
+    );
     assert_eq!(code, Code::AccessReject, "wrong password");
-    let (_, code) = nas.ask(&s, "alice", &format!("alice,pw,{}", code_at(ALICE_TOTP, 1)));
+    let (_, code) = nas.ask(
+        &s,
+        "alice",
+        &format!("alice,pw,{}", code_at(ALICE_TOTP, 1)),
+        None,
+    );
     assert_eq!(
         code,
         Code::AccessAccept,
         "the code was not spent by the bad password"
     );
     // No comma at all → Reject (mfa_bad_code), even with the right password in it.
-    let (_, code) = nas.ask(&s, "dave", "dave-pw");
+    let (_, code) = nas.ask(&s, "dave", "dave-pw", None);
     assert_eq!(code, Code::AccessReject, "missing comma");
     assert_eq!(m.outcome_count("mfa_bad_code"), 2);
     assert_eq!(m.outcome_count("mfa_code_reused"), 1);
@@ -206,7 +138,7 @@ fn password_code_mode_with_local_totp() {
     assert_eq!(m.outcome_count("mfa_mode_mismatch"), 1);
     // Elsewhere the MFA policy is the first that can match, so the password is split; a user
     // the policy without MFA decides then is refused too (the code went unchecked).
-    let (_, code) = nas.ask(&s, "nomfa", "nomfa-pw,123456");
+    let (_, code) = nas.ask(&s, "nomfa", "nomfa-pw,123456", None);
     assert_eq!(
         code,
         Code::AccessReject,
@@ -214,7 +146,12 @@ fn password_code_mode_with_local_totp() {
     );
     assert_eq!(m.outcome_count("mfa_mode_mismatch"), 2);
     // ... and erin with password and code, elsewhere → Accept.
-    let (_, code) = nas.ask(&s, "erin", &format!("erin-pw,{}", code_at(ERIN_TOTP, 0)));
+    let (_, code) = nas.ask(
+        &s,
+        "erin",
+        &format!("erin-pw,{}", code_at(ERIN_TOTP, 0)),
+        None,
+    );
     assert_eq!(code, Code::AccessAccept);
 
     // FreeRADIUS's radclient, as a NAS would send it (the value quoted: radclient would read

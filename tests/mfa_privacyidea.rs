@@ -10,11 +10,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::mfa::*;
 use common::*;
 use radshard::proto::{attr, Code};
 
@@ -35,158 +34,58 @@ fn form(body: &str) -> HashMap<String, String> {
 /// privacyIDEA double: alice's token accepts 755224 (bob's too, after 600 ms), erin has no
 /// token; every request's form is recorded.
 fn privacyidea_double() -> (String, Seen) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", l.local_addr().expect("addr"));
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().expect("clone"));
-                let (mut line, mut len) = (String::new(), 0usize);
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                let _ = r.read_exact(&mut body);
-                let f = form(&String::from_utf8_lossy(&body));
-                let user = f.get("user").cloned().unwrap_or_default();
-                let pass = f.get("pass").cloned().unwrap_or_default();
-                log.lock().expect("lock").push(f);
-                let answer = match (user.as_str(), pass.as_str()) {
-                    ("alice", "755224") => ACCEPT,
-                    ("bob", "755224") => {
-                        std::thread::sleep(Duration::from_millis(600));
-                        ACCEPT
-                    }
-                    ("erin", _) => NO_TOKEN,
-                    _ => REJECT,
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
-        }
+    let url = http_double(move |req| {
+        let f = form(&req.body_text());
+        let user = f.get("user").cloned().unwrap_or_default();
+        let pass = f.get("pass").cloned().unwrap_or_default();
+        log.lock().expect("lock").push(f);
+        let answer = match (user.as_str(), pass.as_str()) {
+            ("alice", "755224") => ACCEPT,
+            ("bob", "755224") => {
+                std::thread::sleep(Duration::from_millis(600));
+                ACCEPT
+            }
+            ("erin", _) => NO_TOKEN,
+            _ => REJECT,
+        };
+        (200, answer.to_string())
     });
     (url, seen)
 }
 
 fn body(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[clients]]
-name = "localhost"
-addresses = ["127.0.0.1"]
-secret = "testing123"
-require_message_authenticator = false
-
-[[users]]
-name = "alice"
-password = "alice-pw"
-groups = ["staff"]
-
-[[users]]
-name = "bob"
-password = "bob-pw"
-groups = ["staff"]
-
-[[users]]
-name = "erin"
-password = "erin-pw"
-groups = ["staff"]
-
-[[policies]]
-name = "staff-vpn"
-groups = ["staff"]
-auth_methods = ["pap"]
-mfa = true
-reply = {{ Session-Timeout = 3600 }}
-
-[mfa]
-provider = "privacyidea"
-{extra}
-
-[mfa.privacyidea]
-url = "{url}"
-realm = "ldaprealm"
-timeout = "2s"
-"#
-    )
+    let users = staff_users(&["alice", "bob", "erin"]);
+    let policy = staff_mfa_policy("staff-vpn", "auth_methods = [\"pap\"]\n");
+    let mfa = mfa_section(
+        "privacyidea",
+        extra,
+        &format!("url = \"{url}\"\nrealm = \"ldaprealm\"\ntimeout = \"2s\""),
+    );
+    format!("{MFA_CLIENT}{users}{policy}{mfa}")
 }
 
-struct Nas {
-    c: RadClient,
-    sec: radshard::proto::Secret,
-    id: u8,
-}
-
-impl Nas {
-    fn new() -> Nas {
-        Nas {
-            c: RadClient::new(),
-            sec: secret(SECRET),
-            id: 0,
-        }
-    }
-
-    fn request(&mut self, user: &str, pw: &str, state: Option<&[u8]>) -> Vec<u8> {
-        self.id = self.id.wrapping_add(1);
-        let extra: Vec<(u8, &[u8])> = state.map(|st| (attr::STATE, st)).into_iter().collect();
-        access_request_with(
-            &self.sec,
-            self.id,
-            &random_authenticator(),
-            user,
-            pw,
-            false,
-            &extra,
-        )
-    }
-
-    fn ask(
-        &mut self,
-        s: &TestServer,
-        user: &str,
-        pw: &str,
-        state: Option<&[u8]>,
-    ) -> (Vec<u8>, Code) {
-        let req = self.request(user, pw, state);
-        let reply = self.c.exchange(&req, s.auth).expect("a reply");
-        let code = check_reply(&reply, &req, &self.sec);
-        (reply, code)
-    }
-
-    fn challenge(&mut self, s: &TestServer, user: &str, pw: &str) -> Vec<u8> {
-        let (reply, code) = self.ask(s, user, pw, None);
-        assert_eq!(code, Code::AccessChallenge, "{user}");
-        assert!(reply_attr(&reply, attr::REPLY_MESSAGE).is_some());
-        reply_attr(&reply, attr::STATE).expect("a State")
-    }
+/// Primary authentication that must be challenged, with a prompt; returns the State.
+fn challenge(nas: &mut Nas, s: &TestServer, user: &str, pw: &str) -> Vec<u8> {
+    let (_, reply, state) = nas.challenge(s, user, pw);
+    assert!(reply_attr(&reply, attr::REPLY_MESSAGE).is_some());
+    state
 }
 
 #[test]
 fn privacyidea_code_after_challenge() {
     let (url, seen) = privacyidea_double();
-    let s = TestServer::start(2, &body(&url, ""));
+    let (s, m) = start_mfa_server(2, &body(&url, ""));
     let mut nas = Nas::new();
 
     // Right code → Accept with the policy's attributes; privacyIDEA saw user, realm, pass.
-    let state = nas.challenge(&s, "alice", "alice-pw");
+    let state = challenge(&mut nas, &s, "alice", "alice-pw");
     let (reply, code) = nas.ask(&s, "alice", "755224", Some(&state));
     assert_eq!(code, Code::AccessAccept);
     assert_eq!(
         reply_attr(&reply, attr::SESSION_TIMEOUT),
-        Some(3600u32.to_be_bytes().to_vec())
+        session_timeout_3600()
     );
     {
         let seen = seen.lock().expect("lock");
@@ -205,19 +104,19 @@ fn privacyidea_code_after_challenge() {
     assert_eq!(seen.lock().expect("lock").len(), 1);
 
     // Wrong code → Reject.
-    let state = nas.challenge(&s, "alice", "alice-pw");
+    let state = challenge(&mut nas, &s, "alice", "alice-pw");
     let (_, code) = nas.ask(&s, "alice", "111111", Some(&state));
     assert_eq!(code, Code::AccessReject);
 
     // No token at privacyIDEA → Reject (unenrolled = "reject", the default).
-    let state = nas.challenge(&s, "erin", "erin-pw");
+    let state = challenge(&mut nas, &s, "erin", "erin-pw");
     let (_, code) = nas.ask(&s, "erin", "123456", Some(&state));
     assert_eq!(code, Code::AccessReject);
 
     // A slow check: five retransmissions while privacyIDEA thinks → one HTTP request, and
     // every copy gets the same bytes.
     let before = seen.lock().expect("lock").len();
-    let state = nas.challenge(&s, "bob", "bob-pw");
+    let state = challenge(&mut nas, &s, "bob", "bob-pw");
     let req = nas.request("bob", "755224", Some(&state));
     nas.c.send(&req, s.auth);
     for _ in 0..5 {
@@ -237,7 +136,6 @@ fn privacyidea_code_after_challenge() {
         "one check for all copies"
     );
 
-    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
     assert_eq!(m.outcome_count("accept"), 2);
     assert_eq!(m.outcome_count("mfa_bad_code"), 1);
     assert_eq!(m.outcome_count("mfa_not_enrolled"), 1);
@@ -247,24 +145,15 @@ fn privacyidea_code_after_challenge() {
     // privacyIDEA unreachable: fail-secure by default…
     let dead = format!("http://127.0.0.1:{}", free_tcp_port());
     let s = TestServer::start(1, &body(&dead, ""));
-    let state = nas.challenge(&s, "alice", "alice-pw");
+    let state = challenge(&mut nas, &s, "alice", "alice-pw");
     let (_, code) = nas.ask(&s, "alice", "755224", Some(&state));
     assert_eq!(code, Code::AccessReject, "fail-secure");
     drop(s);
     // …fail-safe when configured: the primary result stands.
-    let s = TestServer::start(1, &body(&dead, "on_unreachable = \"accept\""));
-    let state = nas.challenge(&s, "alice", "alice-pw");
+    let (s, m) = start_mfa_server(1, &body(&dead, "on_unreachable = \"accept\""));
+    let state = challenge(&mut nas, &s, "alice", "alice-pw");
     let (reply, code) = nas.ask(&s, "alice", "755224", Some(&state));
     assert_eq!(code, Code::AccessAccept, "fail-safe");
     assert!(reply_attr(&reply, attr::SESSION_TIMEOUT).is_some());
-    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
     assert_eq!(m.outcome_count("mfa_unavailable_failsafe"), 1);
-}
-
-/// A TCP port nothing listens on (bound, then released).
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

@@ -11,6 +11,7 @@ mod pi_common;
 
 use std::time::Duration;
 
+use common::mfa::*;
 use common::*;
 use radshard::proto::{attr, Code};
 
@@ -26,97 +27,47 @@ curl -sf -X POST $PI/token/init -H "$H" -d type=hotp -d serial=HOTP-DAVE \
 "#;
 
 fn body(url: &str) -> String {
-    format!(
-        r#"
-[[clients]]
-name = "localhost"
-addresses = ["127.0.0.1"]
-secret = "testing123"
-require_message_authenticator = false
-
-[[users]]
-name = "dave"
-password = "dave-pw"
-groups = ["staff"]
-
-[[users]]
-name = "erin"
-password = "erin-pw"
-groups = ["staff"]
-
-[[policies]]
-name = "staff-mfa"
-groups = ["staff"]
-auth_methods = ["pap"]
-mfa = true
-reply = {{ Session-Timeout = 3600 }}
-
-[mfa]
-provider = "privacyidea"
-
-[mfa.privacyidea]
-url = "{url}"
-realm = "flatrealm"
-timeout = "5s"
-"#
-    )
-}
-
-fn ask(
-    c: &RadClient,
-    s: &TestServer,
-    id: u8,
-    user: &str,
-    pw: &str,
-    state: Option<&[u8]>,
-) -> (Vec<u8>, Code) {
-    let sec = secret(SECRET);
-    let extra: Vec<(u8, &[u8])> = state.map(|st| (attr::STATE, st)).into_iter().collect();
-    let req = access_request_with(&sec, id, &random_authenticator(), user, pw, false, &extra);
-    // privacyIDEA's dev server can take a few hundred ms per check.
-    c.send(&req, s.auth);
-    let reply = c.recv_timeout(Duration::from_secs(8)).expect("a reply");
-    let code = check_reply(&reply, &req, &sec);
-    (reply, code)
-}
-
-fn challenge(c: &RadClient, s: &TestServer, id: u8, user: &str, pw: &str) -> Vec<u8> {
-    let (reply, code) = ask(c, s, id, user, pw, None);
-    assert_eq!(code, Code::AccessChallenge, "{user}");
-    reply_attr(&reply, attr::STATE).expect("a State")
+    let users = staff_users(&["dave", "erin"]);
+    let policy = staff_mfa_policy("staff-mfa", "auth_methods = [\"pap\"]\n");
+    let mfa = mfa_section(
+        "privacyidea",
+        "",
+        &format!("url = \"{url}\"\nrealm = \"flatrealm\"\ntimeout = \"5s\""),
+    );
+    format!("{MFA_CLIENT}{users}{policy}{mfa}")
 }
 
 #[test]
 fn real_privacyidea_hotp() {
     let pi = pi_common::start(CONFIGURE);
-    let s = TestServer::start(1, &body(&pi.url));
-    let c = RadClient::new();
+    let (s, m) = start_mfa_server(1, &body(&pi.url));
+    // privacyIDEA's dev server can take a few hundred ms per check.
+    let mut nas = Nas::waiting(Duration::from_secs(8));
 
     // First HOTP value → Accept with the policy's attributes.
-    let st = challenge(&c, &s, 1, "dave", "dave-pw");
-    let (reply, code) = ask(&c, &s, 2, "dave", HOTP[0], Some(&st));
+    let (_, _, st) = nas.challenge(&s, "dave", "dave-pw");
+    let (reply, code) = nas.ask(&s, "dave", HOTP[0], Some(&st));
     assert_eq!(code, Code::AccessAccept);
     assert!(reply_attr(&reply, attr::SESSION_TIMEOUT).is_some());
 
     // The same code again, after a new challenge → privacyIDEA refuses it (already used).
-    let st = challenge(&c, &s, 3, "dave", "dave-pw");
-    let (_, code) = ask(&c, &s, 4, "dave", HOTP[0], Some(&st));
+    let (_, _, st) = nas.challenge(&s, "dave", "dave-pw");
+    let (_, code) = nas.ask(&s, "dave", HOTP[0], Some(&st));
     assert_eq!(code, Code::AccessReject, "reused HOTP value");
 
     // A wrong code → Reject; the next counter value → Accept.
-    let st = challenge(&c, &s, 5, "dave", "dave-pw");
-    let (_, code) = ask(&c, &s, 6, "dave", "000000", Some(&st));
+    let (_, _, st) = nas.challenge(&s, "dave", "dave-pw");
+    let (_, code) = nas.ask(&s, "dave", "000000", Some(&st));
     assert_eq!(code, Code::AccessReject, "wrong code");
-    let st = challenge(&c, &s, 7, "dave", "dave-pw");
-    let (_, code) = ask(&c, &s, 8, "dave", HOTP[1], Some(&st));
+    let (_, _, st) = nas.challenge(&s, "dave", "dave-pw");
+    let (_, code) = nas.ask(&s, "dave", HOTP[1], Some(&st));
     assert_eq!(code, Code::AccessAccept, "next HOTP value");
 
     // erin has no token at privacyIDEA → Reject (unenrolled = "reject").
-    let st = challenge(&c, &s, 9, "erin", "erin-pw");
-    let (_, code) = ask(&c, &s, 10, "erin", HOTP[2], Some(&st));
+    let (_, _, st) = nas.challenge(&s, "erin", "erin-pw");
+    let (_, code) = nas.ask(&s, "erin", HOTP[2], Some(&st));
     assert_eq!(code, Code::AccessReject, "no token");
 
-    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
     assert_eq!(m.outcome_count("accept"), 2);
     assert_eq!(m.outcome_count("mfa_bad_code"), 2);
     assert_eq!(m.outcome_count("mfa_not_enrolled"), 1);

@@ -10,11 +10,11 @@ mod common;
 mod ldap_common;
 mod pi_common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::mfa::{radclient_state, send_with_retransmissions};
+use common::{access_request, check_reply, random_authenticator, secret, RadClient, SECRET};
 use ldap_common::*;
 
 /// One test at a time: the MFA metrics read below are those of the latest store started
@@ -27,29 +27,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 const PROMPT: &str = "Code from your token, please";
 
-/// radclient with arbitrary attributes: (reply code, output).
+/// radclient with arbitrary attributes, waiting up to 8 s: (reply code, output).
 fn ask(port: u16, attrs: &str) -> (Option<String>, String) {
-    let mut c = Command::new("radclient")
-        .args(["-x", "-t", "8", "-r", "1"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["auth", "testing123"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("radclient must be installed (apt-get install freeradius-utils)");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{attrs}Message-Authenticator = 0x00\n").as_bytes())
-        .expect("write");
-    let out = c.wait_with_output().expect("radclient");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let code = text.lines().find_map(|l| {
-        l.strip_prefix("Received ")
-            .map(|r| r.split(' ').next().unwrap_or("").to_string())
-    });
-    (code, text)
+    ask_within(port, 8, attrs)
 }
 
 /// PAP alice/alicepw → Access-Challenge with the prompt; its State (radclient's hex).
@@ -60,11 +40,7 @@ fn challenge(port: u16) -> String {
         out.contains(&format!("Reply-Message = \"{PROMPT}\"")),
         "prompt: {out}"
     );
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("State = "))
-        .unwrap_or_else(|| panic!("no State in:\n{out}"))
-        .trim()
-        .to_string()
+    radclient_state(&out)
 }
 
 fn answer(port: u16, state: &str, code: &str) -> (Option<String>, String) {
@@ -91,13 +67,7 @@ base_dn = "{SUFFIX}"
 user_filter = "(&(objectClass=inetOrgPerson)(uid={{user}}))"
 connect_timeout = "3s"
 
-[[policies]]
-name = "radius-users-mfa"
-groups = ["radius-users"]
-auth_sources = ["ldap"]
-mfa = true
-reply = {{ Class = "radius-users" }}
-
+{policy}
 [mfa]
 provider = "privacyidea"
 prompt = "{PROMPT}"
@@ -110,23 +80,32 @@ timeout = "3s"
 service_user = "admin"
 service_password = "adminpw"
 {pi_extra}
-"#
+"#,
+        policy = radius_users_mfa_policy()
     )
 }
 
 /// "Class = radius-users" as radclient prints it.
-const CLASS: &str = "Class = 0x7261646975732d7573657273";
+fn class() -> String {
+    radclient_class("radius-users")
+}
+
+/// A real privacyIDEA with the realm `ldaprealm` on `slapd` and alice's HOTP token (RFC 4226
+/// key, PIN 1234).
+fn privacyidea_with_alice_hotp(slapd: &Slapd) -> pi_common::PrivacyIdea {
+    pi_common::start(&format!(
+        "{}\ncurl -sf -X POST $PI/token/init -H \"$H\" -d type=hotp -d serial=HOTP-ALICE \
+         -d otpkey=3132333435363738393031323334353637383930 -d user=alice -d realm=ldaprealm \
+         -d pin=1234 >/dev/null\n",
+        pi_common::ldap_realm(slapd.port)
+    ))
+}
 
 #[test]
 fn ldap_then_privacyidea_triggered_hotp() {
     let _one = serial();
     let slapd = Slapd::start();
-    let pi = pi_common::start(&format!(
-        "{}\ncurl -sf -X POST $PI/token/init -H \"$H\" -d type=hotp -d serial=HOTP-ALICE \
-         -d otpkey=3132333435363738393031323334353637383930 -d user=alice -d realm=ldaprealm \
-         -d pin=1234 >/dev/null\n",
-        pi_common::ldap_realm(slapd.port)
-    ));
+    let pi = privacyidea_with_alice_hotp(&slapd);
     let rs = Radshard::start(&radshard_config(slapd.port, &pi.url, "reject"));
 
     // The first request triggers exactly one challenge at privacyIDEA.
@@ -144,7 +123,7 @@ fn ldap_then_privacyidea_triggered_hotp() {
     // The first RFC 4226 value, without the PIN → Accept with the policy's attributes.
     let (code, out) = answer(rs.port, &state, "755224");
     assert_eq!(code.as_deref(), Some("Access-Accept"), "{out}");
-    assert!(out.contains(CLASS), "policy reply: {out}");
+    assert!(out.contains(&class()), "policy reply: {out}");
 
     // The same State again, with the next valid code → Reject (single use).
     let (code, out) = answer(rs.port, &state, "287082");
@@ -240,7 +219,7 @@ fn privacyidea_unreachable_fail_secure_and_fail_safe() {
     let rs = Radshard::start(&radshard_config(slapd.port, &dead, "accept"));
     let (code, out) = ask(rs.port, "User-Name = alice\nUser-Password = alicepw\n");
     assert_eq!(code.as_deref(), Some("Access-Accept"), "fail-safe: {out}");
-    assert!(out.contains(CLASS), "policy reply: {out}");
+    assert!(out.contains(&class()), "policy reply: {out}");
     let m = radshard::backend::mfa::metrics().expect("mfa metrics");
     assert_eq!(m.outcome_count("mfa_unavailable_failsafe"), 1);
     // The primary authentication still counts: a wrong password is refused.
@@ -253,12 +232,7 @@ fn privacyidea_unreachable_fail_secure_and_fail_safe() {
 fn ldap_then_privacyidea_push() {
     let _one = serial();
     let slapd = Slapd::start();
-    let pi = pi_common::start(&format!(
-        "{}\ncurl -sf -X POST $PI/token/init -H \"$H\" -d type=hotp -d serial=HOTP-ALICE \
-         -d otpkey=3132333435363738393031323334353637383930 -d user=alice -d realm=ldaprealm \
-         -d pin=1234 >/dev/null\n",
-        pi_common::ldap_realm(slapd.port)
-    ));
+    let pi = privacyidea_with_alice_hotp(&slapd);
     // bob: a push token only; alice: HOTP and push (prefer_push, the default, holds for push).
     pi.enroll_push("PUSH-BOB", "bob", "ldaprealm");
     pi.enroll_push("PUSH-ALICE", "alice", "ldaprealm");
@@ -281,7 +255,7 @@ fn ldap_then_privacyidea_push() {
     let mut phone = pi.phone("PUSH-BOB", true, 10, 0.0);
     let (code, out, _) = pap("bob", "bobpw");
     assert_eq!(code.as_deref(), Some("Access-Accept"), "approved: {out}");
-    assert!(out.contains(CLASS), "policy reply: {out}");
+    assert!(out.contains(&class()), "policy reply: {out}");
     assert!(phone.wait().expect("phone").success(), "the phone answered");
 
     // Declined → Reject, before the wait is over.
@@ -312,30 +286,22 @@ fn ldap_then_privacyidea_push() {
     // one reply (and the cached one for a later copy) byte for byte the same.
     let before = pi.triggers("bob");
     let mut phone = pi.phone("PUSH-BOB", true, 10, 2.0);
-    let sec = common::secret(common::SECRET);
-    let req = common::access_request(
-        &sec,
-        7,
-        &common::random_authenticator(),
-        "bob",
-        "bobpw",
-        true,
-    );
+    let sec = secret(SECRET);
+    let req = access_request(&sec, 7, &random_authenticator(), "bob", "bobpw", true);
     let to: SocketAddr = format!("127.0.0.1:{}", rs.port).parse().expect("addr");
-    let nas = common::RadClient::new();
-    nas.send(&req, to);
-    for _ in 0..5 {
-        std::thread::sleep(Duration::from_millis(300));
-        nas.send(&req, to);
-    }
-    let first = nas
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a reply once approved");
+    let nas = RadClient::new();
+    let mut replies = send_with_retransmissions(&nas, to, &req, 5, Duration::from_millis(300));
+    replies.extend(nas.recv_timeout(Duration::from_secs(10)));
+    let first = replies.first().expect("a reply once approved").clone();
     assert_eq!(
-        common::check_reply(&first, &req, &sec),
+        check_reply(&first, &req, &sec),
         radshard::proto::Code::AccessAccept
     );
-    let more = nas.drain(Duration::from_millis(500), Duration::from_secs(2));
+    let more: Vec<Vec<u8>> = replies[1..]
+        .iter()
+        .cloned()
+        .chain(nas.drain(Duration::from_millis(500), Duration::from_secs(2)))
+        .collect();
     nas.send(&req, to);
     let again = nas
         .recv_timeout(Duration::from_secs(2))

@@ -10,172 +10,83 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::mfa::*;
 use common::*;
+use radshard::metrics::DuplicateKind;
 use radshard::proto::{attr, Code};
 
 type Pushes = Arc<Mutex<HashMap<String, usize>>>;
 
 /// The push service: `POST /push` → `{"id"}` at once; `GET /push/<id>` → pending until the
 /// "user" decides: alice and dave approve after 500 ms, bob denies after 200 ms, carol never
-/// answers. Counts the pushes (POSTs) per user.
+/// answers, erin approves after 10 s. Counts the pushes (POSTs) per user.
 fn push_double() -> (String, Pushes) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/push", l.local_addr().expect("addr"));
     let pushes: Pushes = Arc::new(Mutex::new(HashMap::new()));
     let log = pushes.clone();
     let started: Arc<Mutex<HashMap<String, (String, Instant)>>> = Arc::default();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let (log, started) = (log.clone(), started.clone());
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().expect("clone"));
-                let (mut line, mut len, mut target) = (String::new(), 0usize, String::new());
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if target.is_empty() {
-                        target = line
-                            .split_whitespace()
-                            .take(2)
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                let _ = r.read_exact(&mut body);
-                let answer = if target == "POST /push" {
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let user = v["user"].as_str().unwrap_or("").to_string();
-                    assert_eq!(v["client"].as_str(), Some("localhost"));
-                    let mut log = log.lock().expect("lock");
-                    let n = log.entry(user.clone()).or_insert(0);
-                    *n += 1;
-                    let id = format!("{user}-{n}");
-                    started
-                        .lock()
-                        .expect("lock")
-                        .insert(id.clone(), (user, Instant::now()));
-                    format!("{{\"id\":\"{id}\"}}")
-                } else {
-                    let id = target.strip_prefix("GET /push/").unwrap_or("");
-                    let (user, at) = started
-                        .lock()
-                        .expect("lock")
-                        .get(id)
-                        .cloned()
-                        .expect("a known push id");
-                    let age = at.elapsed();
-                    let status = match user.as_str() {
-                        "alice" | "dave" if age >= Duration::from_millis(500) => "approved",
-                        "bob" if age >= Duration::from_millis(200) => "denied",
-                        _ => "pending",
-                    };
-                    format!("{{\"status\":\"{status}\"}}")
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
-        }
+    let base = http_double(move |req| {
+        let answer = if req.method == "POST" && req.target == "/push" {
+            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let user = v["user"].as_str().unwrap_or("").to_string();
+            assert_eq!(v["client"].as_str(), Some("localhost"));
+            let mut log = log.lock().expect("lock");
+            let n = log.entry(user.clone()).or_insert(0);
+            *n += 1;
+            let id = format!("{user}-{n}");
+            started
+                .lock()
+                .expect("lock")
+                .insert(id.clone(), (user, Instant::now()));
+            format!("{{\"id\":\"{id}\"}}")
+        } else {
+            assert_eq!(req.method, "GET");
+            let id = req.target.strip_prefix("/push/").unwrap_or("");
+            let (user, at) = started
+                .lock()
+                .expect("lock")
+                .get(id)
+                .cloned()
+                .expect("a known push id");
+            let age = at.elapsed();
+            let status = match user.as_str() {
+                "alice" | "dave" if age >= Duration::from_millis(500) => "approved",
+                "bob" if age >= Duration::from_millis(200) => "denied",
+                "erin" if age >= Duration::from_secs(10) => "approved",
+                _ => "pending",
+            };
+            format!("{{\"status\":\"{status}\"}}")
+        };
+        (200, answer)
     });
-    (url, pushes)
+    (format!("{base}/push"), pushes)
 }
 
-fn body(url: &str) -> String {
-    let users: String = ["alice", "bob", "carol", "dave"]
-        .iter()
-        .map(|u| {
-            format!("[[users]]\nname = \"{u}\"\npassword = \"{u}-pw\"\ngroups = [\"staff\"]\n\n")
-        })
-        .collect();
-    format!(
-        r#"
-[[clients]]
-name = "localhost"
-addresses = ["127.0.0.1"]
-secret = "testing123"
-require_message_authenticator = false
-
-{users}
-[[policies]]
-name = "staff-push"
-groups = ["staff"]
-mfa = true
-reply = {{ Session-Timeout = 3600 }}
-
-[mfa]
-provider = "rest_push"
-
-[mfa.rest_push]
-url = "{url}"
-wait = "1s"
-poll_interval = "100ms"
-"#
-    )
+/// Users alice, bob, carol, dave and erin in `staff`, whose policy needs a push; `wait` is how
+/// long a push may stay unanswered.
+fn body(url: &str, wait: &str) -> String {
+    let users = staff_users(&["alice", "bob", "carol", "dave", "erin"]);
+    let policy = staff_mfa_policy("staff-push", "");
+    let mfa = mfa_section(
+        "rest_push",
+        "",
+        &format!("url = \"{url}\"\nwait = \"{wait}\"\npoll_interval = \"100ms\""),
+    );
+    format!("{MFA_CLIENT}{users}{policy}{mfa}")
 }
 
 #[test]
 fn push_holds_the_request_and_sends_once() {
     let (url, pushes) = push_double();
-    let s = TestServer::start(2, &body(&url));
+    let (s, m) = start_mfa_server(2, &body(&url, "1s"));
     let c = RadClient::new();
     let sec = secret(SECRET);
 
     // One request, five retransmissions while the push is pending, and a copy with a new
     // Identifier (as a NAS that gave up on the first id): one push, one reply per packet.
-    let req = access_request(&sec, 1, &random_authenticator(), "alice", "alice-pw", false);
-    let copy = access_request(&sec, 2, &random_authenticator(), "alice", "alice-pw", false);
-    let started = Instant::now();
-    c.send(&req, s.auth);
-    for _ in 0..5 {
-        std::thread::sleep(Duration::from_millis(50));
-        c.send(&req, s.auth);
-    }
-    c.send(&copy, s.auth);
-    let mut replies = vec![c.recv_timeout(REPLY_WAIT).expect("a reply")];
-    replies.extend(c.drain(Duration::from_millis(400), Duration::from_secs(5)));
-    assert!(
-        started.elapsed() >= Duration::from_millis(450),
-        "held for the push"
-    );
-    assert_eq!(
-        replies.len(),
-        2,
-        "one reply per distinct request: {replies:?}"
-    );
-    let first = replies
-        .iter()
-        .find(|r| r[1] == 1)
-        .expect("a reply to the first request")
-        .clone();
-    assert_eq!(check_reply(&first, &req, &sec), Code::AccessAccept);
-    assert_eq!(
-        reply_attr(&first, attr::SESSION_TIMEOUT),
-        Some(3600u32.to_be_bytes().to_vec())
-    );
-    let second = replies
-        .iter()
-        .find(|r| r[1] == 2)
-        .expect("a reply to the copy");
-    assert_eq!(check_reply(second, &copy, &sec), Code::AccessAccept);
-    // Later retransmissions get the very same bytes.
-    for _ in 0..2 {
-        c.send(&req, s.auth);
-        assert_eq!(c.recv_timeout(REPLY_WAIT).as_deref(), Some(&first[..]));
-    }
+    approved_push_with_copies(&s, "alice");
     assert_eq!(
         pushes.lock().expect("lock").get("alice"),
         Some(&1),
@@ -238,7 +149,6 @@ fn push_holds_the_request_and_sends_once() {
         "radclient said:\n{out}"
     );
 
-    let m = radshard::backend::mfa::metrics().expect("mfa metrics");
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(
         m.pushes_sent.load(Relaxed),
@@ -252,5 +162,70 @@ fn push_holds_the_request_and_sends_once() {
         "alice: request, copy, 2 devices; dave"
     );
     assert_eq!(m.outcome_count("mfa_push_denied"), 2, "bob, carol");
+    assert_eq!(m.pushes_pending.load(Relaxed), 0);
+}
+
+/// Five retransmissions during a push that takes 10 s: the Access-Request, then the very same
+/// datagram (same Identifier and authenticator) five more times 1.5 s apart while the push is
+/// pending. Exactly one push reaches the provider, every reply is the same bytes (one reply for
+/// the six copies: those absorbed while pending get none), an Access-Accept, and a
+/// retransmission after the answer gets those bytes again.
+#[test]
+fn five_retransmissions_during_a_ten_second_push() {
+    let (url, pushes) = push_double();
+    let (s, m) = start_mfa_server(2, &body(&url, "20s"));
+    let c = RadClient::new();
+    let sec = secret(SECRET);
+    let req = access_request(&sec, 42, &random_authenticator(), "erin", "erin-pw", false);
+
+    let started = Instant::now();
+    let mut replies = send_with_retransmissions(&c, s.auth, &req, 5, Duration::from_millis(1500));
+    assert!(
+        replies.is_empty(),
+        "no reply while the push is pending: {replies:?}"
+    );
+    replies.extend(c.recv_timeout(Duration::from_secs(10)));
+    let answered = started.elapsed();
+    replies.extend(c.drain(Duration::from_millis(500), Duration::from_secs(2)));
+    assert!(
+        answered >= Duration::from_secs(10),
+        "held until the approval, answered after {answered:?}"
+    );
+    assert_eq!(
+        replies.len(),
+        1,
+        "one reply for the request and its five retransmissions: {replies:?}"
+    );
+    let first = replies[0].clone();
+    assert!(replies.iter().all(|r| r == &first), "identical replies");
+    assert_eq!(check_reply(&first, &req, &sec), Code::AccessAccept);
+    assert_eq!(
+        reply_attr(&first, attr::SESSION_TIMEOUT),
+        session_timeout_3600()
+    );
+
+    assert_eq!(
+        s.duplicates(DuplicateKind::InProgress),
+        5,
+        "the five retransmissions were absorbed as in progress"
+    );
+
+    // A retransmission after the answer: the very same bytes, from the reply cache.
+    c.send(&req, s.auth);
+    assert_eq!(c.recv_timeout(REPLY_WAIT).as_deref(), Some(&first[..]));
+    assert_eq!(
+        s.duplicates(DuplicateKind::Replayed),
+        1,
+        "answered from the cache"
+    );
+
+    assert_eq!(
+        pushes.lock().expect("lock").get("erin"),
+        Some(&1),
+        "exactly one push at the provider"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(m.pushes_sent.load(Relaxed), 1, "one push sent");
+    assert_eq!(m.outcome_count("accept"), 1, "one decision");
     assert_eq!(m.pushes_pending.load(Relaxed), 0);
 }

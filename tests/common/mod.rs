@@ -6,6 +6,8 @@
 //! Everything here is loopback-only and every wait is bounded.
 #![allow(dead_code)]
 
+pub mod mfa;
+
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};

@@ -395,13 +395,24 @@ pub fn radclient(
 
 /// One PAP request: the reply code and radclient's whole output (for attributes).
 pub fn pap(port: u16, user: &str, password: &str) -> (Option<String>, String) {
-    let body = format!(
-        "User-Name = \"{}\"\nUser-Password = \"{}\"\nNAS-Port-Type = Virtual\nMessage-Authenticator = 0x00\n",
+    let attrs = format!(
+        "User-Name = \"{}\"\nUser-Password = \"{}\"\nNAS-Port-Type = Virtual\n",
         user.replace('\\', "\\\\").replace('"', "\\\""),
         password
     );
+    ask(port, &attrs)
+}
+
+/// One request through radclient with arbitrary attributes (values quoted by the caller) and
+/// a Message-Authenticator, waiting up to 5 s: the reply code and radclient's whole output.
+pub fn ask(port: u16, attrs: &str) -> (Option<String>, String) {
+    ask_within(port, 5, attrs)
+}
+
+/// [`ask`], waiting up to `timeout_s` seconds for the reply.
+pub fn ask_within(port: u16, timeout_s: u32, attrs: &str) -> (Option<String>, String) {
     let mut c = Command::new("radclient")
-        .args(["-x", "-t", "5", "-r", "1"])
+        .args(["-x", "-t", &timeout_s.to_string(), "-r", "1"])
         .arg(format!("127.0.0.1:{port}"))
         .args(["auth", "testing123"])
         .stdin(Stdio::piped())
@@ -409,7 +420,11 @@ pub fn pap(port: u16, user: &str, password: &str) -> (Option<String>, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("radclient must be installed (apt-get install freeradius-utils)");
-    c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{attrs}Message-Authenticator = 0x00\n").as_bytes())
+        .unwrap();
     let out = c.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let code = text.lines().find_map(|l| {
@@ -417,6 +432,27 @@ pub fn pap(port: u16, user: &str, password: &str) -> (Option<String>, String) {
             .map(|r| r.split(' ').next().unwrap_or("").to_string())
     });
     (code, text)
+}
+
+/// `Class = "<text>"` as radclient prints it (octets in hex).
+pub fn radclient_class(text: &str) -> String {
+    let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("Class = 0x{hex}")
+}
+
+/// A policy for the group radius-users with LDAP as the primary source, MFA required, `extra`
+/// lines and the reply `Class = "<class>"`.
+pub fn ldap_mfa_policy(name: &str, extra: &str, class: &str) -> String {
+    format!(
+        "\n[[policies]]\nname = \"{name}\"\ngroups = [\"radius-users\"]\nauth_sources = [\"ldap\"]\n\
+         {extra}mfa = true\nreply = {{ Class = \"{class}\" }}\n"
+    )
+}
+
+/// The policy most directory MFA tests use: [`ldap_mfa_policy`] `radius-users-mfa`, reply
+/// `Class = "radius-users"`.
+pub fn radius_users_mfa_policy() -> String {
+    ldap_mfa_policy("radius-users-mfa", "", "radius-users")
 }
 
 pub fn ldap_section(servers: &[String], extra: &str) -> String {

@@ -21,9 +21,9 @@ use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
 use super::deferred::{
-    decide_after_second, decide_policy, hold_for_push, mfa_reject, second_factor, spawn_backend,
-    spawn_mfa_check, spawn_slow_pap, Answer,
+    ask_provider, decide_after_second, decide_policy, mfa_reject, second_factor, Answer, Asked,
 };
+use super::held::Held;
 use super::mfa::{self, Redeemed};
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
@@ -217,6 +217,8 @@ impl Shard {
             identifier: req.identifier(),
             authenticator: *req.authenticator(),
         };
+        // What a task answering this request later needs (see `deferred.rs`).
+        let held = || Held::new(me, rt, li, key, req.packet().as_bytes(), client.index, now);
         match cache.lookup(&key, now) {
             Lookup::New => {}
             Lookup::InProgress => return m.shard.duplicate(DuplicateKind::InProgress),
@@ -283,19 +285,11 @@ impl Shard {
                         return m.count_drop(DropReason::BackendUnavailable);
                     };
                     *slow_in_flight += 1;
-                    return spawn_mfa_check(
-                        me.clone(),
-                        rt.clone(),
-                        li,
-                        from,
-                        key,
-                        req.packet().as_bytes(),
-                        client.index,
-                        now,
+                    return held().spawn_mfa_check(Asked {
                         pending,
                         rx,
-                        false,
-                    );
+                        trigger: false,
+                    });
                 }
                 Err(r) => mfa_reject(rt, r),
             };
@@ -367,28 +361,21 @@ impl Shard {
                         if cache.begin(key).is_err() {
                             return m.count_drop(DropReason::Overloaded);
                         }
-                        *slow_in_flight += 1;
-                        if !hold_for_push(
-                            me,
+                        let asked = ask_provider(
                             rt,
-                            li,
-                            from,
-                            key,
-                            req.packet().as_bytes(),
-                            client.index,
-                            now,
                             &client.name,
                             req.attr(CALLING_STATION_ID).unwrap_or_default(),
                             &user.name,
                             &user.groups,
                             AuthSource::Local,
                             hold,
-                        ) {
-                            *slow_in_flight -= 1;
+                        );
+                        let Some(asked) = asked else {
                             cache.abandon(&key);
-                            m.count_drop(DropReason::BackendUnavailable);
-                        }
-                        return;
+                            return m.count_drop(DropReason::BackendUnavailable);
+                        };
+                        *slow_in_flight += 1;
+                        return held().spawn_mfa_check(asked);
                     }
                     send_reply(
                         tx,
@@ -426,18 +413,7 @@ impl Shard {
                     match submitted {
                         Submitted::Pending(rx) => {
                             *slow_in_flight += 1;
-                            spawn_backend(
-                                me.clone(),
-                                rt.clone(),
-                                li,
-                                from,
-                                key,
-                                req.packet().as_bytes(),
-                                client.index,
-                                now,
-                                deadline,
-                                rx,
-                            );
+                            held().spawn_backend(deadline, rx);
                         }
                         Submitted::Shed => match backend.config.on_overload {
                             ShedPolicy::Drop => {
@@ -458,16 +434,7 @@ impl Shard {
                         return m.count_drop(DropReason::Overloaded);
                     }
                     *slow_in_flight += 1;
-                    spawn_slow_pap(
-                        me.clone(),
-                        rt.clone(),
-                        li,
-                        from,
-                        key,
-                        req.packet().as_bytes(),
-                        client.index,
-                        now,
-                    );
+                    held().spawn_slow_pap();
                 }
             }
             None

@@ -15,6 +15,7 @@ use super::clients::Client;
 use super::held::Held;
 use super::mfa::{self, PasswordRead, Second};
 use super::runtime::Runtime;
+use crate::auth::local::LocalUser;
 use crate::auth::{Method, RejectReason};
 use crate::backend::mfa::state::STATE_LEN;
 use crate::backend::mfa::{Mfa, Pending, PiAnswer, PiError, Provider};
@@ -58,29 +59,8 @@ impl Held {
             let mut buf = [0u8; MAX_PACKET_LEN];
             let built = match (ok, user) {
                 (true, Some(u)) => {
-                    let input = || {
-                        PolicyInput::from_request(
-                            &req,
-                            &client.name,
-                            client.group.as_deref(),
-                            &u.groups,
-                            Some(Method::Pap),
-                            AuthSource::Local,
-                        )
-                    };
-                    let (code, fill) = decide_policy(rt, input, Some(&u.reply));
-                    let (code, answer, outcome, reason) = second_factor(
-                        rt,
-                        code,
-                        fill,
-                        &client.name,
-                        req.user_name().unwrap_or_default(),
-                        &u.name,
-                        &u.groups,
-                        AuthSource::Local,
-                        Some(Method::Pap),
-                        read,
-                    );
+                    let (code, answer, outcome, reason) =
+                        decide_local(rt, &req, client, u, Some(Method::Pap), read);
                     log_decision(
                         &req,
                         client,
@@ -201,7 +181,7 @@ impl Answer<'_> {
 /// MFA becomes an Access-Challenge (or a reject, or an accept for unenrolled users, as
 /// configured). Returns the reply's code and content and the decision's outcome and reason.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn second_factor<'a>(
+fn second_factor<'a>(
     rt: &'a Runtime,
     code: Code,
     fill: Fill<'a>,
@@ -309,6 +289,40 @@ pub(super) fn ask_provider(
         rx,
         trigger,
     })
+}
+
+/// A local user's password passed: the policies, then the second-factor stage.
+pub(super) fn decide_local<'a>(
+    rt: &'a Runtime,
+    req: &Verified<'_>,
+    client: &Client,
+    user: &'a LocalUser,
+    method: Option<Method>,
+    read: PasswordRead<'_>,
+) -> (Code, Answer<'a>, &'static str, Option<RejectReason>) {
+    let input = || {
+        PolicyInput::from_request(
+            req,
+            &client.name,
+            client.group.as_deref(),
+            &user.groups,
+            method,
+            AuthSource::Local,
+        )
+    };
+    let (code, fill) = decide_policy(rt, input, Some(&user.reply));
+    second_factor(
+        rt,
+        code,
+        fill,
+        &client.name,
+        req.user_name().unwrap_or_default(),
+        &user.name,
+        &user.groups,
+        AuthSource::Local,
+        method,
+        read,
+    )
 }
 
 /// An MFA reject: the code, the reject's attributes, the reason, no policy.
@@ -637,7 +651,7 @@ impl Held {
 }
 
 /// Runs the network policies for an authenticated user.
-pub(super) fn decide_policy<'a, 'i>(
+fn decide_policy<'a, 'i>(
     rt: &'a Runtime,
     input: impl FnOnce() -> PolicyInput<'i>,
     user_reply: Option<&'a ReplyAttributes>,

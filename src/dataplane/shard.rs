@@ -20,9 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
-use super::deferred::{
-    ask_provider, decide_after_second, decide_policy, mfa_reject, second_factor, Answer, Asked,
-};
+use super::deferred::{ask_provider, decide_after_second, decide_local, mfa_reject, Answer, Asked};
 use super::held::Held;
 use super::mfa::{self, Redeemed};
 use super::notify::Notify;
@@ -38,7 +36,7 @@ use crate::auth::{Method, RejectReason};
 use crate::backend::{AuthRequest, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
-use crate::policy::{AuthSource, PolicyInput};
+use crate::policy::AuthSource;
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, CALLING_STATION_ID, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
@@ -333,29 +331,8 @@ impl Shard {
         let reject = 'decide: {
             match decision {
                 Decision::Accept(user) => {
-                    let input = || {
-                        PolicyInput::from_request(
-                            &req,
-                            &client.name,
-                            client.group.as_deref(),
-                            &user.groups,
-                            method,
-                            AuthSource::Local,
-                        )
-                    };
-                    let (code, fill) = decide_policy(rt, input, Some(&user.reply));
-                    let (code, answer, outcome, reason) = second_factor(
-                        rt,
-                        code,
-                        fill,
-                        &client.name,
-                        req.user_name().unwrap_or_default(),
-                        &user.name,
-                        &user.groups,
-                        AuthSource::Local,
-                        method,
-                        read,
-                    );
+                    let (code, answer, outcome, reason) =
+                        decide_local(rt, &req, client, user, method, read);
                     log_decision(&req, client, from, method, outcome, reason, now);
                     if let Answer::Hold(hold) = answer {
                         if cache.begin(key).is_err() {

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod clients;
 pub mod dedup;
 mod deferred;
+mod held;
 mod mfa;
 mod notify;
 pub mod runtime;

@@ -20,10 +20,8 @@ use tracing::{debug, error, info, warn};
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
-use super::deferred::{
-    decide_after_second, decide_policy, hold_for_push, mfa_reject, second_factor, spawn_backend,
-    spawn_mfa_check, spawn_slow_pap, Answer,
-};
+use super::deferred::{ask_provider, decide_after_second, decide_local, mfa_reject, Answer, Asked};
+use super::held::Held;
 use super::mfa::{self, Redeemed};
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
@@ -38,7 +36,7 @@ use crate::auth::{Method, RejectReason};
 use crate::backend::{AuthRequest, Submitted};
 use crate::config::ShedPolicy;
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
-use crate::policy::{AuthSource, PolicyInput};
+use crate::policy::AuthSource;
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, CALLING_STATION_ID, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
@@ -217,6 +215,8 @@ impl Shard {
             identifier: req.identifier(),
             authenticator: *req.authenticator(),
         };
+        // What a task answering this request later needs (see `deferred.rs`).
+        let held = || Held::new(me, rt, li, key, req.packet().as_bytes(), client.index, now);
         match cache.lookup(&key, now) {
             Lookup::New => {}
             Lookup::InProgress => return m.shard.duplicate(DuplicateKind::InProgress),
@@ -283,19 +283,11 @@ impl Shard {
                         return m.count_drop(DropReason::BackendUnavailable);
                     };
                     *slow_in_flight += 1;
-                    return spawn_mfa_check(
-                        me.clone(),
-                        rt.clone(),
-                        li,
-                        from,
-                        key,
-                        req.packet().as_bytes(),
-                        client.index,
-                        now,
+                    return held().spawn_mfa_check(Asked {
                         pending,
                         rx,
-                        false,
-                    );
+                        trigger: false,
+                    });
                 }
                 Err(r) => mfa_reject(rt, r),
             };
@@ -339,56 +331,28 @@ impl Shard {
         let reject = 'decide: {
             match decision {
                 Decision::Accept(user) => {
-                    let input = || {
-                        PolicyInput::from_request(
-                            &req,
-                            &client.name,
-                            client.group.as_deref(),
-                            &user.groups,
-                            method,
-                            AuthSource::Local,
-                        )
-                    };
-                    let (code, fill) = decide_policy(rt, input, Some(&user.reply));
-                    let (code, answer, outcome, reason) = second_factor(
-                        rt,
-                        code,
-                        fill,
-                        &client.name,
-                        req.user_name().unwrap_or_default(),
-                        &user.name,
-                        &user.groups,
-                        AuthSource::Local,
-                        method,
-                        read,
-                    );
+                    let (code, answer, outcome, reason) =
+                        decide_local(rt, &req, client, user, method, read);
                     log_decision(&req, client, from, method, outcome, reason, now);
                     if let Answer::Hold(hold) = answer {
                         if cache.begin(key).is_err() {
                             return m.count_drop(DropReason::Overloaded);
                         }
-                        *slow_in_flight += 1;
-                        if !hold_for_push(
-                            me,
+                        let asked = ask_provider(
                             rt,
-                            li,
-                            from,
-                            key,
-                            req.packet().as_bytes(),
-                            client.index,
-                            now,
                             &client.name,
                             req.attr(CALLING_STATION_ID).unwrap_or_default(),
                             &user.name,
                             &user.groups,
                             AuthSource::Local,
                             hold,
-                        ) {
-                            *slow_in_flight -= 1;
+                        );
+                        let Some(asked) = asked else {
                             cache.abandon(&key);
-                            m.count_drop(DropReason::BackendUnavailable);
-                        }
-                        return;
+                            return m.count_drop(DropReason::BackendUnavailable);
+                        };
+                        *slow_in_flight += 1;
+                        return held().spawn_mfa_check(asked);
                     }
                     send_reply(
                         tx,
@@ -426,18 +390,7 @@ impl Shard {
                     match submitted {
                         Submitted::Pending(rx) => {
                             *slow_in_flight += 1;
-                            spawn_backend(
-                                me.clone(),
-                                rt.clone(),
-                                li,
-                                from,
-                                key,
-                                req.packet().as_bytes(),
-                                client.index,
-                                now,
-                                deadline,
-                                rx,
-                            );
+                            held().spawn_backend(deadline, rx);
                         }
                         Submitted::Shed => match backend.config.on_overload {
                             ShedPolicy::Drop => {
@@ -458,16 +411,7 @@ impl Shard {
                         return m.count_drop(DropReason::Overloaded);
                     }
                     *slow_in_flight += 1;
-                    spawn_slow_pap(
-                        me.clone(),
-                        rt.clone(),
-                        li,
-                        from,
-                        key,
-                        req.packet().as_bytes(),
-                        client.index,
-                        now,
-                    );
+                    held().spawn_slow_pap();
                 }
             }
             None

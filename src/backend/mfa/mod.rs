@@ -273,45 +273,25 @@ impl Mfa {
         station: &[u8],
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
-        let runtime = &remote.handle;
         if !matches!(remote.kind, RemoteKind::Push(_) | RemoteKind::Duo(_)) {
             return None;
         }
-        let (tx, rx) = futures_channel::oneshot::channel();
-        let key: PushKey = (client.to_string(), user.to_string(), station.to_vec());
-        {
-            let mut pushes = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(waiters) = pushes.get_mut(&key) {
-                waiters.push(tx);
-                self.metrics.push_joined.fetch_add(1, Relaxed);
-                return Some(rx);
-            }
-            pushes.insert(key.clone(), vec![tx]);
-            self.metrics
-                .pushes_pending
-                .store(pushes.len() as u64, Relaxed);
-        }
-        self.metrics.pushes_sent.fetch_add(1, Relaxed);
-        let kind = remote.kind.clone();
-        let slots = remote.slots.clone();
-        let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
-        runtime.spawn(async move {
-            let answer = match kind {
-                RemoteKind::Push(push) => push.push(&key.1, &key.0, &slots).await,
-                RemoteKind::Duo(duo) => duo.start(&key.1, &slots).await,
-                RemoteKind::PrivacyIdea(_) => Err(PiError::Protocol("not a push provider".into())),
-            };
-            let waiters = {
-                let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
-                let w = pushes.remove(&key).unwrap_or_default();
-                metrics.pushes_pending.store(pushes.len() as u64, Relaxed);
-                w
-            };
-            for w in waiters {
-                let _ = w.send(answer.clone());
-            }
-        });
-        Some(rx)
+        Some(
+            self.single_flight(&remote.handle, client, user, station, |key| {
+                self.metrics.pushes_sent.fetch_add(1, Relaxed);
+                let (kind, slots) = (remote.kind.clone(), remote.slots.clone());
+                async move {
+                    let answer = match kind {
+                        RemoteKind::Push(push) => push.push(&key.1, &key.0, &slots).await,
+                        RemoteKind::Duo(duo) => duo.start(&key.1, &slots).await,
+                        RemoteKind::PrivacyIdea(_) => {
+                            Err(PiError::Protocol("not a push provider".into()))
+                        }
+                    };
+                    (key, answer)
+                }
+            }),
+        )
     }
 
     /// Whether privacyIDEA triggers the challenge (a service account is configured).
@@ -331,11 +311,41 @@ impl Mfa {
         station: &[u8],
     ) -> Option<futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>> {
         let remote = self.remote.as_ref()?;
-        let runtime = &remote.handle;
         let RemoteKind::PrivacyIdea(pi) = &remote.kind else {
             return None;
         };
         pi.config().service.as_ref()?;
+        Some(
+            self.single_flight(&remote.handle, client, user, station, |key| {
+                let (pi, slots, metrics) = (pi.clone(), remote.slots.clone(), self.metrics.clone());
+                async move {
+                    let answer = pi.trigger_flow(&key.1, &slots).await;
+                    // Only a push token's wait is a push; a code token's trigger is a challenge.
+                    if matches!(answer, Ok(PiAnswer::Accept) | Ok(PiAnswer::Reject { .. })) {
+                        metrics.pushes_sent.fetch_add(1, Relaxed);
+                    }
+                    (key, answer)
+                }
+            }),
+        )
+    }
+
+    /// Single-flight for held second factors: joins the flight pending for (`client`, `user`,
+    /// `station`), or starts one running the future `start` makes (called only then) on
+    /// `runtime`. Every request that joined gets the flight's answer. The future owns the key
+    /// and hands it back with the answer: a pending push keeps one copy of it, not two.
+    fn single_flight<F, Fut>(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        client: &str,
+        user: &str,
+        station: &[u8],
+        start: F,
+    ) -> futures_channel::oneshot::Receiver<Result<PiAnswer, PiError>>
+    where
+        F: FnOnce(PushKey) -> Fut,
+        Fut: std::future::Future<Output = (PushKey, Result<PiAnswer, PiError>)> + Send + 'static,
+    {
         let (tx, rx) = futures_channel::oneshot::channel();
         let key: PushKey = (client.to_string(), user.to_string(), station.to_vec());
         {
@@ -343,21 +353,17 @@ impl Mfa {
             if let Some(waiters) = pushes.get_mut(&key) {
                 waiters.push(tx);
                 self.metrics.push_joined.fetch_add(1, Relaxed);
-                return Some(rx);
+                return rx;
             }
             pushes.insert(key.clone(), vec![tx]);
             self.metrics
                 .pushes_pending
                 .store(pushes.len() as u64, Relaxed);
         }
-        let pi = pi.clone();
-        let slots = remote.slots.clone();
+        let flight = start(key);
         let (all, metrics) = (self.pushes.clone(), self.metrics.clone());
         runtime.spawn(async move {
-            let answer = pi.trigger_flow(&key.1, &slots).await;
-            if matches!(answer, Ok(PiAnswer::Accept) | Ok(PiAnswer::Reject { .. })) {
-                metrics.pushes_sent.fetch_add(1, Relaxed);
-            }
+            let (key, answer) = flight.await;
             let waiters = {
                 let mut pushes = all.lock().unwrap_or_else(|e| e.into_inner());
                 let w = pushes.remove(&key).unwrap_or_default();
@@ -368,7 +374,7 @@ impl Mfa {
                 let _ = w.send(answer.clone());
             }
         });
-        Some(rx)
+        rx
     }
 
     /// How long a held request may wait for its push (the provider's wait and a margin).

@@ -166,12 +166,26 @@ struct ResultPart {
     error: Option<ErrorPart>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ErrorPart {
     #[serde(default)]
     code: i64,
     #[serde(default)]
     message: String,
+}
+
+/// A privacyIDEA body, parsed as `T`.
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PiError> {
+    serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))
+}
+
+/// The error privacyIDEA reported with `result.status` false (code 0 if it sent none).
+fn refused(error: Option<ErrorPart>) -> PiError {
+    let e = error.unwrap_or_default();
+    PiError::Server {
+        code: e.code,
+        message: e.message,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -216,17 +230,9 @@ struct OneChallenge {
 /// (not a bool as in `/validate/check`), so only `detail.multi_challenge` is relied on: one
 /// entry per token challenged, all sharing one transaction id.
 pub fn parse_trigger(body: &[u8], prefer_push: bool) -> Result<Triggered, PiError> {
-    let r: TriggerResponse =
-        serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    let r: TriggerResponse = json(body)?;
     if !r.result.status {
-        let e = r.result.error.unwrap_or(ErrorPart {
-            code: 0,
-            message: String::new(),
-        });
-        return Err(PiError::Server {
-            code: e.code,
-            message: e.message,
-        });
+        return Err(refused(r.result.error));
     }
     let all = r.detail.unwrap_or_default().multi_challenge;
     let usable = |c: &&OneChallenge| !c.transaction_id.is_empty();
@@ -266,17 +272,9 @@ struct PollDetail {
 /// Parses a `/validate/polltransaction` body: `result.value` true once the push was approved;
 /// `detail.challenge_status` "declined"/"cancelled" once refused (privacyIDEA ≥ 3.8).
 pub fn parse_poll(body: &[u8]) -> Result<PollStatus, PiError> {
-    let r: PollResponse =
-        serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    let r: PollResponse = json(body)?;
     if !r.result.status {
-        let e = r.result.error.unwrap_or(ErrorPart {
-            code: 0,
-            message: String::new(),
-        });
-        return Err(PiError::Server {
-            code: e.code,
-            message: e.message,
-        });
+        return Err(refused(r.result.error));
     }
     if r.result.value == Some(true) {
         return Ok(PollStatus::Accepted);
@@ -290,16 +288,9 @@ pub fn parse_poll(body: &[u8]) -> Result<PollStatus, PiError> {
 
 /// Parses a `/validate/check` body.
 pub fn parse_check(body: &[u8]) -> Result<PiAnswer, PiError> {
-    let r: Response = serde_json::from_slice(body).map_err(|e| PiError::Protocol(e.to_string()))?;
+    let r: Response = json(body)?;
     if !r.result.status {
-        let e = r.result.error.unwrap_or(ErrorPart {
-            code: 0,
-            message: String::new(),
-        });
-        return Err(PiError::Server {
-            code: e.code,
-            message: e.message,
-        });
+        return Err(refused(r.result.error));
     }
     let detail = r.detail.unwrap_or_default();
     let message = detail.message.unwrap_or_default();
@@ -355,6 +346,24 @@ struct AuthResult {
 #[derive(Deserialize)]
 struct AuthValue {
     token: String,
+}
+
+/// Sends one request and reads the whole answer; the URL is left out of errors (it may carry
+/// a transaction id).
+async fn send(req: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Vec<u8>), PiError> {
+    let unreachable = |e: reqwest::Error| PiError::Unreachable(e.without_url().to_string());
+    let resp = req.send().await.map_err(unreachable)?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(unreachable)?;
+    Ok((status, body.to_vec()))
+}
+
+/// One of the provider's request slots (closed only when the store stops).
+async fn slot(slots: &tokio::sync::Semaphore) -> Result<tokio::sync::SemaphorePermit<'_>, PiError> {
+    slots
+        .acquire()
+        .await
+        .map_err(|_| PiError::Unreachable("stopping".into()))
 }
 
 impl std::fmt::Debug for PrivacyIdea {
@@ -435,16 +444,7 @@ impl PrivacyIdea {
         if let Some(a) = authorization {
             req = req.header(reqwest::header::AUTHORIZATION, a);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
-        Ok((status, body.to_vec()))
+        send(req).await
     }
 
     /// `POST /validate/triggerchallenge` for `user` with the service account; a refused
@@ -481,17 +481,7 @@ impl PrivacyIdea {
         let url = self.endpoint(&format!(
             "/validate/polltransaction?transaction_id={transaction_id}"
         ));
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PiError::Unreachable(e.without_url().to_string()))?;
+        let (status, body) = send(self.http.get(url)).await?;
         match parse_poll(&body) {
             Ok(p) if status.is_success() => Ok(p),
             Ok(_) => Err(PiError::Http(status.as_u16())),
@@ -511,10 +501,7 @@ impl PrivacyIdea {
         user: &str,
         slots: &tokio::sync::Semaphore,
     ) -> Result<PiAnswer, PiError> {
-        let permit = slots
-            .acquire()
-            .await
-            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        let permit = slot(slots).await?;
         let triggered = self.trigger(user).await?;
         drop(permit);
         let transaction_id = match triggered {
@@ -539,10 +526,7 @@ impl PrivacyIdea {
                 });
             }
             let status = {
-                let _permit = slots
-                    .acquire()
-                    .await
-                    .map_err(|_| PiError::Unreachable("stopping".into()))?;
+                let _permit = slot(slots).await?;
                 self.poll(&transaction_id).await
             };
             match status {
@@ -558,10 +542,7 @@ impl PrivacyIdea {
                 Err(e) => return Err(e),
             }
         }
-        let _permit = slots
-            .acquire()
-            .await
-            .map_err(|_| PiError::Unreachable("stopping".into()))?;
+        let _permit = slot(slots).await?;
         // Approved on the phone: the documented way to get the final answer is a check with
         // an empty pass and the transaction id.
         self.check(user, "", Some(&transaction_id)).await

@@ -395,116 +395,128 @@ impl Held {
                 .await
                 .ok()
                 .flatten();
-            self.shard_free().await;
-            let rt = &self.rt;
-            let decided = self
-                .verified()
-                .and_then(|(client, req)| Some((client, req, rt.mfa.as_deref()?)));
-            let Some((client, req, store)) = decided else {
-                return self.deliver(None).await;
-            };
-            let not_enrolled = || {
-                if store.config.accept_unenrolled {
-                    decide_after_second(rt, &req, client, &pending, "mfa_not_enrolled_accepted")
-                } else {
-                    mfa_reject(rt, RejectReason::MfaNotEnrolled)
-                }
-            };
-            // The provider was asked before any challenge (privacyIDEA's trigger, Duo's
-            // passcode preauth) and says the user must type a code: our own State (a
-            // transaction id stays in the pending challenge) and the prompt.
-            let challenges_after_hold =
-                trigger || (store.config.provider.holds() && !store.config.provider.is_push());
-            let mut challenge = None;
-            let (code, fill, reason, policy) = match answer {
-                Some(Ok(PiAnswer::Challenge { transaction_id, .. })) if challenges_after_hold => {
-                    match store.issue(
-                        &client.name,
-                        req.user_name().unwrap_or_default(),
-                        &pending.mfa_user,
-                        &pending.groups,
-                        pending.source,
-                        (!transaction_id.is_empty()).then_some(transaction_id),
-                        mfa::now_secs(),
-                    ) {
-                        Ok(state) => {
-                            challenge = Some(state);
-                            let (_, f, _, _) = mfa_reject(rt, RejectReason::MfaBadCode);
-                            (Code::AccessChallenge, f, "challenge", String::new())
-                        }
-                        Err(r) => mfa_reject(rt, r),
-                    }
-                }
-                Some(Ok(PiAnswer::Accept)) => decide_after_second(rt, &req, client, &pending, ""),
-                // Duo preauth `allow`: Duo itself waives the second factor for this user.
-                Some(Ok(PiAnswer::Bypass)) => {
-                    decide_after_second(rt, &req, client, &pending, "mfa_duo_bypass")
-                }
-                Some(Ok(PiAnswer::Refused)) => mfa_reject(rt, RejectReason::MfaDenied),
-                Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() || trigger => {
-                    mfa_reject(rt, RejectReason::MfaPushDenied)
-                }
-                Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
-                    mfa_reject(rt, RejectReason::MfaBadCode)
-                }
-                Some(Ok(PiAnswer::NoToken)) => not_enrolled(),
-                // privacyIDEA answered with an error (typically ERR904: user not in the realm).
-                Some(Err(PiError::Server { code, .. })) => {
-                    warn!(code, "privacyIDEA refused the check");
-                    not_enrolled()
-                }
-                // A push nobody answered within the wait is a denial, whatever on_unreachable
-                // says.
-                None if store.config.provider.is_push() => {
-                    mfa_reject(rt, RejectReason::MfaPushDenied)
-                }
-                other => {
-                    let error = match &other {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "no answer in time".to_string(),
-                    };
-                    warn!(%error, "MFA provider unavailable");
-                    if store.config.accept_unreachable {
-                        decide_after_second(rt, &req, client, &pending, "mfa_unavailable_failsafe")
-                    } else {
-                        mfa_reject(rt, RejectReason::MfaUnavailable)
-                    }
-                }
-            };
-            let outcome = match code {
-                Code::AccessAccept => "accept",
-                Code::AccessChallenge => "challenge",
-                _ => "reject",
-            };
-            // A challenge is not an outcome yet (as on the fast path): its follow-up is.
-            if challenge.is_none() {
-                store
-                    .metrics
-                    .outcome(if reason.is_empty() { outcome } else { reason });
-            }
-            mfa::log(
-                &req,
-                client,
-                self.from(),
-                outcome,
-                reason,
-                &policy,
-                self.started,
-            );
-            // On the heap, allocated only now: a held request's task stays small while it waits.
-            let mut buf = vec![0u8; MAX_PACKET_LEN];
-            let built = match &challenge {
-                Some(state) => build_reply(&mut buf, &req, code, |b, s| {
-                    mfa::fill_challenge(store, state)(b, s)
-                }),
-                None => build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s)),
-            };
-            if let Err(e) = &built {
-                warn!(error = %e, "cannot build reply");
-            }
-            self.deliver(built.ok().map(|len| &buf[..len])).await;
+            // Everything after the answer (the verified request, the reply, the send) is a
+            // boxed future made only now: a task's size is that of its largest state, and the
+            // one that waits (10k-100k of them with pushes pending) should stay small.
+            Box::pin(self.answer_mfa(answer, pending, trigger)).await;
         })
         .detach();
+    }
+
+    /// The second half of [`Held::spawn_mfa_check`]: decides and answers once the provider
+    /// answered (`None`: it did not in time, or the store stopped).
+    async fn answer_mfa(
+        self,
+        answer: Option<Result<PiAnswer, PiError>>,
+        pending: Pending,
+        trigger: bool,
+    ) {
+        self.shard_free().await;
+        let rt = &self.rt;
+        let decided = self
+            .verified()
+            .and_then(|(client, req)| Some((client, req, rt.mfa.as_deref()?)));
+        let Some((client, req, store)) = decided else {
+            return self.deliver(None).await;
+        };
+        let not_enrolled = || {
+            if store.config.accept_unenrolled {
+                decide_after_second(rt, &req, client, &pending, "mfa_not_enrolled_accepted")
+            } else {
+                mfa_reject(rt, RejectReason::MfaNotEnrolled)
+            }
+        };
+        // The provider was asked before any challenge (privacyIDEA's trigger, Duo's
+        // passcode preauth) and says the user must type a code: our own State (a
+        // transaction id stays in the pending challenge) and the prompt.
+        let challenges_after_hold =
+            trigger || (store.config.provider.holds() && !store.config.provider.is_push());
+        let mut challenge = None;
+        let (code, fill, reason, policy) = match answer {
+            Some(Ok(PiAnswer::Challenge { transaction_id, .. })) if challenges_after_hold => {
+                match store.issue(
+                    &client.name,
+                    req.user_name().unwrap_or_default(),
+                    &pending.mfa_user,
+                    &pending.groups,
+                    pending.source,
+                    (!transaction_id.is_empty()).then_some(transaction_id),
+                    mfa::now_secs(),
+                ) {
+                    Ok(state) => {
+                        challenge = Some(state);
+                        let (_, f, _, _) = mfa_reject(rt, RejectReason::MfaBadCode);
+                        (Code::AccessChallenge, f, "challenge", String::new())
+                    }
+                    Err(r) => mfa_reject(rt, r),
+                }
+            }
+            Some(Ok(PiAnswer::Accept)) => decide_after_second(rt, &req, client, &pending, ""),
+            // Duo preauth `allow`: Duo itself waives the second factor for this user.
+            Some(Ok(PiAnswer::Bypass)) => {
+                decide_after_second(rt, &req, client, &pending, "mfa_duo_bypass")
+            }
+            Some(Ok(PiAnswer::Refused)) => mfa_reject(rt, RejectReason::MfaDenied),
+            Some(Ok(PiAnswer::Reject { .. })) if store.config.provider.is_push() || trigger => {
+                mfa_reject(rt, RejectReason::MfaPushDenied)
+            }
+            Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
+                mfa_reject(rt, RejectReason::MfaBadCode)
+            }
+            Some(Ok(PiAnswer::NoToken)) => not_enrolled(),
+            // privacyIDEA answered with an error (typically ERR904: user not in the realm).
+            Some(Err(PiError::Server { code, .. })) => {
+                warn!(code, "privacyIDEA refused the check");
+                not_enrolled()
+            }
+            // A push nobody answered within the wait is a denial, whatever on_unreachable
+            // says.
+            None if store.config.provider.is_push() => mfa_reject(rt, RejectReason::MfaPushDenied),
+            other => {
+                let error = match &other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no answer in time".to_string(),
+                };
+                warn!(%error, "MFA provider unavailable");
+                if store.config.accept_unreachable {
+                    decide_after_second(rt, &req, client, &pending, "mfa_unavailable_failsafe")
+                } else {
+                    mfa_reject(rt, RejectReason::MfaUnavailable)
+                }
+            }
+        };
+        let outcome = match code {
+            Code::AccessAccept => "accept",
+            Code::AccessChallenge => "challenge",
+            _ => "reject",
+        };
+        // A challenge is not an outcome yet (as on the fast path): its follow-up is.
+        if challenge.is_none() {
+            store
+                .metrics
+                .outcome(if reason.is_empty() { outcome } else { reason });
+        }
+        mfa::log(
+            &req,
+            client,
+            self.from(),
+            outcome,
+            reason,
+            &policy,
+            self.started,
+        );
+        // On the heap, allocated only now: a held request's task stays small while it waits.
+        let mut buf = vec![0u8; MAX_PACKET_LEN];
+        let built = match &challenge {
+            Some(state) => build_reply(&mut buf, &req, code, |b, s| {
+                mfa::fill_challenge(store, state)(b, s)
+            }),
+            None => build_reply(&mut buf, &req, code, |b, s| fill.apply(b, s)),
+        };
+        if let Err(e) = &built {
+            warn!(error = %e, "cannot build reply");
+        }
+        self.deliver(built.ok().map(|len| &buf[..len])).await;
     }
 
     /// Awaits the backend pool's answer for a PAP request to the directory, runs the

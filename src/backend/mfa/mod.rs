@@ -281,9 +281,11 @@ impl Mfa {
                 self.metrics.pushes_sent.fetch_add(1, Relaxed);
                 let (kind, slots) = (remote.kind.clone(), remote.slots.clone());
                 async move {
+                    // Boxed per provider: the task is then sized for the provider in use,
+                    // not for the largest of them (it lives as long as the push is pending).
                     let answer = match kind {
-                        RemoteKind::Push(push) => push.push(&key.1, &key.0, &slots).await,
-                        RemoteKind::Duo(duo) => duo.start(&key.1, &slots).await,
+                        RemoteKind::Push(push) => Box::pin(push.push(&key.1, &key.0, &slots)).await,
+                        RemoteKind::Duo(duo) => Box::pin(duo.start(&key.1, &slots)).await,
                         RemoteKind::PrivacyIdea(_) => {
                             Err(PiError::Protocol("not a push provider".into()))
                         }

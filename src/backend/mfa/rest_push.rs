@@ -258,3 +258,95 @@ impl RestPush {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RestPushConfig {
+        RestPushConfig {
+            url: "https://push.example.org/p".into(),
+            wait: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            user_field: "user".into(),
+            client_field: "client".into(),
+            extra: Vec::new(),
+            headers: Vec::new(),
+            id_pointer: "/id".into(),
+            decision_pointer: "/approved".into(),
+            status_url: "https://push.example.org/p/{id}".into(),
+            status_pointer: "/status".into(),
+            approved: vec![StatusValue::Text("approved".into())],
+            denied: vec![StatusValue::Text("denied".into())],
+            pending: vec![StatusValue::Text("pending".into())],
+            long_poll: None,
+        }
+    }
+
+    fn started(c: RestPushConfig, answer: serde_json::Value) -> Result<Result<bool, String>, ()> {
+        let p = RestPush::new(c).expect("client");
+        match p.started(&answer) {
+            Ok(Ok(PiAnswer::Accept)) => Ok(Ok(true)),
+            Ok(Ok(_)) => Ok(Ok(false)),
+            Ok(Err(url)) => Ok(Err(url)),
+            Err(_) => Err(()),
+        }
+    }
+
+    #[test]
+    fn post_answers_map_to_a_decision_or_a_status_url() {
+        use serde_json::json;
+        assert_eq!(started(config(), json!({"approved": true})), Ok(Ok(true)));
+        assert_eq!(started(config(), json!({"approved": false})), Ok(Ok(false)));
+        assert_eq!(
+            started(config(), json!({"id": "a b/ü"})),
+            Ok(Err("https://push.example.org/p/a%20b%2F%C3%BC".into())),
+            "the id percent-encoded"
+        );
+        assert_eq!(
+            started(config(), json!({"id": 42})),
+            Ok(Err("https://push.example.org/p/42".into()))
+        );
+        assert_eq!(started(config(), json!({"id": ""})), Err(()));
+        assert_eq!(started(config(), json!({"other": 1})), Err(()));
+
+        // Mapped: a listed string at the decision pointer decides; a pending one goes on.
+        let mut c = config();
+        c.decision_pointer = "/result/state".into();
+        c.id_pointer = "/result/ref".into();
+        c.approved = vec![StatusValue::Text("OK".into())];
+        c.pending = vec![StatusValue::Text("WAIT".into())];
+        assert_eq!(
+            started(c.clone(), json!({"result": {"state": "OK"}})),
+            Ok(Ok(true))
+        );
+        assert_eq!(
+            started(c.clone(), json!({"result": {"state": "denied"}})),
+            Ok(Ok(false))
+        );
+        assert_eq!(
+            started(c, json!({"result": {"state": "WAIT", "ref": "r1"}})),
+            Ok(Err("https://push.example.org/p/r1".into()))
+        );
+    }
+
+    #[test]
+    fn status_values_tell_strings_from_booleans() {
+        let mut c = config();
+        c.approved = vec![StatusValue::Bool(true)];
+        c.denied = vec![StatusValue::Bool(false)];
+        c.pending = vec![StatusValue::Text("wait".into())];
+        let p = RestPush::new(c).expect("client");
+        let of = |v: serde_json::Value| StatusValue::of(&v).and_then(|s| p.verdict(&s));
+        assert_eq!(of(serde_json::json!(true)), Some(Verdict::Approved));
+        assert_eq!(of(serde_json::json!(false)), Some(Verdict::Denied));
+        assert_eq!(
+            of(serde_json::json!("true")),
+            None,
+            "a string is not a boolean"
+        );
+        assert_eq!(of(serde_json::json!("wait")), Some(Verdict::Pending));
+        assert_eq!(of(serde_json::json!(1)), None);
+        assert_eq!(of(serde_json::Value::Null), None);
+    }
+}

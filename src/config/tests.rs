@@ -200,6 +200,7 @@ fn example_directory_configs_are_valid() {
         "config/ldap-samba-ad.toml",
         "config/mfa-privacyidea.toml",
         "config/mfa-duo.toml",
+        "config/mfa-rest-push.toml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -207,8 +208,8 @@ fn example_directory_configs_are_valid() {
         assert!(!c.policies.is_empty(), "{f}");
         assert_eq!(c.clients[0].secret.expose(), "testing123");
         crate::dataplane::runtime::Runtime::build(&c).unwrap_or_else(|e| panic!("{e}"));
-        // Push works with CHAP: the Duo example has no CHAP warning.
-        if f.contains("duo") {
+        // Push works with CHAP: the push examples have no CHAP warning.
+        if f.contains("duo") || f.contains("rest-push") {
             assert!(c.warnings.is_empty(), "{f}: {:?}", c.warnings);
         }
     }

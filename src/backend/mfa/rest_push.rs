@@ -119,8 +119,8 @@ impl RestPush {
         Ok(RestPush { config, http, body })
     }
 
-    /// One request's JSON answer. `slots` limits the requests in flight; a long poll takes
-    /// none, since it is meant to stay open for every pending push at once.
+    /// One request's JSON answer. `slots` limits the requests in flight; a long poll (`None`)
+    /// takes none, since it is meant to stay open for every pending push at once.
     async fn json(
         &self,
         req: reqwest::RequestBuilder,
@@ -137,6 +137,11 @@ impl RestPush {
         };
         let resp = req.send().await.map_err(fetch_error)?;
         let status = resp.status();
+        // A long poll the service ended without news (204 No Content, 408 Request Timeout) is
+        // "still pending", like our own time limit.
+        if slots.is_none() && matches!(status.as_u16(), 204 | 408) {
+            return Err(Fetch::TimedOut);
+        }
         if !status.is_success() {
             return Err(PiError::Http(status.as_u16()).into());
         }

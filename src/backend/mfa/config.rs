@@ -561,11 +561,16 @@ fn rest_push_from_raw(
             Ok((v.into_inner(), span))
         }
     };
-    let (user_field, _) = field(p.user_field, "user", "user_field")?;
+    let (user_field, user_span) = field(p.user_field, "user", "user_field")?;
     let (client_field, client_span) = field(p.client_field, "client", "client_field")?;
     if user_field == client_field {
+        // The one given (a default has no place in the file).
         return Err(err(
-            client_span,
+            if client_span.is_empty() {
+                user_span
+            } else {
+                client_span
+            },
             "mfa.rest_push.client_field must differ from user_field".into(),
         ));
     }
@@ -675,27 +680,27 @@ fn rest_push_from_raw(
             .collect::<Result<Vec<_>, _>>()
             .map(|l| (l, span))
     };
-    let (approved, _) = values(p.approved, "approved", "approved")?;
-    let (denied, denied_span) = values(p.denied, "denied", "denied")?;
-    let (pending, pending_span) = values(p.pending, "pending", "pending")?;
+    let approved = values(p.approved, "approved", "approved")?;
+    let denied = values(p.denied, "denied", "denied")?;
+    let pending = values(p.pending, "pending", "pending")?;
     // A value in two lists would make the outcome depend on the order of the checks.
-    for (list, span, name) in [
-        (&denied, &denied_span, "denied"),
-        (&pending, &pending_span, "pending"),
-    ] {
-        if let Some(v) = list.iter().find(|v| approved.contains(v)) {
+    for ((a, a_span, a_name), (b, b_span, b_name)) in [
+        ((&approved, "approved"), (&denied, "denied")),
+        ((&approved, "approved"), (&pending, "pending")),
+        ((&denied, "denied"), (&pending, "pending")),
+    ]
+    .map(|((a, an), (b, bn))| ((&a.0, &a.1, an), (&b.0, &b.1, bn)))
+    {
+        if let Some(v) = b.iter().find(|v| a.contains(v)) {
+            // Shown at the list given in the file (a default one has no line).
+            let span = if b_span.is_empty() { a_span } else { b_span };
             return Err(err(
                 span.clone(),
-                format!("mfa.rest_push.{name}: {v:?} is also in approved"),
+                format!("mfa.rest_push: {v:?} is in both {a_name} and {b_name}"),
             ));
         }
     }
-    if let Some(v) = pending.iter().find(|v| denied.contains(v)) {
-        return Err(err(
-            pending_span,
-            format!("mfa.rest_push.pending: {v:?} is also in denied"),
-        ));
-    }
+    let (approved, denied, pending) = (approved.0, denied.0, pending.0);
     Ok(RestPushConfig {
         url,
         wait,

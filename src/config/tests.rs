@@ -200,6 +200,7 @@ fn example_directory_configs_are_valid() {
         "config/ldap-samba-ad.toml",
         "config/mfa-privacyidea.toml",
         "config/mfa-duo.toml",
+        "config/mfa-rest-push.toml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -207,8 +208,8 @@ fn example_directory_configs_are_valid() {
         assert!(!c.policies.is_empty(), "{f}");
         assert_eq!(c.clients[0].secret.expose(), "testing123");
         crate::dataplane::runtime::Runtime::build(&c).unwrap_or_else(|e| panic!("{e}"));
-        // Push works with CHAP: the Duo example has no CHAP warning.
-        if f.contains("duo") {
+        // Push works with CHAP: the push examples have no CHAP warning.
+        if f.contains("duo") || f.contains("rest-push") {
             assert!(c.warnings.is_empty(), "{f}: {:?}", c.warnings);
         }
     }
@@ -492,6 +493,124 @@ fn mfa_rest_push_section_is_checked() {
     ))
     .expect("valid");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn mfa_rest_push_mapping_is_checked() {
+    use crate::backend::mfa::config::StatusValue;
+    let push = |body: &str| {
+        format!(
+            "{CLIENT}[mfa]\nprovider = \"rest_push\"\n[mfa.rest_push]\nurl = \"https://mfa.example.org/api/\"\n{body}"
+        )
+    };
+    let rest = |body: &str| match parse(&push(body))
+        .expect("valid")
+        .mfa
+        .expect("[mfa]")
+        .provider
+    {
+        crate::backend::mfa::Provider::RestPush(p) => p,
+        other => panic!("{other:?}"),
+    };
+    // Defaults: the original protocol.
+    let p = rest("");
+    assert_eq!(
+        (p.user_field.as_str(), p.client_field.as_str()),
+        ("user", "client")
+    );
+    assert_eq!(p.id_pointer, "/id");
+    assert_eq!(p.decision_pointer, "/approved");
+    assert_eq!(p.status_pointer, "/status");
+    assert_eq!(p.status_url, "https://mfa.example.org/api/{id}");
+    assert_eq!(p.approved, vec![StatusValue::Text("approved".into())]);
+    assert_eq!(p.denied, vec![StatusValue::Text("denied".into())]);
+    assert_eq!(p.pending, vec![StatusValue::Text("pending".into())]);
+    assert_eq!(p.long_poll, None);
+    assert!(p.extra.is_empty() && p.headers.is_empty());
+
+    let p = rest(
+        "user_field = \"upn\"\nclient_field = \"nas\"\nextra = { app = \"vpn\", version = 2 }\n\
+         headers = { Authorization = \"Bearer s3cr3t-token\" }\nid_pointer = \"/data/requestId\"\n\
+         status_url = \"{url}/requests/{id}?full=1\"\nstatus_pointer = \"/data/state\"\n\
+         approved = [\"Approved\", true]\ndenied = [\"Denied\", false]\npending = [\"Pending\"]\n\
+         long_poll = true\n",
+    );
+    assert_eq!(
+        (p.user_field.as_str(), p.client_field.as_str()),
+        ("upn", "nas")
+    );
+    assert_eq!(
+        p.extra,
+        vec![
+            ("app".to_string(), serde_json::json!("vpn")),
+            ("version".to_string(), serde_json::json!(2))
+        ]
+    );
+    assert_eq!(
+        p.status_url,
+        "https://mfa.example.org/api/requests/{id}?full=1"
+    );
+    assert_eq!(
+        p.approved,
+        vec![
+            StatusValue::Text("Approved".into()),
+            StatusValue::Bool(true)
+        ]
+    );
+    assert_eq!(
+        p.long_poll,
+        Some(Duration::from_secs(30)),
+        "default long-poll timeout"
+    );
+    assert_eq!(p.headers[0].1.expose(), "Bearer s3cr3t-token");
+    assert!(
+        !format!("{p:?}").contains("s3cr3t"),
+        "header value in Debug: {p:?}"
+    );
+
+    // Each mistake names its line (line 9 is the first after url).
+    for (body, line, says) in [
+        ("id_pointer = \"data.id\"\n", 9, "JSON pointer"),
+        ("status_pointer = \"/a~2b\"\n", 9, "JSON pointer"),
+        ("approved = []\n", 9, "must not be empty"),
+        ("denied = [1]\n", 9, "strings or booleans"),
+        (
+            "approved = [\"ok\"]\npending = [\"wait\", \"ok\"]\n",
+            10,
+            "both approved and pending",
+        ),
+        (
+            "denied = [false]\npending = [false]\n",
+            10,
+            "both denied and pending",
+        ),
+        (
+            "wait = \"5s\"\napproved = [\"denied\"]\n",
+            10,
+            "both approved and denied",
+        ),
+        ("status_url = \"{url}/status\"\n", 9, "{id}"),
+        ("status_url = \"http://mfa.example.org/{id}\"\n", 9, "https"),
+        ("user_field = \"\"\n", 9, "user_field"),
+        ("client_field = \"user\"\n", 9, "differ"),
+        ("wait = \"5s\"\nuser_field = \"client\"\n", 10, "differ"),
+        ("extra = { user = \"x\" }\n", 9, "overwrite"),
+        ("extra = { a = [1] }\n", 9, "string, number or boolean"),
+        ("headers = { \"Bad Name\" = \"x\" }\n", 9, "header"),
+        ("headers = { Host = \"x\" }\n", 9, "header"),
+        ("headers = { Authorization = \"a\\nb\" }\n", 9, "printable"),
+        ("long_poll_timeout = \"500ms\"\n", 9, "long_poll_timeout"),
+    ] {
+        let e = err(&push(body));
+        assert!(
+            e.starts_with(&format!("test.toml:{line}: ")) && e.contains(says),
+            "{body}: {e}"
+        );
+        assert!(
+            !e.contains("\"x\"") || !body.contains("headers"),
+            "header value echoed: {e}"
+        );
+    }
 }
 
 #[test]

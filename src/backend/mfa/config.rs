@@ -91,16 +91,77 @@ pub struct DuoConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRestPush {
-    /// POSTed `{"user": …, "client": …}`; answers `{"approved": true|false}` once the user
-    /// decided (a long poll). `https://` (or `http://` on loopback).
+    /// Where the push is POSTed. `https://` (or `http://` on loopback).
     pub url: Spanned<String>,
     /// How long the Access-Request is held for the user's answer (default "60s").
     pub wait: Option<Spanned<DurationValue>>,
-    /// How often a pending push's status is asked (default "1s", 100ms to 10s).
+    /// How often a pending push's status is asked (default "1s", 100ms to 10s); with
+    /// `long_poll` the least time between two status requests.
     pub poll_interval: Option<Spanned<DurationValue>>,
+    /// The POST body's field for the user (default "user").
+    pub user_field: Option<Spanned<String>>,
+    /// The POST body's field for the RADIUS client's name (default "client").
+    pub client_field: Option<Spanned<String>>,
+    /// Constant fields added to the POST body (strings, numbers, booleans).
+    pub extra: Option<Spanned<std::collections::BTreeMap<String, Spanned<toml::Value>>>>,
+    /// Static headers sent with every request (e.g. Authorization); values never logged.
+    pub headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// JSON pointer to the push's id in the POST answer (default "/id").
+    pub id_pointer: Option<Spanned<String>>,
+    /// JSON pointer to an immediate decision in the POST answer (default "/approved").
+    pub decision_pointer: Option<Spanned<String>>,
+    /// Where the status is asked: `{url}` and `{id}` (URL-encoded) are replaced (default
+    /// "{url}/{id}").
+    pub status_url: Option<Spanned<String>>,
+    /// JSON pointer to the status in the status answer (default "/status").
+    pub status_pointer: Option<Spanned<String>>,
+    /// Status values (strings or booleans) meaning approved, denied, still pending.
+    pub approved: Option<Spanned<Vec<toml::Value>>>,
+    pub denied: Option<Spanned<Vec<toml::Value>>>,
+    pub pending: Option<Spanned<Vec<toml::Value>>>,
+    /// The status request is sent again as soon as it answers pending: the service holds it
+    /// open until the user decides (default false).
+    pub long_poll: Option<bool>,
+    /// How long one long-poll status request may stay open (default "30s", 1s to 5m).
+    pub long_poll_timeout: Option<Spanned<DurationValue>>,
+}
+
+impl std::fmt::Debug for RawRestPush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header names only: their values are credentials.
+        f.debug_struct("RawRestPush")
+            .field("url", self.url.get_ref())
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .as_ref()
+                    .map(|h| h.get_ref().keys().collect::<Vec<_>>()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A status (or immediate decision) value as the service answers it: JSON strings and
+/// booleans are told apart, so `"true"` and `true` are different values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusValue {
+    Text(String),
+    Bool(bool),
+}
+
+impl StatusValue {
+    /// The answer's value as one of ours; numbers, objects and null are none.
+    pub fn of(v: &serde_json::Value) -> Option<StatusValue> {
+        match v {
+            serde_json::Value::String(s) => Some(StatusValue::Text(s.clone())),
+            serde_json::Value::Bool(b) => Some(StatusValue::Bool(*b)),
+            _ => None,
+        }
+    }
 }
 
 /// A validated `[mfa.rest_push]`.
@@ -109,6 +170,22 @@ pub struct RestPushConfig {
     pub url: String,
     pub wait: Duration,
     pub poll_interval: Duration,
+    pub user_field: String,
+    pub client_field: String,
+    /// Constant POST body fields.
+    pub extra: Vec<(String, serde_json::Value)>,
+    /// Static request headers: name, value.
+    pub headers: Vec<(String, SecretText)>,
+    pub id_pointer: String,
+    pub decision_pointer: String,
+    /// The status URL with `{url}` expanded; `{id}` is replaced per push.
+    pub status_url: String,
+    pub status_pointer: String,
+    pub approved: Vec<StatusValue>,
+    pub denied: Vec<StatusValue>,
+    pub pending: Vec<StatusValue>,
+    /// `Some(per-request timeout)`: long-polling.
+    pub long_poll: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,15 +283,6 @@ impl MfaConfig {
                 "[mfa.rest_push] is set but mfa.provider is not \"rest_push\"".into(),
             ));
         }
-        if let ("rest_push", Some(p)) = (raw.provider.get_ref().as_str(), &raw.rest_push) {
-            let url = p.get_ref().url.get_ref().clone();
-            if !http_ok(&url) {
-                return Err(err(
-                    p.get_ref().url.span(),
-                    "mfa.rest_push.url must be https:// (http:// only on loopback)".into(),
-                ));
-            }
-        }
         if raw.duo.is_some() && raw.provider.get_ref() != "duo" {
             return Err(err(
                 raw.provider.span(),
@@ -232,41 +300,7 @@ impl MfaConfig {
                 }
             },
             ("rest_push", None) => match raw.rest_push {
-                Some(p) => {
-                    let p = p.into_inner();
-                    let wait = match p.wait {
-                        Some(w) => {
-                            let d = w.get_ref().0;
-                            if d < Duration::from_secs(1) || d > Duration::from_secs(300) {
-                                return Err(err(
-                                    w.span(),
-                                    "mfa.rest_push.wait must be between 1s and 5m".into(),
-                                ));
-                            }
-                            d
-                        }
-                        None => Duration::from_secs(60),
-                    };
-                    let poll_interval = match p.poll_interval {
-                        Some(i) => {
-                            let d = i.get_ref().0;
-                            if d < Duration::from_millis(100) || d > Duration::from_secs(10) {
-                                return Err(err(
-                                    i.span(),
-                                    "mfa.rest_push.poll_interval must be between 100ms and 10s"
-                                        .into(),
-                                ));
-                            }
-                            d
-                        }
-                        None => Duration::from_secs(1),
-                    };
-                    Provider::RestPush(RestPushConfig {
-                        url: p.url.into_inner().trim_end_matches('/').to_string(),
-                        wait,
-                        poll_interval,
-                    })
-                }
+                Some(p) => Provider::RestPush(rest_push_from_raw(p.into_inner(), &err, &http_ok)?),
                 None => {
                     return Err(err(
                         raw.provider.span(),
@@ -469,6 +503,221 @@ fn duration_in(
         }
         None => Ok(default),
     }
+}
+
+/// A JSON pointer (RFC 6901): empty (the whole answer) or `/`-separated tokens, `~` only as
+/// `~0` or `~1`.
+fn pointer_ok(p: &str) -> bool {
+    (p.is_empty() || p.starts_with('/'))
+        && p.split('~')
+            .skip(1)
+            .all(|rest| rest.starts_with('0') || rest.starts_with('1'))
+}
+
+fn rest_push_from_raw(
+    p: RawRestPush,
+    err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+    http_ok: &impl Fn(&str) -> bool,
+) -> Result<RestPushConfig, ConfigError> {
+    let url = p.url.get_ref().trim_end_matches('/').to_string();
+    if !http_ok(&url) {
+        return Err(err(
+            p.url.span(),
+            "mfa.rest_push.url must be https:// (http:// only on loopback)".into(),
+        ));
+    }
+    let wait = duration_in(
+        p.wait,
+        Duration::from_secs(60),
+        (Duration::from_secs(1), Duration::from_secs(300)),
+        "mfa.rest_push.wait",
+        "1s and 5m",
+        err,
+    )?;
+    let poll_interval = duration_in(
+        p.poll_interval,
+        Duration::from_secs(1),
+        (Duration::from_millis(100), Duration::from_secs(10)),
+        "mfa.rest_push.poll_interval",
+        "100ms and 10s",
+        err,
+    )?;
+    let long_poll_timeout = duration_in(
+        p.long_poll_timeout,
+        Duration::from_secs(30),
+        (Duration::from_secs(1), Duration::from_secs(300)),
+        "mfa.rest_push.long_poll_timeout",
+        "1s and 5m",
+        err,
+    )?;
+    let field = |v: Option<Spanned<String>>, default: &str, name: &str| match v {
+        None => Ok((default.to_string(), 0..0)),
+        Some(v) if v.get_ref().is_empty() || v.get_ref().len() > 128 => Err(err(
+            v.span(),
+            format!("mfa.rest_push.{name} must be 1 to 128 characters"),
+        )),
+        Some(v) => {
+            let span = v.span();
+            Ok((v.into_inner(), span))
+        }
+    };
+    let (user_field, user_span) = field(p.user_field, "user", "user_field")?;
+    let (client_field, client_span) = field(p.client_field, "client", "client_field")?;
+    if user_field == client_field {
+        // The one given (a default has no place in the file).
+        return Err(err(
+            if client_span.is_empty() {
+                user_span
+            } else {
+                client_span
+            },
+            "mfa.rest_push.client_field must differ from user_field".into(),
+        ));
+    }
+    let mut extra = Vec::new();
+    for (k, v) in p.extra.map(|e| e.into_inner()).unwrap_or_default() {
+        if k == user_field || k == client_field {
+            return Err(err(
+                v.span(),
+                format!("mfa.rest_push.extra.{k} would overwrite the user or client field"),
+            ));
+        }
+        let value = match v.get_ref() {
+            toml::Value::String(s) => serde_json::Value::from(s.clone()),
+            toml::Value::Integer(i) => serde_json::Value::from(*i),
+            toml::Value::Boolean(b) => serde_json::Value::from(*b),
+            toml::Value::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => serde_json::Value::Number(n),
+                None => {
+                    return Err(err(
+                        v.span(),
+                        format!("mfa.rest_push.extra.{k} must be a finite number"),
+                    ))
+                }
+            },
+            _ => {
+                return Err(err(
+                    v.span(),
+                    format!("mfa.rest_push.extra.{k} must be a string, number or boolean"),
+                ))
+            }
+        };
+        extra.push((k, value));
+    }
+    let mut headers = Vec::new();
+    for (k, v) in p.headers.map(|h| h.into_inner()).unwrap_or_default() {
+        let name_ok = reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_ok();
+        // Framing headers are reqwest's to set; a wrong one would break every request.
+        let framing = ["host", "content-length", "transfer-encoding", "connection"]
+            .contains(&k.to_ascii_lowercase().as_str());
+        if !name_ok || framing {
+            return Err(err(
+                v.span(),
+                format!("mfa.rest_push.headers: {k:?} is not a header radshard may set"),
+            ));
+        }
+        // The value is never echoed: it is usually a credential.
+        if reqwest::header::HeaderValue::from_str(v.get_ref()).is_err() {
+            return Err(err(
+                v.span(),
+                format!("mfa.rest_push.headers.{k} must be printable ASCII on one line"),
+            ));
+        }
+        headers.push((k, SecretText::new(v.into_inner())));
+    }
+    let pointer = |v: Option<Spanned<String>>, default: &str, name: &str| {
+        match v {
+        None => Ok(default.to_string()),
+        Some(v) if !pointer_ok(v.get_ref()) => Err(err(
+            v.span(),
+            format!(
+                "mfa.rest_push.{name} must be a JSON pointer like \"/data/id\" (starting with '/', '~' only as ~0 or ~1)"
+            ),
+        )),
+        Some(v) => Ok(v.into_inner()),
+    }
+    };
+    let id_pointer = pointer(p.id_pointer, "/id", "id_pointer")?;
+    let decision_pointer = pointer(p.decision_pointer, "/approved", "decision_pointer")?;
+    let status_pointer = pointer(p.status_pointer, "/status", "status_pointer")?;
+    let status_url = match p.status_url {
+        None => format!("{url}/{{id}}"),
+        Some(t) => {
+            let expanded = t.get_ref().replace("{url}", &url);
+            if expanded.matches("{id}").count() != 1 {
+                return Err(err(
+                    t.span(),
+                    "mfa.rest_push.status_url must contain {id} once".into(),
+                ));
+            }
+            if !http_ok(&expanded) {
+                return Err(err(
+                    t.span(),
+                    "mfa.rest_push.status_url must be https:// (http:// only on loopback), or start with {url}".into(),
+                ));
+            }
+            expanded
+        }
+    };
+    let values = |v: Option<Spanned<Vec<toml::Value>>>, default: &str, name: &str| {
+        let Some(v) = v else {
+            return Ok((vec![StatusValue::Text(default.to_string())], 0..0));
+        };
+        let span = v.span();
+        if v.get_ref().is_empty() {
+            return Err(err(span, format!("mfa.rest_push.{name} must not be empty")));
+        }
+        v.into_inner()
+            .into_iter()
+            .map(|x| match x {
+                toml::Value::String(s) if !s.is_empty() => Ok(StatusValue::Text(s)),
+                toml::Value::Boolean(b) => Ok(StatusValue::Bool(b)),
+                _ => Err(err(
+                    span.clone(),
+                    format!("mfa.rest_push.{name} holds non-empty strings or booleans"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|l| (l, span))
+    };
+    let approved = values(p.approved, "approved", "approved")?;
+    let denied = values(p.denied, "denied", "denied")?;
+    let pending = values(p.pending, "pending", "pending")?;
+    // A value in two lists would make the outcome depend on the order of the checks.
+    for ((a, a_span, a_name), (b, b_span, b_name)) in [
+        ((&approved, "approved"), (&denied, "denied")),
+        ((&approved, "approved"), (&pending, "pending")),
+        ((&denied, "denied"), (&pending, "pending")),
+    ]
+    .map(|((a, an), (b, bn))| ((&a.0, &a.1, an), (&b.0, &b.1, bn)))
+    {
+        if let Some(v) = b.iter().find(|v| a.contains(v)) {
+            // Shown at the list given in the file (a default one has no line).
+            let span = if b_span.is_empty() { a_span } else { b_span };
+            return Err(err(
+                span.clone(),
+                format!("mfa.rest_push: {v:?} is in both {a_name} and {b_name}"),
+            ));
+        }
+    }
+    let (approved, denied, pending) = (approved.0, denied.0, pending.0);
+    Ok(RestPushConfig {
+        url,
+        wait,
+        poll_interval,
+        user_field,
+        client_field,
+        extra,
+        headers,
+        id_pointer,
+        decision_pointer,
+        status_url,
+        status_pointer,
+        approved,
+        denied,
+        pending,
+        long_poll: p.long_poll.unwrap_or(false).then_some(long_poll_timeout),
+    })
 }
 
 fn duo_from_raw(

@@ -271,12 +271,6 @@ impl MfaConfig {
         at: &impl Fn(std::ops::Range<usize>) -> usize,
     ) -> Result<MfaConfig, ConfigError> {
         let err = |span: std::ops::Range<usize>, m: String| ConfigError::new(origin, at(span), m);
-        let http_ok = |url: &str| {
-            url.starts_with("https://")
-                || ["http://127.", "http://localhost", "http://[::1]"]
-                    .iter()
-                    .any(|p| url.starts_with(p))
-        };
         if raw.rest_push.is_some() && raw.provider.get_ref() != "rest_push" {
             return Err(err(
                 raw.provider.span(),
@@ -291,7 +285,7 @@ impl MfaConfig {
         }
         let provider = match (raw.provider.get_ref().as_str(), raw.privacyidea) {
             ("duo", None) => match raw.duo {
-                Some(d) => Provider::Duo(duo_from_raw(d.into_inner(), &err, &http_ok)?),
+                Some(d) => Provider::Duo(duo_from_raw(d.into_inner(), &err)?),
                 None => {
                     return Err(err(
                         raw.provider.span(),
@@ -300,7 +294,7 @@ impl MfaConfig {
                 }
             },
             ("rest_push", None) => match raw.rest_push {
-                Some(p) => Provider::RestPush(rest_push_from_raw(p.into_inner(), &err, &http_ok)?),
+                Some(p) => Provider::RestPush(rest_push_from_raw(p.into_inner(), &err)?),
                 None => {
                     return Err(err(
                         raw.provider.span(),
@@ -311,91 +305,7 @@ impl MfaConfig {
             },
             ("totp", None) => Provider::Totp,
             ("privacyidea", Some(pi)) => {
-                let span = pi.span();
-                let pi = pi.into_inner();
-                let url = pi.url.get_ref().trim_end_matches('/').to_string();
-                let loopback = ["http://127.", "http://localhost", "http://[::1]"]
-                    .iter()
-                    .any(|p| url.starts_with(p));
-                if !(url.starts_with("https://") || loopback) {
-                    return Err(err(
-                        pi.url.span(),
-                        "mfa.privacyidea.url must be https:// (http:// only on loopback)".into(),
-                    ));
-                }
-                let timeout = match pi.timeout {
-                    Some(t) if t.get_ref().0.is_zero() => {
-                        return Err(err(t.span(), "mfa.privacyidea.timeout must not be 0".into()))
-                    }
-                    Some(t) => t.into_inner().0,
-                    None => Duration::from_secs(5),
-                };
-                let service = match (pi.service_user, pi.service_password) {
-                    (None, None) => None,
-                    (Some(u), Some(p)) => {
-                        if u.get_ref().is_empty() {
-                            return Err(err(
-                                u.span(),
-                                "mfa.privacyidea.service_user must not be empty".into(),
-                            ));
-                        }
-                        Some(super::privacyidea::ServiceAccount {
-                            user: u.into_inner(),
-                            password: p.into_inner(),
-                        })
-                    }
-                    (Some(u), None) => {
-                        return Err(err(
-                            u.span(),
-                            "mfa.privacyidea.service_user needs service_password".into(),
-                        ))
-                    }
-                    (None, Some(p)) => {
-                        return Err(err(
-                            p.span(),
-                            "mfa.privacyidea.service_password needs service_user".into(),
-                        ))
-                    }
-                };
-                let ranged = |v: Option<Spanned<DurationValue>>,
-                              min: Duration,
-                              max: Duration,
-                              default: Duration,
-                              what: &str|
-                 -> Result<Duration, ConfigError> {
-                    match v {
-                        Some(v) if v.get_ref().0 < min || v.get_ref().0 > max => Err(err(
-                            v.span(),
-                            format!("mfa.privacyidea.{what} must be between {min:?} and {max:?}"),
-                        )),
-                        Some(v) => Ok(v.into_inner().0),
-                        None => Ok(default),
-                    }
-                };
-                let push_wait = ranged(
-                    pi.push_wait,
-                    Duration::from_secs(1),
-                    Duration::from_secs(300),
-                    Duration::from_secs(60),
-                    "push_wait",
-                )?;
-                let poll_interval = ranged(
-                    pi.poll_interval,
-                    Duration::from_millis(100),
-                    Duration::from_secs(10),
-                    Duration::from_secs(1),
-                    "poll_interval",
-                )?;
-                let _ = span;
-                Provider::PrivacyIdea(super::privacyidea::PrivacyIdeaConfig {
-                    url,
-                    realm: pi.realm,
-                    timeout,
-                    service,
-                    push_wait,
-                    poll_interval,
-                    prefer_push: pi.prefer_push.unwrap_or(true),
-                })
+                Provider::PrivacyIdea(privacyidea_from_raw(pi.into_inner(), &err)?)
             }
             ("privacyidea", None) => {
                 return Err(err(
@@ -429,19 +339,8 @@ impl MfaConfig {
             },
             None => false,
         };
-        let challenge_ttl = match raw.challenge_ttl {
-            Some(t) => {
-                let d = t.get_ref().0;
-                if d < Duration::from_secs(10) || d > Duration::from_secs(600) {
-                    return Err(err(
-                        t.span(),
-                        "mfa.challenge_ttl must be between 10s and 10m".into(),
-                    ));
-                }
-                d
-            }
-            None => Duration::from_secs(120),
-        };
+        let challenge_ttl =
+            duration_in(raw.challenge_ttl, &CHALLENGE_TTL, "mfa.challenge_ttl", &err)?;
         let prompt = match raw.prompt {
             Some(p) => {
                 if p.get_ref().is_empty() || p.get_ref().len() > 253 {
@@ -485,24 +384,142 @@ impl MfaConfig {
 }
 
 /// A duration within `[min, max]`, or `default`; else `FILE:LINE: name must be between …`.
+/// A duration setting's default and bounds.
+struct DurationRule {
+    default: Duration,
+    min: Duration,
+    max: Duration,
+    /// The bounds as the error message says them.
+    bounds: &'static str,
+}
+
+/// How long a request may be held for a push: the same bounds for every push provider.
+const PUSH_WAIT: DurationRule = DurationRule {
+    default: Duration::from_secs(60),
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(300),
+    bounds: "1s and 5m",
+};
+
+/// How often a pending push's status is asked: the same bounds for every push provider.
+const POLL_INTERVAL: DurationRule = DurationRule {
+    default: Duration::from_secs(1),
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+    bounds: "100ms and 10s",
+};
+
+const CHALLENGE_TTL: DurationRule = DurationRule {
+    default: Duration::from_secs(120),
+    min: Duration::from_secs(10),
+    max: Duration::from_secs(600),
+    bounds: "10s and 10m",
+};
+
+const LONG_POLL_TIMEOUT: DurationRule = DurationRule {
+    default: Duration::from_secs(30),
+    ..PUSH_WAIT
+};
+
+const DUO_TIMEOUT: DurationRule = DurationRule {
+    default: Duration::from_secs(10),
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(60),
+    bounds: "100ms and 60s",
+};
+
+/// `v` checked against `rule` (`name` in the error), or the rule's default.
 fn duration_in(
     v: Option<Spanned<DurationValue>>,
-    default: Duration,
-    (min, max): (Duration, Duration),
+    rule: &DurationRule,
     name: &str,
-    bounds: &str,
     err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
 ) -> Result<Duration, ConfigError> {
     match v {
         Some(v) => {
             let d = v.get_ref().0;
-            if d < min || d > max {
-                return Err(err(v.span(), format!("{name} must be between {bounds}")));
+            if d < rule.min || d > rule.max {
+                return Err(err(
+                    v.span(),
+                    format!("{name} must be between {}", rule.bounds),
+                ));
             }
             Ok(d)
         }
-        None => Ok(default),
+        None => Ok(rule.default),
     }
+}
+
+/// Provider URLs: `https://`, or `http://` on loopback (tests, a local relay).
+fn https_or_loopback(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| url.starts_with(p))
+}
+
+fn privacyidea_from_raw(
+    pi: RawPrivacyIdea,
+    err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<super::privacyidea::PrivacyIdeaConfig, ConfigError> {
+    let url = pi.url.get_ref().trim_end_matches('/').to_string();
+    if !https_or_loopback(&url) {
+        return Err(err(
+            pi.url.span(),
+            "mfa.privacyidea.url must be https:// (http:// only on loopback)".into(),
+        ));
+    }
+    let timeout = match pi.timeout {
+        Some(t) if t.get_ref().0.is_zero() => {
+            return Err(err(
+                t.span(),
+                "mfa.privacyidea.timeout must not be 0".into(),
+            ))
+        }
+        Some(t) => t.into_inner().0,
+        None => Duration::from_secs(5),
+    };
+    let service = match (pi.service_user, pi.service_password) {
+        (None, None) => None,
+        (Some(u), Some(p)) => {
+            if u.get_ref().is_empty() {
+                return Err(err(
+                    u.span(),
+                    "mfa.privacyidea.service_user must not be empty".into(),
+                ));
+            }
+            Some(super::privacyidea::ServiceAccount {
+                user: u.into_inner(),
+                password: p.into_inner(),
+            })
+        }
+        (Some(u), None) => {
+            return Err(err(
+                u.span(),
+                "mfa.privacyidea.service_user needs service_password".into(),
+            ))
+        }
+        (None, Some(p)) => {
+            return Err(err(
+                p.span(),
+                "mfa.privacyidea.service_password needs service_user".into(),
+            ))
+        }
+    };
+    Ok(super::privacyidea::PrivacyIdeaConfig {
+        url,
+        realm: pi.realm,
+        timeout,
+        service,
+        push_wait: duration_in(pi.push_wait, &PUSH_WAIT, "mfa.privacyidea.push_wait", err)?,
+        poll_interval: duration_in(
+            pi.poll_interval,
+            &POLL_INTERVAL,
+            "mfa.privacyidea.poll_interval",
+            err,
+        )?,
+        prefer_push: pi.prefer_push.unwrap_or(true),
+    })
 }
 
 /// A JSON pointer (RFC 6901): empty (the whole answer) or `/`-separated tokens, `~` only as
@@ -517,37 +534,25 @@ fn pointer_ok(p: &str) -> bool {
 fn rest_push_from_raw(
     p: RawRestPush,
     err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
-    http_ok: &impl Fn(&str) -> bool,
 ) -> Result<RestPushConfig, ConfigError> {
     let url = p.url.get_ref().trim_end_matches('/').to_string();
-    if !http_ok(&url) {
+    if !https_or_loopback(&url) {
         return Err(err(
             p.url.span(),
             "mfa.rest_push.url must be https:// (http:// only on loopback)".into(),
         ));
     }
-    let wait = duration_in(
-        p.wait,
-        Duration::from_secs(60),
-        (Duration::from_secs(1), Duration::from_secs(300)),
-        "mfa.rest_push.wait",
-        "1s and 5m",
-        err,
-    )?;
+    let wait = duration_in(p.wait, &PUSH_WAIT, "mfa.rest_push.wait", err)?;
     let poll_interval = duration_in(
         p.poll_interval,
-        Duration::from_secs(1),
-        (Duration::from_millis(100), Duration::from_secs(10)),
+        &POLL_INTERVAL,
         "mfa.rest_push.poll_interval",
-        "100ms and 10s",
         err,
     )?;
     let long_poll_timeout = duration_in(
         p.long_poll_timeout,
-        Duration::from_secs(30),
-        (Duration::from_secs(1), Duration::from_secs(300)),
+        &LONG_POLL_TIMEOUT,
         "mfa.rest_push.long_poll_timeout",
-        "1s and 5m",
         err,
     )?;
     let field = |v: Option<Spanned<String>>, default: &str, name: &str| match v {
@@ -650,7 +655,7 @@ fn rest_push_from_raw(
                     "mfa.rest_push.status_url must contain {id} once".into(),
                 ));
             }
-            if !http_ok(&expanded) {
+            if !https_or_loopback(&expanded) {
                 return Err(err(
                     t.span(),
                     "mfa.rest_push.status_url must be https:// (http:// only on loopback), or start with {url}".into(),
@@ -723,7 +728,6 @@ fn rest_push_from_raw(
 fn duo_from_raw(
     d: RawDuo,
     err: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
-    http_ok: &impl Fn(&str) -> bool,
 ) -> Result<DuoConfig, ConfigError> {
     let given = d
         .api_host
@@ -732,7 +736,7 @@ fn duo_from_raw(
         .trim_end_matches('/')
         .to_string();
     let (base, host) = match given.split_once("://") {
-        Some((_, rest)) if http_ok(&given) => (given.clone(), rest.to_ascii_lowercase()),
+        Some((_, rest)) if https_or_loopback(&given) => (given.clone(), rest.to_ascii_lowercase()),
         Some(_) => {
             return Err(err(
                 d.api_host.span(),
@@ -779,30 +783,14 @@ fn duo_from_raw(
             }
         },
     };
-    let wait = duration_in(
-        d.wait,
-        Duration::from_secs(60),
-        (Duration::from_secs(1), Duration::from_secs(300)),
-        "mfa.duo.wait",
-        "1s and 5m",
-        err,
-    )?;
+    let wait = duration_in(d.wait, &PUSH_WAIT, "mfa.duo.wait", err)?;
     let poll_interval = duration_in(
         d.poll_interval,
-        Duration::from_secs(1),
-        (Duration::from_millis(100), Duration::from_secs(10)),
+        &POLL_INTERVAL,
         "mfa.duo.poll_interval",
-        "100ms and 10s",
         err,
     )?;
-    let timeout = duration_in(
-        d.timeout,
-        Duration::from_secs(10),
-        (Duration::from_millis(100), Duration::from_secs(60)),
-        "mfa.duo.timeout",
-        "100ms and 60s",
-        err,
-    )?;
+    let timeout = duration_in(d.timeout, &DUO_TIMEOUT, "mfa.duo.timeout", err)?;
     Ok(DuoConfig {
         base,
         host,

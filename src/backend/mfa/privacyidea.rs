@@ -714,81 +714,14 @@ mod tests {
             .collect()
     }
 
-    /// A one-thread HTTP/1.1 server: for each request records the form and answers like
-    /// privacyIDEA with an HOTP token (PIN 1234, next code 755224).
-    type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
-
-    fn test_double() -> (String, Seen) {
+    /// A one-thread HTTP/1.1 server on loopback: each request's path, Authorization header
+    /// and body go to `answer`, which returns the status line and the JSON body.
+    fn http_double(
+        mut answer: impl FnMut(&str, &str, &[u8]) -> (&'static str, String) + Send + 'static,
+    ) -> String {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", l.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
         std::thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(mut conn) = conn else { return };
-                let mut r = BufReader::new(conn.try_clone().expect("clone"));
-                let mut line = String::new();
-                let mut len = 0usize;
-                let mut path = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    if path.is_empty() {
-                        path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0u8; len];
-                let _ = r.read_exact(&mut body);
-                let form = form_decode(&String::from_utf8_lossy(&body));
-                let (status, answer) = if path != "/validate/check" {
-                    ("404 NOT FOUND", "{}")
-                } else {
-                    match (
-                        form.get("user").map(String::as_str),
-                        form.get("pass").map(String::as_str),
-                        form.get("transaction_id").map(String::as_str),
-                    ) {
-                        (Some("alice"), Some("1234"), None) => ("200 OK", CHALLENGE),
-                        (Some("alice"), Some("755224"), Some("02659936574063359702")) => {
-                            ("200 OK", ACCEPT)
-                        }
-                        (Some("alice"), _, _) => ("200 OK", REJECT),
-                        (Some("erin"), _, _) => ("200 OK", NO_TOKEN),
-                        _ => ("400 BAD REQUEST", NO_USER),
-                    }
-                };
-                log.lock().expect("lock").push(form);
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
-        });
-        (url, seen)
-    }
-
-    /// A double of `/auth` and `/validate/triggerchallenge`: each `/auth` hands out a new
-    /// token (T1, T2, …); only the latest one is accepted (an expired JWT gets privacyIDEA's
-    /// 401). Records (path, Authorization) per request.
-    type Requests = Arc<Mutex<Vec<(String, String)>>>;
-
-    fn auth_double() -> (String, Requests) {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", l.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            let mut issued = 0;
             for conn in l.incoming() {
                 let Ok(mut conn) = conn else { return };
                 let mut r = BufReader::new(conn.try_clone().expect("clone"));
@@ -812,28 +745,78 @@ mod tests {
                 }
                 let mut body = vec![0u8; len];
                 let _ = r.read_exact(&mut body);
-                let (status, answer) = match path.as_str() {
-                    "/auth" => {
-                        issued += 1;
-                        (
-                            "200 OK",
-                            format!(
-                                r#"{{"result":{{"status":true,"value":{{"token":"T{issued}"}}}}}}"#
-                            ),
-                        )
-                    }
-                    "/validate/triggerchallenge" if auth == format!("T{issued}") => {
-                        ("200 OK", TRIGGER_HOTP.to_string())
-                    }
-                    _ => ("401 UNAUTHORIZED", NOT_ADMIN.to_string()),
-                };
-                log.lock().expect("lock").push((path, auth));
+                let (status, json) = answer(&path, &auth, &body);
                 let _ = write!(
                     conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
                 );
             }
+        });
+        url
+    }
+
+    /// `/validate/check` answered like privacyIDEA with an HOTP token (PIN 1234, next code
+    /// 755224); records each request's form.
+    type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+    fn test_double() -> (String, Seen) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let url = http_double(move |path, _, body| {
+            let form = form_decode(&String::from_utf8_lossy(body));
+            let (status, answer) = if path != "/validate/check" {
+                ("404 NOT FOUND", "{}")
+            } else {
+                match (
+                    form.get("user").map(String::as_str),
+                    form.get("pass").map(String::as_str),
+                    form.get("transaction_id").map(String::as_str),
+                ) {
+                    (Some("alice"), Some("1234"), None) => ("200 OK", CHALLENGE),
+                    (Some("alice"), Some("755224"), Some("02659936574063359702")) => {
+                        ("200 OK", ACCEPT)
+                    }
+                    (Some("alice"), _, _) => ("200 OK", REJECT),
+                    (Some("erin"), _, _) => ("200 OK", NO_TOKEN),
+                    _ => ("400 BAD REQUEST", NO_USER),
+                }
+            };
+            log.lock().expect("lock").push(form);
+            (status, answer.to_string())
+        });
+        (url, seen)
+    }
+
+    /// A double of `/auth` and `/validate/triggerchallenge`: each `/auth` hands out a new
+    /// token (T1, T2, …); only the latest one is accepted (an expired JWT gets privacyIDEA's
+    /// 401). Records (path, Authorization) per request.
+    type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+    fn auth_double() -> (String, Requests) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let mut issued = 0;
+        let url = http_double(move |path, auth, _| {
+            let answer = match path {
+                "/auth" => {
+                    issued += 1;
+                    (
+                        "200 OK",
+                        format!(
+                            r#"{{"result":{{"status":true,"value":{{"token":"T{issued}"}}}}}}"#
+                        ),
+                    )
+                }
+                "/validate/triggerchallenge" if auth == format!("T{issued}") => {
+                    ("200 OK", TRIGGER_HOTP.to_string())
+                }
+                _ => ("401 UNAUTHORIZED", NOT_ADMIN.to_string()),
+            };
+            log.lock()
+                .expect("lock")
+                .push((path.to_string(), auth.to_string()));
+            answer
         });
         (url, seen)
     }

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::clients::Client;
 use super::held::Held;
-use super::mfa::{self, PasswordRead, Second};
+use super::mfa::{self, PasswordRead, Primary, Second};
 use super::runtime::Runtime;
 use crate::auth::local::LocalUser;
 use crate::auth::{Method, RejectReason};
@@ -71,11 +71,10 @@ impl Held {
                         started,
                     );
                     if let Answer::Hold(hold) = answer {
-                        let station = req.attr(CALLING_STATION_ID).unwrap_or_default();
                         let asked = ask_provider(
                             rt,
-                            &client.name,
-                            station,
+                            &req,
+                            client,
                             &u.name,
                             &u.groups,
                             AuthSource::Local,
@@ -180,18 +179,11 @@ impl Answer<'_> {
 /// The second-factor stage after the policies decided `code`: a policy accept that requires
 /// MFA becomes an Access-Challenge (or a reject, or an accept for unenrolled users, as
 /// configured). Returns the reply's code and content and the decision's outcome and reason.
-#[allow(clippy::too_many_arguments)]
 fn second_factor<'a>(
     rt: &'a Runtime,
     code: Code,
     fill: Fill<'a>,
-    client: &str,
-    user: &[u8],
-    mfa_user: &str,
-    groups: &[String],
-    source: AuthSource,
-    method: Option<Method>,
-    read: PasswordRead<'_>,
+    primary: Primary<'_>,
 ) -> (Code, Answer<'a>, &'static str, Option<RejectReason>) {
     let reject = |r: RejectReason| {
         (
@@ -214,17 +206,7 @@ fn second_factor<'a>(
             Some(RejectReason::PolicyReject),
         );
     }
-    match mfa::after_primary(
-        rt,
-        fill.matched,
-        client,
-        user,
-        mfa_user,
-        groups,
-        source,
-        method,
-        read,
-    ) {
+    match mfa::after_primary(rt, fill.matched, primary) {
         Second::NotRequired => (code, Answer::Fill(fill), "accept", None),
         Second::CodeOk => (code, Answer::Fill(fill), "accept", None),
         Second::Check(otp) => (code, Answer::Hold(Hold::Check(otp)), "mfa_check", None),
@@ -262,14 +244,17 @@ pub(super) struct Asked {
 /// `None` if the provider could not be asked.
 pub(super) fn ask_provider(
     rt: &Runtime,
-    client: &str,
-    station: &[u8],
+    req: &Verified<'_>,
+    client: &Client,
     mfa_user: &str,
     groups: &[String],
     source: AuthSource,
     hold: Hold,
 ) -> Option<Asked> {
     let store = rt.mfa.as_ref()?;
+    // The device: a second device logging in as the same user gets its own push.
+    let station = req.attr(CALLING_STATION_ID).unwrap_or_default();
+    let client = client.name.as_str();
     // privacyIDEA with a service account: the trigger (and a push's wait) is held the same way.
     let trigger = matches!(hold, Hold::Push) && store.triggers();
     let rx = match hold {
@@ -315,13 +300,15 @@ pub(super) fn decide_local<'a>(
         rt,
         code,
         fill,
-        &client.name,
-        req.user_name().unwrap_or_default(),
-        &user.name,
-        &user.groups,
-        AuthSource::Local,
-        method,
-        read,
+        Primary {
+            client: &client.name,
+            user: req.user_name().unwrap_or_default(),
+            mfa_user: &user.name,
+            groups: &user.groups,
+            source: AuthSource::Local,
+            method,
+            read,
+        },
     )
 }
 
@@ -572,13 +559,15 @@ impl Held {
                         rt,
                         code,
                         fill,
-                        &client.name,
-                        req.user_name().unwrap_or_default(),
-                        &id.presented,
-                        &id.groups,
-                        AuthSource::Ldap,
-                        method,
-                        read,
+                        Primary {
+                            client: &client.name,
+                            user: req.user_name().unwrap_or_default(),
+                            mfa_user: &id.presented,
+                            groups: &id.groups,
+                            source: AuthSource::Ldap,
+                            method,
+                            read,
+                        },
                     );
                     if code != Code::AccessReject {
                         info!(
@@ -596,11 +585,10 @@ impl Held {
                             "decision"
                         );
                         if let Answer::Hold(hold) = answer {
-                            let station = req.attr(CALLING_STATION_ID).unwrap_or_default();
                             let asked = ask_provider(
                                 rt,
-                                &client.name,
-                                station,
+                                &req,
+                                client,
                                 &id.presented,
                                 &id.groups,
                                 AuthSource::Ldap,

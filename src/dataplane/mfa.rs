@@ -118,19 +118,36 @@ fn enrolled(rt: &Runtime, mfa: &Mfa, user: &[u8], mfa_user: &str) -> bool {
     }
 }
 
+/// What the primary authentication found, for the second-factor stage.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Primary<'a> {
+    pub(super) client: &'a str,
+    /// The User-Name as sent.
+    pub(super) user: &'a [u8],
+    /// The name the MFA provider knows the user by (the directory's alternate login ID).
+    pub(super) mfa_user: &'a str,
+    pub(super) groups: &'a [String],
+    pub(super) source: AuthSource,
+    pub(super) method: Option<Method>,
+    /// How User-Password was read before primary authentication.
+    pub(super) read: PasswordRead<'a>,
+}
+
 /// After the policies accepted (`matched` decided): challenge, reject or accept.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn after_primary(
     rt: &Runtime,
     matched: Option<&NetworkPolicy>,
-    client: &str,
-    user: &[u8],
-    mfa_user: &str,
-    groups: &[String],
-    source: AuthSource,
-    method: Option<Method>,
-    read: PasswordRead<'_>,
+    primary: Primary<'_>,
 ) -> Second {
+    let Primary {
+        client,
+        user,
+        mfa_user,
+        groups,
+        source,
+        method,
+        read,
+    } = primary;
     let Some(mfa) = rt.mfa.as_deref() else {
         return Second::NotRequired;
     };

@@ -39,7 +39,7 @@ use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
 use crate::policy::AuthSource;
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
-    VerifyError, CALLING_STATION_ID, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
+    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
 };
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
@@ -340,8 +340,8 @@ impl Shard {
                         }
                         let asked = ask_provider(
                             rt,
-                            &client.name,
-                            req.attr(CALLING_STATION_ID).unwrap_or_default(),
+                            &req,
+                            client,
                             &user.name,
                             &user.groups,
                             AuthSource::Local,

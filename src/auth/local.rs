@@ -3,12 +3,10 @@
 use std::collections::HashMap;
 
 use super::password::StoredPassword;
-use super::{Method, RejectReason};
 use crate::backend::mfa::totp::TotpSecret;
 use crate::config::{ConfigError, PasswordConfig, UserConfig};
 use crate::dict::Dictionary;
 use crate::policy::ReplyAttributes;
-use crate::proto::{chap_verify, Verified};
 
 #[derive(Debug)]
 pub struct LocalUser {
@@ -28,15 +26,6 @@ pub struct LocalUsers {
     /// MFA-only entries (`totp_secret` without a password): second factors of directory
     /// users, never primary credentials, so kept apart from `by_name`.
     mfa_only: HashMap<Box<[u8]>, (String, TotpSecret)>,
-}
-
-/// The outcome of checking a request against the local table.
-pub enum Decision<'u> {
-    Accept(&'u LocalUser),
-    Reject(RejectReason),
-    /// The password is behind a slow hash: check it off the shard with
-    /// [`StoredPassword::verify`], then accept with the user's reply attributes or reject.
-    VerifySlowly(&'u LocalUser),
 }
 
 impl LocalUsers {
@@ -104,58 +93,8 @@ impl LocalUsers {
         self.by_name.get(name)
     }
 
-    /// Decides an Access-Request by PAP or CHAP against the table.
-    pub fn decide<'u>(&'u self, req: &Verified<'_>) -> (Option<Method>, Decision<'u>) {
-        let method = Method::of(req);
-        let mut buf = [0u8; 128];
-        let password = req
-            .user_password(&mut buf)
-            .map_err(|_| RejectReason::MalformedPassword);
-        (method, self.decide_password(req, method, password))
-    }
-
-    /// Decides an Access-Request by `method`; for PAP, `password` is the password part of
-    /// User-Password (the whole of it unless a policy's `mfa_mode` puts a code in it).
-    pub fn decide_password<'u>(
-        &'u self,
-        req: &Verified<'_>,
-        method: Option<Method>,
-        password: Result<&[u8], RejectReason>,
-    ) -> Decision<'u> {
-        let Some(name) = req.user_name() else {
-            return Decision::Reject(RejectReason::NoUserName);
-        };
-        let Some(user) = self.get(name) else {
-            return Decision::Reject(if self.mfa_only.contains_key(name) {
-                RejectReason::NoPassword
-            } else {
-                RejectReason::UnknownUser
-            });
-        };
-        match method {
-            Some(Method::Pap) => {
-                if user.password.is_slow() {
-                    Decision::VerifySlowly(user)
-                } else {
-                    match password {
-                        Ok(pw) if user.password.verify(pw) => Decision::Accept(user),
-                        Ok(_) => Decision::Reject(RejectReason::BadPassword),
-                        Err(r) => Decision::Reject(r),
-                    }
-                }
-            }
-            Some(Method::Chap) => match (user.password.cleartext(), req.chap_password()) {
-                (None, _) => Decision::Reject(RejectReason::ChapNeedsCleartext),
-                (Some(_), None) => Decision::Reject(RejectReason::MalformedPassword),
-                (Some(pw), Some((ident, response))) => {
-                    if chap_verify(ident, pw, req.chap_challenge(), response) {
-                        Decision::Accept(user)
-                    } else {
-                        Decision::Reject(RejectReason::BadPassword)
-                    }
-                }
-            },
-            None => Decision::Reject(RejectReason::NoSupportedCredentials),
-        }
+    /// Whether `name` has only an MFA entry (a directory user's TOTP secret, no password).
+    pub fn is_mfa_only(&self, name: &[u8]) -> bool {
+        self.mfa_only.contains_key(name)
     }
 }

@@ -1,9 +1,34 @@
-//! Authentication methods: pure decisions over verified requests.
+//! Authentication: the sans-IO decision path every request takes ([`pipeline`]), its
+//! methods' credentials, its primary sources, the second-factor stage and the typed decision.
 
+pub mod context;
+pub mod credential;
+pub mod decision;
 pub mod local;
 pub mod password;
+pub mod pipeline;
+pub mod second_factor;
+pub mod sources;
 
+pub use context::{Context, DirectorySettings, Now, Request};
+pub use decision::{Decision, Outcome, Reply, Waiver};
+pub use pipeline::{resume, start, Await, Continuation, Job, JobResult, Step};
+
+use crate::policy::AuthSource;
 use crate::proto::{Verified, CHAP_PASSWORD, USER_PASSWORD};
+
+/// Who the primary authentication says the user is: what the policies and the second factor
+/// decide on. The method travels with it, so every later stage sees how the user logged in.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'i> {
+    pub source: AuthSource,
+    pub method: Option<Method>,
+    /// The name later stages (the second factor's provider) know the user by: the
+    /// directory's alternate login ID, the local user's name, or the User-Name as sent.
+    pub presented: &'i str,
+    /// Group names or DNs, for policies and MFA exemptions.
+    pub groups: &'i [String],
+}
 
 /// How the NAS presented the user's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,8 @@
 pub mod batch;
 pub mod clients;
 pub mod dedup;
-mod deferred;
-mod held;
-mod mfa;
+mod inflight;
+mod jobs;
 mod notify;
 pub mod runtime;
 pub mod shard;

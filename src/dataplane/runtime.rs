@@ -36,6 +36,25 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// What the authentication pipeline decides with.
+    pub fn auth(&self) -> crate::auth::Context<'_> {
+        crate::auth::Context {
+            users: &self.users,
+            policies: &self.policies,
+            mfa: self.mfa.as_deref(),
+            directory: self
+                .backend
+                .as_ref()
+                .map(|b| crate::auth::DirectorySettings {
+                    deadline: b.config.deadline,
+                    on_overload: b.config.on_overload,
+                    on_unavailable: b.config.on_unavailable,
+                }),
+            reject_message: self.reject_reply_message.as_deref(),
+            directory_reject_messages: &self.ldap_reject_messages,
+        }
+    }
+
     /// Builds the runtime tables, resolving dictionary names; everything `serve` needs to
     /// know is right is checked here, so `check-config` calls it too.
     pub fn build(config: &Config) -> Result<Runtime, ConfigError> {

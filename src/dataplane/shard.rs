@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::batch::{RecvBatch, SendBatch};
-use super::clients::{Client, RateLimiter};
+use super::clients::RateLimiter;
 use super::dedup::{Lookup, ReplyCache, RequestKey};
-use super::deferred::{ask_provider, decide_after_second, decide_local, mfa_reject, Answer, Asked};
-use super::held::Held;
-use super::mfa::{self, Redeemed};
+use super::inflight::{Completions, Entry, InFlight};
+use super::jobs;
 use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
@@ -31,15 +30,13 @@ use crate::accounting::log::Batch;
 use crate::accounting::record::{write_record, Origin, Scratch};
 use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
-use crate::auth::local::Decision;
-use crate::auth::{Method, RejectReason};
-use crate::backend::{AuthRequest, Submitted};
-use crate::config::ShedPolicy;
+use crate::auth::credential::PasswordBuf;
+use crate::auth::decision::{self, Logged};
+use crate::auth::{self, Job, JobResult, Now, RejectReason, Request, Step};
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
-use crate::policy::AuthSource;
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
-    VerifyError, MAX_PACKET_LEN, PROXY_STATE, REPLY_MESSAGE, STATE,
+    VerifyError, MAX_PACKET_LEN, PROXY_STATE,
 };
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
@@ -67,8 +64,9 @@ pub struct Shard {
     pub(super) acct: Batch,
     pub(super) acct_scratch: Scratch,
     pub(super) acct_notify: Rc<Notify>,
-    /// Slow-path tasks (hashed passwords) not yet answered.
-    pub(super) slow_in_flight: usize,
+    /// Requests waiting for slow work, and the results coming back for them.
+    inflight: InFlight,
+    completions: Rc<Completions>,
 }
 
 pub type ShardRef = Rc<RefCell<Shard>>;
@@ -96,7 +94,8 @@ impl Shard {
             acct: Batch::default(),
             acct_scratch: Scratch::default(),
             acct_notify: Rc::new(Notify::default()),
-            slow_in_flight: 0,
+            inflight: InFlight::default(),
+            completions: Rc::new(Completions::default()),
         };
         shard.install(generation, rt);
         shard
@@ -131,15 +130,13 @@ impl Shard {
     }
 
     /// Decides one datagram. A reply decided now is built straight into `tx`.
-    #[allow(clippy::too_many_arguments)]
     fn handle(
         &mut self,
-        me: &ShardRef,
         li: usize,
         data: &[u8],
         from: SocketAddr,
         truncated: bool,
-        now: Instant,
+        now: Now,
         tx: &mut SendBatch,
     ) {
         // Disjoint borrows of the shard's parts: the runtime (read-only) and the mutable state.
@@ -154,7 +151,8 @@ impl Shard {
             acct,
             acct_scratch,
             acct_notify,
-            slow_in_flight,
+            inflight,
+            completions,
             ..
         } = self;
         m.received.inc();
@@ -174,7 +172,7 @@ impl Shard {
             client: &client_metrics[client.index],
         };
         if let Some(Some(limiter)) = limiters.get_mut(client.index) {
-            if !limiter.allow(now) {
+            if !limiter.allow(now.instant) {
                 return m.count_drop(DropReason::RateLimited);
             }
         }
@@ -215,9 +213,7 @@ impl Shard {
             identifier: req.identifier(),
             authenticator: *req.authenticator(),
         };
-        // What a task answering this request later needs (see `deferred.rs`).
-        let held = || Held::new(me, rt, li, key, req.packet().as_bytes(), client.index, now);
-        match cache.lookup(&key, now) {
+        match cache.lookup(&key, now.instant) {
             Lookup::New => {}
             Lookup::InProgress => return m.shard.duplicate(DuplicateKind::InProgress),
             Lookup::Answered(bytes) => {
@@ -258,179 +254,132 @@ impl Shard {
             return;
         }
 
-        // Without [mfa] the State is not even looked for.
-        let follow_up = rt
-            .mfa
-            .as_deref()
-            .and_then(|store| Some((store, req.attr(STATE)?)));
-        if let Some((store, state)) = follow_up {
-            // The answer to one of our challenges: State and code, then the policies again
-            // with what the primary authentication found (the password is not sent twice).
-            let (code, fill, reason, policy) = match mfa::redeem(rt, store, &req, client, state) {
-                Ok(Redeemed::Done(pending)) => decide_after_second(rt, &req, client, &pending, ""),
-                Ok(Redeemed::Remote(pending, otp)) => {
-                    // Checked by the HTTP provider off the shard; retransmissions meanwhile
-                    // are absorbed as in-progress duplicates.
-                    if cache.begin(key).is_err() {
-                        return m.count_drop(DropReason::Overloaded);
-                    }
-                    let Some(rx) = store.submit_check(
-                        pending.mfa_user.clone(),
-                        otp,
-                        pending.transaction_id.clone(),
-                    ) else {
-                        cache.abandon(&key);
-                        return m.count_drop(DropReason::BackendUnavailable);
-                    };
-                    *slow_in_flight += 1;
-                    return held().spawn_mfa_check(Asked {
-                        pending,
-                        rx,
-                        trigger: false,
-                    });
+        let r = Request {
+            packet: &req,
+            client: &client.name,
+            client_group: client.group.as_deref(),
+            nas: from,
+            arrived: now.instant,
+        };
+        let mut buf = PasswordBuf::new();
+        let ctx = rt.auth();
+        match auth::start(&ctx, &r, now, &mut buf) {
+            Step::Reply(d) => {
+                decision::log(&r, Logged::Decided(&d));
+                let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| d.apply(b, s);
+                send_reply(
+                    tx,
+                    from,
+                    &req,
+                    d.code(),
+                    fill,
+                    &m,
+                    Some((cache, key, now.instant)),
+                );
+            }
+            Step::Drop(why) => {
+                decision::log(&r, Logged::Dropped(why));
+                m.count_drop(drop_reason(why));
+            }
+            Step::Await(wait) => {
+                if let Some(stage) = held_stage(&wait.job) {
+                    decision::log(&r, Logged::Held(stage));
                 }
-                Err(r) => mfa_reject(rt, r),
-            };
-            let outcome = if code == Code::AccessAccept {
-                "accept"
-            } else {
-                "reject"
-            };
-            store
-                .metrics
-                .outcome(if reason.is_empty() { outcome } else { reason });
-            mfa::log(&req, client, from, outcome, reason, &policy, now);
-            return send_reply(
-                tx,
-                from,
-                &req,
-                code,
-                |b, s| fill.apply(b, s),
-                &m,
-                Some((cache, key, now)),
-            );
+                // Retransmissions are absorbed as in-progress duplicates until it is answered.
+                if cache.begin(key).is_err() {
+                    return m.count_drop(DropReason::Overloaded);
+                }
+                let waiting = jobs::submit(rt, &client.name, &wait.job, wait.deadline);
+                let slot = inflight.insert(Entry {
+                    rt: rt.clone(),
+                    li,
+                    key,
+                    client_index: client.index,
+                    arrived: now.instant,
+                    datagram: req.packet().as_bytes().into(),
+                    then: wait.then,
+                });
+                completions.wait_for(slot, waiting);
+            }
         }
+    }
 
-        let method = Method::of(&req);
-        // Read once: in a combined mfa_mode only the password part goes to primary
-        // authentication (local check or directory bind); the code waits for the provider.
-        let mut pw = [0u8; 128];
-        let (password, read) = mfa::read_password(rt, &req, client, method, &mut pw);
-        let decision = match password {
-            // Cannot hold a password and a code: refused before any directory is asked.
-            Err(RejectReason::MfaBadCode) => {
-                if let Some(store) = rt.mfa.as_deref() {
-                    store.metrics.outcome(RejectReason::MfaBadCode.label());
-                }
-                Decision::Reject(RejectReason::MfaBadCode)
-            }
-            password => rt.users.decide_password(&req, method, password),
+    /// A job finished for the request in `slot`: the pipeline picks up where it left off and
+    /// its next step is carried out (a reply into `tx`, a drop, or the next job).
+    fn complete(&mut self, slot: usize, result: JobResult, now: Now, tx: &mut SendBatch) {
+        let Some(entry) = self.inflight.take(slot) else {
+            return;
         };
-        // Every branch that ends in a plain Access-Reject breaks out with its reason; the reject
-        // is logged and answered once, below.
-        let reject = 'decide: {
-            match decision {
-                Decision::Accept(user) => {
-                    let (code, answer, outcome, reason) =
-                        decide_local(rt, &req, client, user, method, read);
-                    log_decision(&req, client, from, method, outcome, reason, now);
-                    if let Answer::Hold(hold) = answer {
-                        if cache.begin(key).is_err() {
-                            return m.count_drop(DropReason::Overloaded);
-                        }
-                        let asked = ask_provider(
-                            rt,
-                            &req,
-                            client,
-                            &user.name,
-                            &user.groups,
-                            AuthSource::Local,
-                            hold,
-                        );
-                        let Some(asked) = asked else {
-                            cache.abandon(&key);
-                            return m.count_drop(DropReason::BackendUnavailable);
-                        };
-                        *slow_in_flight += 1;
-                        return held().spawn_mfa_check(asked);
-                    }
-                    send_reply(
-                        tx,
-                        from,
-                        &req,
-                        code,
-                        |b, s| answer.apply(b, s),
-                        &m,
-                        Some((cache, key, now)),
-                    );
-                }
-                // Not a local user, or an MFA-only entry (a directory user's TOTP secret).
-                Decision::Reject(RejectReason::UnknownUser | RejectReason::NoPassword)
-                    if method == Some(Method::Pap) && rt.backend.is_some() =>
-                {
-                    let Some(backend) = rt.backend.clone() else {
-                        return;
-                    };
-                    let (Ok(password), Ok(user)) = (
-                        password,
-                        std::str::from_utf8(req.user_name().unwrap_or_default()),
-                    ) else {
-                        break 'decide Some(RejectReason::MalformedPassword);
-                    };
-                    if cache.begin(key).is_err() {
-                        return m.count_drop(DropReason::Overloaded);
-                    }
-                    let deadline = now + backend.config.deadline;
-                    let submitted = backend.submit(AuthRequest {
-                        client: &client.name,
-                        user,
-                        password,
-                        deadline,
-                    });
-                    match submitted {
-                        Submitted::Pending(rx) => {
-                            *slow_in_flight += 1;
-                            held().spawn_backend(deadline, rx);
-                        }
-                        Submitted::Shed => match backend.config.on_overload {
-                            ShedPolicy::Drop => {
-                                cache.abandon(&key);
-                                debug!(user, client = %client.name, "backend queue full: dropped");
-                                m.count_drop(DropReason::BackendOverloaded);
-                            }
-                            ShedPolicy::Reject => {
-                                // The request was marked in progress; answering it replaces that.
-                                break 'decide Some(RejectReason::Overloaded);
-                            }
-                        },
-                    }
-                }
-                Decision::Reject(reason) => break 'decide Some(reason),
-                Decision::VerifySlowly(_) => {
-                    if cache.begin(key).is_err() {
-                        return m.count_drop(DropReason::Overloaded);
-                    }
-                    *slow_in_flight += 1;
-                    held().spawn_slow_pap();
-                }
-            }
-            None
+        let Entry {
+            rt,
+            li,
+            key,
+            client_index,
+            arrived,
+            datagram,
+            then,
+        } = entry;
+        // The shard verified these same bytes with this same runtime, so a failure is not
+        // expected; the Message-Authenticator requirement was enforced then, hence not again.
+        let verified = rt.clients.get(client_index).and_then(|client| {
+            let packet = Packet::parse(&datagram).ok()?;
+            Some((client, verify_request(packet, &client.secret, false).ok()?))
+        });
+        let Some((client, req)) = verified else {
+            return self.cache.abandon(&key);
         };
-        if let Some(reason) = reject {
-            log_decision(&req, client, from, method, "reject", Some(reason), now);
-            let msg = rt.reject_reply_message.as_deref();
-            let fill = |b: &mut PacketBuilder<'_, '_>, _: &Secret| {
-                msg.map_or(Ok(()), |m| b.attr(REPLY_MESSAGE, m))
-            };
-            send_reply(
-                tx,
-                from,
-                &req,
-                Code::AccessReject,
-                fill,
-                &m,
-                Some((cache, key, now)),
-            );
+        let m = Counts {
+            shard: &self.metrics,
+            client: match self.client_metrics.get(client_index) {
+                Some(c) => c,
+                None => return self.cache.abandon(&key),
+            },
+        };
+        let r = Request {
+            packet: &req,
+            client: &client.name,
+            client_group: client.group.as_deref(),
+            nas: key.peer,
+            arrived,
+        };
+        let mut buf = PasswordBuf::new();
+        let ctx = rt.auth();
+        match auth::resume(&ctx, &r, then, result, now, &mut buf) {
+            Step::Reply(d) => {
+                decision::log(&r, Logged::Decided(&d));
+                let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| d.apply(b, s);
+                send_reply(
+                    tx,
+                    key.peer,
+                    &req,
+                    d.code(),
+                    fill,
+                    &m,
+                    Some((&mut self.cache, key, now.instant)),
+                );
+            }
+            Step::Drop(why) => {
+                decision::log(&r, Logged::Dropped(why));
+                m.count_drop(drop_reason(why));
+                self.cache.abandon(&key);
+            }
+            Step::Await(wait) => {
+                if let Some(stage) = held_stage(&wait.job) {
+                    decision::log(&r, Logged::Held(stage));
+                }
+                let waiting = jobs::submit(&rt, &client.name, &wait.job, wait.deadline);
+                let then = wait.then;
+                let slot = self.inflight.insert(Entry {
+                    rt: rt.clone(),
+                    li,
+                    key,
+                    client_index,
+                    arrived,
+                    datagram: datagram.clone(),
+                    then,
+                });
+                self.completions.wait_for(slot, waiting);
+            }
         }
     }
 
@@ -447,7 +396,7 @@ impl Shard {
     }
 
     fn idle(&self) -> bool {
-        self.acct.is_empty() && self.cache.in_progress() == 0 && self.slow_in_flight == 0
+        self.acct.is_empty() && self.cache.in_progress() == 0 && self.inflight.len() == 0
     }
 }
 
@@ -537,27 +486,23 @@ fn verify_drop(e: VerifyError) -> DropReason {
     }
 }
 
-/// One line per authentication decision. Never a password: only who, from where, how, and why.
-pub(super) fn log_decision(
-    req: &Verified<'_>,
-    client: &Client,
-    from: SocketAddr,
-    method: Option<Method>,
-    outcome: &'static str,
-    reason: Option<RejectReason>,
-    started: Instant,
-) {
-    info!(
-        target: "radshard::auth",
-        user = %String::from_utf8_lossy(req.user_name().unwrap_or_default()),
-        client = %client.name,
-        nas = %from,
-        method = method.map_or("none", Method::label),
-        outcome,
-        reason = reason.map_or("", RejectReason::label),
-        latency_us = started.elapsed().as_micros() as u64,
-        "decision"
-    );
+/// Where a request held for a job waits, for the decision log (slow hashes and directory
+/// binds are the ordinary path and are logged when decided).
+fn held_stage(job: &Job<'_>) -> Option<&'static str> {
+    match job {
+        Job::VerifyHash { .. } | Job::Directory { .. } => None,
+        Job::Push { .. } => Some("push"),
+        Job::Trigger { .. } => Some("trigger"),
+        Job::Check { .. } => Some("mfa_check"),
+    }
+}
+
+/// The drop counter a pipeline drop is booked under.
+fn drop_reason(why: RejectReason) -> DropReason {
+    match why {
+        RejectReason::Overloaded => DropReason::BackendOverloaded,
+        _ => DropReason::BackendUnavailable,
+    }
 }
 
 /// Receives, decides and replies on one listener until the shard stops.
@@ -588,14 +533,15 @@ pub async fn serve_listener(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
                 continue;
             }
         };
-        let now = Instant::now();
+        // One reading of the clocks per batch.
+        let now = Now::system();
         {
             let mut s = me.borrow_mut();
             s.metrics.batches.inc();
             s.refresh(&cell);
             for i in 0..n {
                 if let Some((data, from, truncated)) = rx.get(i) {
-                    s.handle(&me, li, data, from, truncated, now, &mut tx);
+                    s.handle(li, data, from, truncated, now, &mut tx);
                 }
             }
             s.publish_gauges();
@@ -685,6 +631,31 @@ pub async fn accounting_flusher(me: ShardRef) {
     }
 }
 
+/// Feeds job results back to the pipeline and sends what it decides, batched per listener.
+pub async fn completion_loop(me: ShardRef) {
+    let completions = me.borrow().completions.clone();
+    let mut tx = SendBatch::new(BATCH);
+    loop {
+        completions.notify.wait().await;
+        let mut s = me.borrow_mut();
+        let now = Now::system();
+        let mut current: Option<usize> = None;
+        while let Some((slot, result)) = completions.pop() {
+            let Some(li) = s.inflight.listener_of(slot) else {
+                continue;
+            };
+            if current.is_some_and(|l| l != li) || tx.is_full() {
+                flush_to(&s, &mut tx, current);
+            }
+            current = Some(li);
+            s.complete(slot, result, now, &mut tx);
+        }
+        flush_to(&s, &mut tx, current);
+        // These requests were in progress when the receive loop last published.
+        s.publish_gauges();
+    }
+}
+
 fn flush_to(s: &Shard, tx: &mut SendBatch, listener: Option<usize>) {
     let Some(l) = listener else { return };
     let queued = tx.len();
@@ -705,6 +676,7 @@ pub async fn run(me: ShardRef, cell: Arc<RuntimeCell>, stop: Arc<StopSignal>, gr
         .map(|li| glommio::spawn_local(serve_listener(me.clone(), cell.clone(), li)))
         .collect();
     let flusher = glommio::spawn_local(accounting_flusher(me.clone()));
+    let completer = glommio::spawn_local(completion_loop(me.clone()));
     while !stop.is_raised() {
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
@@ -717,6 +689,7 @@ pub async fn run(me: ShardRef, cell: Arc<RuntimeCell>, stop: Arc<StopSignal>, gr
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     flusher.cancel().await;
+    completer.cancel().await;
     let s = me.borrow();
     if !s.idle() {
         warn!(

@@ -19,6 +19,9 @@ use crate::proto::{Verified, CALLED_STATION_ID, NAS_IP_ADDRESS, NAS_PORT_TYPE};
 pub enum AuthSource {
     Local,
     Ldap,
+    /// The NAS did the primary authentication itself (`[[policies]] primary = "nas"`); only
+    /// the second factor was checked here.
+    Nas,
 }
 
 impl AuthSource {
@@ -26,6 +29,7 @@ impl AuthSource {
         match self {
             AuthSource::Local => "local",
             AuthSource::Ldap => "ldap",
+            AuthSource::Nas => "nas",
         }
     }
 }
@@ -42,6 +46,9 @@ pub enum MfaMode {
     /// One Access-Request: User-Password is the password followed by a code of this many
     /// digits.
     AppendedCode(u8),
+    /// The NAS did the primary authentication (`primary = "nas"`): all of User-Password is
+    /// the code (empty with a push).
+    CodeOnly,
 }
 
 impl MfaMode {
@@ -50,6 +57,7 @@ impl MfaMode {
             MfaMode::Challenge => "challenge",
             MfaMode::PasswordCode => "password_code",
             MfaMode::AppendedCode(_) => "appended_code",
+            MfaMode::CodeOnly => "code_only",
         }
     }
 
@@ -78,6 +86,7 @@ impl MfaMode {
                     .all(u8::is_ascii_digit)
                     .then_some((password, code))
             }
+            MfaMode::CodeOnly => Some((&[], value)),
         }
     }
 }
@@ -140,6 +149,9 @@ pub struct NetworkPolicy {
     pub mfa: bool,
     /// How the code is presented when `mfa` is set.
     pub mfa_mode: MfaMode,
+    /// `primary = "nas"`: the clients this policy names did the primary authentication; the
+    /// request carries only the second factor.
+    pub primary_by_nas: bool,
     pub reply: ReplyAttributes,
 }
 
@@ -205,7 +217,9 @@ impl NetworkPolicy {
     /// The mode a request this policy decides must have been read with: its `mfa_mode` if it
     /// requires a second factor, else the whole User-Password is the password.
     pub fn read_mode(&self) -> MfaMode {
-        if self.mfa && !self.reject {
+        if self.primary_by_nas && !self.reject {
+            MfaMode::CodeOnly
+        } else if self.mfa && !self.reject {
             self.mfa_mode
         } else {
             MfaMode::Challenge
@@ -253,6 +267,7 @@ impl NetworkPolicies {
                 reject: p.reject,
                 mfa: p.mfa,
                 mfa_mode: p.mfa_mode,
+                primary_by_nas: false,
                 reply: ReplyAttributes::compile(&p.reply, dict)?,
             });
         }

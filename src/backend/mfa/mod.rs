@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use crate::auth::RejectReason;
+use crate::auth::{Method, RejectReason};
 use crate::policy::AuthSource;
 pub use config::{MfaConfig, Provider, RawMfa};
 pub use privacyidea::{PiAnswer, PiError};
@@ -53,6 +53,8 @@ pub struct Pending {
     pub mfa_user: String,
     pub groups: Vec<String>,
     pub source: AuthSource,
+    /// How the user logged in: the policies run again with it after the second factor.
+    pub method: Option<Method>,
     pub expiry: u64,
     /// privacyIDEA's transaction id of the challenge it triggered (kept here, never in the
     /// State on the wire): the code is checked against it.
@@ -397,20 +399,18 @@ impl Mfa {
         }
     }
 
-    /// Stores a pending challenge for `client`/`user` and returns its State.
-    #[allow(clippy::too_many_arguments)]
+    /// Stores `pending` (its expiry set here) as a challenge for `client`/`user` and returns
+    /// its State.
     pub fn issue(
         &self,
         client: &str,
         user: &[u8],
-        mfa_user: &str,
-        groups: &[String],
-        source: AuthSource,
-        transaction_id: Option<String>,
+        pending: Pending,
         now: u64,
     ) -> Result<[u8; STATE_LEN], RejectReason> {
         let expiry = now + self.config.challenge_ttl.as_secs();
         let (state, nonce) = self.key.issue(client, user, expiry);
+        let conversation = Pending { expiry, ..pending };
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         // Abandoned challenges (nobody answered) are swept at most every few seconds, so the
         // pending gauge means something and memory follows the live challenges.
@@ -424,16 +424,7 @@ impl Mfa {
                 return Err(RejectReason::MfaOverloaded);
             }
         }
-        pending.insert(
-            nonce,
-            Pending {
-                mfa_user: mfa_user.to_string(),
-                groups: groups.to_vec(),
-                source,
-                expiry,
-                transaction_id,
-            },
-        );
+        pending.insert(nonce, conversation);
         self.metrics.pending.store(pending.len() as u64, Relaxed);
         self.metrics.challenges_issued.fetch_add(1, Relaxed);
         Ok(state)
@@ -511,6 +502,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn pending(user: &str, groups: &[String]) -> Pending {
+        Pending {
+            mfa_user: user.into(),
+            groups: groups.to_vec(),
+            source: AuthSource::Local,
+            method: Some(Method::Pap),
+            expiry: 0,
+            transaction_id: None,
+        }
+    }
+
     fn mfa(max_pending: usize) -> Arc<Mfa> {
         Mfa::new(
             MfaConfig {
@@ -532,15 +534,7 @@ mod tests {
     fn state_is_single_use() {
         let m = mfa(10);
         let s = m
-            .issue(
-                "nas",
-                b"alice",
-                "alice",
-                &["staff".into()],
-                AuthSource::Local,
-                None,
-                1000,
-            )
+            .issue("nas", b"alice", pending("alice", &["staff".into()]), 1000)
             .expect("issued");
         assert_eq!(m.pending(), 1);
         let p = m.redeem(&s, "nas", b"alice", 1001).expect("redeemed");
@@ -557,7 +551,7 @@ mod tests {
     fn wrong_user_client_expired_forged() {
         let m = mfa(10);
         let s = m
-            .issue("nas", b"alice", "alice", &[], AuthSource::Local, None, 1000)
+            .issue("nas", b"alice", pending("alice", &[]), 1000)
             .expect("issued");
         let r = |st: &[u8], c: &str, u: &[u8], t: u64| m.redeem(st, c, u, t).map(|_| ());
         assert_eq!(
@@ -586,18 +580,14 @@ mod tests {
     fn full_store_refuses_then_frees_expired() {
         let m = mfa(2);
         for _ in 0..2 {
-            m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1000)
-                .expect("room");
+            m.issue("nas", b"a", pending("a", &[]), 1000).expect("room");
         }
         assert_eq!(
-            m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1001)
-                .map(|_| ()),
+            m.issue("nas", b"a", pending("a", &[]), 1001).map(|_| ()),
             Err(RejectReason::MfaOverloaded)
         );
         // Once the first two expired they make room.
-        assert!(m
-            .issue("nas", b"a", "a", &[], AuthSource::Local, None, 1061)
-            .is_ok());
+        assert!(m.issue("nas", b"a", pending("a", &[]), 1061).is_ok());
         assert_eq!(m.pending(), 1);
     }
 
@@ -605,13 +595,11 @@ mod tests {
     fn expired_challenges_are_swept() {
         let m = mfa(100);
         for _ in 0..10 {
-            m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1000)
-                .expect("room");
+            m.issue("nas", b"a", pending("a", &[]), 1000).expect("room");
         }
         assert_eq!(m.pending(), 10);
         // 60 s later they have expired; the next issue sweeps them.
-        m.issue("nas", b"a", "a", &[], AuthSource::Local, None, 1060)
-            .expect("room");
+        m.issue("nas", b"a", pending("a", &[]), 1060).expect("room");
         assert_eq!(m.pending(), 1);
         assert_eq!(m.metrics.pending.load(Relaxed), 1);
     }

@@ -1,0 +1,149 @@
+//! What an authentication method extracts from an Access-Request: the credential a source
+//! verifies. Passwords and codes are revealed once per pipeline call into a [`PasswordBuf`] on
+//! the stack, which is wiped when it goes out of scope.
+
+use super::context::{Context, Request};
+use super::{Method, RejectReason};
+use crate::policy::{AuthSource, MfaMode, PolicyInput};
+
+/// Room for a revealed User-Password (RFC 2865 §5.2: at most 128 octets).
+pub struct PasswordBuf([u8; 128]);
+
+impl PasswordBuf {
+    pub fn new() -> PasswordBuf {
+        PasswordBuf([0; 128])
+    }
+
+    /// The buffer, to reveal a User-Password into.
+    pub fn bytes(&mut self) -> &mut [u8; 128] {
+        &mut self.0
+    }
+}
+
+impl Default for PasswordBuf {
+    fn default() -> Self {
+        PasswordBuf::new()
+    }
+}
+
+impl Drop for PasswordBuf {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: `b` is a valid, exclusive reference into our own buffer; volatile so the
+            // wipe is not optimised away as a dead store.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+/// How a request's User-Password was read before primary authentication.
+#[derive(Debug, Clone, Copy)]
+pub enum PasswordRead<'c> {
+    /// Not PAP: there is no User-Password to split (CHAP cannot carry a code).
+    NotPap,
+    /// All of it is the password (challenge mode, or no second factor).
+    Whole,
+    /// A combined `mfa_mode`: the password went to primary authentication, this is the code.
+    /// In [`MfaMode::CodeOnly`] the NAS did the primary authentication and all of it is the
+    /// code.
+    Split(MfaMode, &'c [u8]),
+}
+
+/// The credential a method extracted.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'c> {
+    /// PAP: the password part of User-Password (`Err` when there is none to check: unreadable,
+    /// or a combined mode that cannot hold a password and a code).
+    Pap(Result<&'c [u8], RejectReason>),
+    /// CHAP: the CHAP ident, response and challenge (`None`: CHAP-Password malformed).
+    Chap(Option<(u8, &'c [u8; 16], &'c [u8])>),
+    /// Neither User-Password nor CHAP-Password.
+    None,
+}
+
+impl<'c> Credential<'c> {
+    /// The method the credential came by.
+    pub fn method(&self) -> Option<Method> {
+        match self {
+            Credential::Pap(_) => Some(Method::Pap),
+            Credential::Chap(_) => Some(Method::Chap),
+            Credential::None => None,
+        }
+    }
+}
+
+/// A request's credential and how its User-Password was read.
+pub struct Extracted<'c> {
+    pub credential: Credential<'c>,
+    pub read: PasswordRead<'c>,
+    /// The mode the request was read in (see [`read_mode`]).
+    pub mode: MfaMode,
+}
+
+/// Reads the request's credential, revealing User-Password into `buf`; in a combined mode the
+/// code is split off (only the password part reaches a source).
+pub fn extract<'c>(ctx: &Context<'_>, r: &Request<'c>, buf: &'c mut PasswordBuf) -> Extracted<'c> {
+    let method = Method::of(r.packet);
+    let mode = read_mode(ctx, r, method);
+    let (credential, read) = match method {
+        Some(Method::Pap) => {
+            let (password, read) = read_password(r, mode, buf.bytes());
+            (Credential::Pap(password), read)
+        }
+        Some(Method::Chap) => (
+            Credential::Chap(
+                r.packet
+                    .chap_password()
+                    .map(|(ident, response)| (ident, response, r.packet.chap_challenge())),
+            ),
+            PasswordRead::NotPap,
+        ),
+        None => (Credential::None, PasswordRead::NotPap),
+    };
+    Extracted {
+        credential,
+        read,
+        mode,
+    }
+}
+
+/// The mode this request's User-Password is read with, before primary authentication decides
+/// which policy applies: see [`crate::policy::NetworkPolicies::read_mode`]. Without `[mfa]`
+/// or policies, or for an exempt client, nothing is split.
+pub fn read_mode(ctx: &Context<'_>, r: &Request<'_>, method: Option<Method>) -> MfaMode {
+    let Some(mfa) = ctx.mfa else {
+        return MfaMode::Challenge;
+    };
+    if ctx.policies.is_empty() || mfa.config.exempt_clients.iter().any(|c| c == r.client) {
+        return MfaMode::Challenge;
+    }
+    ctx.policies.read_mode(&PolicyInput::from_request(
+        r.packet,
+        r.client,
+        r.client_group,
+        &[],
+        method,
+        AuthSource::Local,
+    ))
+}
+
+/// Reads User-Password into `buf` and, in a combined mode, splits off the code: the password
+/// part for primary authentication (or why there is none: `MfaBadCode` when the value cannot
+/// hold a password and a code, which must then reach no directory), and how it was read.
+fn read_password<'b>(
+    r: &Request<'_>,
+    mode: MfaMode,
+    buf: &'b mut [u8; 128],
+) -> (Result<&'b [u8], RejectReason>, PasswordRead<'b>) {
+    let Ok(value) = r.packet.user_password(buf) else {
+        return (Err(RejectReason::MalformedPassword), PasswordRead::Whole);
+    };
+    match mode.split(value) {
+        Some((password, _)) if mode == MfaMode::Challenge => (Ok(password), PasswordRead::Whole),
+        Some((password, code)) => (Ok(password), PasswordRead::Split(mode, code)),
+        None => (
+            Err(RejectReason::MfaBadCode),
+            PasswordRead::Split(mode, &[]),
+        ),
+    }
+}

@@ -1,0 +1,194 @@
+//! The pipeline's answer to a request: a typed [`Decision`] (code, reply content, why), logged
+//! in one format by [`log`].
+
+use tracing::info;
+
+use super::context::Request;
+use super::{Method, RejectReason};
+use crate::backend::mfa::state::STATE_LEN;
+use crate::policy::{AuthSource, ReplyAttributes};
+use crate::proto::{BuildError, Code, PacketBuilder, Secret, REPLY_MESSAGE, STATE};
+
+/// Why an Access-Accept was given without the second factor a policy asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiver {
+    /// `[mfa] exempt_clients`.
+    ExemptClient,
+    /// `[mfa] exempt_groups`.
+    ExemptGroup,
+    /// No second factor enrolled and `unenrolled = "accept"` (known before asking a provider).
+    Unenrolled,
+    /// The provider said the user has no token and `unenrolled = "accept"`.
+    NotEnrolledAccepted,
+    /// The provider could not be asked and `on_unreachable = "accept"`.
+    UnavailableFailsafe,
+    /// Duo's preauth answered `allow`.
+    DuoBypass,
+}
+
+impl Waiver {
+    pub fn label(self) -> &'static str {
+        match self {
+            Waiver::ExemptClient => "accept_mfa_exempt_client",
+            Waiver::ExemptGroup => "accept_mfa_exempt_group",
+            Waiver::Unenrolled => "accept_unenrolled",
+            Waiver::NotEnrolledAccepted => "mfa_not_enrolled_accepted",
+            Waiver::UnavailableFailsafe => "mfa_unavailable_failsafe",
+            Waiver::DuoBypass => "mfa_duo_bypass",
+        }
+    }
+}
+
+/// What a decided reply carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Reply<'a> {
+    /// Access-Accept or Access-Reject: an optional Reply-Message, then the user's and the
+    /// deciding policy's attributes.
+    Attributes {
+        message: Option<&'a [u8]>,
+        user: Option<&'a ReplyAttributes>,
+        policy: Option<&'a ReplyAttributes>,
+    },
+    /// Access-Challenge: the State of the conversation and the prompt.
+    Challenge {
+        state: [u8; STATE_LEN],
+        prompt: &'a str,
+    },
+}
+
+/// How the request was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accept,
+    /// Accepted although the policy asked for a second factor.
+    AcceptWaived(Waiver),
+    Challenge,
+    Reject(RejectReason),
+}
+
+/// The pipeline's answer: what to send and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub outcome: Outcome,
+    pub reply: Reply<'a>,
+    /// The network policy that decided, if any.
+    pub policy: Option<&'a str>,
+    /// Where the user was authenticated, once known.
+    pub source: Option<AuthSource>,
+    pub method: Option<Method>,
+}
+
+impl<'a> Decision<'a> {
+    /// An Access-Reject for `reason` with the configured reject message.
+    pub fn reject(reason: RejectReason, message: Option<&'a [u8]>) -> Decision<'a> {
+        Decision {
+            outcome: Outcome::Reject(reason),
+            reply: Reply::Attributes {
+                message,
+                user: None,
+                policy: None,
+            },
+            policy: None,
+            source: None,
+            method: None,
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self.outcome {
+            Outcome::Accept | Outcome::AcceptWaived(_) => Code::AccessAccept,
+            Outcome::Challenge => Code::AccessChallenge,
+            Outcome::Reject(_) => Code::AccessReject,
+        }
+    }
+
+    pub fn reason(&self) -> Option<RejectReason> {
+        match self.outcome {
+            Outcome::Reject(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The label the second factor's outcome counter books this decision under.
+    pub fn mfa_label(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Accept => "accept",
+            Outcome::AcceptWaived(w) => w.label(),
+            Outcome::Challenge => "challenge",
+            Outcome::Reject(r) => r.label(),
+        }
+    }
+
+    pub fn with_method(mut self, method: Option<Method>, source: Option<AuthSource>) -> Self {
+        self.method = method;
+        self.source = source;
+        self
+    }
+
+    /// Appends the reply's attributes (the builder adds the Message-Authenticator).
+    pub fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
+        match &self.reply {
+            Reply::Attributes {
+                message,
+                user,
+                policy,
+            } => {
+                if let Some(m) = message {
+                    b.attr(REPLY_MESSAGE, m)?;
+                }
+                if let Some(r) = user {
+                    r.apply(b, s)?;
+                }
+                if let Some(r) = policy {
+                    r.apply(b, s)?;
+                }
+                Ok(())
+            }
+            Reply::Challenge { state, prompt } => {
+                b.attr(STATE, state)?;
+                b.attr(REPLY_MESSAGE, prompt.as_bytes())
+            }
+        }
+    }
+}
+
+/// What the decision log says happened to a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Logged<'d> {
+    Decided(&'d Decision<'d>),
+    /// Held for slow work (a directory, a slow hash, a second factor): the stage it waits in.
+    Held(&'static str),
+    /// Dropped without a reply (the NAS retries): why.
+    Dropped(RejectReason),
+}
+
+/// The one decision-log line: who, from where, how, what and why. Never a password, code,
+/// State or hash.
+pub fn log(r: &Request<'_>, what: Logged<'_>) {
+    let (outcome, reason, policy, method, source) = match what {
+        Logged::Decided(d) => {
+            let (outcome, reason) = match d.outcome {
+                Outcome::Accept => ("accept", ""),
+                Outcome::AcceptWaived(w) => ("accept", w.label()),
+                Outcome::Challenge => ("challenge", ""),
+                Outcome::Reject(r) => ("reject", r.label()),
+            };
+            (outcome, reason, d.policy, d.method, d.source)
+        }
+        Logged::Held(stage) => ("held", stage, None, None, None),
+        Logged::Dropped(r) => ("drop", r.label(), None, None, None),
+    };
+    info!(
+        target: "radshard::auth",
+        user = %String::from_utf8_lossy(r.user_name()),
+        client = r.client,
+        nas = %r.nas,
+        method = method.map_or("none", Method::label),
+        source = source.map_or("none", AuthSource::label),
+        outcome,
+        reason,
+        policy = policy.unwrap_or(""),
+        latency_us = r.arrived.elapsed().as_micros() as u64,
+        "decision"
+    );
+}

@@ -1,0 +1,552 @@
+//! The authentication pipeline: one sans-IO state machine every transport drives.
+//!
+//! [`start`] is fed a verified Access-Request and the time and answers a [`Step`]: a decided
+//! reply, a request to drop, or slow work to do ([`Job`]) and where to pick up after it
+//! ([`Continuation`]). The driver does the job (a slow hash on a blocking thread, a directory
+//! bind, a second factor over HTTP) and feeds the result back with [`resume`], which answers
+//! the next step. No sockets, tasks or clocks in here: a test drives it with a fake clock and
+//! scripted job results.
+//!
+//! Inside: the method's credential ([`credential`](super::credential)) → the sources in order
+//! ([`sources`](super::sources)) → the network policies over the [`Identity`] → the second
+//! factor ([`second_factor`](super::second_factor)) → a [`Decision`].
+
+use std::time::{Duration, Instant};
+
+use super::context::{Context, Now, Request};
+use super::credential::{extract, Credential, Extracted, PasswordBuf, PasswordRead};
+use super::decision::{Decision, Outcome, Reply, Waiver};
+use super::second_factor::{self, after_primary, Redeemed, Second};
+use super::sources::{local_verified, Source, SourceStep};
+use super::{Identity, RejectReason};
+use crate::backend::mfa::{Mfa, Pending, PiAnswer, PiError, Provider};
+use crate::backend::Outcome as DirectoryOutcome;
+use crate::config::ShedPolicy;
+use crate::policy::{AuthSource, PolicyInput, Verdict};
+use crate::proto::{CALLING_STATION_ID, STATE};
+
+/// What the driver does next with a request.
+pub enum Step<'a> {
+    /// Send this reply.
+    Reply(Decision<'a>),
+    /// Do this work, then [`resume`].
+    Await(Await<'a>),
+    /// Send nothing (the NAS retries): the directory or provider is overloaded or unavailable
+    /// and the configuration says drop.
+    Drop(RejectReason),
+}
+
+/// Slow work a request waits for.
+pub struct Await<'a> {
+    pub job: Job<'a>,
+    /// When the driver gives up waiting and resumes with the job's "no answer"
+    /// ([`JobResult::timed_out`]). `None`: the job always ends by itself (a slow hash).
+    pub deadline: Option<Instant>,
+    /// Where the pipeline picks up; owned, it is all a waiting request keeps of its decision.
+    pub then: Continuation,
+}
+
+/// Work the driver does off the shard. Borrows the request: the driver submits it before the
+/// request goes out of scope.
+#[derive(Debug)]
+pub enum Job<'a> {
+    /// Check a local user's password against its slow hash.
+    VerifyHash { user: &'a [u8], password: &'a [u8] },
+    /// Bind to the directory as `user`.
+    Directory { user: &'a str, password: &'a [u8] },
+    /// Hold the request for a push to `user` (the name the provider knows; single-flight
+    /// per client, user and device).
+    Push {
+        client: &'a str,
+        user: String,
+        station: &'a [u8],
+    },
+    /// Have privacyIDEA trigger `user`'s challenge (a code token) or push (a push token).
+    Trigger {
+        client: &'a str,
+        user: String,
+        station: &'a [u8],
+    },
+    /// Have the HTTP provider check `code` for `user`.
+    Check {
+        user: String,
+        code: String,
+        transaction_id: Option<String>,
+    },
+}
+
+/// A job's result, fed back to [`resume`].
+#[derive(Debug)]
+pub enum JobResult {
+    Hash(bool),
+    Directory(DirectoryOutcome),
+    /// The provider's answer; `None`: none by the deadline, or it could not be asked.
+    SecondFactor(Option<Result<PiAnswer, PiError>>),
+}
+
+impl JobResult {
+    /// What a job that did not answer by its deadline is taken to have said.
+    pub fn timed_out(job: &Job<'_>) -> JobResult {
+        match job {
+            Job::VerifyHash { .. } => JobResult::Hash(false),
+            Job::Directory { .. } => JobResult::Directory(DirectoryOutcome::Unavailable),
+            Job::Push { .. } | Job::Trigger { .. } | Job::Check { .. } => {
+                JobResult::SecondFactor(None)
+            }
+        }
+    }
+}
+
+/// Where the pipeline picks up after a job.
+#[derive(Debug)]
+pub enum Continuation {
+    /// A source's slow work: its answer is the primary authentication.
+    Source(Source),
+    /// The second factor, for what the primary authentication found. `trigger`: the answer is
+    /// that of privacyIDEA's triggered challenge (an Access-Challenge for a code token).
+    SecondFactor { pending: Pending, trigger: bool },
+}
+
+/// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
+/// caller drops it).
+pub fn start<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    now: Now,
+    buf: &'a mut PasswordBuf,
+) -> Step<'a> {
+    // Without [mfa] the State is not even looked for.
+    if let Some((mfa, state)) = ctx.mfa.and_then(|m| Some((m, r.packet.attr(STATE)?))) {
+        return follow_up(ctx, r, mfa, state, now, buf);
+    }
+    let cred = extract(ctx, r, buf);
+    if let Credential::Pap(Err(RejectReason::MfaBadCode)) = cred.credential {
+        // Cannot hold a password and a code: refused before any source is asked.
+        if let Some(mfa) = ctx.mfa {
+            mfa.metrics.outcome(RejectReason::MfaBadCode.label());
+        }
+        return reject(ctx, RejectReason::MfaBadCode, &cred);
+    }
+    let mut skipped = RejectReason::UnknownUser;
+    for source in Source::CHAIN {
+        match source.authenticate(ctx, r, &cred) {
+            SourceStep::Skip(why) => {
+                if skipped == RejectReason::UnknownUser {
+                    skipped = why;
+                }
+            }
+            SourceStep::Done(Ok(id)) => return accepted(ctx, r, &id, cred.read, now),
+            SourceStep::Done(Err(why)) => return reject(ctx, why, &cred),
+            SourceStep::Await(job) => {
+                let deadline = match job {
+                    Job::Directory { .. } => ctx.directory.map(|d| r.arrived + d.deadline),
+                    _ => None,
+                };
+                return Step::Await(Await {
+                    job,
+                    deadline,
+                    then: Continuation::Source(source),
+                });
+            }
+        }
+    }
+    reject(ctx, skipped, &cred)
+}
+
+/// Picks up after a job: `then` is where [`start`] (or an earlier `resume`) left off.
+pub fn resume<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    then: Continuation,
+    result: JobResult,
+    now: Now,
+    buf: &'a mut PasswordBuf,
+) -> Step<'a> {
+    match (then, result) {
+        (Continuation::Source(Source::Local), JobResult::Hash(ok)) => {
+            let cred = extract(ctx, r, buf);
+            match local_verified(ctx, r).filter(|_| ok) {
+                Some(id) => accepted(ctx, r, &id, cred.read, now),
+                None => reject(ctx, RejectReason::BadPassword, &cred),
+            }
+        }
+        (Continuation::Source(Source::Directory), JobResult::Directory(outcome)) => {
+            let cred = extract(ctx, r, buf);
+            directory_answered(ctx, r, outcome, &cred, now)
+        }
+        (Continuation::SecondFactor { pending, trigger }, JobResult::SecondFactor(answer)) => {
+            factor_answered(ctx, r, pending, trigger, answer, now)
+        }
+        // A driver that feeds the wrong result is a bug; nothing can be decided from it.
+        (then, result) => {
+            tracing::error!(?then, ?result, "job result does not fit its continuation");
+            Step::Drop(RejectReason::Overloaded)
+        }
+    }
+}
+
+/// An Access-Reject for `why` after the method read `cred`.
+fn reject<'a>(ctx: &Context<'a>, why: RejectReason, cred: &Extracted<'_>) -> Step<'a> {
+    Step::Reply(
+        Decision::reject(why, ctx.reject_message).with_method(cred.credential.method(), None),
+    )
+}
+
+fn directory_answered<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    outcome: DirectoryOutcome,
+    cred: &Extracted<'_>,
+    now: Now,
+) -> Step<'a> {
+    let method = cred.credential.method();
+    let (policy, why) = match outcome {
+        DirectoryOutcome::Accept(found) => {
+            let id = Identity {
+                source: AuthSource::Ldap,
+                method,
+                presented: &found.presented,
+                groups: &found.groups,
+            };
+            return accepted(ctx, r, &id, cred.read, now);
+        }
+        DirectoryOutcome::Reject(why) => {
+            let message = ctx
+                .directory_reject_messages
+                .get(why.label())
+                .map(String::as_bytes)
+                .or(ctx.reject_message);
+            return Step::Reply(
+                Decision::reject(why, message).with_method(method, Some(AuthSource::Ldap)),
+            );
+        }
+        DirectoryOutcome::Shed => (
+            ctx.directory.map(|d| d.on_overload),
+            RejectReason::Overloaded,
+        ),
+        DirectoryOutcome::Unavailable => (
+            ctx.directory.map(|d| d.on_unavailable),
+            RejectReason::DirectoryUnavailable,
+        ),
+    };
+    match policy {
+        Some(ShedPolicy::Reject) => reject(ctx, why, cred),
+        _ => Step::Drop(why),
+    }
+}
+
+/// The policies, over what the primary authentication found.
+fn policies<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    id: &Identity<'_>,
+) -> (
+    Option<&'a crate::policy::NetworkPolicy>,
+    Result<Decision<'a>, RejectReason>,
+) {
+    // Without policies (the common local-only setup) the request is not even looked at.
+    let verdict = if ctx.policies.is_empty() {
+        Verdict::Accept(None)
+    } else {
+        ctx.policies.decide(&PolicyInput::from_request(
+            r.packet,
+            r.client,
+            r.client_group,
+            id.groups,
+            id.method,
+            id.source,
+        ))
+    };
+    match verdict {
+        // A NAS that did the primary authentication is trusted only by a policy that says so.
+        Verdict::Accept(p)
+            if id.source == AuthSource::Nas && !p.is_some_and(|p| p.primary_by_nas) =>
+        {
+            (p, Err(RejectReason::PolicyReject))
+        }
+        Verdict::Accept(p) => {
+            if let Some(p) = p {
+                tracing::debug!(policy = %p.name, mfa = p.mfa, "network policy matched");
+            }
+            let user = (id.source == AuthSource::Local)
+                .then(|| r.packet.user_name().and_then(|n| ctx.users.get(n)))
+                .flatten()
+                .map(|u| &u.reply);
+            (
+                p,
+                Ok(Decision {
+                    outcome: Outcome::Accept,
+                    reply: Reply::Attributes {
+                        message: None,
+                        user,
+                        policy: p.map(|p| &p.reply),
+                    },
+                    policy: p.map(|p| p.name.as_str()),
+                    source: Some(id.source),
+                    method: id.method,
+                }),
+            )
+        }
+        Verdict::Reject(p) => {
+            tracing::debug!(
+                policy = p.map_or("(none matched)", |p| p.name.as_str()),
+                "network policy rejects"
+            );
+            (p, Err(RejectReason::PolicyReject))
+        }
+    }
+}
+
+/// A reject decided after the policies (it names the policy and the source).
+fn rejected<'a>(
+    ctx: &Context<'a>,
+    why: RejectReason,
+    policy: Option<&'a crate::policy::NetworkPolicy>,
+    id: &Identity<'_>,
+) -> Decision<'a> {
+    Decision {
+        policy: policy.map(|p| p.name.as_str()),
+        ..Decision::reject(why, ctx.reject_message).with_method(id.method, Some(id.source))
+    }
+}
+
+/// The primary authentication passed: the policies, then the second factor.
+fn accepted<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    id: &Identity<'_>,
+    read: PasswordRead<'_>,
+    now: Now,
+) -> Step<'a> {
+    let (matched, decided) = policies(ctx, r, id);
+    let accept = match decided {
+        Ok(d) => d,
+        Err(why) => return Step::Reply(rejected(ctx, why, matched, id)),
+    };
+    let second = after_primary(ctx, r, matched, id, read, now.unix);
+    let waived = |w| {
+        Step::Reply(Decision {
+            outcome: Outcome::AcceptWaived(w),
+            ..accept
+        })
+    };
+    let held = |job, trigger| {
+        Step::Await(Await {
+            job,
+            deadline: ctx.mfa.map(|m| now.instant + hold_limit(m)),
+            then: Continuation::SecondFactor {
+                pending: second_factor::pending(id, None),
+                trigger,
+            },
+        })
+    };
+    let station = r.packet.attr(CALLING_STATION_ID).unwrap_or_default();
+    let push = |trigger| {
+        Job::Push {
+            client: r.client,
+            user: id.presented.to_string(),
+            station,
+        }
+        .triggered(trigger)
+    };
+    match second {
+        Second::NotRequired | Second::CodeOk => Step::Reply(accept),
+        Second::Waived(w) => waived(w),
+        Second::Challenge(state) => Step::Reply(challenge(ctx, accept, state)),
+        Second::Push => held(push(false), false),
+        Second::Trigger => held(push(true), true),
+        Second::Check(code) => held(
+            Job::Check {
+                user: id.presented.to_string(),
+                code,
+                transaction_id: None,
+            },
+            false,
+        ),
+        Second::Reject(why) => Step::Reply(rejected(ctx, why, None, id)),
+    }
+}
+
+impl<'a> Job<'a> {
+    /// A push job as privacyIDEA's trigger, when `trigger`.
+    fn triggered(self, trigger: bool) -> Job<'a> {
+        match self {
+            Job::Push {
+                client,
+                user,
+                station,
+            } if trigger => Job::Trigger {
+                client,
+                user,
+                station,
+            },
+            other => other,
+        }
+    }
+}
+
+/// An Access-Challenge carrying `state` and the configured prompt.
+fn challenge<'a>(
+    ctx: &Context<'a>,
+    base: Decision<'a>,
+    state: [u8; crate::backend::mfa::state::STATE_LEN],
+) -> Decision<'a> {
+    let prompt = ctx.mfa.map_or("", |m| m.config.prompt.as_str());
+    Decision {
+        outcome: Outcome::Challenge,
+        reply: Reply::Challenge { state, prompt },
+        ..base
+    }
+}
+
+/// How long a held request may wait for its provider: a push's wait, else one HTTP request.
+fn hold_limit(mfa: &Mfa) -> Duration {
+    match (&mfa.config.provider, mfa.push_wait()) {
+        (_, Some(wait)) => wait,
+        (Provider::PrivacyIdea(c), _) => c.timeout + Duration::from_secs(1),
+        _ => Duration::from_secs(5),
+    }
+}
+
+/// A follow-up carrying a State: the answer to one of our challenges. State and code, then
+/// the policies again with what the primary authentication found (the password is not sent
+/// twice).
+fn follow_up<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    mfa: &'a Mfa,
+    state: &[u8],
+    now: Now,
+    buf: &'a mut PasswordBuf,
+) -> Step<'a> {
+    let code = r
+        .packet
+        .user_password(buf.bytes())
+        .map_err(|_| RejectReason::MfaBadCode);
+    let step = match second_factor::redeem(ctx, mfa, r, state, code, now.unix) {
+        Ok(Redeemed::Done(pending)) => after_second(ctx, r, &pending, None),
+        // Checked by the HTTP provider off the shard.
+        Ok(Redeemed::Remote(pending, code)) => {
+            let job = Job::Check {
+                user: pending.mfa_user.clone(),
+                code,
+                transaction_id: pending.transaction_id.clone(),
+            };
+            return Step::Await(Await {
+                job,
+                deadline: Some(now.instant + hold_limit(mfa)),
+                then: Continuation::SecondFactor {
+                    pending,
+                    trigger: false,
+                },
+            });
+        }
+        Err(why) => Decision::reject(why, ctx.reject_message),
+    };
+    mfa.metrics.outcome(step.mfa_label());
+    Step::Reply(step)
+}
+
+/// After the second factor passed (or was waived with `waiver`): the policies again, with
+/// the groups, source and method the primary authentication found and this request's NAS
+/// attributes.
+fn after_second<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    pending: &Pending,
+    waiver: Option<Waiver>,
+) -> Decision<'a> {
+    let id = Identity {
+        source: pending.source,
+        method: pending.method,
+        presented: &pending.mfa_user,
+        groups: &pending.groups,
+    };
+    match policies(ctx, r, &id) {
+        (_, Ok(d)) => Decision {
+            outcome: waiver.map_or(Outcome::Accept, Outcome::AcceptWaived),
+            ..d
+        },
+        (matched, Err(why)) => rejected(ctx, why, matched, &id),
+    }
+}
+
+/// The provider answered a held request (`None`: it did not in time, or could not be asked).
+fn factor_answered<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    pending: Pending,
+    trigger: bool,
+    answer: Option<Result<PiAnswer, PiError>>,
+    now: Now,
+) -> Step<'a> {
+    let Some(mfa) = ctx.mfa else {
+        return Step::Drop(RejectReason::MfaUnavailable);
+    };
+    let reject = |why| Decision::reject(why, ctx.reject_message);
+    let not_enrolled = || {
+        if mfa.config.accept_unenrolled {
+            after_second(ctx, r, &pending, Some(Waiver::NotEnrolledAccepted))
+        } else {
+            reject(RejectReason::MfaNotEnrolled)
+        }
+    };
+    // The provider was asked before any challenge (privacyIDEA's trigger, Duo's passcode
+    // preauth) and says the user must type a code: our own State (a transaction id stays in
+    // the pending challenge) and the prompt.
+    let challenges_after_hold =
+        trigger || (mfa.config.provider.holds() && !mfa.config.provider.is_push());
+    let decision = match answer {
+        Some(Ok(PiAnswer::Challenge { transaction_id, .. })) if challenges_after_hold => {
+            let txid = (!transaction_id.is_empty()).then_some(transaction_id);
+            let user = r.user_name();
+            match mfa.issue(
+                r.client,
+                user,
+                Pending {
+                    transaction_id: txid,
+                    ..pending
+                },
+                now.unix,
+            ) {
+                // Not an outcome yet (its follow-up is): not counted.
+                Ok(state) => {
+                    return Step::Reply(challenge(ctx, reject(RejectReason::MfaBadCode), state))
+                }
+                Err(why) => reject(why),
+            }
+        }
+        Some(Ok(PiAnswer::Accept)) => after_second(ctx, r, &pending, None),
+        // Duo preauth `allow`: Duo itself waives the second factor for this user.
+        Some(Ok(PiAnswer::Bypass)) => after_second(ctx, r, &pending, Some(Waiver::DuoBypass)),
+        Some(Ok(PiAnswer::Refused)) => reject(RejectReason::MfaDenied),
+        Some(Ok(PiAnswer::Reject { .. })) if mfa.config.provider.is_push() || trigger => {
+            reject(RejectReason::MfaPushDenied)
+        }
+        Some(Ok(PiAnswer::Reject { .. })) | Some(Ok(PiAnswer::Challenge { .. })) => {
+            reject(RejectReason::MfaBadCode)
+        }
+        Some(Ok(PiAnswer::NoToken)) => not_enrolled(),
+        // privacyIDEA answered with an error (typically ERR904: user not in the realm).
+        Some(Err(PiError::Server { code, .. })) => {
+            tracing::warn!(code, "privacyIDEA refused the check");
+            not_enrolled()
+        }
+        // A push nobody answered within the wait is a denial, whatever on_unreachable says.
+        None if mfa.config.provider.is_push() => reject(RejectReason::MfaPushDenied),
+        other => {
+            let error = match &other {
+                Some(Err(e)) => e.to_string(),
+                _ => "no answer in time".to_string(),
+            };
+            tracing::warn!(%error, "MFA provider unavailable");
+            if mfa.config.accept_unreachable {
+                after_second(ctx, r, &pending, Some(Waiver::UnavailableFailsafe))
+            } else {
+                reject(RejectReason::MfaUnavailable)
+            }
+        }
+    };
+    mfa.metrics.outcome(decision.mfa_label());
+    Step::Reply(decision)
+}

@@ -1,0 +1,260 @@
+//! The second-factor stage: after the policies accepted, whether to challenge, hold for a
+//! push, check a code that came with the password, or waive; a follow-up that carries one of
+//! our States; and what a provider's answer makes of a held request. The conversation store
+//! ([`Mfa`]) is shared by every shard (a follow-up may land on any of them).
+
+use tracing::warn;
+
+use super::context::{Context, Request};
+use super::credential::PasswordRead;
+use super::decision::Waiver;
+use super::{Identity, Method, RejectReason};
+use crate::backend::mfa::config::DuoFactor;
+use crate::backend::mfa::state::STATE_LEN;
+use crate::backend::mfa::{Mfa, Pending, Provider};
+use crate::policy::{AuthSource, MfaMode, NetworkPolicy};
+
+/// What the second-factor stage makes of a primary accept.
+#[derive(Debug)]
+pub enum Second {
+    /// No second factor required: accept.
+    NotRequired,
+    /// Required but waived (exempt, or unenrolled users accepted).
+    Waived(Waiver),
+    /// Hold the request and push to the user: answer when they decide. Also Duo's passcode
+    /// factor, whose preauth decides between a challenge, a bypass and a reject.
+    Push,
+    /// Hold the request while privacyIDEA triggers the user's challenge: then an
+    /// Access-Challenge (code token) or, for a push token, the answer once the user decided.
+    Trigger,
+    /// Answer Access-Challenge with this State and the prompt.
+    Challenge([u8; STATE_LEN]),
+    /// Combined mode: the code in User-Password was checked here and is good.
+    CodeOk,
+    /// Combined mode: hold the request while the HTTP provider checks this code.
+    Check(String),
+    Reject(RejectReason),
+}
+
+impl Second {
+    fn label(&self) -> &'static str {
+        match self {
+            Second::NotRequired => "not_required",
+            Second::Waived(w) => w.label(),
+            Second::Challenge(_) => "challenge",
+            Second::Push => "push",
+            Second::CodeOk => "accept",
+            Second::Check(_) => "check",
+            Second::Trigger => "trigger",
+            Second::Reject(r) => r.label(),
+        }
+    }
+
+    /// Whether the request is answered later (its outcome is counted then).
+    fn is_held(&self) -> bool {
+        matches!(
+            self,
+            Second::Challenge(_) | Second::Push | Second::Check(_) | Second::Trigger
+        )
+    }
+}
+
+/// Whether the user has a second factor with the configured provider.
+fn enrolled(ctx: &Context<'_>, mfa: &Mfa, user: &[u8], mfa_user: &str) -> bool {
+    match &mfa.config.provider {
+        Provider::Totp => ctx.users.totp_for(mfa_user, user).is_some(),
+        // Known only when the provider is asked: privacyIDEA "no tokens assigned", Duo's
+        // preauth `enroll`, a push service's answer.
+        Provider::PrivacyIdea(_) | Provider::RestPush(_) | Provider::Duo(_) => true,
+    }
+}
+
+/// After the policies accepted (`matched` decided) the primary authentication of `id`:
+/// challenge, hold, reject or accept.
+pub fn after_primary(
+    ctx: &Context<'_>,
+    r: &Request<'_>,
+    matched: Option<&NetworkPolicy>,
+    id: &Identity<'_>,
+    read: PasswordRead<'_>,
+    now_unix: u64,
+) -> Second {
+    let Some(mfa) = ctx.mfa else {
+        return Second::NotRequired;
+    };
+    let exempt_client = mfa.config.exempt_clients.iter().any(|c| c == r.client);
+    // The password was read before this policy was known; if it was read in another mode,
+    // primary authentication saw the wrong part (or the code went unread): refuse to guess.
+    let required = match matched {
+        Some(p) if !exempt_client => p.read_mode(),
+        _ => MfaMode::Challenge,
+    };
+    let read_as = match read {
+        PasswordRead::NotPap => required,
+        PasswordRead::Whole => MfaMode::Challenge,
+        PasswordRead::Split(mode, _) => mode,
+    };
+    if read_as != required {
+        warn!(
+            user = %id.presented,
+            client = r.client,
+            policy = matched.map_or("", |p| p.name.as_str()),
+            read_as = read_as.label(),
+            required = required.label(),
+            "User-Password was read in another mfa_mode than the deciding policy's: rejected (order the policies so that request attributes tell the modes apart)"
+        );
+        mfa.metrics.outcome(RejectReason::MfaModeMismatch.label());
+        return Second::Reject(RejectReason::MfaModeMismatch);
+    }
+    if !matched.is_some_and(|p| p.mfa) {
+        return Second::NotRequired;
+    }
+    let second = decide(ctx, mfa, r, id, read, exempt_client, now_unix);
+    if !second.is_held() {
+        mfa.metrics.outcome(second.label());
+    }
+    second
+}
+
+/// The second factor a policy requires, for `id`.
+fn decide(
+    ctx: &Context<'_>,
+    mfa: &Mfa,
+    r: &Request<'_>,
+    id: &Identity<'_>,
+    read: PasswordRead<'_>,
+    exempt_client: bool,
+    now_unix: u64,
+) -> Second {
+    let user = r.user_name();
+    // Exemptions waive a second factor on top of a primary authentication; a NAS that did
+    // the primary itself has only the second factor to show.
+    let primary_here = id.source != AuthSource::Nas;
+    let exempt_group = primary_here
+        && mfa.config.exempt_groups.iter().any(|w| {
+            id.groups
+                .iter()
+                .any(|h| crate::policy::network::group_matches(h, w))
+        });
+    if exempt_client && primary_here {
+        Second::Waived(Waiver::ExemptClient)
+    } else if exempt_group {
+        Second::Waived(Waiver::ExemptGroup)
+    } else if !enrolled(ctx, mfa, user, id.presented) {
+        if mfa.config.accept_unenrolled {
+            Second::Waived(Waiver::Unenrolled)
+        } else {
+            Second::Reject(RejectReason::MfaNotEnrolled)
+        }
+    } else if mfa.config.provider.is_push() {
+        // Any method: the request itself is held until the user answers.
+        Second::Push
+    } else if id.method != Some(Method::Pap) {
+        // CHAP cannot carry a code in the follow-up; only a push can serve it. With
+        // privacyIDEA's trigger the token type (code or push) is only known after the trigger,
+        // so non-PAP requests are refused up front there too.
+        Second::Reject(RejectReason::MfaUnsupportedMethod)
+    } else if let PasswordRead::Split(_, code) = read {
+        check_combined(ctx, mfa, user, id.presented, code, now_unix)
+    } else if mfa.config.provider.holds() {
+        // Duo passcode: held while the preauth decides (challenge, bypass, reject); the
+        // challenge is issued when it answers.
+        Second::Push
+    } else if mfa.triggers() {
+        Second::Trigger
+    } else {
+        match mfa.issue(r.client, user, pending(id, None), now_unix) {
+            Ok(state) => Second::Challenge(state),
+            Err(r) => Second::Reject(r),
+        }
+    }
+}
+
+/// What a pending challenge (or a held request) remembers of `id`.
+pub fn pending(id: &Identity<'_>, transaction_id: Option<String>) -> Pending {
+    Pending {
+        mfa_user: id.presented.to_string(),
+        groups: id.groups.to_vec(),
+        source: id.source,
+        method: id.method,
+        expiry: 0,
+        transaction_id,
+    }
+}
+
+/// A code that came with the password (combined `mfa_mode`, or all of User-Password when the
+/// NAS did the primary): checked here for TOTP, handed to the HTTP provider otherwise.
+fn check_combined(
+    ctx: &Context<'_>,
+    mfa: &Mfa,
+    user: &[u8],
+    mfa_user: &str,
+    code: &[u8],
+    now_unix: u64,
+) -> Second {
+    match &mfa.config.provider {
+        Provider::Totp => match ctx.users.totp_for(mfa_user, user) {
+            Some((name, secret)) => match mfa.check_totp(name, secret, code, now_unix) {
+                Ok(()) => Second::CodeOk,
+                Err(r) => Second::Reject(r),
+            },
+            None => Second::Reject(RejectReason::MfaNotEnrolled),
+        },
+        // Duo passcode: checked with /auth/v2/auth factor=passcode, which also refuses users
+        // Duo would not let in (no preauth needed when the code is already here).
+        Provider::PrivacyIdea(_) | Provider::Duo(_) if !mfa.config.provider.is_push() => {
+            match std::str::from_utf8(code) {
+                Ok(code) if !code.is_empty() => Second::Check(code.to_string()),
+                _ => Second::Reject(RejectReason::MfaBadCode),
+            }
+        }
+        // Refused by the configuration: a push has no code to carry.
+        Provider::RestPush(_) | Provider::Duo(_) | Provider::PrivacyIdea(_) => {
+            Second::Reject(RejectReason::MfaUnsupportedMethod)
+        }
+    }
+}
+
+/// A follow-up whose State is good.
+pub enum Redeemed {
+    /// The code was checked here and is good.
+    Done(Pending),
+    /// The code is for the HTTP provider to check.
+    Remote(Pending, String),
+}
+
+/// A follow-up carrying a State: the primary-auth facts of its challenge if the State (and,
+/// for local providers, the code) are good, else why not. The challenge is consumed whatever
+/// the code's fate.
+pub fn redeem(
+    ctx: &Context<'_>,
+    mfa: &Mfa,
+    r: &Request<'_>,
+    state: &[u8],
+    code: Result<&[u8], RejectReason>,
+    now_unix: u64,
+) -> Result<Redeemed, RejectReason> {
+    let user = r.packet.user_name().ok_or(RejectReason::NoUserName)?;
+    let pending = mfa.redeem(state, r.client, user, now_unix)?;
+    let code = code.map_err(|_| RejectReason::MfaBadCode)?;
+    match &mfa.config.provider {
+        Provider::Totp => {
+            let (name, secret) = ctx
+                .users
+                .totp_for(&pending.mfa_user, user)
+                .ok_or(RejectReason::MfaNotEnrolled)?;
+            mfa.check_totp(name, secret, code, now_unix)?;
+            Ok(Redeemed::Done(pending))
+        }
+        // No State is issued for push: a State here is not ours.
+        Provider::RestPush(_) => Err(RejectReason::MfaStateInvalid),
+        Provider::Duo(d) if d.factor == DuoFactor::Push => Err(RejectReason::MfaStateInvalid),
+        Provider::PrivacyIdea(_) | Provider::Duo(_) => {
+            let code = std::str::from_utf8(code).map_err(|_| RejectReason::MfaBadCode)?;
+            if code.is_empty() {
+                return Err(RejectReason::MfaBadCode);
+            }
+            Ok(Redeemed::Remote(pending, code.to_string()))
+        }
+    }
+}

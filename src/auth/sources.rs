@@ -1,0 +1,136 @@
+//! Primary sources, asked in order: the NAS itself (for clients a policy trusts with the
+//! primary authentication), local users, the directory. Each says `Skip` (not my user, or a
+//! credential I cannot verify), `Done` (an identity, or why not) or `Await` (slow work).
+
+use super::context::{Context, Request};
+use super::credential::{Credential, Extracted};
+use super::local::LocalUser;
+use super::pipeline::Job;
+use super::{Identity, Method, RejectReason};
+use crate::policy::{AuthSource, MfaMode};
+use crate::proto::chap_verify;
+
+/// A source's answer.
+pub enum SourceStep<'a> {
+    /// Not this source's user (the reason is kept for a reject if no source knows the user).
+    Skip(RejectReason),
+    Done(Result<Identity<'a>, RejectReason>),
+    /// The source needs slow work; the pipeline resumes in `Continuation::Source(source)`.
+    Await(Job<'a>),
+}
+
+/// The sources, in the order they are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A NAS that did the primary authentication itself (`[[policies]] primary = "nas"`): the
+    /// request carries only the second factor.
+    Nas,
+    Local,
+    Directory,
+}
+
+impl Source {
+    pub const CHAIN: [Source; 3] = [Source::Nas, Source::Local, Source::Directory];
+
+    pub fn authenticate<'a>(
+        self,
+        ctx: &Context<'a>,
+        r: &Request<'a>,
+        cred: &Extracted<'a>,
+    ) -> SourceStep<'a> {
+        match self {
+            Source::Nas => nas(r, cred),
+            Source::Local => local(ctx, r, cred),
+            Source::Directory => directory(ctx, r, cred),
+        }
+    }
+}
+
+fn nas<'a>(r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
+    // Only a policy with `primary = "nas"` reads a request in this mode, and check-config
+    // allows one only for the clients it names.
+    if cred.mode != MfaMode::CodeOnly {
+        return SourceStep::Skip(RejectReason::UnknownUser);
+    }
+    let Ok(user) = std::str::from_utf8(r.user_name()) else {
+        return SourceStep::Done(Err(RejectReason::NoUserName));
+    };
+    if user.is_empty() {
+        return SourceStep::Done(Err(RejectReason::NoUserName));
+    }
+    SourceStep::Done(Ok(Identity {
+        source: AuthSource::Nas,
+        method: cred.credential.method(),
+        presented: user,
+        groups: &[],
+    }))
+}
+
+fn local_identity<'a>(user: &'a LocalUser, method: Option<Method>) -> Identity<'a> {
+    Identity {
+        source: AuthSource::Local,
+        method,
+        presented: &user.name,
+        groups: &user.groups,
+    }
+}
+
+/// Local users: cleartext verifies PAP and CHAP; a slow hash verifies PAP off the shard.
+fn local<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
+    let Some(name) = r.packet.user_name() else {
+        return SourceStep::Done(Err(RejectReason::NoUserName));
+    };
+    let Some(user) = ctx.users.get(name) else {
+        return SourceStep::Skip(if ctx.users.is_mfa_only(name) {
+            RejectReason::NoPassword
+        } else {
+            RejectReason::UnknownUser
+        });
+    };
+    let method = cred.credential.method();
+    let verified = match cred.credential {
+        Credential::Pap(Err(r)) => Err(r),
+        Credential::Pap(Ok(pw)) if user.password.is_slow() => {
+            return SourceStep::Await(Job::VerifyHash {
+                user: name,
+                password: pw,
+            })
+        }
+        Credential::Pap(Ok(pw)) => user
+            .password
+            .verify(pw)
+            .then_some(())
+            .ok_or(RejectReason::BadPassword),
+        Credential::Chap(chap) => match (user.password.cleartext(), chap) {
+            (None, _) => Err(RejectReason::ChapNeedsCleartext),
+            (Some(_), None) => Err(RejectReason::MalformedPassword),
+            (Some(pw), Some((ident, response, challenge))) => {
+                chap_verify(ident, pw, challenge, response)
+                    .then_some(())
+                    .ok_or(RejectReason::BadPassword)
+            }
+        },
+        Credential::None => Err(RejectReason::NoSupportedCredentials),
+    };
+    SourceStep::Done(verified.map(|()| local_identity(user, method)))
+}
+
+/// A local user whose slow hash verified.
+pub fn local_verified<'a>(ctx: &Context<'a>, r: &Request<'a>) -> Option<Identity<'a>> {
+    let user = ctx.users.get(r.packet.user_name()?)?;
+    Some(local_identity(user, Some(Method::Pap)))
+}
+
+/// The directory (LDAP / AD): PAP only, by a bind off the shard.
+fn directory<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
+    if ctx.directory.is_none() {
+        return SourceStep::Skip(RejectReason::UnknownUser);
+    }
+    let Credential::Pap(password) = cred.credential else {
+        return SourceStep::Skip(RejectReason::UnknownUser);
+    };
+    match (password, std::str::from_utf8(r.user_name())) {
+        (Ok(password), Ok(user)) => SourceStep::Await(Job::Directory { user, password }),
+        _ => SourceStep::Done(Err(RejectReason::MalformedPassword)),
+    }
+}

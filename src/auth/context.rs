@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::conversation::{Conversation, Conversations};
 use super::local::LocalUsers;
 use crate::backend::mfa::Mfa;
 use crate::config::ShedPolicy;
@@ -26,8 +27,10 @@ pub struct DirectorySettings {
 pub struct Context<'a> {
     pub users: &'a LocalUsers,
     pub policies: &'a NetworkPolicies,
-    /// `[mfa]`: the conversation store and the provider settings.
+    /// `[mfa]`: the provider and its settings.
     pub mfa: Option<&'a Mfa>,
+    /// Open conversations (MFA challenges), keyed by their State; shared by every shard.
+    pub conversations: &'a Conversations<Conversation>,
     /// A directory is configured (users not defined locally are looked up there).
     pub directory: Option<DirectorySettings>,
     /// Reply-Message on every Access-Reject, if configured.

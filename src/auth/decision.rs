@@ -4,8 +4,8 @@
 use tracing::info;
 
 use super::context::Request;
+use super::conversation::state::STATE_LEN;
 use super::{Method, RejectReason};
-use crate::backend::mfa::state::STATE_LEN;
 use crate::policy::{AuthSource, ReplyAttributes};
 use crate::proto::{BuildError, Code, PacketBuilder, Secret, REPLY_MESSAGE, STATE};
 

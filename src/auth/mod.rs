@@ -2,6 +2,7 @@
 //! methods' credentials, its primary sources, the second-factor stage and the typed decision.
 
 pub mod context;
+pub mod conversation;
 pub mod credential;
 pub mod decision;
 pub mod local;

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use super::context::{Context, Now, Request};
 use super::credential::{extract, Credential, Extracted, PasswordBuf, PasswordRead};
 use super::decision::{Decision, Outcome, Reply, Waiver};
-use super::second_factor::{self, after_primary, Redeemed, Second};
+use super::second_factor::{self, after_primary, Pending, Redeemed, Second};
 use super::sources::{local_verified, Source, SourceStep};
 use super::{Identity, RejectReason};
-use crate::backend::mfa::{Mfa, Pending, PiAnswer, PiError, Provider};
+use crate::backend::mfa::{Mfa, PiAnswer, PiError, Provider};
 use crate::backend::Outcome as DirectoryOutcome;
 use crate::config::ShedPolicy;
 use crate::policy::{AuthSource, PolicyInput, Verdict};
@@ -389,7 +389,7 @@ impl<'a> Job<'a> {
 fn challenge<'a>(
     ctx: &Context<'a>,
     base: Decision<'a>,
-    state: [u8; crate::backend::mfa::state::STATE_LEN],
+    state: [u8; super::conversation::state::STATE_LEN],
 ) -> Decision<'a> {
     let prompt = ctx.mfa.map_or("", |m| m.config.prompt.as_str());
     Decision {
@@ -499,16 +499,11 @@ fn factor_answered<'a>(
     let decision = match answer {
         Some(Ok(PiAnswer::Challenge { transaction_id, .. })) if challenges_after_hold => {
             let txid = (!transaction_id.is_empty()).then_some(transaction_id);
-            let user = r.user_name();
-            match mfa.issue(
-                r.client,
-                user,
-                Pending {
-                    transaction_id: txid,
-                    ..pending
-                },
-                now.unix,
-            ) {
+            let pending = Pending {
+                transaction_id: txid,
+                ..pending
+            };
+            match second_factor::open_challenge(ctx, mfa, r, pending, now.unix) {
                 // Not an outcome yet (its follow-up is): not counted.
                 Ok(state) => {
                     return Step::Reply(challenge(ctx, reject(RejectReason::MfaBadCode), state))

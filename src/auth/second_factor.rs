@@ -6,13 +6,59 @@
 use tracing::warn;
 
 use super::context::{Context, Request};
+use super::conversation::state::STATE_LEN;
+use super::conversation::{Conversation, ConversationError};
 use super::credential::PasswordRead;
 use super::decision::Waiver;
 use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::config::DuoFactor;
-use crate::backend::mfa::state::STATE_LEN;
-use crate::backend::mfa::{Mfa, Pending, Provider};
+use crate::backend::mfa::{Mfa, Provider};
 use crate::policy::{AuthSource, MfaMode, NetworkPolicy};
+
+/// What a second factor in progress remembers of the primary authentication (an open
+/// challenge, or a request held for a push), so it can be finished by the policies without
+/// the password.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The name the provider knows the user by (the directory's alternate login ID, if any).
+    pub mfa_user: String,
+    pub groups: Vec<String>,
+    pub source: AuthSource,
+    /// How the user logged in: the policies run again with it after the second factor.
+    pub method: Option<Method>,
+    /// privacyIDEA's transaction id of the challenge it triggered (kept here, never in the
+    /// State on the wire): the code is checked against it.
+    pub transaction_id: Option<String>,
+}
+
+/// Opens a challenge for `pending` in the conversation store: its State, or why not.
+pub fn open_challenge(
+    ctx: &Context<'_>,
+    mfa: &Mfa,
+    r: &Request<'_>,
+    pending: Pending,
+    now_unix: u64,
+) -> Result<[u8; STATE_LEN], RejectReason> {
+    let ttl = mfa.config.challenge_ttl.as_secs();
+    let state = ctx
+        .conversations
+        .open(
+            r.client,
+            r.user_name(),
+            Conversation::SecondFactor(pending),
+            ttl,
+            now_unix,
+        )
+        .map_err(|_| RejectReason::MfaOverloaded)?;
+    let m = &mfa.metrics;
+    m.pending.store(
+        ctx.conversations.len() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    m.challenges_issued
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(state)
+}
 
 /// What the second-factor stage makes of a primary accept.
 #[derive(Debug)]
@@ -163,7 +209,7 @@ fn decide(
     } else if mfa.triggers() {
         Second::Trigger
     } else {
-        match mfa.issue(r.client, user, pending(id, None), now_unix) {
+        match open_challenge(ctx, mfa, r, pending(id, None), now_unix) {
             Ok(state) => Second::Challenge(state),
             Err(r) => Second::Reject(r),
         }
@@ -177,7 +223,6 @@ pub fn pending(id: &Identity<'_>, transaction_id: Option<String>) -> Pending {
         groups: id.groups.to_vec(),
         source: id.source,
         method: id.method,
-        expiry: 0,
         transaction_id,
     }
 }
@@ -235,7 +280,17 @@ pub fn redeem(
     now_unix: u64,
 ) -> Result<Redeemed, RejectReason> {
     let user = r.packet.user_name().ok_or(RejectReason::NoUserName)?;
-    let pending = mfa.redeem(state, r.client, user, now_unix)?;
+    let taken = ctx.conversations.take(state, r.client, user, now_unix);
+    mfa.metrics.pending.store(
+        ctx.conversations.len() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let pending = match taken {
+        Ok(Conversation::SecondFactor(p)) => p,
+        Err(ConversationError::Invalid) => return Err(RejectReason::MfaStateInvalid),
+        Err(ConversationError::Expired) => return Err(RejectReason::MfaStateExpired),
+        Err(ConversationError::Replayed) => return Err(RejectReason::MfaStateReplayed),
+    };
     let code = code.map_err(|_| RejectReason::MfaBadCode)?;
     match &mfa.config.provider {
         Provider::Totp => {

@@ -128,6 +128,7 @@ impl ServerHandle {
         let (_, current) = self.cell.load();
         rt.backend = current.backend.clone();
         rt.mfa = current.mfa.clone();
+        rt.conversations = current.conversations.clone();
         let new = Fixed::of(
             config,
             config.server.shards.unwrap_or(self.fixed.shards).max(1),

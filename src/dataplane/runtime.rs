@@ -9,11 +9,15 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use super::clients::ClientTable;
+use crate::auth::conversation::{Conversation, Conversations};
 use crate::auth::local::LocalUsers;
 use crate::backend::BackendPool;
 use crate::config::{Config, ConfigError};
 use crate::dict::Dictionary;
 use crate::policy::NetworkPolicies;
+
+/// Open conversations at most without `[mfa] max_pending`.
+const DEFAULT_CONVERSATIONS: usize = 100_000;
 
 pub struct Runtime {
     pub clients: ClientTable,
@@ -31,6 +35,9 @@ pub struct Runtime {
     /// The MFA challenge store, when `[mfa]` is configured; set by `dataplane::start`, kept
     /// across reloads (pending challenges survive a SIGHUP).
     pub mfa: Option<Arc<crate::backend::mfa::Mfa>>,
+    /// Open conversations (MFA challenges) by State: one per process, kept across reloads
+    /// (`dataplane::start` hands a reloaded runtime the running one's).
+    pub conversations: Arc<Conversations<Conversation>>,
     /// Reply-Message per directory reject reason (label), if configured.
     pub ldap_reject_messages: BTreeMap<String, String>,
 }
@@ -42,6 +49,7 @@ impl Runtime {
             users: &self.users,
             policies: &self.policies,
             mfa: self.mfa.as_deref(),
+            conversations: &self.conversations,
             directory: self
                 .backend
                 .as_ref()
@@ -82,6 +90,12 @@ impl Runtime {
             dict,
             backend: None,
             mfa: None,
+            conversations: Arc::new(Conversations::new(
+                config
+                    .mfa
+                    .as_ref()
+                    .map_or(DEFAULT_CONVERSATIONS, |m| m.max_pending),
+            )),
             ldap_reject_messages: config
                 .ldap
                 .as_ref()

@@ -31,35 +31,18 @@ pub mod config;
 pub mod duo;
 pub mod privacyidea;
 pub mod rest_push;
-pub mod state;
+/// The State lives with the conversation store; kept here under its old path.
+pub use crate::auth::conversation::state;
 pub mod totp;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use crate::auth::{Method, RejectReason};
-use crate::policy::AuthSource;
+use crate::auth::RejectReason;
 pub use config::{MfaConfig, Provider, RawMfa};
 pub use privacyidea::{PiAnswer, PiError};
-use state::{Nonce, StateError, StateKey, STATE_LEN};
 use totp::TotpSecret;
-
-/// What a pending challenge remembers of the primary authentication, so the follow-up can be
-/// decided by the policies without the password.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    /// The name the provider knows the user by (the directory's alternate login ID, if any).
-    pub mfa_user: String,
-    pub groups: Vec<String>,
-    pub source: AuthSource,
-    /// How the user logged in: the policies run again with it after the second factor.
-    pub method: Option<Method>,
-    pub expiry: u64,
-    /// privacyIDEA's transaction id of the challenge it triggered (kept here, never in the
-    /// State on the wire): the code is checked against it.
-    pub transaction_id: Option<String>,
-}
 
 /// `radshard_mfa_*` counters.
 #[derive(Debug, Default)]
@@ -99,19 +82,12 @@ pub fn metrics() -> Option<Arc<MfaMetrics>> {
 #[derive(Debug)]
 pub struct Mfa {
     pub config: MfaConfig,
-    key: StateKey,
-    pending: Mutex<HashMap<Nonce, Pending>>,
-    /// Nonces redeemed, until their State expires: tells a replay from a forgery in the log.
-    /// Single use itself rests on the pending entry being removed.
-    consumed: Mutex<HashMap<Nonce, u64>>,
     /// Per user, the last TOTP step accepted: a code is accepted once.
     last_step: Mutex<HashMap<String, u64>>,
     /// Pushes pending, by (client, user), with everyone waiting for their answer.
     /// Shared with the push tasks (which must not hold the store: its runtime is in it).
     pushes: Arc<Mutex<HashMap<PushKey, PushWaiters>>>,
     pub metrics: Arc<MfaMetrics>,
-    /// When (Unix seconds) expired challenges are next swept.
-    next_sweep: AtomicU64,
     /// HTTP providers: their client, on a small tokio runtime of its own.
     remote: Option<Remote>,
 }
@@ -158,12 +134,6 @@ impl Drop for Remote {
 
 /// Provider HTTP requests in flight at once (a pending push holds none between its polls).
 const REMOTE_SLOTS: usize = 256;
-
-const SWEEP_SECONDS: u64 = 5;
-
-fn purge_expired<V>(map: &mut HashMap<Nonce, V>, now: u64, expiry: impl Fn(&V) -> u64) {
-    map.retain(|_, v| expiry(v) > now);
-}
 
 impl Mfa {
     /// The store for `config`; HTTP providers run on `pool` (the backend pool's runtime) if
@@ -212,13 +182,9 @@ impl Mfa {
         Ok(Arc::new(Mfa {
             remote,
             config,
-            key: StateKey::random(),
-            pending: Mutex::new(HashMap::new()),
-            consumed: Mutex::new(HashMap::new()),
             last_step: Mutex::new(HashMap::new()),
             pushes: Arc::new(Mutex::new(HashMap::new())),
             metrics,
-            next_sweep: AtomicU64::new(0),
         }))
     }
 
@@ -399,77 +365,6 @@ impl Mfa {
         }
     }
 
-    /// Stores `pending` (its expiry set here) as a challenge for `client`/`user` and returns
-    /// its State.
-    pub fn issue(
-        &self,
-        client: &str,
-        user: &[u8],
-        pending: Pending,
-        now: u64,
-    ) -> Result<[u8; STATE_LEN], RejectReason> {
-        let expiry = now + self.config.challenge_ttl.as_secs();
-        let (state, nonce) = self.key.issue(client, user, expiry);
-        let conversation = Pending { expiry, ..pending };
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        // Abandoned challenges (nobody answered) are swept at most every few seconds, so the
-        // pending gauge means something and memory follows the live challenges.
-        if now >= self.next_sweep.load(Relaxed) {
-            self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
-            purge_expired(&mut pending, now, |p| p.expiry);
-        }
-        if pending.len() >= self.config.max_pending {
-            purge_expired(&mut pending, now, |p| p.expiry);
-            if pending.len() >= self.config.max_pending {
-                return Err(RejectReason::MfaOverloaded);
-            }
-        }
-        pending.insert(nonce, conversation);
-        self.metrics.pending.store(pending.len() as u64, Relaxed);
-        self.metrics.challenges_issued.fetch_add(1, Relaxed);
-        Ok(state)
-    }
-
-    /// Checks `state` for `client`/`user` and takes its pending challenge (single use).
-    pub fn redeem(
-        &self,
-        state: &[u8],
-        client: &str,
-        user: &[u8],
-        now: u64,
-    ) -> Result<Pending, RejectReason> {
-        let (nonce, expiry) = self
-            .key
-            .verify(state, client, user, now)
-            .map_err(|e| match e {
-                StateError::Invalid => RejectReason::MfaStateInvalid,
-                StateError::Expired => RejectReason::MfaStateExpired,
-            })?;
-        let taken = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let taken = pending.remove(&nonce);
-            self.metrics.pending.store(pending.len() as u64, Relaxed);
-            taken
-        };
-        let mut consumed = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
-        match taken {
-            Some(p) => {
-                if consumed.len() >= 2 * self.config.max_pending {
-                    purge_expired(&mut consumed, now, |e| *e);
-                    if consumed.len() >= 2 * self.config.max_pending {
-                        consumed.clear();
-                    }
-                }
-                consumed.insert(nonce, expiry);
-                Ok(p)
-            }
-            // A valid MAC but no pending challenge: redeemed before, or dropped when the store
-            // was full of expired entries. Either way refused.
-            None if consumed.contains_key(&nonce) => Err(RejectReason::MfaStateReplayed),
-            None => Err(RejectReason::MfaStateInvalid),
-        }
-    }
-
     /// Checks a TOTP `code` for `user`; a code (its time step, or an earlier one) accepted
     /// before for this user is refused.
     pub fn check_totp(
@@ -491,27 +386,12 @@ impl Mfa {
             }
         }
     }
-
-    pub fn pending(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    fn pending(user: &str, groups: &[String]) -> Pending {
-        Pending {
-            mfa_user: user.into(),
-            groups: groups.to_vec(),
-            source: AuthSource::Local,
-            method: Some(Method::Pap),
-            expiry: 0,
-            transaction_id: None,
-        }
-    }
 
     fn mfa(max_pending: usize) -> Arc<Mfa> {
         Mfa::new(
@@ -528,80 +408,6 @@ mod tests {
             None,
         )
         .expect("store")
-    }
-
-    #[test]
-    fn state_is_single_use() {
-        let m = mfa(10);
-        let s = m
-            .issue("nas", b"alice", pending("alice", &["staff".into()]), 1000)
-            .expect("issued");
-        assert_eq!(m.pending(), 1);
-        let p = m.redeem(&s, "nas", b"alice", 1001).expect("redeemed");
-        assert_eq!(p.groups, vec!["staff".to_string()]);
-        assert_eq!(p.source, AuthSource::Local);
-        assert_eq!(m.pending(), 0);
-        assert_eq!(
-            m.redeem(&s, "nas", b"alice", 1002).map(|_| ()),
-            Err(RejectReason::MfaStateReplayed)
-        );
-    }
-
-    #[test]
-    fn wrong_user_client_expired_forged() {
-        let m = mfa(10);
-        let s = m
-            .issue("nas", b"alice", pending("alice", &[]), 1000)
-            .expect("issued");
-        let r = |st: &[u8], c: &str, u: &[u8], t: u64| m.redeem(st, c, u, t).map(|_| ());
-        assert_eq!(
-            r(&s, "nas", b"bob", 1001),
-            Err(RejectReason::MfaStateInvalid)
-        );
-        assert_eq!(
-            r(&s, "other", b"alice", 1001),
-            Err(RejectReason::MfaStateInvalid)
-        );
-        assert_eq!(
-            r(&s, "nas", b"alice", 1060),
-            Err(RejectReason::MfaStateExpired)
-        );
-        let mut forged = s;
-        forged[0] ^= 0x80;
-        assert_eq!(
-            r(&forged, "nas", b"alice", 1001),
-            Err(RejectReason::MfaStateInvalid)
-        );
-        // None of these consumed the challenge.
-        assert!(r(&s, "nas", b"alice", 1001).is_ok());
-    }
-
-    #[test]
-    fn full_store_refuses_then_frees_expired() {
-        let m = mfa(2);
-        for _ in 0..2 {
-            m.issue("nas", b"a", pending("a", &[]), 1000).expect("room");
-        }
-        assert_eq!(
-            m.issue("nas", b"a", pending("a", &[]), 1001).map(|_| ()),
-            Err(RejectReason::MfaOverloaded)
-        );
-        // Once the first two expired they make room.
-        assert!(m.issue("nas", b"a", pending("a", &[]), 1061).is_ok());
-        assert_eq!(m.pending(), 1);
-    }
-
-    #[test]
-    fn expired_challenges_are_swept() {
-        let m = mfa(100);
-        for _ in 0..10 {
-            m.issue("nas", b"a", pending("a", &[]), 1000).expect("room");
-        }
-        assert_eq!(m.pending(), 10);
-        // 60 s later they have expired; the next issue sweeps them.
-        m.issue("nas", b"a", pending("a", &[]), 1060).expect("room");
-        assert_eq!(m.pending(), 1);
-        assert_eq!(m.metrics.pending.load(Relaxed), 1);
     }
 
     #[test]

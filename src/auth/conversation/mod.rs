@@ -1,0 +1,229 @@
+//! The conversation store: what a multi-round authentication remembers between its rounds
+//! (an MFA challenge today; EAP sessions next), keyed by the signed, single-use State the
+//! Access-Challenge carries. One per process, shared by every shard (a follow-up may land on
+//! any of them) and kept across reloads.
+//!
+//! A State ([`state`]) is 16 random octets, an expiry and an HMAC binding both to the client
+//! and user it was issued to; the store keeps the conversation under the nonce. Taking a
+//! conversation removes it (single use, whatever the follow-up's fate); the nonces taken are
+//! remembered until their State expires, to tell a replay from a forgery in the log.
+//!
+//! Bound: at most `capacity` open conversations; when full, expired ones are swept and, if
+//! none expired, a new one is refused ([`Full`]: the request is rejected as overloaded).
+//! Nonces taken are kept up to twice that, then swept, then forgotten (a replay of a
+//! forgotten one reads as invalid instead of replayed: still refused).
+
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use state::{Nonce, StateError, StateKey, STATE_LEN};
+
+/// What a conversation of this server remembers between rounds.
+#[derive(Debug)]
+pub enum Conversation {
+    /// An MFA challenge waiting for its code.
+    SecondFactor(crate::auth::second_factor::Pending),
+}
+
+/// Why a State was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConversationError {
+    /// Not one we issued for this client and user (forged, altered, another process's).
+    #[error("invalid State")]
+    Invalid,
+    #[error("expired State")]
+    Expired,
+    /// Issued by us and taken before: single use.
+    #[error("State already used")]
+    Replayed,
+}
+
+/// The store is full of live conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many conversations open")]
+pub struct Full;
+
+/// How often, at most, expired conversations are swept (seconds).
+const SWEEP_SECONDS: u64 = 5;
+
+/// Open conversations of type `T`.
+#[derive(Debug)]
+pub struct Conversations<T> {
+    key: StateKey,
+    open: Mutex<HashMap<Nonce, (u64, T)>>,
+    /// Nonces taken, with their State's expiry.
+    taken: Mutex<HashMap<Nonce, u64>>,
+    capacity: usize,
+    /// When (Unix seconds) expired conversations are next swept.
+    next_sweep: AtomicU64,
+}
+
+impl<T> Conversations<T> {
+    /// An empty store for at most `capacity` open conversations, under a fresh random key.
+    pub fn new(capacity: usize) -> Conversations<T> {
+        Conversations {
+            key: StateKey::random(),
+            open: Mutex::new(HashMap::new()),
+            taken: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            next_sweep: AtomicU64::new(0),
+        }
+    }
+
+    /// Opens a conversation for `client`/`user` that lives `ttl_secs` from `now` (Unix
+    /// seconds) and returns its State.
+    pub fn open(
+        &self,
+        client: &str,
+        user: &[u8],
+        value: T,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<[u8; STATE_LEN], Full> {
+        let expiry = now.saturating_add(ttl_secs);
+        let (state, nonce) = self.key.issue(client, user, expiry);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        // Abandoned conversations (nobody answered) are swept every few seconds, so memory
+        // follows the live ones.
+        if now >= self.next_sweep.load(Relaxed) {
+            self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
+            open.retain(|_, (exp, _)| *exp > now);
+        }
+        if open.len() >= self.capacity {
+            open.retain(|_, (exp, _)| *exp > now);
+            if open.len() >= self.capacity {
+                return Err(Full);
+            }
+        }
+        open.insert(nonce, (expiry, value));
+        Ok(state)
+    }
+
+    /// Checks `state` for `client`/`user` at `now` and takes its conversation (single use).
+    pub fn take(
+        &self,
+        state: &[u8],
+        client: &str,
+        user: &[u8],
+        now: u64,
+    ) -> Result<T, ConversationError> {
+        let (nonce, expiry) = self
+            .key
+            .verify(state, client, user, now)
+            .map_err(|e| match e {
+                StateError::Invalid => ConversationError::Invalid,
+                StateError::Expired => ConversationError::Expired,
+            })?;
+        let value = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&nonce);
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some((_, v)) => {
+                if taken.len() >= 2 * self.capacity {
+                    taken.retain(|_, exp| *exp > now);
+                    if taken.len() >= 2 * self.capacity {
+                        taken.clear();
+                    }
+                }
+                taken.insert(nonce, expiry);
+                Ok(v)
+            }
+            // A valid MAC but no open conversation: taken before, or swept. Either way refused.
+            None if taken.contains_key(&nonce) => Err(ConversationError::Replayed),
+            None => Err(ConversationError::Invalid),
+        }
+    }
+
+    /// Open conversations (expired ones not yet swept included).
+    pub fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_use() {
+        let c = Conversations::new(10);
+        let s = c.open("nas", b"alice", 7u32, 60, 1000).expect("opened");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.take(&s, "nas", b"alice", 1001), Ok(7));
+        assert_eq!(c.len(), 0);
+        assert_eq!(
+            c.take(&s, "nas", b"alice", 1002),
+            Err(ConversationError::Replayed)
+        );
+    }
+
+    #[test]
+    fn wrong_user_client_expired_forged_leave_it_open() {
+        let c = Conversations::new(10);
+        let s = c.open("nas", b"alice", (), 60, 1000).expect("opened");
+        assert_eq!(
+            c.take(&s, "nas", b"bob", 1001),
+            Err(ConversationError::Invalid)
+        );
+        assert_eq!(
+            c.take(&s, "other", b"alice", 1001),
+            Err(ConversationError::Invalid)
+        );
+        assert_eq!(
+            c.take(&s, "nas", b"alice", 1060),
+            Err(ConversationError::Expired)
+        );
+        let mut forged = s;
+        forged[0] ^= 0x80;
+        assert_eq!(
+            c.take(&forged, "nas", b"alice", 1001),
+            Err(ConversationError::Invalid)
+        );
+        // None of these took the conversation.
+        assert_eq!(c.take(&s, "nas", b"alice", 1001), Ok(()));
+    }
+
+    #[test]
+    fn full_store_refuses_then_frees_expired() {
+        let c = Conversations::new(2);
+        for _ in 0..2 {
+            c.open("nas", b"a", (), 60, 1000).expect("room");
+        }
+        assert_eq!(c.open("nas", b"a", (), 60, 1001).map(|_| ()), Err(Full));
+        // Once the first two expired they make room.
+        assert!(c.open("nas", b"a", (), 60, 1061).is_ok());
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn expired_conversations_are_swept() {
+        let c = Conversations::new(100);
+        for _ in 0..10 {
+            c.open("nas", b"a", (), 60, 1000).expect("room");
+        }
+        assert_eq!(c.len(), 10);
+        // 60 s later they have expired; the next open sweeps them.
+        c.open("nas", b"a", (), 60, 1060).expect("room");
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn another_store_does_not_know_the_state() {
+        let (a, b) = (Conversations::new(4), Conversations::<()>::new(4));
+        let s = a.open("nas", b"alice", (), 60, 1000).expect("opened");
+        assert_eq!(
+            b.take(&s, "nas", b"alice", 1001),
+            Err(ConversationError::Invalid)
+        );
+    }
+}

@@ -229,3 +229,44 @@ fn five_retransmissions_during_a_ten_second_push() {
     assert_eq!(m.outcome_count("accept"), 1, "one decision");
     assert_eq!(m.pushes_pending.load(Relaxed), 0);
 }
+
+/// CHAP under a CHAP-only push policy: the push is sent, the user approves, and the policy that
+/// asked for the push — matched again after the approval, with the method the user logged in by —
+/// grants its attributes. (The policies used to be re-run as if the request were PAP, so the
+/// approved user got Access-Reject `policy_reject`.)
+#[test]
+fn chap_push_under_a_chap_only_policy_is_accepted_with_its_attributes() {
+    let (url, pushes) = push_double();
+    let users = staff_users(&["dave"]);
+    let policy = staff_mfa_policy("staff-chap-push", "auth_methods = [\"chap\"]\n");
+    let mfa = mfa_section(
+        "rest_push",
+        "",
+        &format!("url = \"{url}\"\nwait = \"5s\"\npoll_interval = \"100ms\""),
+    );
+    let (s, m) = start_mfa_server(1, &format!("{MFA_CLIENT}{users}{policy}{mfa}"));
+    let out = stdout_of(&radclient(
+        s.auth,
+        "auth",
+        SECRET,
+        "User-Name = dave\nCHAP-Password = dave-pw\n",
+    ));
+    assert!(
+        out.contains("Received Access-Accept"),
+        "radclient said:\n{out}"
+    );
+    assert!(out.contains("Session-Timeout = 3600"), "{out}");
+    assert_eq!(pushes.lock().expect("lock").get("dave"), Some(&1));
+    assert_eq!(m.outcome_count("accept"), 1);
+    assert_eq!(m.outcome_count("policy_reject"), 0);
+
+    // PAP does not match the CHAP-only policy: rejected before any push.
+    let out = stdout_of(&radclient(
+        s.auth,
+        "auth",
+        SECRET,
+        "User-Name = dave\nUser-Password = dave-pw\n",
+    ));
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    assert_eq!(pushes.lock().expect("lock").get("dave"), Some(&1));
+}

@@ -32,7 +32,7 @@ use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;
 use crate::auth::credential::PasswordBuf;
 use crate::auth::decision::{self, Logged};
-use crate::auth::{self, Job, JobResult, Now, RejectReason, Request, Step};
+use crate::auth::{self, Await, Job, JobResult, Now, RejectReason, Request, Step};
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
@@ -263,45 +263,25 @@ impl Shard {
         };
         let mut buf = PasswordBuf::new();
         let ctx = rt.auth();
-        match auth::start(&ctx, &r, now, &mut buf) {
-            Step::Reply(d) => {
-                decision::log(&r, Logged::Decided(&d));
-                let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| d.apply(b, s);
-                send_reply(
-                    tx,
-                    from,
-                    &req,
-                    d.code(),
-                    fill,
-                    &m,
-                    Some((cache, key, now.instant)),
-                );
-            }
-            Step::Drop(why) => {
-                decision::log(&r, Logged::Dropped(why));
-                m.count_drop(drop_reason(why));
-            }
-            Step::Await(wait) => {
-                if let Some(stage) = held_stage(&wait.job) {
-                    decision::log(&r, Logged::Held(stage));
-                }
-                // Retransmissions are absorbed as in-progress duplicates until it is answered.
-                if cache.begin(key).is_err() {
-                    return m.count_drop(DropReason::Overloaded);
-                }
-                let waiting = jobs::submit(rt, &client.name, &wait.job, wait.deadline);
-                let slot = inflight.insert(Entry {
-                    rt: rt.clone(),
-                    li,
-                    key,
-                    client_index: client.index,
-                    arrived: now.instant,
-                    datagram: req.packet().as_bytes().into(),
-                    then: wait.then,
-                });
-                completions.wait_for(slot, waiting);
-            }
+        let step = auth::start(&ctx, &r, now, &mut buf);
+        let Some(wait) = carry_out(step, &r, &m, cache, key, now.instant, tx) else {
+            return;
+        };
+        // Retransmissions are absorbed as in-progress duplicates until it is answered.
+        if cache.begin(key).is_err() {
+            return m.count_drop(DropReason::Overloaded);
         }
+        let waiting = jobs::submit(rt, &client.name, &wait.job, wait.deadline);
+        let slot = inflight.insert(Entry {
+            rt: rt.clone(),
+            li,
+            key,
+            client_index: client.index,
+            arrived: now.instant,
+            datagram: req.packet().as_bytes().into(),
+            then: wait.then,
+        });
+        completions.wait_for(slot, waiting);
     }
 
     /// A job finished for the request in `slot`: the pipeline picks up where it left off and
@@ -344,43 +324,28 @@ impl Shard {
         };
         let mut buf = PasswordBuf::new();
         let ctx = rt.auth();
-        match auth::resume(&ctx, &r, then, result, now, &mut buf) {
-            Step::Reply(d) => {
-                decision::log(&r, Logged::Decided(&d));
-                let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| d.apply(b, s);
-                send_reply(
-                    tx,
-                    key.peer,
-                    &req,
-                    d.code(),
-                    fill,
-                    &m,
-                    Some((&mut self.cache, key, now.instant)),
-                );
-            }
-            Step::Drop(why) => {
-                decision::log(&r, Logged::Dropped(why));
-                m.count_drop(drop_reason(why));
-                self.cache.abandon(&key);
-            }
-            Step::Await(wait) => {
-                if let Some(stage) = held_stage(&wait.job) {
-                    decision::log(&r, Logged::Held(stage));
-                }
-                let waiting = jobs::submit(&rt, &client.name, &wait.job, wait.deadline);
-                let then = wait.then;
-                let slot = self.inflight.insert(Entry {
-                    rt: rt.clone(),
-                    li,
-                    key,
-                    client_index,
-                    arrived,
-                    datagram: datagram.clone(),
-                    then,
-                });
-                self.completions.wait_for(slot, waiting);
-            }
-        }
+        let step = auth::resume(&ctx, &r, then, result, now, &mut buf);
+        let cache = &mut self.cache;
+        let Some(Await {
+            job,
+            deadline,
+            then,
+        }) = carry_out(step, &r, &m, cache, key, now.instant, tx)
+        else {
+            return;
+        };
+        // The next job of the same request: it keeps its entry (and its datagram copy).
+        let waiting = jobs::submit(&rt, &client.name, &job, deadline);
+        let slot = self.inflight.insert(Entry {
+            rt,
+            li,
+            key,
+            client_index,
+            arrived,
+            datagram,
+            then,
+        });
+        self.completions.wait_for(slot, waiting);
     }
 
     pub(super) fn publish_gauges(&self) {
@@ -482,6 +447,48 @@ fn verify_drop(e: VerifyError) -> DropReason {
         VerifyError::BadMessageAuthenticator => DropReason::BadMessageAuthenticator,
         VerifyError::BadRequestAuthenticator | VerifyError::BadResponseAuthenticator => {
             DropReason::BadRequestAuthenticator
+        }
+    }
+}
+
+/// Carries out a pipeline step for `r` (from `key.peer`): a reply into `tx` (remembered by
+/// the reply cache), or a drop (counted; the cache forgets the request so a retransmission is
+/// processed afresh). A job to wait for is handed back to the caller, who records it.
+fn carry_out<'a>(
+    step: Step<'a>,
+    r: &Request<'_>,
+    m: &Counts<'_>,
+    cache: &mut ReplyCache,
+    key: RequestKey,
+    now: Instant,
+    tx: &mut SendBatch,
+) -> Option<Await<'a>> {
+    match step {
+        Step::Reply(d) => {
+            decision::log(r, Logged::Decided(&d));
+            let fill = |b: &mut PacketBuilder<'_, '_>, s: &Secret| d.apply(b, s);
+            send_reply(
+                tx,
+                key.peer,
+                r.packet,
+                d.code(),
+                fill,
+                m,
+                Some((cache, key, now)),
+            );
+            None
+        }
+        Step::Drop(why) => {
+            decision::log(r, Logged::Dropped(why));
+            m.count_drop(drop_reason(why));
+            cache.abandon(&key);
+            None
+        }
+        Step::Await(wait) => {
+            if let Some(stage) = held_stage(&wait.job) {
+                decision::log(r, Logged::Held(stage));
+            }
+            Some(wait)
         }
     }
 }

@@ -5,7 +5,8 @@
 #   ROUNDS=5 SECS=10 perf/compare.sh       # longer
 #
 # Writes medians and ratios into the "radshard vs FreeRADIUS" section of perf/RESULTS.md
-# (other sections are left alone) and keeps every raw JSON report under $OUT.
+# (other sections are left alone) and keeps every raw JSON report under $OUT (each one the
+# bench report plus "server_cpu": the server's CPU time during that run, see perf/server_cpu.sh).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -24,7 +25,7 @@ QUIET_LOAD=${QUIET_LOAD:-0.5}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS=${RESULTS:-$ROOT/perf/RESULTS.md}
-BIN=$ROOT/target/release/radshard
+BIN=${BIN:-$ROOT/target/release/radshard}
 WORK=$(mktemp -d /tmp/radshard-compare.XXXXXX)
 OUT=${OUT:-$WORK/out}
 RADDB=$WORK/raddb
@@ -34,6 +35,8 @@ RS_AUTH=127.0.0.1:11812 RS_ACCT=127.0.0.1:11813     # as in perf/bench.toml
 FR_AUTH=127.0.0.1:21812 FR_ACCT=127.0.0.1:21813
 
 log() { echo "== $*" >&2; }
+# shellcheck source=perf/server_cpu.sh
+. "$ROOT/perf/server_cpu.sh"
 
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
 if ! command -v freeradius >/dev/null; then
@@ -242,8 +245,13 @@ for placement in $PLACEMENTS; do
                 f="$OUT/$placement-$tag-$server-$round.json"
                 wait_quiet
                 echo "$placement-$workload-$server-$round $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/loadavg.txt"
-                load "$placement" "$SECS" "$f" $(workload_args "$workload")
-                log "$placement $workload $server round $round: $(jq -r '"\(.requests_per_s|floor)/s p99 \(.latency_us.p99)µs timeouts \(.counts.timeouts) bad \(.counts.bad_authenticator + .counts.malformed + .counts.unmatched) unexpected \(.counts.unexpected)"' "$f")"
+                # Server CPU time (all its threads) across exactly the measured run.
+                before=$(cpu_snapshot "$SERVER_PID")
+                load "$placement" "$SECS" "$f.bench" $(workload_args "$workload")
+                after=$(cpu_snapshot "$SERVER_PID")
+                cpu_attach "$f.bench" "$(cpu_json "$before" "$after")" "$f"
+                rm -f "$f.bench"
+                log "$placement $workload $server round $round: $(jq -r '"\(.requests_per_s|floor)/s server CPU \((.server_cpu.us_per_reply // 0) * 100 | round / 100)µs/req p99 \(.latency_us.p99)µs timeouts \(.counts.timeouts) bad \(.counts.bad_authenticator + .counts.malformed + .counts.unmatched) unexpected \(.counts.unexpected)"' "$f")"
                 stop_server
             done
         done
@@ -253,4 +261,4 @@ done
 python3 "$ROOT/perf/summarize.py" "$OUT" "$RESULTS" \
     --rounds "$ROUNDS" --secs "$SECS" --fr-version "$FR_VERSION" --fr-threads "$FR_THREADS" \
     --sockets "$SOCKETS" --window "$WINDOW"
-log "raw reports in $OUT; summary in perf/RESULTS.md"
+log "raw reports in $OUT; summary in $RESULTS"

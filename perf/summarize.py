@@ -38,6 +38,21 @@ def med(key, field):
     return statistics.median(field(r) for r in rs)
 
 
+def cpu_us(r):
+    return (r.get("server_cpu") or {}).get("us_per_reply")
+
+
+def med_cpu(key):
+    """Median server CPU µs per reply over the rounds that recorded it (reports from before
+    compare.sh measured CPU have none)."""
+    vals = [v for v in (cpu_us(r) for r in runs.get(key, [])) if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_cpu(v):
+    return "—" if v is None else f"{v:.2f}"
+
+
 def issues(key):
     t = 0
     for r in runs.get(key, []):
@@ -75,8 +90,14 @@ if loads:
         f"1-minute load average just before the measured runs (other work on the box included): "
         f"median {statistics.median(loads):.2f}, max {max(loads):.2f}."
     )
-lines += ["", "| placement | workload | FreeRADIUS req/s | radshard req/s | ratio | target | rounds FR / radshard (req/s) | timeouts+bad+unexpected (FR / rs) |",
-          "|---|---|---:|---:|---:|---|---|---|"]
+lines.append(
+    "Server CPU µs/req: the server process's CPU time during the measured run, summed over all "
+    "its threads (`/proc/PID/task/*/schedstat`, read just before and just after the `bench` run; "
+    "FreeRADIUS's workers included; utime+stime from `/proc/PID/stat` instead if one of its threads "
+    "exited during the run), divided by the replies counted."
+)
+lines += ["", "| placement | workload | FreeRADIUS req/s | radshard req/s | ratio | target | FR CPU µs/req | radshard CPU µs/req | rounds FR / radshard (req/s) | timeouts+bad+unexpected (FR / rs) |",
+          "|---|---|---:|---:|---:|---|---:|---:|---|---|"]
 
 
 def rounds(key):
@@ -94,6 +115,7 @@ for placement in ["pinned", "unpinned"]:
         verdict = "" if t is None else (f"≥ {t}× **met**" if ratio >= t else f"≥ {t}× **missed**")
         lines.append(
             f"| {placement} | {names[w]} | {fr:,.0f} | {rs:,.0f} | {ratio:.2f}× | {verdict} | "
+            f"{fmt_cpu(med_cpu((placement, w, 'freeradius')))} | {fmt_cpu(med_cpu((placement, w, 'radshard')))} | "
             f"{rounds((placement, w, 'freeradius'))} / {rounds((placement, w, 'radshard'))} | "
             f"{issues((placement, w, 'freeradius'))} / {issues((placement, w, 'radshard'))} |"
         )
@@ -104,8 +126,8 @@ if p99_rates:
         "Latency at the same offered load (open loop, PAP, pinned; latency counted from when each "
         "request was due, so a server that falls behind the offered rate shows it), median of rounds:",
         "",
-        "| offered req/s | server | achieved req/s | p50 µs | p99 µs | rounds p99 µs | lower p99 |",
-        "|---:|---|---:|---:|---:|---|---|",
+        "| offered req/s | server | achieved req/s | p50 µs | p99 µs | server CPU µs/req | rounds p99 µs | lower p99 |",
+        "|---:|---|---:|---:|---:|---:|---|---|",
     ]
 for rate in p99_rates:
     key = lambda srv: ("pinned", f"p99_{rate}", srv)
@@ -118,15 +140,16 @@ for rate in p99_rates:
             med(key(srv), lambda r: r["latency_us"]["p50"]),
             med(key(srv), lambda r: r["latency_us"]["p99"]),
             ", ".join(str(r["latency_us"]["p99"]) for r in runs[key(srv)]),
+            med_cpu(key(srv)),
         )
     for srv, name in [("freeradius", "FreeRADIUS"), ("radshard", "radshard")]:
         if srv not in vals:
             continue
-        ach, p50, p99, rr = vals[srv]
+        ach, p50, p99, rr, cpu_med = vals[srv]
         verdict = ""
         if srv == "radshard" and "freeradius" in vals:
             verdict = "**met**" if p99 < vals["freeradius"][2] else "**missed**"
-        lines.append(f"| {rate:,} | {name} | {ach:,.0f} | {p50:.0f} | {p99:.0f} | {rr} | {verdict} |")
+        lines.append(f"| {rate:,} | {name} | {ach:,.0f} | {p50:.0f} | {p99:.0f} | {fmt_cpu(cpu_med)} | {rr} | {verdict} |")
 lines.append(END)
 section = "\n".join(lines) + "\n"
 

@@ -18,7 +18,7 @@ use super::credential::{extract, Credential, Extracted, PasswordBuf, PasswordRea
 use super::decision::{Decision, Outcome, Reply, Waiver};
 use super::second_factor::{self, after_primary, Pending, Redeemed, Second};
 use super::sources::{local_verified, Source, SourceStep};
-use super::{Identity, RejectReason};
+use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::{Mfa, PiAnswer, PiError, Provider};
 use crate::backend::Outcome as DirectoryOutcome;
 use crate::config::ShedPolicy;
@@ -363,7 +363,7 @@ fn accepted<'a>(
             },
             false,
         ),
-        Second::Reject(why) => Step::Reply(rejected(ctx, why, None, id)),
+        Second::Reject(why) => Step::Reply(rejected(ctx, why, matched, id)),
     }
 }
 
@@ -441,7 +441,10 @@ fn follow_up<'a>(
                 },
             });
         }
-        Err(why) => Decision::reject(why, ctx.reject_message),
+        // Who the user was is in the conversation, which this State did not open.
+        Err(why) => {
+            Decision::reject(why, ctx.reject_message).with_method(Method::of(r.packet), None)
+        }
     };
     mfa.metrics.outcome(step.mfa_label());
     Step::Reply(step)
@@ -483,7 +486,9 @@ fn factor_answered<'a>(
     let Some(mfa) = ctx.mfa else {
         return Step::Drop(RejectReason::MfaUnavailable);
     };
-    let reject = |why| Decision::reject(why, ctx.reject_message);
+    let reject = |why| {
+        Decision::reject(why, ctx.reject_message).with_method(pending.method, Some(pending.source))
+    };
     let not_enrolled = || {
         if mfa.config.accept_unenrolled {
             after_second(ctx, r, &pending, Some(Waiver::NotEnrolledAccepted))

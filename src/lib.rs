@@ -4,6 +4,7 @@
 //!
 //! * [`proto`]: the sans-IO wire codec: packet views, verification, reply building, attribute crypto.
 //! * [`dict`]: attribute dictionaries (built-in RFC set and FreeRADIUS-format files).
+//! * [`cfg`]: config primitives every component's config uses (`FILE:LINE` errors, durations).
 //! * [`config`]: the TOML configuration, validated with `FILE:LINE: reason` errors.
 //! * [`auth`]: authentication methods (PAP, CHAP) over verified requests.
 //! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
@@ -15,6 +16,7 @@ pub mod accounting;
 pub mod auth;
 pub mod backend;
 pub mod bench;
+pub mod cfg;
 pub mod cli;
 pub mod config;
 pub mod dataplane;

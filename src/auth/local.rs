@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use super::password::StoredPassword;
 use crate::backend::mfa::totp::TotpSecret;
-use crate::config::{ConfigError, PasswordConfig, UserConfig};
+use crate::cfg::ConfigError;
+use crate::config::{PasswordConfig, UserConfig};
 use crate::dict::Dictionary;
 use crate::policy::ReplyAttributes;
 

@@ -2,7 +2,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::config::{ConfigError, Located, SecretText};
+use crate::cfg::{ConfigError, Located, SecretText};
 
 /// A local user's password as stored.
 pub enum StoredPassword {

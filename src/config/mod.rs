@@ -6,8 +6,6 @@
 //! Names in reply attributes are resolved against the dictionary later, when the runtime tables
 //! are built, and those errors carry the same position.
 
-mod duration;
-mod error;
 pub mod schema;
 
 use std::net::SocketAddr;
@@ -17,8 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-pub use duration::parse_duration;
-pub use error::{line_of, ConfigError, Lines};
+use crate::cfg::{line_of, ConfigError, Lines, Located, SecretText};
 pub use schema::LogFormat;
 
 pub use schema::ShedPolicy;
@@ -128,40 +125,6 @@ pub struct PolicyConfig {
     pub reply: Vec<Located<(String, String)>>,
     pub file: PathBuf,
     pub line: usize,
-}
-
-/// A value with the place it was written, for errors found after loading.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located<T> {
-    pub value: T,
-    pub file: PathBuf,
-    pub line: usize,
-}
-
-impl<T> Located<T> {
-    pub fn error(&self, reason: impl Into<String>) -> ConfigError {
-        ConfigError::new(self.file.clone(), self.line, reason)
-    }
-}
-
-/// Text that must never reach a log: shared secrets and cleartext passwords.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretText(String);
-
-impl SecretText {
-    pub fn new(s: String) -> SecretText {
-        SecretText(s)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -579,7 +542,7 @@ fn client(
     Ok(ClientConfig {
         name: c.name,
         networks: c.addresses.into_iter().map(|a| a.into_inner().0).collect(),
-        secret: SecretText(secret),
+        secret: SecretText::new(secret),
         require_message_authenticator: c.require_message_authenticator,
         limit_proxy_state: c.limit_proxy_state,
         rate_limit,
@@ -614,7 +577,7 @@ fn user(u: Spanned<RawUser>, file: &Path, lines: &Lines) -> Result<UserConfig, C
         return Err(ConfigError::new(file, line, "user name must not be empty"));
     }
     let password = match (u.password, u.password_hash) {
-        (Some(p), None) => Some(PasswordConfig::Cleartext(SecretText(p))),
+        (Some(p), None) => Some(PasswordConfig::Cleartext(SecretText::new(p))),
         (None, Some(h)) => {
             let hline = lines.line(h.span().start);
             let h = h.into_inner();
@@ -626,7 +589,7 @@ fn user(u: Spanned<RawUser>, file: &Path, lines: &Lines) -> Result<UserConfig, C
                 ));
             }
             Some(PasswordConfig::Hash(Located {
-                value: SecretText(h),
+                value: SecretText::new(h),
                 file: file.to_path_buf(),
                 line: hline,
             }))
@@ -670,7 +633,7 @@ fn user(u: Spanned<RawUser>, file: &Path, lines: &Lines) -> Result<UserConfig, C
             crate::backend::mfa::totp::TotpSecret::from_base32(&t).map_err(|reason| {
                 ConfigError::new(file, tline, format!("user {:?}: {reason}", u.name))
             })?;
-            Some(SecretText(t))
+            Some(SecretText::new(t))
         }
         None => None,
     };

@@ -5,16 +5,13 @@
 //! kept here.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use toml::Spanned;
 
-use super::duration::parse_duration;
+use crate::cfg::{AttrValues, ClientNet, DurationValue};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,96 +200,6 @@ pub struct RawUser {
     pub groups: Vec<String>,
     /// Base32 TOTP secret (RFC 6238) for the built-in `[mfa] provider = "totp"`.
     pub totp_secret: Option<Spanned<String>>,
-}
-
-/// One attribute's value(s) in a `reply` table: a string, an integer, or a list of them (for
-/// attributes that may appear more than once, such as Class).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttrValues(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for AttrValues {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum One {
-            S(String),
-            I(i64),
-            B(bool),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Many {
-            One(One),
-            List(Vec<One>),
-        }
-        let text = |o: One| match o {
-            One::S(s) => s,
-            One::I(i) => i.to_string(),
-            One::B(b) => b.to_string(),
-        };
-        match Many::deserialize(d).map_err(|_| {
-            serde::de::Error::custom(
-                "an attribute value must be a string, an integer, or a list of them",
-            )
-        })? {
-            Many::One(o) => Ok(AttrValues(vec![text(o)])),
-            Many::List(l) => Ok(AttrValues(l.into_iter().map(text).collect())),
-        }
-    }
-}
-
-/// A client network: a bare address (a /32 or /128) or a CIDR network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientNet(pub IpNet);
-
-impl<'de> Deserialize<'de> for ClientNet {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_client_net(&s)
-            .map(ClientNet)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-pub fn parse_client_net(s: &str) -> Result<IpNet, String> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
-    }
-    let net: IpNet = s
-        .parse()
-        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR network"))?;
-    if net.trunc() != net {
-        return Err(format!(
-            "{s:?} has host bits set; did you mean {}?",
-            net.trunc()
-        ));
-    }
-    Ok(net)
-}
-
-/// A duration written as `"30s"`, `"500ms"`, `"5m"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DurationValue(pub Duration);
-
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = DurationValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"30s\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationValue, E> {
-                parse_duration(v).map(DurationValue).map_err(E::custom)
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<DurationValue, E> {
-                Err(E::custom(
-                    "a duration needs a unit: write it as a string such as \"30s\"",
-                ))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 fn default_true() -> bool {

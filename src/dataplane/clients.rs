@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::config::{ClientConfig, ConfigError};
+use crate::cfg::ConfigError;
+use crate::config::ClientConfig;
 use crate::proto::Secret;
 
 /// A configured RADIUS client (NAS), ready for the data plane.

@@ -26,7 +26,8 @@ use std::time::Duration;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::backend::BackendPool;
-use crate::config::{Config, ConfigError};
+use crate::cfg::ConfigError;
+use crate::config::Config;
 use crate::metrics::ShardMetrics;
 use runtime::{Runtime, RuntimeCell};
 use shard::{Listener, Shard};

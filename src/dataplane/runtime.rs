@@ -12,7 +12,8 @@ use super::clients::ClientTable;
 use crate::auth::conversation::{Conversation, Conversations};
 use crate::auth::local::LocalUsers;
 use crate::backend::BackendPool;
-use crate::config::{Config, ConfigError};
+use crate::cfg::ConfigError;
+use crate::config::Config;
 use crate::dict::Dictionary;
 use crate::policy::NetworkPolicies;
 

@@ -10,7 +10,8 @@ use regex::bytes::Regex;
 
 use super::ReplyAttributes;
 use crate::auth::Method;
-use crate::config::{ConfigError, PolicyConfig};
+use crate::cfg::ConfigError;
+use crate::config::PolicyConfig;
 use crate::dict::Dictionary;
 use crate::proto::{Verified, CALLED_STATION_ID, NAS_IP_ADDRESS, NAS_PORT_TYPE};
 

@@ -6,6 +6,7 @@
 //! * [`dict`]: attribute dictionaries (built-in RFC set and FreeRADIUS-format files).
 //! * [`cfg`]: config primitives every component's config uses (`FILE:LINE` errors, durations).
 //! * [`config`]: the TOML configuration, validated with `FILE:LINE: reason` errors.
+//! * [`clients`]: the RADIUS clients (NASes) and the table the data plane looks them up in.
 //! * [`auth`]: authentication methods (PAP, CHAP) over verified requests.
 //! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
 //! * [`accounting`]: the durable accounting log.
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod bench;
 pub mod cfg;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod dataplane;
 pub mod dict;

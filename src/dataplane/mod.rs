@@ -5,7 +5,8 @@
 //! pinned to its core, running [`shard::run`].
 
 pub mod batch;
-pub mod clients;
+/// The client table lives in [`crate::clients`]; re-exported so `super::clients` keeps working.
+pub use crate::clients;
 pub mod dedup;
 mod inflight;
 mod jobs;

@@ -4,7 +4,10 @@
 //!
 //! * [`proto`]: the sans-IO wire codec: packet views, verification, reply building, attribute crypto.
 //! * [`dict`]: attribute dictionaries (built-in RFC set and FreeRADIUS-format files).
-//! * [`config`]: the TOML configuration, validated with `FILE:LINE: reason` errors.
+//! * [`cfg`]: config primitives every component's config uses (`FILE:LINE` errors, durations).
+//! * [`config`]: the TOML configuration file, validated with `FILE:LINE: reason` errors; it
+//!   aggregates the components' own config types (`clients::config`, `auth::config`, …).
+//! * [`clients`]: the RADIUS clients (NASes) and the table the data plane looks them up in.
 //! * [`auth`]: authentication methods (PAP, CHAP) over verified requests.
 //! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
 //! * [`accounting`]: the durable accounting log.
@@ -15,7 +18,9 @@ pub mod accounting;
 pub mod auth;
 pub mod backend;
 pub mod bench;
+pub mod cfg;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod dataplane;
 pub mod dict;

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::conversation::{Conversation, Conversations};
 use super::local::LocalUsers;
 use crate::backend::mfa::Mfa;
-use crate::config::ShedPolicy;
+use crate::backend::ShedPolicy;
 use crate::policy::NetworkPolicies;
 use crate::proto::Verified;
 

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
+use super::config::{PasswordConfig, UserConfig};
 use super::password::StoredPassword;
 use crate::backend::mfa::totp::TotpSecret;
-use crate::config::{ConfigError, PasswordConfig, UserConfig};
+use crate::cfg::ConfigError;
 use crate::dict::Dictionary;
 use crate::policy::ReplyAttributes;
 

@@ -1,6 +1,7 @@
 //! Authentication: the sans-IO decision path every request takes ([`pipeline`]), its
 //! methods' credentials, its primary sources, the second-factor stage and the typed decision.
 
+pub mod config;
 pub mod context;
 pub mod conversation;
 pub mod credential;

@@ -2,7 +2,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::config::{ConfigError, Located, SecretText};
+use crate::cfg::{ConfigError, Located, SecretText};
 
 /// A local user's password as stored.
 pub enum StoredPassword {
@@ -126,7 +126,7 @@ mod tests {
         let c =
             crate::config::Config::from_str(&toml, std::path::Path::new("t.toml"), None).unwrap();
         match &c.users[0].password {
-            Some(crate::config::PasswordConfig::Hash(h)) => h.clone(),
+            Some(crate::auth::config::PasswordConfig::Hash(h)) => h.clone(),
             _ => unreachable!(),
         }
     }

@@ -21,7 +21,7 @@ use super::sources::{local_verified, Source, SourceStep};
 use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::{Mfa, PiAnswer, PiError, Provider};
 use crate::backend::Outcome as DirectoryOutcome;
-use crate::config::ShedPolicy;
+use crate::backend::ShedPolicy;
 use crate::policy::{AuthSource, PolicyInput, Verdict};
 use crate::proto::{CALLING_STATION_ID, STATE};
 

@@ -14,6 +14,7 @@
 //! * **Result cache**: accepts for `positive_cache_ttl`, rejects for `negative_cache_ttl`; the
 //!   negative cache stops a device repeating a bad password from locking an AD account out.
 
+pub mod config;
 pub mod ldap;
 pub mod mfa;
 
@@ -29,9 +30,10 @@ use md5::Md5;
 use tracing::{info, warn};
 
 use crate::auth::RejectReason;
-use crate::config::BackendConfig;
 use crate::metrics::BackendMetrics;
 use ldap::{Directory, LdapConfig};
+
+pub use config::{BackendConfig, ShedPolicy};
 
 /// Who the directory says the user is, for policies and later stages.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::config::parse_duration;
+use crate::cfg::parse_duration;
 
 /// What each request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,8 @@
 //! pinned to its core, running [`shard::run`].
 
 pub mod batch;
-pub mod clients;
+/// The client table lives in [`crate::clients`]; re-exported so `super::clients` keeps working.
+pub use crate::clients;
 pub mod dedup;
 mod inflight;
 mod jobs;
@@ -26,7 +27,8 @@ use std::time::Duration;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::backend::BackendPool;
-use crate::config::{Config, ConfigError};
+use crate::cfg::ConfigError;
+use crate::config::Config;
 use crate::metrics::ShardMetrics;
 use runtime::{Runtime, RuntimeCell};
 use shard::{Listener, Shard};

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use super::clients::ClientTable;
 use crate::auth::conversation::{Conversation, Conversations};
 use crate::auth::local::LocalUsers;
 use crate::backend::BackendPool;
-use crate::config::{Config, ConfigError};
+use crate::cfg::ConfigError;
+use crate::clients::ClientTable;
+use crate::config::Config;
 use crate::dict::Dictionary;
 use crate::policy::NetworkPolicies;
 

@@ -8,9 +8,10 @@ use std::net::Ipv4Addr;
 use ipnet::IpNet;
 use regex::bytes::Regex;
 
+use super::config::PolicyConfig;
 use super::ReplyAttributes;
 use crate::auth::Method;
-use crate::config::{ConfigError, PolicyConfig};
+use crate::cfg::ConfigError;
 use crate::dict::Dictionary;
 use crate::proto::{Verified, CALLED_STATION_ID, NAS_IP_ADDRESS, NAS_PORT_TYPE};
 

@@ -1,7 +1,7 @@
 //! Reply attributes, encoded once when the configuration is loaded so that building a reply
 //! is a memcpy plus, for the few encrypted attributes, their per-reply crypto.
 
-use crate::config::{ConfigError, Located};
+use crate::cfg::{ConfigError, Located};
 use crate::dict::{Dictionary, Encrypt};
 use crate::proto::{
     BuildError, PacketBuilder, Secret, MICROSOFT, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,

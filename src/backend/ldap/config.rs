@@ -8,8 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::filter::RealmMode;
-use crate::config::schema::DurationValue;
-use crate::config::{ConfigError, SecretText};
+use crate::cfg::{ConfigError, DurationValue, SecretText};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,8 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::schema::DurationValue;
-use crate::config::{ConfigError, SecretText};
+use crate::cfg::{ConfigError, DurationValue, SecretText};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

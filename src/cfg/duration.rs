@@ -1,6 +1,9 @@
 //! Human-friendly durations in config files: `"30s"`, `"500ms"`, `"5m"`, `"1h"`.
 
+use std::fmt;
 use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
 
 /// Parses `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`. A bare integer is rejected on
 /// purpose: `reply_cache_ttl = 30` would leave a reader guessing the unit.
@@ -25,6 +28,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Ok(d)
+}
+
+/// A duration written as `"30s"`, `"500ms"`, `"5m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationValue(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"30s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                parse_duration(v).map(DurationValue).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<DurationValue, E> {
+                Err(E::custom(
+                    "a duration needs a unit: write it as a string such as \"30s\"",
+                ))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,8 @@
 //! The client table: which source addresses may talk to us, and with which secret.
+//! [`config`] holds `[[clients]]` as written and validated; [`ClientTable`] is what the data
+//! plane looks sources up in.
+
+pub mod config;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -6,8 +10,10 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::config::{ClientConfig, ConfigError};
+use crate::cfg::ConfigError;
 use crate::proto::Secret;
+
+pub use config::ClientConfig;
 
 /// A configured RADIUS client (NAS), ready for the data plane.
 #[derive(Debug)]

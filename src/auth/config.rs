@@ -1,0 +1,193 @@
+//! `[[users]]` (in the config file or `local.users_file`): local users, validated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cfg::{AttrValues, ConfigError, Lines, Located, SecretText};
+
+/// A file with only users, for `local.users_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsersFile {
+    #[serde(default)]
+    pub users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub name: String,
+    pub password: Option<String>,
+    pub password_hash: Option<Spanned<String>>,
+    /// Reply attributes by dictionary name: `reply = { Session-Timeout = 3600, Class = ["a", "b"] }`.
+    #[serde(default)]
+    pub reply: BTreeMap<String, Spanned<AttrValues>>,
+    /// Groups network policies can match for this user.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Base32 TOTP secret (RFC 6238) for the built-in `[mfa] provider = "totp"`.
+    pub totp_secret: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PasswordConfig {
+    Cleartext(SecretText),
+    /// A crypt-style hash (`$argon2id$…`, `$2b$…`, `$6$…`), checked for its scheme here and
+    /// parsed fully when the user table is built.
+    Hash(Located<SecretText>),
+}
+
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    pub name: String,
+    /// `None`: an MFA-only entry (a `totp_secret` for a directory user of this name); it
+    /// never authenticates as a primary.
+    pub password: Option<PasswordConfig>,
+    /// Reply attributes as written: `(name, value)` in file order, one entry per value.
+    pub reply: Vec<Located<(String, String)>>,
+    pub groups: Vec<String>,
+    /// Base32 TOTP secret, checked to decode at load; never logged.
+    pub totp_secret: Option<SecretText>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// The hash schemes local users may use, by crypt prefix.
+const HASH_PREFIXES: &[(&str, &str)] = &[
+    ("$argon2id$", "argon2id"),
+    ("$2a$", "bcrypt"),
+    ("$2b$", "bcrypt"),
+    ("$2y$", "bcrypt"),
+    ("$6$", "sha512-crypt"),
+];
+
+impl UserConfig {
+    /// Validates one `[[users]]` entry of `file` (whose line starts are `lines`).
+    pub fn from_raw(
+        u: Spanned<RawUser>,
+        file: &Path,
+        lines: &Lines,
+    ) -> Result<UserConfig, ConfigError> {
+        let line = lines.line(u.span().start);
+        let u = u.into_inner();
+        if u.name.is_empty() {
+            return Err(ConfigError::new(file, line, "user name must not be empty"));
+        }
+        let password = match (u.password, u.password_hash) {
+            (Some(p), None) => Some(PasswordConfig::Cleartext(SecretText::new(p))),
+            (None, Some(h)) => {
+                let hline = lines.line(h.span().start);
+                let h = h.into_inner();
+                if !HASH_PREFIXES.iter().any(|(p, _)| h.starts_with(p)) {
+                    return Err(ConfigError::new(
+                        file,
+                        hline,
+                        format!("user {:?}: password_hash must be argon2id ($argon2id$…), bcrypt ($2b$…) or sha512-crypt ($6$…)", u.name),
+                    ));
+                }
+                Some(PasswordConfig::Hash(Located {
+                    value: SecretText::new(h),
+                    file: file.to_path_buf(),
+                    line: hline,
+                }))
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    file,
+                    line,
+                    format!("user {:?}: set password or password_hash, not both", u.name),
+                ))
+            }
+            // An MFA-only entry: the TOTP secret of a directory user (checked below).
+            (None, None) if u.totp_secret.is_some() => None,
+            (None, None) => {
+                return Err(ConfigError::new(
+                    file,
+                    line,
+                    format!(
+                        "user {:?}: needs password or password_hash (or, for a directory user's second factor only, totp_secret)",
+                        u.name
+                    ),
+                ))
+            }
+        };
+        if password.is_none() && (!u.groups.is_empty() || !u.reply.is_empty()) {
+            // Its user authenticates against the directory, which supplies the groups, and
+            // reply attributes of local users apply to local authentications only.
+            return Err(ConfigError::new(
+                file,
+                line,
+                format!(
+                    "user {:?} has no password (an MFA-only entry): groups and reply apply only to users with a password",
+                    u.name
+                ),
+            ));
+        }
+        let totp_secret = match u.totp_secret {
+            Some(t) => {
+                let tline = lines.line(t.span().start);
+                let t = t.into_inner();
+                crate::backend::mfa::totp::TotpSecret::from_base32(&t).map_err(|reason| {
+                    ConfigError::new(file, tline, format!("user {:?}: {reason}", u.name))
+                })?;
+                Some(SecretText::new(t))
+            }
+            None => None,
+        };
+        let mut reply = Vec::new();
+        for (name, values) in u.reply {
+            let vline = lines.line(values.span().start);
+            for v in values.into_inner().0 {
+                reply.push(Located {
+                    value: (name.clone(), v),
+                    file: file.to_path_buf(),
+                    line: vline,
+                });
+            }
+        }
+        Ok(UserConfig {
+            name: u.name,
+            password,
+            reply,
+            groups: u.groups,
+            totp_secret,
+            file: file.to_path_buf(),
+            line,
+        })
+    }
+}
+
+/// Refuses a user name defined twice (in the config file, the users file, or both).
+pub fn check_duplicates(users: &[UserConfig]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashMap::with_capacity(users.len());
+    for u in users {
+        if let Some((f, l)) = seen.insert(u.name.as_str(), (&u.file, u.line)) {
+            return Err(ConfigError::new(
+                &u.file,
+                u.line,
+                format!(
+                    "user {:?} is already defined at {}:{}",
+                    u.name,
+                    f.display(),
+                    l
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Warns about each user with a hashed password: CHAP cannot authenticate them.
+pub fn warn_hashed_passwords(users: &[UserConfig], warnings: &mut Vec<ConfigError>) {
+    for u in users {
+        if let Some(PasswordConfig::Hash(h)) = &u.password {
+            warnings.push(h.error(format!(
+                "user {:?} has a hashed password: PAP works, CHAP cannot authenticate this user (CHAP needs the cleartext)",
+                u.name
+            )));
+        }
+    }
+}

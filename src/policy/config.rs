@@ -1,0 +1,254 @@
+//! `[[policies]]`: ordered network policies, as written and validated. Names in them (clients,
+//! dictionary attributes) are resolved later: client names by [`crate::config`], which sees
+//! every section, and attribute names when the runtime tables are built.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{AuthSource, MfaMode};
+use crate::auth::Method;
+use crate::cfg::{line_of, AttrValues, ClientNet, ConfigError, Located};
+
+/// `[[policies]]`: an ordered network policy, as NPS has them. All given conditions must
+/// match; the first policy that matches decides.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: String,
+    /// Client names (`[[clients]] name`).
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// Client groups (`[[clients]] group`).
+    #[serde(default)]
+    pub client_groups: Vec<String>,
+    /// NAS-IP-Address in one of these networks.
+    #[serde(default)]
+    pub nas_ip: Vec<Spanned<ClientNet>>,
+    /// NAS-Port-Type values by dictionary name (`"Wireless-802.11"`) or number.
+    pub nas_port_type: Option<Spanned<AttrValues>>,
+    /// A regular expression the Called-Station-Id must match.
+    pub called_station_id: Option<Spanned<String>>,
+    /// The user is in one of these groups (a group's DN or its first RDN value, any case).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// "pap" / "chap".
+    #[serde(default)]
+    pub auth_methods: Vec<Spanned<String>>,
+    /// "local" / "ldap".
+    #[serde(default)]
+    pub auth_sources: Vec<Spanned<String>>,
+    /// "accept" (default) or "reject".
+    pub action: Option<Spanned<String>>,
+    /// Whether a second factor is required (for the MFA stage).
+    #[serde(default)]
+    pub mfa: bool,
+    /// How the code is presented: "challenge" (default), "password_code", "appended_code".
+    pub mfa_mode: Option<Spanned<String>>,
+    /// `appended_code`: how many trailing digits of User-Password are the code (default 6).
+    pub mfa_code_digits: Option<Spanned<u8>>,
+    #[serde(default)]
+    pub reply: BTreeMap<String, Spanned<AttrValues>>,
+}
+
+/// One `[[policies]]` entry, validated (names are resolved when the runtime is built).
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub name: String,
+    pub clients: Vec<String>,
+    pub client_groups: Vec<String>,
+    pub nas_ip: Vec<IpNet>,
+    pub nas_port_type: Vec<Located<String>>,
+    pub called_station_id: Option<Located<String>>,
+    pub groups: Vec<String>,
+    pub auth_methods: Vec<Method>,
+    pub auth_sources: Vec<AuthSource>,
+    pub reject: bool,
+    pub mfa: bool,
+    pub mfa_mode: MfaMode,
+    /// Where `mfa_mode` was written (the policy's line if not), for errors found later.
+    pub mfa_mode_line: usize,
+    pub reply: Vec<Located<(String, String)>>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl PolicyConfig {
+    /// Validates one `[[policies]]` entry of `file`, whose text is `text`. That the clients
+    /// and client groups it names exist is checked by the caller, which knows the clients.
+    pub fn from_raw(
+        p: Spanned<RawPolicy>,
+        file: &Path,
+        text: &str,
+    ) -> Result<PolicyConfig, ConfigError> {
+        let line = line_of(text, p.span().start);
+        let p = p.into_inner();
+        let at = |s: std::ops::Range<usize>| line_of(text, s.start);
+        let err =
+            |l: usize, m: String| ConfigError::new(file, l, format!("policy {:?}: {m}", p.name));
+        let mut auth_methods = Vec::new();
+        for m in &p.auth_methods {
+            auth_methods.push(match m.get_ref().as_str() {
+                "pap" => Method::Pap,
+                "chap" => Method::Chap,
+                other => {
+                    return Err(err(
+                        at(m.span()),
+                        format!("auth method {other:?} is not pap or chap"),
+                    ))
+                }
+            });
+        }
+        let mut auth_sources = Vec::new();
+        for s in &p.auth_sources {
+            auth_sources.push(match s.get_ref().as_str() {
+                "local" => AuthSource::Local,
+                "ldap" => AuthSource::Ldap,
+                other => {
+                    return Err(err(
+                        at(s.span()),
+                        format!("auth source {other:?} is not local or ldap"),
+                    ))
+                }
+            });
+        }
+        let mfa_mode_line = p.mfa_mode.as_ref().map_or(line, |m| at(m.span()));
+        let mfa_mode = match (&p.mfa_mode, &p.mfa_code_digits) {
+            (None, None) => MfaMode::Challenge,
+            (Some(m), digits) => match (m.get_ref().as_str(), digits) {
+                ("challenge", None) => MfaMode::Challenge,
+                ("password_code", None) => MfaMode::PasswordCode,
+                ("appended_code", None) => MfaMode::AppendedCode(6),
+                ("appended_code", Some(d)) if (4..=10).contains(d.get_ref()) => {
+                    MfaMode::AppendedCode(*d.get_ref())
+                }
+                ("appended_code", Some(d)) => {
+                    return Err(err(
+                        at(d.span()),
+                        "mfa_code_digits must be between 4 and 10".into(),
+                    ))
+                }
+                ("challenge" | "password_code", Some(d)) => {
+                    return Err(err(
+                        at(d.span()),
+                        "mfa_code_digits applies only to mfa_mode = \"appended_code\"".into(),
+                    ))
+                }
+                (other, _) => {
+                    return Err(err(
+                        at(m.span()),
+                        format!("mfa_mode {other:?} is not \"challenge\", \"password_code\" or \"appended_code\""),
+                    ))
+                }
+            },
+            (None, Some(d)) => {
+                return Err(err(
+                    at(d.span()),
+                    "mfa_code_digits applies only to mfa_mode = \"appended_code\"".into(),
+                ))
+            }
+        };
+        if mfa_mode.is_combined() && !p.mfa {
+            return Err(err(
+                mfa_mode_line,
+                format!(
+                    "mfa_mode = {:?} needs mfa = true (without a second factor the whole User-Password is the password)",
+                    mfa_mode.label()
+                ),
+            ));
+        }
+        if mfa_mode.is_combined() && auth_methods.contains(&Method::Chap) {
+            return Err(err(
+                mfa_mode_line,
+                format!(
+                    "mfa_mode = {:?} cannot work with CHAP (the password arrives hashed, so no code can be split off it): remove \"chap\" from auth_methods",
+                    mfa_mode.label()
+                ),
+            ));
+        }
+        let reject = match &p.action {
+            None => false,
+            Some(a) => match a.get_ref().as_str() {
+                "accept" => false,
+                "reject" => true,
+                other => {
+                    return Err(err(
+                        at(a.span()),
+                        format!("action {other:?} is not accept or reject"),
+                    ))
+                }
+            },
+        };
+        let called_station_id = match p.called_station_id {
+            Some(r) => {
+                let l = at(r.span());
+                let r = r.into_inner();
+                if let Err(e) = regex::Regex::new(&r) {
+                    return Err(err(
+                        l,
+                        format!("called_station_id is not a valid regex: {e}"),
+                    ));
+                }
+                Some(Located {
+                    value: r,
+                    file: file.to_path_buf(),
+                    line: l,
+                })
+            }
+            None => None,
+        };
+        let nas_port_type = match p.nas_port_type {
+            Some(v) => {
+                let l = at(v.span());
+                v.into_inner()
+                    .0
+                    .into_iter()
+                    .map(|value| Located {
+                        value,
+                        file: file.to_path_buf(),
+                        line: l,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let mut reply = Vec::new();
+        for (name, values) in p.reply {
+            let vline = at(values.span());
+            for v in values.into_inner().0 {
+                reply.push(Located {
+                    value: (name.clone(), v),
+                    file: file.to_path_buf(),
+                    line: vline,
+                });
+            }
+        }
+        if reject && !reply.is_empty() {
+            return Err(err(
+                line,
+                "a rejecting policy cannot have reply attributes".into(),
+            ));
+        }
+        Ok(PolicyConfig {
+            nas_ip: p.nas_ip.into_iter().map(|n| n.into_inner().0).collect(),
+            name: p.name,
+            clients: p.clients,
+            client_groups: p.client_groups,
+            nas_port_type,
+            called_station_id,
+            groups: p.groups,
+            auth_methods,
+            auth_sources,
+            reject,
+            mfa: p.mfa,
+            mfa_mode,
+            mfa_mode_line,
+            reply,
+            file: file.to_path_buf(),
+            line,
+        })
+    }
+}

@@ -21,8 +21,9 @@ use radshard::auth::{
 };
 use radshard::backend::mfa::totp::TotpSecret;
 use radshard::backend::mfa::{Mfa, PiAnswer, PiError};
+use radshard::backend::ShedPolicy;
 use radshard::backend::{Identity as DirIdentity, Outcome as DirOutcome};
-use radshard::config::{Config, ShedPolicy};
+use radshard::config::Config;
 use radshard::dataplane::runtime::Runtime;
 use radshard::policy::AuthSource;
 use radshard::proto::{

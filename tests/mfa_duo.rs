@@ -473,3 +473,39 @@ fn duo_unreachable_and_wrong_key() {
     assert!(text.contains("40103"), "log:\n{text}");
     assert!(!text.contains(wrong), "the secret key is never logged");
 }
+
+/// Second factor only (`primary = "nas"`): the gateway checked the password; the Duo passcode
+/// in User-Password is all radshard checks (one `/auth/v2/auth factor=passcode`, no preauth, no
+/// challenge).
+#[test]
+fn duo_passcode_as_the_only_credential_of_a_trusted_gateway() {
+    let (base, seen) = duo_double();
+    let gateway =
+        "\n[[policies]]\nname = \"gateway\"\nclients = [\"localhost\"]\nprimary = \"nas\"\n\
+                   mfa = true\nreply = { Session-Timeout = 3600 }\n";
+    // First: User-Password is read as the first policy whose request conditions match says
+    // (the staff policy after it would read it as a password).
+    let text = body(&base, SKEY, "factor = \"passcode\"", "").replacen(
+        "\n[[policies]]",
+        &format!("{gateway}\n[[policies]]"),
+        1,
+    );
+    let s = TestServer::start(1, &text);
+    let ask = |user: &str, code: &str| {
+        stdout_of(&radclient(
+            s.auth,
+            "auth",
+            SECRET,
+            &format!("User-Name = {user}\nUser-Password = {code}\nMessage-Authenticator = 0x00\n"),
+        ))
+    };
+    let out = ask("alice", "123456");
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    assert!(out.contains("Session-Timeout = 3600"), "{out}");
+    assert_eq!(seen_count(&seen, "passcode alice"), 1);
+    assert_eq!(seen_count(&seen, "/auth/v2/preauth alice"), 0);
+    let out = ask("alice", "654321");
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    assert_eq!(seen_count(&seen, "passcode alice"), 2);
+    assert_eq!(seen.lock().expect("lock").bad_signatures, 0);
+}

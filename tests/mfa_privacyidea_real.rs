@@ -2,6 +2,9 @@
 //! as `pass`) against a real privacyIDEA (`pi_common`: pip-installed, sqlite, werkzeug dev
 //! server, started on a free port by this test and stopped at its end).
 //!
+//! The same privacyIDEA as the second factor alone (`primary = "nas"`): the code in the one
+//! Access-Request is all that is checked.
+//!
 //! privacyIDEA: flat-file realm `flatrealm` with users dave (HOTP token, no PIN, RFC 4226 key
 //! "12345678901234567890") and erin (no token). radshard: local users dave and erin, a policy
 //! requiring MFA, `[mfa] provider = "privacyidea"`.
@@ -69,6 +72,26 @@ fn real_privacyidea_hotp() {
     assert_eq!(code, Code::AccessReject, "no token");
 
     assert_eq!(m.outcome_count("accept"), 2);
+    assert_eq!(m.outcome_count("mfa_bad_code"), 2);
+    assert_eq!(m.outcome_count("mfa_not_enrolled"), 1);
+    drop(s);
+
+    // Second factor only (`primary = "nas"`): the gateway checked dave's password; the HOTP
+    // value alone goes to privacyIDEA, in one request, no challenge.
+    let gateway = "\n[[policies]]\nname = \"gateway\"\nclients = [\"localhost\"]\n\
+                   primary = \"nas\"\nmfa = true\nreply = { Session-Timeout = 3600 }\n";
+    let text = body(&pi.url).replacen("\n[[policies]]", &format!("{gateway}\n[[policies]]"), 1);
+    let (s, m) = start_mfa_server(1, &text);
+    let (reply, code) = nas.ask(&s, "dave", HOTP[2], None);
+    assert_eq!(code, Code::AccessAccept, "code alone");
+    assert!(reply_attr(&reply, attr::SESSION_TIMEOUT).is_some());
+    let (_, code) = nas.ask(&s, "dave", HOTP[2], None);
+    assert_eq!(code, Code::AccessReject, "reused HOTP value");
+    let (_, code) = nas.ask(&s, "dave", "000000", None);
+    assert_eq!(code, Code::AccessReject, "wrong code");
+    let (_, code) = nas.ask(&s, "erin", HOTP[3], None);
+    assert_eq!(code, Code::AccessReject, "no token");
+    assert_eq!(m.outcome_count("accept"), 1);
     assert_eq!(m.outcome_count("mfa_bad_code"), 2);
     assert_eq!(m.outcome_count("mfa_not_enrolled"), 1);
     drop(s);

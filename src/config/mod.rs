@@ -307,6 +307,28 @@ impl Config {
                 _ => {}
             }
         }
+        for p in policies.iter().filter(|p| p.primary_by_nas) {
+            let refuse = |why: String| {
+                Err(ConfigError::new(
+                    &p.file,
+                    p.primary_line,
+                    format!("policy {:?}: primary = \"nas\" {why}", p.name),
+                ))
+            };
+            match &mfa {
+                None => {
+                    return refuse(
+                        "needs an [mfa] section: without a second factor nothing would be checked"
+                            .into(),
+                    )
+                }
+                Some(m) => {
+                    if let Some(c) = p.clients.iter().find(|c| m.exempt_clients.contains(c)) {
+                        return refuse(format!("names client {c:?}, which mfa.exempt_clients exempts from the second factor: nothing would be checked"));
+                    }
+                }
+            }
+        }
         if mfa.is_some() {
             shadowed_read_modes(&policies, &mut warnings);
         }
@@ -422,7 +444,9 @@ fn check_policy_clients(
 
 /// How a policy wants User-Password read (see `NetworkPolicies::read_mode`).
 fn read_mode(p: &PolicyConfig) -> MfaMode {
-    if p.mfa && !p.reject {
+    if p.primary_by_nas && !p.reject {
+        MfaMode::CodeOnly
+    } else if p.mfa && !p.reject {
         p.mfa_mode
     } else {
         MfaMode::Challenge

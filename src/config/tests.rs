@@ -759,3 +759,65 @@ fn a_policy_whose_read_mode_is_shadowed_is_warned_about() {
         "{w:?}"
     );
 }
+
+#[test]
+fn mfa_only_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mfa-only.toml");
+    let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.policies[0].primary_by_nas);
+    assert_eq!(c.clients[0].secret.expose(), "testing123");
+    crate::dataplane::runtime::Runtime::build(&c).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn primary_nas_is_refused_unless_it_names_clients_and_requires_the_second_factor() {
+    let mfa = "\n[mfa]\nprovider = \"totp\"\n";
+    let policy = |extra: &str| {
+        format!("{CLIENT}\n[[policies]]\nname = \"gw\"\n{extra}primary = \"nas\"\nmfa = true\n")
+    };
+    // (body, line of the error, what it says)
+    for (body, line, says) in [
+        (policy("") + mfa, 8, "must name the clients it trusts"),
+        (
+            format!("{CLIENT}\n[[policies]]\nname = \"gw\"\nclients = [\"lo\"]\nprimary = \"nas\"\n{mfa}"),
+            9,
+            "needs mfa = true",
+        ),
+        (
+            policy("clients = [\"lo\"]\nmfa_mode = \"password_code\"\n") + mfa,
+            10,
+            "leave mfa_mode out",
+        ),
+        (
+            policy("clients = [\"lo\"]\ngroups = [\"staff\"]\n") + mfa,
+            10,
+            "cannot match groups",
+        ),
+        (
+            policy("clients = [\"lo\"]\nprimary_typo = 1\n") + mfa,
+            9,
+            "unknown field",
+        ),
+        (policy("clients = [\"lo\"]\n"), 9, "needs an [mfa] section"),
+        (
+            policy("clients = [\"lo\"]\n") + mfa + "exempt_clients = [\"lo\"]\n",
+            9,
+            "exempts from the second factor",
+        ),
+        (
+            policy("clients = [\"lo\"]\n").replace("\"nas\"", "\"gateway\"") + mfa,
+            9,
+            "is not \"radshard\" or \"nas\"",
+        ),
+    ] {
+        let e = err(&body);
+        assert!(e.starts_with(&format!("test.toml:{line}: ")), "{e}\n{body}");
+        assert!(e.contains(says), "{e}");
+    }
+    let ok = parse(&(policy("clients = [\"lo\"]\n") + mfa)).expect("valid");
+    assert!(ok.policies[0].primary_by_nas);
+    assert_eq!(
+        crate::config::read_mode(&ok.policies[0]),
+        crate::policy::MfaMode::CodeOnly
+    );
+}

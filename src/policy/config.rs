@@ -50,6 +50,10 @@ pub struct RawPolicy {
     pub mfa_mode: Option<Spanned<String>>,
     /// `appended_code`: how many trailing digits of User-Password are the code (default 6).
     pub mfa_code_digits: Option<Spanned<u8>>,
+    /// Who did the primary authentication: "radshard" (default: the password is checked
+    /// here) or "nas" (the clients this policy names checked it; User-Password carries only
+    /// the one-time code).
+    pub primary: Option<Spanned<String>>,
     #[serde(default)]
     pub reply: BTreeMap<String, Spanned<AttrValues>>,
 }
@@ -71,6 +75,10 @@ pub struct PolicyConfig {
     pub mfa_mode: MfaMode,
     /// Where `mfa_mode` was written (the policy's line if not), for errors found later.
     pub mfa_mode_line: usize,
+    /// `primary = "nas"`: the clients named did the primary authentication themselves.
+    pub primary_by_nas: bool,
+    /// Where `primary` was written (the policy's line if not).
+    pub primary_line: usize,
     pub reply: Vec<Located<(String, String)>>,
     pub file: PathBuf,
     pub line: usize,
@@ -169,6 +177,43 @@ impl PolicyConfig {
                 ),
             ));
         }
+        let primary_line = p.primary.as_ref().map_or(line, |m| at(m.span()));
+        let primary_by_nas = match p.primary.as_ref().map(|m| m.get_ref().as_str()) {
+            None | Some("radshard") => false,
+            Some("nas") => true,
+            Some(other) => {
+                return Err(err(
+                    primary_line,
+                    format!("primary {other:?} is not \"radshard\" or \"nas\""),
+                ))
+            }
+        };
+        if primary_by_nas {
+            // Nothing but the second factor is checked for these requests: the policy must be
+            // unambiguous about whom it trusts and must require that factor.
+            let refuse = |why: &str| Err(err(primary_line, format!("primary = \"nas\" {why}")));
+            if p.clients.is_empty() {
+                return refuse("trusts the NAS with the password check, so it must name the clients it trusts (clients = [...])");
+            }
+            if !p.client_groups.is_empty() {
+                return refuse("must name its clients one by one, not by client_groups");
+            }
+            if !p.mfa {
+                return refuse("needs mfa = true: the second factor is all that is checked");
+            }
+            if p.mfa_mode.is_some() || p.mfa_code_digits.is_some() {
+                return refuse("reads all of User-Password as the code: leave mfa_mode out");
+            }
+            if !p.groups.is_empty() || !p.auth_sources.is_empty() {
+                return refuse("cannot match groups or auth_sources: the NAS tells neither");
+            }
+            if matches!(
+                p.action.as_ref().map(|a| a.get_ref().as_str()),
+                Some("reject")
+            ) {
+                return refuse("makes no sense on a rejecting policy");
+            }
+        }
         let reject = match &p.action {
             None => false,
             Some(a) => match a.get_ref().as_str() {
@@ -246,6 +291,8 @@ impl PolicyConfig {
             mfa: p.mfa,
             mfa_mode,
             mfa_mode_line,
+            primary_by_nas,
+            primary_line,
             reply,
             file: file.to_path_buf(),
             line,

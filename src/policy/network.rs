@@ -268,7 +268,7 @@ impl NetworkPolicies {
                 reject: p.reject,
                 mfa: p.mfa,
                 mfa_mode: p.mfa_mode,
-                primary_by_nas: false,
+                primary_by_nas: p.primary_by_nas,
                 reply: ReplyAttributes::compile(&p.reply, dict)?,
             });
         }

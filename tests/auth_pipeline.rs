@@ -2059,3 +2059,113 @@ fn privacyidea_trigger() {
         ],
     );
 }
+
+/// `primary = "nas"` for client `nas` (the gateway), a regular policy for `exempt-nas`;
+/// alice has a TOTP secret and no password, carol a password and no second factor.
+fn gateway_config(provider: &str) -> String {
+    let provider = match provider {
+        "totp" => "[mfa]\nprovider = \"totp\"\n".to_string(),
+        _ => "[mfa]\nprovider = \"rest_push\"\n\n[mfa.rest_push]\nurl = \"http://127.0.0.1:9/push\"\n\
+              wait = \"5s\"\npoll_interval = \"100ms\"\n"
+            .to_string(),
+    };
+    format!(
+        r#"{CLIENTS}
+[[users]]
+name = "alice"
+totp_secret = "{ALICE_TOTP}"
+
+[[users]]
+name = "carol"
+password = "carol-pw"
+
+[[policies]]
+name = "gateway"
+clients = ["nas"]
+primary = "nas"
+mfa = true
+reply = {{ Class = "gateway" }}
+
+[[policies]]
+name = "others"
+clients = ["exempt-nas"]
+reply = {{ Class = "others" }}
+
+{provider}"#
+    )
+}
+
+#[test]
+fn second_factor_only_gateway() {
+    let gw = || accept(Some("gateway"), AuthSource::Nas, Pap).attr(CLASS, b"gateway");
+    run_table(
+        &gateway_config("totp"),
+        &[],
+        vec![
+            case(
+                "the code alone: accepted, no job, no challenge",
+                vec![round(pap("alice", "{code}"), gw())],
+            ),
+            case(
+                "the same code twice: reused",
+                vec![
+                    round(pap("alice", "{code}"), gw()),
+                    round(pap("alice", "{code}"), reject(R::MfaCodeReused)),
+                ],
+            ),
+            case(
+                "a wrong code",
+                vec![round(pap("alice", "{wrong}"), reject(R::MfaBadCode))],
+            ),
+            case(
+                "no TOTP secret: not enrolled, the gateway's word is not enough",
+                vec![round(pap("carol", "123456"), reject(R::MfaNotEnrolled))],
+            ),
+            case(
+                "CHAP cannot carry a code",
+                vec![round(chap("alice", "x"), reject(R::MfaUnsupportedMethod))],
+            ),
+            case(
+                "another client: the code is no password, alice has none",
+                vec![round(
+                    pap("alice", "{code}").from("exempt-nas"),
+                    reject(R::NoPassword),
+                )],
+            ),
+            case(
+                "another client: carol's password, checked here",
+                vec![round(
+                    pap("carol", "carol-pw").from("exempt-nas"),
+                    accept(Some("others"), AuthSource::Local, Pap).attr(CLASS, b"others"),
+                )],
+            ),
+        ],
+    );
+    let six = Some(Duration::from_secs(6));
+    run_table(
+        &gateway_config("push"),
+        &[],
+        vec![
+            case(
+                "push: an empty User-Password, approved",
+                vec![round(pap("carol", ""), gw()).job(push("carol"), six, PI_OK)],
+            ),
+            case(
+                "push with CHAP, approved: the method travels with the NAS identity",
+                vec![round(
+                    chap("carol", "anything"),
+                    accept(Some("gateway"), AuthSource::Nas, Chap).attr(CLASS, b"gateway"),
+                )
+                .job(push("carol"), six, PI_OK)],
+            ),
+            case(
+                "push denied",
+                vec![round(pap("carol", ""), reject(R::MfaPushDenied)).job(
+                    push("carol"),
+                    six,
+                    pi_reject(),
+                )],
+            ),
+        ],
+    );
+}

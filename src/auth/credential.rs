@@ -36,8 +36,9 @@ impl Drop for PasswordBuf {
     }
 }
 
-/// How a request's User-Password was read before primary authentication.
-#[derive(Debug, Clone, Copy)]
+/// How a request's User-Password was read before primary authentication. Its `Debug` leaves
+/// out the code.
+#[derive(Clone, Copy)]
 pub enum PasswordRead<'c> {
     /// Not PAP: there is no User-Password to split (CHAP cannot carry a code).
     NotPap,
@@ -49,8 +50,8 @@ pub enum PasswordRead<'c> {
     Split(MfaMode, &'c [u8]),
 }
 
-/// The credential a method extracted.
-#[derive(Debug, Clone, Copy)]
+/// The credential a method extracted. Its `Debug` leaves out passwords and responses.
+#[derive(Clone, Copy)]
 pub enum Credential<'c> {
     /// PAP: the password part of User-Password (`Err` when there is none to check: unreadable,
     /// or a combined mode that cannot hold a password and a code).
@@ -59,6 +60,28 @@ pub enum Credential<'c> {
     Chap(Option<(u8, &'c [u8; 16], &'c [u8])>),
     /// Neither User-Password nor CHAP-Password.
     None,
+}
+
+impl std::fmt::Debug for PasswordRead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordRead::NotPap => f.write_str("NotPap"),
+            PasswordRead::Whole => f.write_str("Whole"),
+            PasswordRead::Split(mode, _) => write!(f, "Split({}, <code>)", mode.label()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Pap(Ok(_)) => f.write_str("Pap(<password>)"),
+            Credential::Pap(Err(r)) => write!(f, "Pap(none: {})", r.label()),
+            Credential::Chap(Some(_)) => f.write_str("Chap(<response>)"),
+            Credential::Chap(None) => f.write_str("Chap(malformed)"),
+            Credential::None => f.write_str("None"),
+        }
+    }
 }
 
 impl<'c> Credential<'c> {
@@ -145,5 +168,43 @@ fn read_password<'b>(
             Err(RejectReason::MfaBadCode),
             PasswordRead::Split(mode, &[]),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            Credential::Pap(Ok(b"hunter2")),
+            PasswordRead::Split(MfaMode::PasswordCode, b"987654"),
+            Credential::Chap(Some((1, &[0x41; 16], b"challenge"))),
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("987654"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("65, 65") && !shown.contains("AAAA"),
+            "{shown}"
+        );
+        let job = crate::auth::Job::Check {
+            user: "alice".into(),
+            code: "987654".into(),
+            transaction_id: None,
+        };
+        let dir = crate::auth::Job::Directory {
+            user: "bob",
+            password: b"hunter2",
+        };
+        let shown = format!("{job:?} {dir:?}");
+        assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");
+        assert!(
+            !shown.contains("987654") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

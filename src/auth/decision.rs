@@ -39,8 +39,8 @@ impl Waiver {
     }
 }
 
-/// What a decided reply carries.
-#[derive(Debug, Clone, Copy)]
+/// What a decided reply carries. Its `Debug` leaves out the State.
+#[derive(Clone, Copy)]
 pub enum Reply<'a> {
     /// Access-Accept or Access-Reject: an optional Reply-Message, then the user's and the
     /// deciding policy's attributes.
@@ -54,6 +54,27 @@ pub enum Reply<'a> {
         state: [u8; STATE_LEN],
         prompt: &'a str,
     },
+}
+
+impl std::fmt::Debug for Reply<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Attributes {
+                message,
+                user,
+                policy,
+            } => f
+                .debug_struct("Attributes")
+                .field("message", &message.map(String::from_utf8_lossy))
+                .field("user", user)
+                .field("policy", policy)
+                .finish(),
+            Reply::Challenge { prompt, .. } => f
+                .debug_struct("Challenge")
+                .field("prompt", prompt)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// How the request was decided.

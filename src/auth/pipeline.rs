@@ -47,8 +47,7 @@ pub struct Await<'a> {
 }
 
 /// Work the driver does off the shard. Borrows the request: the driver submits it before the
-/// request goes out of scope.
-#[derive(Debug)]
+/// request goes out of scope. Its `Debug` leaves out passwords and codes.
 pub enum Job<'a> {
     /// Check a local user's password against its slow hash.
     VerifyHash { user: &'a [u8], password: &'a [u8] },
@@ -73,6 +72,36 @@ pub enum Job<'a> {
         code: String,
         transaction_id: Option<String>,
     },
+}
+
+impl std::fmt::Debug for Job<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = |u: &[u8]| String::from_utf8_lossy(u).into_owned();
+        match self {
+            Job::VerifyHash { user: u, .. } => f
+                .debug_struct("VerifyHash")
+                .field("user", &user(u))
+                .finish_non_exhaustive(),
+            Job::Directory { user, .. } => f
+                .debug_struct("Directory")
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Job::Push { client, user, .. } => f
+                .debug_struct("Push")
+                .field("client", client)
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Job::Trigger { client, user, .. } => f
+                .debug_struct("Trigger")
+                .field("client", client)
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Job::Check { user, .. } => f
+                .debug_struct("Check")
+                .field("user", user)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// A job's result, fed back to [`resume`].
@@ -178,8 +207,8 @@ pub fn resume<'a>(
             factor_answered(ctx, r, pending, trigger, answer, now)
         }
         // A driver that feeds the wrong result is a bug; nothing can be decided from it.
-        (then, result) => {
-            tracing::error!(?then, ?result, "job result does not fit its continuation");
+        (_, _) => {
+            tracing::error!("a job result does not fit its continuation: request dropped");
             Step::Drop(RejectReason::Overloaded)
         }
     }

@@ -27,3 +27,4 @@ pub mod dict;
 pub mod metrics;
 pub mod policy;
 pub mod proto;
+pub mod vocab;

@@ -116,7 +116,7 @@ fn ldap_then_privacyidea_triggered_hotp() {
     // transaction id.
     assert_eq!(
         state.len(),
-        2 + 2 * radshard::backend::mfa::state::STATE_LEN,
+        2 + 2 * radshard::auth::conversation::state::STATE_LEN,
         "{state}"
     );
 

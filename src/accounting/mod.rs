@@ -6,4 +6,4 @@ pub mod log;
 pub mod record;
 pub mod time;
 
-pub use log::{AccountingLog, PendingReply};
+pub use log::AccountingLog;

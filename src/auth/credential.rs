@@ -4,7 +4,8 @@
 
 use super::context::{Context, Request};
 use super::{Method, RejectReason};
-use crate::policy::{AuthSource, MfaMode, PolicyInput};
+use crate::policy::PolicyInput;
+use crate::vocab::{AuthSource, MfaMode};
 
 /// Room for a revealed User-Password (RFC 2865 §5.2: at most 128 octets).
 pub struct PasswordBuf([u8; 128]);

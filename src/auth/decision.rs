@@ -6,8 +6,9 @@ use tracing::info;
 use super::context::Request;
 use super::conversation::state::STATE_LEN;
 use super::{Method, RejectReason};
-use crate::policy::{AuthSource, ReplyAttributes};
+use crate::policy::ReplyAttributes;
 use crate::proto::{BuildError, Code, PacketBuilder, Secret, REPLY_MESSAGE, STATE};
+use crate::vocab::AuthSource;
 
 /// Why an Access-Accept was given without the second factor a policy asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,8 +22,9 @@ use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::{Mfa, PiAnswer, PiError, Provider};
 use crate::backend::Outcome as DirectoryOutcome;
 use crate::backend::ShedPolicy;
-use crate::policy::{AuthSource, PolicyInput, Verdict};
+use crate::policy::{PolicyInput, Verdict};
 use crate::proto::{CALLING_STATION_ID, STATE};
+use crate::vocab::AuthSource;
 
 /// What the driver does next with a request.
 pub enum Step<'a> {

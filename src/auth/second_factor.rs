@@ -13,7 +13,8 @@ use super::decision::Waiver;
 use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::config::DuoFactor;
 use crate::backend::mfa::{Mfa, Provider};
-use crate::policy::{AuthSource, MfaMode, NetworkPolicy};
+use crate::policy::NetworkPolicy;
+use crate::vocab::{AuthSource, MfaMode};
 
 /// What a second factor in progress remembers of the primary authentication (an open
 /// challenge, or a request held for a push), so it can be finished by the policies without

@@ -7,8 +7,8 @@ use super::credential::{Credential, Extracted};
 use super::local::LocalUser;
 use super::pipeline::Job;
 use super::{Identity, Method, RejectReason};
-use crate::policy::{AuthSource, MfaMode};
 use crate::proto::chap_verify;
+use crate::vocab::{AuthSource, MfaMode};
 
 /// A source's answer.
 pub enum SourceStep<'a> {

@@ -29,8 +29,8 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use tracing::{info, warn};
 
-use crate::auth::RejectReason;
 use crate::metrics::BackendMetrics;
+use crate::vocab::RejectReason;
 use ldap::{Directory, LdapConfig};
 
 pub use config::{BackendConfig, ShedPolicy};

@@ -4,6 +4,7 @@
 //! the Request Authenticator, see [`socket`]), then starts one glommio executor per shard,
 //! pinned to its core, running [`shard::run`].
 
+pub mod acct_batch;
 pub mod batch;
 /// The client table lives in [`crate::clients`]; re-exported so `super::clients` keeps working.
 pub use crate::clients;

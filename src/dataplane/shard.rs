@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use glommio::net::UdpSocket;
 use tracing::{debug, error, warn};
 
+use super::acct_batch::Batch;
 use super::batch::{RecvBatch, SendBatch};
 use super::clients::RateLimiter;
 use super::dedup::{Lookup, ReplyCache, RequestKey};
@@ -26,7 +27,6 @@ use super::notify::Notify;
 use super::runtime::{Runtime, RuntimeCell};
 use super::socket::Role;
 use super::StopSignal;
-use crate::accounting::log::Batch;
 use crate::accounting::record::{write_record, Origin, Scratch};
 use crate::accounting::time::now_unix;
 use crate::accounting::AccountingLog;

@@ -232,6 +232,45 @@ impl BackendMetrics {
     }
 }
 
+/// `radshard_mfa_*` counters.
+#[derive(Debug, Default)]
+pub struct MfaMetrics {
+    pub challenges_issued: std::sync::atomic::AtomicU64,
+    /// OTP challenges pending.
+    pub pending: std::sync::atomic::AtomicU64,
+    /// Pushes pending (requests held for the user's answer).
+    pub pushes_pending: std::sync::atomic::AtomicU64,
+    /// Pushes sent to the provider, and copies of an attempt that joined a pending one.
+    pub pushes_sent: std::sync::atomic::AtomicU64,
+    pub push_joined: std::sync::atomic::AtomicU64,
+    /// Outcomes by label: `accept`, `accept_unenrolled`, or a reject reason label.
+    pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl MfaMetrics {
+    pub fn outcome(&self, label: &'static str) {
+        let mut m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(label).or_insert(0) += 1;
+    }
+
+    pub fn outcome_count(&self, label: &str) -> u64 {
+        let m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(label).copied().unwrap_or(0)
+    }
+}
+
+static MFA: Mutex<Option<Arc<MfaMetrics>>> = Mutex::new(None);
+
+/// Makes `m` the MFA store's counters the scrape shows.
+pub fn register_mfa(m: Arc<MfaMetrics>) {
+    *MFA.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+}
+
+/// The metrics of the latest MFA store started, for the scrape.
+pub fn mfa() -> Option<Arc<MfaMetrics>> {
+    MFA.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 static BACKEND: Mutex<Option<Arc<BackendMetrics>>> = Mutex::new(None);
 
 /// Makes the backend pool's counters part of every scrape (the latest pool started).

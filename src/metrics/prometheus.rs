@@ -206,14 +206,14 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
     if let Some(b) = super::backend() {
         render_backend(&mut out, &b);
     }
-    if let Some(m) = crate::backend::mfa::metrics() {
+    if let Some(m) = super::mfa() {
         render_mfa(&mut out, &m);
     }
     out
 }
 
 /// The second factor: challenges issued, pending, outcomes.
-fn render_mfa(out: &mut String, m: &crate::backend::mfa::MfaMetrics) {
+fn render_mfa(out: &mut String, m: &super::MfaMetrics) {
     header(
         out,
         "radshard_mfa_challenges_issued_total",

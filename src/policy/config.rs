@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{AuthSource, MfaMode};
-use crate::auth::Method;
 use crate::cfg::{line_of, AttrValues, ClientNet, ConfigError, Located};
+use crate::vocab::Method;
 
 /// `[[policies]]`: an ordered network policy, as NPS has them. All given conditions must
 /// match; the first policy that matches decides.

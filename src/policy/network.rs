@@ -10,87 +10,11 @@ use regex::bytes::Regex;
 
 use super::config::PolicyConfig;
 use super::ReplyAttributes;
-use crate::auth::Method;
 use crate::cfg::ConfigError;
 use crate::dict::Dictionary;
 use crate::proto::{Verified, CALLED_STATION_ID, NAS_IP_ADDRESS, NAS_PORT_TYPE};
-
-/// Where the user's password was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthSource {
-    Local,
-    Ldap,
-    /// The NAS did the primary authentication itself (`[[policies]] primary = "nas"`); only
-    /// the second factor was checked here.
-    Nas,
-}
-
-impl AuthSource {
-    pub fn label(self) -> &'static str {
-        match self {
-            AuthSource::Local => "local",
-            AuthSource::Ldap => "ldap",
-            AuthSource::Nas => "nas",
-        }
-    }
-}
-
-/// How a policy that requires a second factor gets the code (`[[policies]] mfa_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MfaMode {
-    /// Access-Challenge, then a follow-up Access-Request with the State and the code.
-    #[default]
-    Challenge,
-    /// One Access-Request: User-Password is `password,code`, split at the last comma (a
-    /// password may contain commas; a code does not).
-    PasswordCode,
-    /// One Access-Request: User-Password is the password followed by a code of this many
-    /// digits.
-    AppendedCode(u8),
-    /// The NAS did the primary authentication (`primary = "nas"`): all of User-Password is
-    /// the code (empty with a push).
-    CodeOnly,
-}
-
-impl MfaMode {
-    pub fn label(self) -> &'static str {
-        match self {
-            MfaMode::Challenge => "challenge",
-            MfaMode::PasswordCode => "password_code",
-            MfaMode::AppendedCode(_) => "appended_code",
-            MfaMode::CodeOnly => "code_only",
-        }
-    }
-
-    /// Whether the code travels in the same Access-Request as the password.
-    pub fn is_combined(self) -> bool {
-        !matches!(self, MfaMode::Challenge)
-    }
-
-    /// Splits a User-Password read in this mode into (password, code); `None` when it cannot
-    /// hold both (no comma or an empty code; too short or a tail that is not all digits).
-    /// In challenge mode the whole value is the password and the code is empty.
-    pub fn split(self, value: &[u8]) -> Option<(&[u8], &[u8])> {
-        match self {
-            MfaMode::Challenge => Some((value, &[])),
-            MfaMode::PasswordCode => {
-                let comma = value.iter().rposition(|&b| b == b',')?;
-                let (password, code) = (&value[..comma], &value[comma + 1..]);
-                (!code.is_empty()).then_some((password, code))
-            }
-            MfaMode::AppendedCode(n) => {
-                let n = usize::from(n);
-                // At least one octet of password: an empty one is never sent to a directory.
-                let at = value.len().checked_sub(n).filter(|&at| at > 0)?;
-                let (password, code) = value.split_at(at);
-                code.iter()
-                    .all(u8::is_ascii_digit)
-                    .then_some((password, code))
-            }
-            MfaMode::CodeOnly => Some((&[], value)),
-        }
-    }
-}
+use crate::vocab::Method;
+pub use crate::vocab::{AuthSource, MfaMode};
 
 /// What policies look at.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 //! diagnostic message such as `80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext
 //! error, data 52e, v4563`; the hex after `data` says why, which NPS logs as a reason code.
 
-use crate::auth::RejectReason;
+use crate::vocab::RejectReason;
 
 /// The sub-code of an AD bind failure, if the message carries one.
 pub fn bind_subcode(diagnostic: &str) -> Option<u32> {

@@ -14,9 +14,9 @@ use tracing::{debug, info, warn};
 use super::ad;
 use super::config::LdapConfig;
 use super::filter::{directory_name, escape_filter_value, user_filter};
-use crate::auth::RejectReason;
 use crate::backend::{Identity, Outcome};
 use crate::metrics::BackendMetrics;
+use crate::vocab::RejectReason;
 
 /// LDAP_MATCHING_RULE_IN_CHAIN: AD walks nested group membership server-side.
 pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";

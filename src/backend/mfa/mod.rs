@@ -31,52 +31,19 @@ pub mod config;
 pub mod duo;
 pub mod privacyidea;
 pub mod rest_push;
-/// The State lives with the conversation store; kept here under its old path.
-pub use crate::auth::conversation::state;
 pub mod totp;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::RejectReason;
+use crate::vocab::RejectReason;
 pub use config::{MfaConfig, Provider, RawMfa};
 pub use privacyidea::{PiAnswer, PiError};
 use totp::TotpSecret;
 
-/// `radshard_mfa_*` counters.
-#[derive(Debug, Default)]
-pub struct MfaMetrics {
-    pub challenges_issued: AtomicU64,
-    /// OTP challenges pending.
-    pub pending: AtomicU64,
-    /// Pushes pending (requests held for the user's answer).
-    pub pushes_pending: AtomicU64,
-    /// Pushes sent to the provider, and copies of an attempt that joined a pending one.
-    pub pushes_sent: AtomicU64,
-    pub push_joined: AtomicU64,
-    /// Outcomes by label: `accept`, `accept_unenrolled`, or a reject reason label.
-    pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
-}
-
-impl MfaMetrics {
-    pub fn outcome(&self, label: &'static str) {
-        let mut m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(label).or_insert(0) += 1;
-    }
-
-    pub fn outcome_count(&self, label: &str) -> u64 {
-        let m = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(label).copied().unwrap_or(0)
-    }
-}
-
-static METRICS: Mutex<Option<Arc<MfaMetrics>>> = Mutex::new(None);
-
-/// The metrics of the latest MFA store started, for the scrape.
-pub fn metrics() -> Option<Arc<MfaMetrics>> {
-    METRICS.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
+/// The counters live with the other metrics; kept here under their old paths.
+pub use crate::metrics::{mfa as metrics, MfaMetrics};
 
 /// The challenge store and its settings; one per process, kept across reloads.
 #[derive(Debug)]
@@ -178,7 +145,7 @@ impl Mfa {
             }
         };
         let metrics = Arc::new(MfaMetrics::default());
-        *METRICS.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics.clone());
+        crate::metrics::register_mfa(metrics.clone());
         Ok(Arc::new(Mfa {
             remote,
             config,

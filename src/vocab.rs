@@ -1,0 +1,213 @@
+//! The shared vocabulary of an authentication: how the user logged in ([`Method`]), where the
+//! password was checked ([`AuthSource`]), how a second factor's code is presented
+//! ([`MfaMode`]) and why a request was rejected ([`RejectReason`]). A leaf: the pipeline, the
+//! policies and the backends all speak it, and it imports none of them.
+
+use crate::proto::{Verified, CHAP_PASSWORD, USER_PASSWORD};
+
+/// How the NAS presented the user's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Pap,
+    Chap,
+}
+
+impl Method {
+    /// The method of an Access-Request, from the attributes it carries.
+    pub fn of(req: &Verified<'_>) -> Option<Method> {
+        if req.attr(USER_PASSWORD).is_some() {
+            Some(Method::Pap)
+        } else if req.attr(CHAP_PASSWORD).is_some() {
+            Some(Method::Chap)
+        } else {
+            None
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Pap => "pap",
+            Method::Chap => "chap",
+        }
+    }
+}
+
+/// Why a request was rejected; logged, never sent to the NAS (a reject says nothing by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    NoUserName,
+    UnknownUser,
+    BadPassword,
+    /// Neither User-Password nor CHAP-Password (EAP and MS-CHAP are not served yet).
+    NoSupportedCredentials,
+    MalformedPassword,
+    /// CHAP for a user whose password is stored hashed.
+    ChapNeedsCleartext,
+    /// An empty password: never sent to a directory (an empty simple bind "succeeds").
+    EmptyPassword,
+    /// The realm of the user name is not one the directory serves.
+    UnknownRealm,
+    /// Directory: logon hours or workstation restrictions (AD 530/531).
+    LogonRestricted,
+    /// Directory: password expired (AD 532).
+    PasswordExpired,
+    /// Directory: password must be changed at next logon (AD 773).
+    PasswordMustChange,
+    /// Directory: account disabled (AD 533).
+    AccountDisabled,
+    /// Directory: account expired (AD 701).
+    AccountExpired,
+    /// Directory: account locked out (AD 775).
+    AccountLocked,
+    /// Found in several directory entries: ambiguous, refused.
+    AmbiguousUser,
+    /// The directory could not be reached within the deadline and the policy says reject.
+    DirectoryUnavailable,
+    /// Too much directory work queued and the policy says reject.
+    Overloaded,
+    /// No network policy matched (or the matching one rejects).
+    PolicyReject,
+    /// MFA: the State is not one we issued for this client and user (forged or altered).
+    MfaStateInvalid,
+    /// MFA: the State's challenge expired.
+    MfaStateExpired,
+    /// MFA: the State was already used (single use).
+    MfaStateReplayed,
+    /// MFA: the code is wrong (or missing).
+    MfaBadCode,
+    /// MFA: the code was already used within its window.
+    MfaCodeReused,
+    /// MFA: the user has no second factor enrolled and the policy says reject.
+    MfaNotEnrolled,
+    /// MFA: the authentication method cannot carry a code (CHAP) and no push is configured.
+    MfaUnsupportedMethod,
+    /// MFA: too many challenges pending.
+    MfaOverloaded,
+    /// MFA: the provider could not be asked and the policy is fail-secure.
+    MfaUnavailable,
+    /// MFA: the user denied the push (or let it expire).
+    MfaPushDenied,
+    /// MFA: the provider refuses this user outright (Duo preauth `deny`).
+    MfaDenied,
+    /// MFA: User-Password was read in one `mfa_mode` before primary authentication, but the
+    /// policy that decided after it requires another (see `NetworkPolicies::read_mode`).
+    MfaModeMismatch,
+    /// A local entry with no password (MFA-only: a directory user's TOTP secret) cannot
+    /// authenticate as a primary, and no directory is configured.
+    NoPassword,
+}
+
+impl RejectReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::NoUserName => "no_user_name",
+            RejectReason::UnknownUser => "unknown_user",
+            RejectReason::BadPassword => "bad_password",
+            RejectReason::NoSupportedCredentials => "no_supported_credentials",
+            RejectReason::MalformedPassword => "malformed_password",
+            RejectReason::ChapNeedsCleartext => "chap_needs_cleartext",
+            RejectReason::EmptyPassword => "empty_password",
+            RejectReason::UnknownRealm => "unknown_realm",
+            RejectReason::LogonRestricted => "logon_restricted",
+            RejectReason::PasswordExpired => "password_expired",
+            RejectReason::PasswordMustChange => "password_must_change",
+            RejectReason::AccountDisabled => "account_disabled",
+            RejectReason::AccountExpired => "account_expired",
+            RejectReason::AccountLocked => "account_locked",
+            RejectReason::AmbiguousUser => "ambiguous_user",
+            RejectReason::DirectoryUnavailable => "directory_unavailable",
+            RejectReason::Overloaded => "overloaded",
+            RejectReason::PolicyReject => "policy_reject",
+            RejectReason::MfaStateInvalid => "mfa_state_invalid",
+            RejectReason::MfaStateExpired => "mfa_state_expired",
+            RejectReason::MfaStateReplayed => "mfa_state_replayed",
+            RejectReason::MfaBadCode => "mfa_bad_code",
+            RejectReason::MfaCodeReused => "mfa_code_reused",
+            RejectReason::MfaNotEnrolled => "mfa_not_enrolled",
+            RejectReason::MfaUnsupportedMethod => "mfa_unsupported_method",
+            RejectReason::MfaOverloaded => "mfa_overloaded",
+            RejectReason::MfaUnavailable => "mfa_unavailable",
+            RejectReason::MfaPushDenied => "mfa_push_denied",
+            RejectReason::MfaDenied => "mfa_denied",
+            RejectReason::MfaModeMismatch => "mfa_mode_mismatch",
+            RejectReason::NoPassword => "no_password",
+        }
+    }
+}
+
+/// Where the user's password was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthSource {
+    Local,
+    Ldap,
+    /// The NAS did the primary authentication itself (`[[policies]] primary = "nas"`); only
+    /// the second factor was checked here.
+    Nas,
+}
+
+impl AuthSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthSource::Local => "local",
+            AuthSource::Ldap => "ldap",
+            AuthSource::Nas => "nas",
+        }
+    }
+}
+
+/// How a policy that requires a second factor gets the code (`[[policies]] mfa_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MfaMode {
+    /// Access-Challenge, then a follow-up Access-Request with the State and the code.
+    #[default]
+    Challenge,
+    /// One Access-Request: User-Password is `password,code`, split at the last comma (a
+    /// password may contain commas; a code does not).
+    PasswordCode,
+    /// One Access-Request: User-Password is the password followed by a code of this many
+    /// digits.
+    AppendedCode(u8),
+    /// The NAS did the primary authentication (`primary = "nas"`): all of User-Password is
+    /// the code (empty with a push).
+    CodeOnly,
+}
+
+impl MfaMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            MfaMode::Challenge => "challenge",
+            MfaMode::PasswordCode => "password_code",
+            MfaMode::AppendedCode(_) => "appended_code",
+            MfaMode::CodeOnly => "code_only",
+        }
+    }
+
+    /// Whether the code travels in the same Access-Request as the password.
+    pub fn is_combined(self) -> bool {
+        !matches!(self, MfaMode::Challenge)
+    }
+
+    /// Splits a User-Password read in this mode into (password, code); `None` when it cannot
+    /// hold both (no comma or an empty code; too short or a tail that is not all digits).
+    /// In challenge mode the whole value is the password and the code is empty.
+    pub fn split(self, value: &[u8]) -> Option<(&[u8], &[u8])> {
+        match self {
+            MfaMode::Challenge => Some((value, &[])),
+            MfaMode::PasswordCode => {
+                let comma = value.iter().rposition(|&b| b == b',')?;
+                let (password, code) = (&value[..comma], &value[comma + 1..]);
+                (!code.is_empty()).then_some((password, code))
+            }
+            MfaMode::AppendedCode(n) => {
+                let n = usize::from(n);
+                // At least one octet of password: an empty one is never sent to a directory.
+                let at = value.len().checked_sub(n).filter(|&at| at > 0)?;
+                let (password, code) = value.split_at(at);
+                code.iter()
+                    .all(u8::is_ascii_digit)
+                    .then_some((password, code))
+            }
+            MfaMode::CodeOnly => Some((&[], value)),
+        }
+    }
+}

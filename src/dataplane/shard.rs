@@ -19,7 +19,7 @@ use tracing::{debug, error, warn};
 
 use super::acct_batch::Batch;
 use super::batch::{RecvBatch, SendBatch};
-use super::clients::RateLimiter;
+use super::clients::{Client, RateLimiter};
 use super::dedup::{Lookup, ReplyCache, RequestKey};
 use super::inflight::{Completions, Entry, InFlight};
 use super::jobs;
@@ -254,13 +254,7 @@ impl Shard {
             return;
         }
 
-        let r = Request {
-            packet: &req,
-            client: &client.name,
-            client_group: client.group.as_deref(),
-            nas: from,
-            arrived: now.instant,
-        };
+        let r = request(&req, client, from, now.instant);
         let mut buf = PasswordBuf::new();
         let ctx = rt.auth();
         let step = auth::start(&ctx, &r, now, &mut buf);
@@ -315,13 +309,7 @@ impl Shard {
                 None => return self.cache.abandon(&key),
             },
         };
-        let r = Request {
-            packet: &req,
-            client: &client.name,
-            client_group: client.group.as_deref(),
-            nas: key.peer,
-            arrived,
-        };
+        let r = request(&req, client, key.peer, arrived);
         let mut buf = PasswordBuf::new();
         let ctx = rt.auth();
         let step = auth::resume(&ctx, &r, then, result, now, &mut buf);
@@ -448,6 +436,22 @@ fn verify_drop(e: VerifyError) -> DropReason {
         VerifyError::BadRequestAuthenticator | VerifyError::BadResponseAuthenticator => {
             DropReason::BadRequestAuthenticator
         }
+    }
+}
+
+/// The pipeline's view of a verified request from `client`.
+fn request<'a>(
+    packet: &'a Verified<'a>,
+    client: &'a Client,
+    nas: SocketAddr,
+    arrived: Instant,
+) -> Request<'a> {
+    Request {
+        packet,
+        client: &client.name,
+        client_group: client.group.as_deref(),
+        nas,
+        arrived,
     }
 }
 

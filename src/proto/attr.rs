@@ -34,6 +34,18 @@ pub const NAS_IPV6_ADDRESS: u8 = 95;
 
 /// Vendor-Id of Microsoft (SMI network management private enterprise code).
 pub const MICROSOFT: u32 = 311;
+/// MS-CHAP-Response vendor type (RFC 2548 §2.1.3).
+pub const MS_CHAP_RESPONSE: u8 = 1;
+/// MS-CHAP-Error vendor type (RFC 2548 §2.1.5).
+pub const MS_CHAP_ERROR: u8 = 2;
+/// MS-CHAP-Challenge vendor type (RFC 2548 §2.1.2).
+pub const MS_CHAP_CHALLENGE: u8 = 11;
+/// MS-CHAP-MPPE-Keys vendor type (RFC 2548 §2.4.1).
+pub const MS_CHAP_MPPE_KEYS: u8 = 12;
+/// MS-CHAP2-Response vendor type (RFC 2548 §2.3.2).
+pub const MS_CHAP2_RESPONSE: u8 = 25;
+/// MS-CHAP2-Success vendor type (RFC 2548 §2.3.3).
+pub const MS_CHAP2_SUCCESS: u8 = 26;
 /// MS-MPPE-Send-Key vendor type (RFC 2548 §2.4.2).
 pub const MS_MPPE_SEND_KEY: u8 = 16;
 /// MS-MPPE-Recv-Key vendor type (RFC 2548 §2.4.3).

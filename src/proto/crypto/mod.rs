@@ -1,13 +1,15 @@
 //! Attribute-level cryptography, one file per mechanism. All functions
 //! write into caller buffers; none allocates.
 //!
-//! Everything here is MD5 based because the RFCs say so; none of it is a
-//! modern construction, and none of it is meant to be.
+//! Everything here is MD5 based because the RFCs say so, except MS-CHAP
+//! (`mschap`), which is MD4, DES and SHA-1 for the same reason; none of it
+//! is a modern construction, and none of it is meant to be.
 
 pub mod authenticator;
 pub mod chap;
 mod keystream;
 pub mod mppe;
+pub mod mschap;
 mod salted;
 pub mod tunnel_password;
 pub mod user_password;

@@ -29,11 +29,7 @@ impl Default for PasswordBuf {
 
 impl Drop for PasswordBuf {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, exclusive reference into our own buffer; volatile so the
-            // wipe is not optimised away as a dead store.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        crate::proto::wipe(&mut self.0);
     }
 }
 

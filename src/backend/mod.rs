@@ -87,11 +87,7 @@ struct Password(Vec<u8>);
 
 impl Drop for Password {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, exclusive reference to a byte of our own buffer; volatile
-            // so the wipe is not optimised away.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        crate::proto::wipe(&mut self.0);
     }
 }
 

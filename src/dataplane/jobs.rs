@@ -19,11 +19,7 @@ struct Wiped(Vec<u8>);
 
 impl Drop for Wiped {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, exclusive reference into our own buffer; volatile so the
-            // wipe is not optimised away.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        crate::proto::wipe(&mut self.0);
     }
 }
 

@@ -39,7 +39,7 @@ pub use code::Code;
 pub use crypto::{chap_response, chap_verify, CryptoError};
 pub use error::{BuildError, DecodeError, SecretError, VerifyError};
 pub use packet::Packet;
-pub use secret::Secret;
+pub use secret::{wipe, Secret};
 pub use verified::Verified;
 pub use verify::{verify_request, verify_response};
 

@@ -75,14 +75,19 @@ impl fmt::Debug for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best-effort wipe; volatile writes keep the optimiser from eliding
-        // stores to memory that is about to be freed.
-        for b in self.bytes.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference.
-            unsafe { core::ptr::write_volatile(b, 0) };
-        }
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        wipe(&mut self.bytes);
     }
+}
+
+/// Overwrites `bytes` with zeros, best effort: volatile writes and a fence keep the optimiser
+/// from eliding stores to memory that is about to be freed or reused. Every buffer that held a
+/// secret, password or code is wiped with this.
+pub fn wipe(bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        // SAFETY: `b` is a valid, aligned, exclusive reference.
+        unsafe { core::ptr::write_volatile(b, 0) };
+    }
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 #[cfg(test)]

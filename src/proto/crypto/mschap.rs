@@ -80,12 +80,7 @@ struct Utf16Buf([u8; 2 * MAX_PASSWORD_UNITS]);
 
 impl Drop for Utf16Buf {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference into our own
-            // buffer; volatile so the wipe is not elided as a dead store.
-            unsafe { core::ptr::write_volatile(b, 0) };
-        }
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        crate::proto::wipe(&mut self.0);
     }
 }
 

@@ -3,13 +3,19 @@
 //! ([`MfaMode`]) and why a request was rejected ([`RejectReason`]). A leaf: the pipeline, the
 //! policies and the backends all speak it, and it imports none of them.
 
-use crate::proto::{Verified, CHAP_PASSWORD, USER_PASSWORD};
+use crate::proto::{
+    Verified, CHAP_PASSWORD, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP_RESPONSE, USER_PASSWORD,
+};
 
 /// How the NAS presented the user's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Pap,
     Chap,
+    /// MS-CHAP v1 (RFC 2433): MS-CHAP-Challenge (8 octets) and MS-CHAP-Response.
+    MsChap,
+    /// MS-CHAP v2 (RFC 2759): MS-CHAP-Challenge (16 octets) and MS-CHAP2-Response.
+    MsChapV2,
 }
 
 impl Method {
@@ -19,6 +25,10 @@ impl Method {
             Some(Method::Pap)
         } else if req.attr(CHAP_PASSWORD).is_some() {
             Some(Method::Chap)
+        } else if req.vendor_attr(MICROSOFT, MS_CHAP2_RESPONSE).is_some() {
+            Some(Method::MsChapV2)
+        } else if req.vendor_attr(MICROSOFT, MS_CHAP_RESPONSE).is_some() {
+            Some(Method::MsChap)
         } else {
             None
         }
@@ -28,7 +38,22 @@ impl Method {
         match self {
             Method::Pap => "pap",
             Method::Chap => "chap",
+            Method::MsChap => "mschap",
+            Method::MsChapV2 => "mschapv2",
         }
+    }
+
+    /// The method a policy's `auth_methods` entry names.
+    pub fn from_label(label: &str) -> Option<Method> {
+        [Method::Pap, Method::Chap, Method::MsChap, Method::MsChapV2]
+            .into_iter()
+            .find(|m| m.label() == label)
+    }
+
+    /// MS-CHAP v1 or v2: the password arrives as a challenge response, so the source needs
+    /// the cleartext or the NT hash, and no code can travel with it.
+    pub fn is_ms_chap(self) -> bool {
+        matches!(self, Method::MsChap | Method::MsChapV2)
     }
 }
 
@@ -38,11 +63,17 @@ pub enum RejectReason {
     NoUserName,
     UnknownUser,
     BadPassword,
-    /// Neither User-Password nor CHAP-Password (EAP and MS-CHAP are not served yet).
+    /// None of User-Password, CHAP-Password, MS-CHAP(2)-Response (EAP is not served yet).
     NoSupportedCredentials,
     MalformedPassword,
     /// CHAP for a user whose password is stored hashed.
     ChapNeedsCleartext,
+    /// MS-CHAP for a user whose password is stored in a hash MS-CHAP cannot use (neither the
+    /// cleartext nor the NT hash).
+    MsChapNeedsNtHash,
+    /// MS-CHAP attributes of the wrong shape: a challenge or response of the wrong length, a
+    /// v1 response without an NT-Response, or a response without its challenge.
+    MalformedMsChap,
     /// An empty password: never sent to a directory (an empty simple bind "succeeds").
     EmptyPassword,
     /// The realm of the user name is not one the directory serves.
@@ -106,6 +137,8 @@ impl RejectReason {
             RejectReason::NoSupportedCredentials => "no_supported_credentials",
             RejectReason::MalformedPassword => "malformed_password",
             RejectReason::ChapNeedsCleartext => "chap_needs_cleartext",
+            RejectReason::MsChapNeedsNtHash => "mschap_needs_nt_hash",
+            RejectReason::MalformedMsChap => "malformed_mschap",
             RejectReason::EmptyPassword => "empty_password",
             RejectReason::UnknownRealm => "unknown_realm",
             RejectReason::LogonRestricted => "logon_restricted",

@@ -21,8 +21,8 @@ use radshard::auth::{
 };
 use radshard::backend::mfa::totp::TotpSecret;
 use radshard::backend::mfa::{Mfa, PiAnswer, PiError};
-use radshard::backend::ShedPolicy;
 use radshard::backend::{Identity as DirIdentity, Outcome as DirOutcome};
+use radshard::backend::{Proof, ShedPolicy};
 use radshard::config::Config;
 use radshard::dataplane::runtime::Runtime;
 use radshard::policy::AuthSource;
@@ -230,9 +230,12 @@ impl OwnedJob {
                 user: s(user),
                 password: s(password),
             },
-            Job::Directory { user, password } => OwnedJob::Directory {
+            Job::Directory { user, proof } => OwnedJob::Directory {
                 user: user.to_string(),
-                password: s(password),
+                password: match proof {
+                    Proof::Password(p) => s(p),
+                    Proof::NtResponse(r) => format!("nt-response {:02x?}", r.response),
+                },
             },
             Job::Push {
                 client,
@@ -465,6 +468,11 @@ impl Harness {
             deadline: config.backend.deadline,
             on_overload: config.backend.on_overload,
             on_unavailable: config.backend.on_unavailable,
+            passwords: true,
+            ms_chap: config
+                .ldap
+                .as_ref()
+                .is_some_and(|l| l.nt_password_attribute.is_some()),
         });
         let mut h = Harness {
             rts: vec![first],
@@ -739,6 +747,7 @@ fn ldap_user(presented: &str, groups: &[&str]) -> Feed {
         presented: presented.to_string(),
         dn: format!("uid={presented},ou=people,dc=example,dc=org"),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        nt_key: None,
     })))
 }
 
@@ -1162,6 +1171,8 @@ fn ldap_directory() {
         deadline: Duration::from_secs(2),
         on_overload: ShedPolicy::Reject,
         on_unavailable: ShedPolicy::Drop,
+        passwords: true,
+        ms_chap: false,
     });
     let ann = || pap("ann", "ann-pw");
     let bind = || directory("ann", "ann-pw");

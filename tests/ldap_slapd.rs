@@ -329,7 +329,7 @@ fn ldaps_and_starttls_with_a_ca_file() {
 /// The pool's API directly, from several threads (as several shards would call it).
 #[test]
 fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
-    use radshard::backend::{AuthRequest, BackendPool, Outcome, Submitted};
+    use radshard::backend::{AuthRequest, BackendPool, Outcome, Proof, Submitted};
     let slapd = std::sync::Arc::new(Slapd::start());
     let text = format!(
         "[backend]\npositive_cache_ttl = \"30s\"\ndeadline = \"5s\"\n{}",
@@ -337,7 +337,7 @@ fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
     );
     let config =
         radshard::config::Config::from_str(&text, std::path::Path::new("t.toml"), None).unwrap();
-    let pool = BackendPool::start(&config.backend, config.ldap.as_ref().unwrap()).unwrap();
+    let pool = BackendPool::start(&config.backend, config.ldap.as_ref()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -345,7 +345,7 @@ fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
     let ask = |pool: &BackendPool, user: &str, pw: &str| match pool.submit(AuthRequest {
         client: "nas1",
         user,
-        password: pw.as_bytes(),
+        proof: Proof::Password(pw.as_bytes()),
         deadline: Instant::now() + Duration::from_secs(5),
     }) {
         Submitted::Pending(rx) => rx,

@@ -198,11 +198,11 @@ fn check_config_refuses_combined_modes_that_cannot_work() {
             format!(
                 "{head}auth_methods = [\"chap\"]\nmfa_mode = \"appended_code\"\n[mfa]\nprovider = \"totp\"\n"
             ),
-            Some((9, "cannot work with CHAP")),
+            Some((9, "cannot work with chap")),
         ),
         (
             format!("{head}[[users]]\nname = \"alice\"\ngroups = [\"g\"]\n"),
-            Some((8, "needs password or password_hash (or, for a directory user's second factor only, totp_secret)")),
+            Some((8, "needs password, password_hash or nt_hash (or, for a directory user's second factor only, totp_secret)")),
         ),
         (
             format!(

@@ -22,6 +22,9 @@ pub struct RawUser {
     pub name: String,
     pub password: Option<String>,
     pub password_hash: Option<Spanned<String>>,
+    /// The NT hash (MD4 of the UTF-16LE password, 32 hex digits, as `sambaNTPassword` and
+    /// FreeRADIUS's NT-Password store it): PAP, MS-CHAP v1 and v2 work, CHAP does not.
+    pub nt_hash: Option<Spanned<String>>,
     /// Reply attributes by dictionary name: `reply = { Session-Timeout = 3600, Class = ["a", "b"] }`.
     #[serde(default)]
     pub reply: BTreeMap<String, Spanned<AttrValues>>,
@@ -38,6 +41,8 @@ pub enum PasswordConfig {
     /// A crypt-style hash (`$argon2id$…`, `$2b$…`, `$6$…`), checked for its scheme here and
     /// parsed fully when the user table is built.
     Hash(Located<SecretText>),
+    /// An NT hash, 32 hex digits (checked here).
+    NtHash(Located<SecretText>),
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +81,36 @@ impl UserConfig {
         if u.name.is_empty() {
             return Err(ConfigError::new(file, line, "user name must not be empty"));
         }
+        if let Some(h) = &u.nt_hash {
+            if u.password.is_some() || u.password_hash.is_some() {
+                return Err(ConfigError::new(
+                    file,
+                    lines.line(h.span().start),
+                    format!(
+                        "user {:?}: set one of password, password_hash, nt_hash",
+                        u.name
+                    ),
+                ));
+            }
+        }
         let password = match (u.password, u.password_hash) {
+            (None, None) if u.nt_hash.is_some() => {
+                let h = u.nt_hash.expect("checked");
+                let hline = lines.line(h.span().start);
+                let h = h.into_inner();
+                if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::new(
+                        file,
+                        hline,
+                        format!("user {:?}: nt_hash must be 32 hex digits", u.name),
+                    ));
+                }
+                Some(PasswordConfig::NtHash(Located {
+                    value: SecretText::new(h),
+                    file: file.to_path_buf(),
+                    line: hline,
+                }))
+            }
             (Some(p), None) => Some(PasswordConfig::Cleartext(SecretText::new(p))),
             (None, Some(h)) => {
                 let hline = lines.line(h.span().start);
@@ -108,7 +142,7 @@ impl UserConfig {
                     file,
                     line,
                     format!(
-                        "user {:?}: needs password or password_hash (or, for a directory user's second factor only, totp_secret)",
+                        "user {:?}: needs password, password_hash or nt_hash (or, for a directory user's second factor only, totp_secret)",
                         u.name
                     ),
                 ))
@@ -180,14 +214,20 @@ pub fn check_duplicates(users: &[UserConfig]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Warns about each user with a hashed password: CHAP cannot authenticate them.
+/// Warns about each user with a hashed password: CHAP (and, for crypt hashes, MS-CHAP)
+/// cannot authenticate them.
 pub fn warn_hashed_passwords(users: &[UserConfig], warnings: &mut Vec<ConfigError>) {
     for u in users {
-        if let Some(PasswordConfig::Hash(h)) = &u.password {
-            warnings.push(h.error(format!(
-                "user {:?} has a hashed password: PAP works, CHAP cannot authenticate this user (CHAP needs the cleartext)",
+        match &u.password {
+            Some(PasswordConfig::Hash(h)) => warnings.push(h.error(format!(
+                "user {:?} has a hashed password: PAP works, CHAP and MS-CHAP cannot authenticate this user (CHAP needs the cleartext, MS-CHAP the cleartext or nt_hash)",
                 u.name
-            )));
+            ))),
+            Some(PasswordConfig::NtHash(h)) => warnings.push(h.error(format!(
+                "user {:?} has an nt_hash: PAP and MS-CHAP work, CHAP cannot authenticate this user (CHAP needs the cleartext)",
+                u.name
+            ))),
+            _ => {}
         }
     }
 }

@@ -19,6 +19,10 @@ pub struct DirectorySettings {
     pub deadline: std::time::Duration,
     pub on_overload: ShedPolicy,
     pub on_unavailable: ShedPolicy,
+    /// PAP passwords can be checked (an LDAP bind).
+    pub passwords: bool,
+    /// MS-CHAP responses can be checked (winbind, or an NT hash attribute in LDAP).
+    pub ms_chap: bool,
 }
 
 /// Everything the pipeline reads but never writes (the second factor's store has its own

@@ -3,6 +3,7 @@
 //! the stack, which is wiped when it goes out of scope.
 
 use super::context::{Context, Request};
+use super::mschap::MsChap;
 use super::{Method, RejectReason};
 use crate::policy::PolicyInput;
 use crate::vocab::{AuthSource, MfaMode};
@@ -55,7 +56,9 @@ pub enum Credential<'c> {
     Pap(Result<&'c [u8], RejectReason>),
     /// CHAP: the CHAP ident, response and challenge (`None`: CHAP-Password malformed).
     Chap(Option<(u8, &'c [u8; 16], &'c [u8])>),
-    /// Neither User-Password nor CHAP-Password.
+    /// MS-CHAP v1 or v2 (`Err`: its attributes are malformed).
+    MsChap(Result<MsChap<'c>, RejectReason>),
+    /// None of User-Password, CHAP-Password, MS-CHAP(2)-Response.
     None,
 }
 
@@ -76,6 +79,8 @@ impl std::fmt::Debug for Credential<'_> {
             Credential::Pap(Err(r)) => write!(f, "Pap(none: {})", r.label()),
             Credential::Chap(Some(_)) => f.write_str("Chap(<response>)"),
             Credential::Chap(None) => f.write_str("Chap(malformed)"),
+            Credential::MsChap(Ok(m)) => write!(f, "MsChap({m:?})"),
+            Credential::MsChap(Err(r)) => write!(f, "MsChap(none: {})", r.label()),
             Credential::None => f.write_str("None"),
         }
     }
@@ -87,7 +92,18 @@ impl<'c> Credential<'c> {
         match self {
             Credential::Pap(_) => Some(Method::Pap),
             Credential::Chap(_) => Some(Method::Chap),
+            Credential::MsChap(Ok(m)) => Some(m.method()),
+            // Malformed: still MS-CHAP by what it carried, so the reject names the method.
+            Credential::MsChap(Err(_)) => None,
             Credential::None => None,
+        }
+    }
+
+    /// The MS-CHAP exchange, if that is what this is.
+    pub fn ms_chap(&self) -> Option<&MsChap<'c>> {
+        match self {
+            Credential::MsChap(Ok(m)) => Some(m),
+            _ => None,
         }
     }
 }
@@ -116,6 +132,10 @@ pub fn extract<'c>(ctx: &Context<'_>, r: &Request<'c>, buf: &'c mut PasswordBuf)
                     .chap_password()
                     .map(|(ident, response)| (ident, response, r.packet.chap_challenge())),
             ),
+            PasswordRead::NotPap,
+        ),
+        Some(m @ (Method::MsChap | Method::MsChapV2)) => (
+            Credential::MsChap(MsChap::read(r.packet, m)),
             PasswordRead::NotPap,
         ),
         None => (Credential::None, PasswordRead::NotPap),
@@ -195,7 +215,7 @@ mod tests {
         };
         let dir = crate::auth::Job::Directory {
             user: "bob",
-            password: b"hunter2",
+            proof: crate::backend::Proof::Password(b"hunter2"),
         };
         let shown = format!("{job:?} {dir:?}");
         assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");

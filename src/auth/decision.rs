@@ -5,6 +5,7 @@ use tracing::info;
 
 use super::context::Request;
 use super::conversation::state::STATE_LEN;
+use super::mschap::MethodReply;
 use super::{Method, RejectReason};
 use crate::policy::ReplyAttributes;
 use crate::proto::{BuildError, Code, PacketBuilder, Secret, REPLY_MESSAGE, STATE};
@@ -49,6 +50,8 @@ pub enum Reply<'a> {
         message: Option<&'a [u8]>,
         user: Option<&'a ReplyAttributes>,
         policy: Option<&'a ReplyAttributes>,
+        /// The method's own attributes (MS-CHAP's success or error, MPPE keys).
+        method: Option<MethodReply>,
     },
     /// Access-Challenge: the State of the conversation and the prompt.
     Challenge {
@@ -64,11 +67,13 @@ impl std::fmt::Debug for Reply<'_> {
                 message,
                 user,
                 policy,
+                method,
             } => f
                 .debug_struct("Attributes")
                 .field("message", &message.map(String::from_utf8_lossy))
                 .field("user", user)
                 .field("policy", policy)
+                .field("method", method)
                 .finish(),
             Reply::Challenge { prompt, .. } => f
                 .debug_struct("Challenge")
@@ -109,6 +114,7 @@ impl<'a> Decision<'a> {
                 message,
                 user: None,
                 policy: None,
+                method: None,
             },
             policy: None,
             source: None,
@@ -141,6 +147,14 @@ impl<'a> Decision<'a> {
         }
     }
 
+    /// The same decision with the method's own attributes (replacing any).
+    pub fn with_method_reply(mut self, reply: MethodReply) -> Self {
+        if let Reply::Attributes { method, .. } = &mut self.reply {
+            *method = Some(reply);
+        }
+        self
+    }
+
     pub fn with_method(mut self, method: Option<Method>, source: Option<AuthSource>) -> Self {
         self.method = method;
         self.source = source;
@@ -154,7 +168,11 @@ impl<'a> Decision<'a> {
                 message,
                 user,
                 policy,
+                method,
             } => {
+                if let Some(m) = method {
+                    m.apply(b, s)?;
+                }
                 if let Some(m) = message {
                     b.attr(REPLY_MESSAGE, m)?;
                 }

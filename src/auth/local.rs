@@ -45,6 +45,7 @@ impl LocalUsers {
                     StoredPassword::Cleartext(p.expose().as_bytes().into())
                 }
                 Some(PasswordConfig::Hash(h)) => StoredPassword::from_hash(h)?,
+                Some(PasswordConfig::NtHash(h)) => StoredPassword::from_nt_hash(h)?,
                 None => {
                     if let Some(secret) = totp(u)? {
                         mfa_only.insert(u.name.as_bytes().into(), (u.name.clone(), secret));

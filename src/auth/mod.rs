@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod credential;
 pub mod decision;
 pub mod local;
+pub mod mschap;
 pub mod password;
 pub mod pipeline;
 pub mod second_factor;
@@ -29,4 +30,6 @@ pub struct Identity<'i> {
     pub presented: &'i str,
     /// Group names or DNs, for policies and MFA exemptions.
     pub groups: &'i [String],
+    /// An MS-CHAP login's NT key, for the reply's `S=` and MPPE keys.
+    pub nt_key: Option<mschap::NtKey>,
 }

@@ -2,6 +2,7 @@
 
 use subtle::ConstantTimeEq;
 
+use super::mschap::NtHash;
 use crate::cfg::{ConfigError, Located, SecretText};
 
 /// A local user's password as stored.
@@ -13,6 +14,8 @@ pub enum StoredPassword {
     Bcrypt(String),
     /// `$6$…`.
     Sha512Crypt(String),
+    /// The NT hash (MD4 of the UTF-16LE password): what MS-CHAP checks against.
+    NtHash([u8; 16]),
 }
 
 impl std::fmt::Debug for StoredPassword {
@@ -22,6 +25,7 @@ impl std::fmt::Debug for StoredPassword {
             StoredPassword::Argon2(_) => "argon2id",
             StoredPassword::Bcrypt(_) => "bcrypt",
             StoredPassword::Sha512Crypt(_) => "sha512-crypt",
+            StoredPassword::NtHash(_) => "nt-hash",
         };
         write!(f, "StoredPassword({kind}, <redacted>)")
     }
@@ -60,6 +64,26 @@ impl StoredPassword {
         }
     }
 
+    /// Parses a configured NT hash (32 hex digits, checked when the config was read).
+    pub fn from_nt_hash(h: &Located<SecretText>) -> Result<StoredPassword, ConfigError> {
+        let mut hash = [0u8; 16];
+        match data_encoding::HEXLOWER_PERMISSIVE.decode_mut(h.value.expose().as_bytes(), &mut hash)
+        {
+            Ok(16) => Ok(StoredPassword::NtHash(hash)),
+            _ => Err(h.error("nt_hash must be 32 hex digits")),
+        }
+    }
+
+    /// The NT hash MS-CHAP checks against: of the cleartext, or as stored. `None` for crypt
+    /// hashes, from which it cannot be had (and for a cleartext MS-CHAP cannot hash).
+    pub fn nt_hash(&self) -> Option<NtHash> {
+        match self {
+            StoredPassword::Cleartext(p) => NtHash::of_password(p),
+            StoredPassword::NtHash(h) => Some(NtHash(*h)),
+            _ => None,
+        }
+    }
+
     pub fn cleartext(&self) -> Option<&[u8]> {
         match self {
             StoredPassword::Cleartext(p) => Some(p),
@@ -70,7 +94,10 @@ impl StoredPassword {
     /// Whether checking a password costs milliseconds (a deliberately slow hash): such checks
     /// run off the shard, on a blocking thread, so that a shard never stalls.
     pub fn is_slow(&self) -> bool {
-        !matches!(self, StoredPassword::Cleartext(_))
+        !matches!(
+            self,
+            StoredPassword::Cleartext(_) | StoredPassword::NtHash(_)
+        )
     }
 
     /// Checks `candidate`. Constant time for cleartext; the hash libraries compare their
@@ -94,6 +121,8 @@ impl StoredPassword {
             StoredPassword::Sha512Crypt(h) => {
                 std::str::from_utf8(candidate).is_ok_and(|c| sha_crypt::sha512_check(c, h).is_ok())
             }
+            StoredPassword::NtHash(h) => NtHash::of_password(candidate)
+                .is_some_and(|c| bool::from(c.0.as_ref().ct_eq(h.as_ref()))),
         }
     }
 }
@@ -169,6 +198,30 @@ mod tests {
         let p = StoredPassword::from_hash(&located(&hash)).unwrap();
         assert!(p.verify(b"pw"));
         assert!(!p.verify(b"p"));
+    }
+
+    #[test]
+    fn nt_hash() {
+        // MD4(UTF-16LE "clientPass"), RFC 2759 §9.2.
+        let toml = "[[users]]\nname = \"u\"\nnt_hash = \"44EBBA8D5312B8D611474411F56989AE\"\n";
+        let c =
+            crate::config::Config::from_str(toml, std::path::Path::new("t.toml"), None).unwrap();
+        let Some(crate::auth::config::PasswordConfig::NtHash(h)) = &c.users[0].password else {
+            panic!("not an nt_hash");
+        };
+        let p = StoredPassword::from_nt_hash(h).unwrap();
+        assert!(p.verify(b"clientPass"));
+        assert!(!p.verify(b"clientpass"));
+        assert!(!p.is_slow());
+        assert_eq!(
+            p.nt_hash().map(|h| h.0),
+            Some(*b"\x44\xEB\xBA\x8D\x53\x12\xB8\xD6\x11\x47\x44\x11\xF5\x69\x89\xAE")
+        );
+        assert!(!format!("{p:?}").contains("44"));
+        let bad = "[[users]]\nname = \"u\"\nnt_hash = \"44EB\"\n";
+        let e =
+            crate::config::Config::from_str(bad, std::path::Path::new("t.toml"), None).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
     }
 
     #[test]

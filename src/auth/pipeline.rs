@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use super::context::{Context, Now, Request};
 use super::credential::{extract, Credential, Extracted, PasswordBuf, PasswordRead};
 use super::decision::{Decision, Outcome, Reply, Waiver};
+use super::mschap::MsChap;
 use super::second_factor::{self, after_primary, Pending, Redeemed, Second};
 use super::sources::{local_verified, Source, SourceStep};
 use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::{Mfa, PiAnswer, PiError, Provider};
-use crate::backend::Outcome as DirectoryOutcome;
 use crate::backend::ShedPolicy;
+use crate::backend::{Outcome as DirectoryOutcome, Proof};
 use crate::policy::{PolicyInput, Verdict};
 use crate::proto::{CALLING_STATION_ID, STATE};
 use crate::vocab::AuthSource;
@@ -52,8 +53,8 @@ pub struct Await<'a> {
 pub enum Job<'a> {
     /// Check a local user's password against its slow hash.
     VerifyHash { user: &'a [u8], password: &'a [u8] },
-    /// Bind to the directory as `user`.
-    Directory { user: &'a str, password: &'a [u8] },
+    /// Have the directory (a bind, its NT hash, or winbind) check `user`'s proof.
+    Directory { user: &'a str, proof: Proof<'a> },
     /// Hold the request for a push to `user` (the name the provider knows; single-flight
     /// per client, user and device).
     Push {
@@ -83,10 +84,11 @@ impl std::fmt::Debug for Job<'_> {
                 .debug_struct("VerifyHash")
                 .field("user", &user(u))
                 .finish_non_exhaustive(),
-            Job::Directory { user, .. } => f
+            Job::Directory { user, proof } => f
                 .debug_struct("Directory")
                 .field("user", user)
-                .finish_non_exhaustive(),
+                .field("proof", proof)
+                .finish(),
             Job::Push { client, user, .. } => f
                 .debug_struct("Push")
                 .field("client", client)
@@ -145,6 +147,36 @@ pub fn start<'a>(
     now: Now,
     buf: &'a mut PasswordBuf,
 ) -> Step<'a> {
+    with_method_error(r, decide(ctx, r, now, buf))
+}
+
+/// Picks up after a job: `then` is where [`start`] (or an earlier `resume`) left off.
+pub fn resume<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    then: Continuation,
+    result: JobResult,
+    now: Now,
+    buf: &'a mut PasswordBuf,
+) -> Step<'a> {
+    with_method_error(r, pick_up(ctx, r, then, result, now, buf))
+}
+
+/// An MS-CHAP reject tells the peer why in MS-CHAP-Error (its accept attributes are added
+/// with the policies', see [`policies`]); every reject, wherever decided, passes here.
+fn with_method_error<'a>(r: &Request<'a>, step: Step<'a>) -> Step<'a> {
+    let Step::Reply(mut d) = step else {
+        return step;
+    };
+    if let (Outcome::Reject(why), Some(method)) = (d.outcome, d.method) {
+        if let Ok(exchange) = MsChap::read(r.packet, method) {
+            d = d.with_method_reply(exchange.rejected(why));
+        }
+    }
+    Step::Reply(d)
+}
+
+fn decide<'a>(ctx: &Context<'a>, r: &Request<'a>, now: Now, buf: &'a mut PasswordBuf) -> Step<'a> {
     // Without [mfa] the State is not even looked for.
     if let Some((mfa, state)) = ctx.mfa.and_then(|m| Some((m, r.packet.attr(STATE)?))) {
         return follow_up(ctx, r, mfa, state, now, buf);
@@ -183,8 +215,7 @@ pub fn start<'a>(
     reject(ctx, skipped, &cred)
 }
 
-/// Picks up after a job: `then` is where [`start`] (or an earlier `resume`) left off.
-pub fn resume<'a>(
+fn pick_up<'a>(
     ctx: &Context<'a>,
     r: &Request<'a>,
     then: Continuation,
@@ -237,6 +268,7 @@ fn directory_answered<'a>(
                 method,
                 presented: &found.presented,
                 groups: &found.groups,
+                nt_key: found.nt_key,
             };
             return accepted(ctx, r, &id, cred.read, now);
         }
@@ -302,6 +334,14 @@ fn policies<'a>(
                 .then(|| r.packet.user_name().and_then(|n| ctx.users.get(n)))
                 .flatten()
                 .map(|u| &u.reply);
+            // MS-CHAP: S= and the MPPE keys, from the NT key the source proved.
+            let method = id.method.zip(id.nt_key).and_then(|(m, key)| {
+                Some(
+                    MsChap::read(r.packet, m)
+                        .ok()?
+                        .accepted(r.user_name(), &key),
+                )
+            });
             (
                 p,
                 Ok(Decision {
@@ -310,6 +350,7 @@ fn policies<'a>(
                         message: None,
                         user,
                         policy: p.map(|p| &p.reply),
+                        method,
                     },
                     policy: p.map(|p| p.name.as_str()),
                     source: Some(id.source),
@@ -494,6 +535,7 @@ fn after_second<'a>(
         method: pending.method,
         presented: &pending.mfa_user,
         groups: &pending.groups,
+        nt_key: pending.nt_key,
     };
     match policies(ctx, r, &id) {
         (_, Ok(d)) => Decision {

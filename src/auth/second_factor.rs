@@ -10,6 +10,7 @@ use super::conversation::state::STATE_LEN;
 use super::conversation::{Conversation, ConversationError};
 use super::credential::PasswordRead;
 use super::decision::Waiver;
+use super::mschap::NtKey;
 use super::{Identity, Method, RejectReason};
 use crate::backend::mfa::config::DuoFactor;
 use crate::backend::mfa::{Mfa, Provider};
@@ -30,6 +31,8 @@ pub struct Pending {
     /// privacyIDEA's transaction id of the challenge it triggered (kept here, never in the
     /// State on the wire): the code is checked against it.
     pub transaction_id: Option<String>,
+    /// An MS-CHAP login held for a push: the NT key its accept is answered with.
+    pub nt_key: Option<NtKey>,
 }
 
 /// Opens a challenge for `pending` in the conversation store: its State, or why not.
@@ -225,6 +228,7 @@ pub fn pending(id: &Identity<'_>, transaction_id: Option<String>) -> Pending {
         source: id.source,
         method: id.method,
         transaction_id,
+        nt_key: id.nt_key,
     }
 }
 

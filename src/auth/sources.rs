@@ -5,8 +5,10 @@
 use super::context::{Context, Request};
 use super::credential::{Credential, Extracted};
 use super::local::LocalUser;
+use super::mschap::{MsChap, NtKey};
 use super::pipeline::Job;
 use super::{Identity, Method, RejectReason};
+use crate::backend::{NtResponse, Proof};
 use crate::proto::chap_verify;
 use crate::vocab::{AuthSource, MfaMode};
 
@@ -63,19 +65,26 @@ fn nas<'a>(r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
         method: cred.credential.method(),
         presented: user,
         groups: &[],
+        nt_key: None,
     }))
 }
 
-fn local_identity<'a>(user: &'a LocalUser, method: Option<Method>) -> Identity<'a> {
+fn local_identity<'a>(
+    user: &'a LocalUser,
+    method: Option<Method>,
+    nt_key: Option<NtKey>,
+) -> Identity<'a> {
     Identity {
         source: AuthSource::Local,
         method,
         presented: &user.name,
         groups: &user.groups,
+        nt_key,
     }
 }
 
-/// Local users: cleartext verifies PAP and CHAP; a slow hash verifies PAP off the shard.
+/// Local users: cleartext verifies PAP, CHAP and MS-CHAP; an NT hash PAP and MS-CHAP; a slow
+/// hash verifies PAP off the shard.
 fn local<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
     let Some(name) = r.packet.user_name() else {
         return SourceStep::Done(Err(RejectReason::NoUserName));
@@ -88,6 +97,11 @@ fn local<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> Source
         });
     };
     let method = cred.credential.method();
+    if let Credential::MsChap(exchange) = cred.credential {
+        return SourceStep::Done(
+            local_ms_chap(user, name, exchange).map(|key| local_identity(user, method, Some(key))),
+        );
+    }
     let verified = match cred.credential {
         Credential::Pap(Err(r)) => Err(r),
         Credential::Pap(Ok(pw)) if user.password.is_slow() => {
@@ -110,27 +124,58 @@ fn local<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> Source
                     .ok_or(RejectReason::BadPassword)
             }
         },
-        Credential::None => Err(RejectReason::NoSupportedCredentials),
+        Credential::MsChap(_) | Credential::None => Err(RejectReason::NoSupportedCredentials),
     };
-    SourceStep::Done(verified.map(|()| local_identity(user, method)))
+    SourceStep::Done(verified.map(|()| local_identity(user, method, None)))
+}
+
+/// An MS-CHAP exchange against a local user's cleartext or NT hash: the NT key, or why not.
+fn local_ms_chap(
+    user: &LocalUser,
+    name: &[u8],
+    exchange: Result<MsChap<'_>, RejectReason>,
+) -> Result<NtKey, RejectReason> {
+    let exchange = exchange?;
+    let hash = user
+        .password
+        .nt_hash()
+        .ok_or(RejectReason::MsChapNeedsNtHash)?;
+    if exchange.verify(name, &hash) {
+        Ok(hash.nt_key())
+    } else {
+        Err(RejectReason::BadPassword)
+    }
 }
 
 /// A local user whose slow hash verified.
 pub fn local_verified<'a>(ctx: &Context<'a>, r: &Request<'a>) -> Option<Identity<'a>> {
     let user = ctx.users.get(r.packet.user_name()?)?;
-    Some(local_identity(user, Some(Method::Pap)))
+    Some(local_identity(user, Some(Method::Pap), None))
 }
 
-/// The directory (LDAP / AD): PAP only, by a bind off the shard.
+/// The directory (LDAP / AD, winbind): PAP by a bind, MS-CHAP by winbind or the directory's
+/// NT hash, off the shard.
 fn directory<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
-    if ctx.directory.is_none() {
-        return SourceStep::Skip(RejectReason::UnknownUser);
-    }
-    let Credential::Pap(password) = cred.credential else {
+    let Some(dir) = ctx.directory else {
         return SourceStep::Skip(RejectReason::UnknownUser);
     };
-    match (password, std::str::from_utf8(r.user_name())) {
-        (Ok(password), Ok(user)) => SourceStep::Await(Job::Directory { user, password }),
-        _ => SourceStep::Done(Err(RejectReason::MalformedPassword)),
-    }
+    let Ok(user) = std::str::from_utf8(r.user_name()) else {
+        return SourceStep::Done(Err(RejectReason::MalformedPassword));
+    };
+    let proof = match cred.credential {
+        Credential::MsChap(_) if user.is_empty() => {
+            return SourceStep::Done(Err(RejectReason::NoUserName))
+        }
+        Credential::Pap(Ok(password)) if dir.passwords => Proof::Password(password),
+        Credential::MsChap(Ok(exchange)) if dir.ms_chap => Proof::NtResponse(NtResponse {
+            challenge: exchange.challenge(r.user_name()),
+            response: *exchange.nt_response(),
+            v2: exchange.method() == Method::MsChapV2,
+        }),
+        Credential::Pap(Err(why)) | Credential::MsChap(Err(why)) => {
+            return SourceStep::Done(Err(why))
+        }
+        _ => return SourceStep::Skip(RejectReason::UnknownUser),
+    };
+    SourceStep::Await(Job::Directory { user, proof })
 }

@@ -1,4 +1,5 @@
-//! The backend pool: slow work (directory binds now, HTTP MFA calls next) off the shards.
+//! The backend pool: slow work (directory binds and MS-CHAP checks; its runtime also runs the
+//! HTTP MFA calls) off the shards.
 //!
 //! A tokio multi-thread runtime on its own threads runs the jobs. Shards hand jobs over one
 //! **bounded** crossbeam queue with `try_send`, never blocking, and await the answer on a
@@ -9,7 +10,7 @@
 //! * **Deadlines**: every job carries one derived from the request's arrival; a job still queued
 //!   at its deadline, or not answered by it, is answered `Unavailable`.
 //! * **Single-flight**: jobs are keyed by an attempt key (client, user, keyed hash of the
-//!   password). A copy of an attempt in flight (a NAS retransmission with a new Identifier, or
+//!   password or MS-CHAP response). A copy of an attempt in flight (a NAS retransmission with a new Identifier, or
 //!   on another shard) joins it: one bind, several answers.
 //! * **Result cache**: accepts for `positive_cache_ttl`, rejects for `negative_cache_ttl`; the
 //!   negative cache stops a device repeating a bad password from locking an AD account out.
@@ -30,6 +31,7 @@ use md5::Md5;
 use tracing::{info, warn};
 
 use crate::metrics::BackendMetrics;
+use crate::proto::crypto::mschap::NtKey;
 use crate::vocab::RejectReason;
 use ldap::{Directory, LdapConfig};
 
@@ -45,6 +47,9 @@ pub struct Identity {
     pub dn: String,
     /// Group DNs (direct and, on AD with `nested_groups`, nested).
     pub groups: Vec<String>,
+    /// For an MS-CHAP login: the user's NT key, which the reply's `S=` and MPPE keys are
+    /// computed from.
+    pub nt_key: Option<NtKey>,
 }
 
 /// A backend job's answer.
@@ -73,8 +78,42 @@ impl Outcome {
 pub struct AuthRequest<'a> {
     pub client: &'a str,
     pub user: &'a str,
-    pub password: &'a [u8],
+    pub proof: Proof<'a>,
     pub deadline: Instant,
+}
+
+/// What the user proves who they are with. Its `Debug` leaves out passwords and responses.
+#[derive(Clone, Copy)]
+pub enum Proof<'a> {
+    /// PAP: the password, checked by a bind.
+    Password(&'a [u8]),
+    /// MS-CHAP: an NT-Response, checked by winbind or against the directory's NT hash.
+    NtResponse(NtResponse),
+}
+
+/// An MS-CHAP NT-Response and the eight octets it answers (v1: the challenge; v2: the
+/// ChallengeHash, RFC 2759 §8.2), which is all a verifier of either version needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NtResponse {
+    pub challenge: [u8; 8],
+    pub response: [u8; 24],
+    /// MS-CHAPv2 (winbind must be told to allow it).
+    pub v2: bool,
+}
+
+impl std::fmt::Debug for Proof<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proof::Password(_) => f.write_str("Password(<redacted>)"),
+            Proof::NtResponse(r) => write!(f, "NtResponse(v2: {}, <redacted>)", r.v2),
+        }
+    }
+}
+
+impl std::fmt::Debug for NtResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NtResponse(v2: {}, <redacted>)", self.v2)
+    }
 }
 
 /// A job's identity for single-flight and caching: HMAC-MD5 under a per-process random key of
@@ -91,16 +130,23 @@ impl Drop for Password {
     }
 }
 
+/// A job's owned copy of the proof.
+enum JobProof {
+    Password(Password),
+    NtResponse(NtResponse),
+}
+
 struct Job {
     key: AttemptKey,
     user: String,
-    password: Password,
+    proof: JobProof,
     deadline: Instant,
     queued: Instant,
 }
 
 struct Inner {
-    directory: Directory,
+    /// `[ldap]`: binds for PAP, NT hashes for MS-CHAP (when no winbind), groups.
+    directory: Option<Directory>,
     inflight: Mutex<HashMap<AttemptKey, Vec<oneshot::Sender<Outcome>>>>,
     cache: Mutex<HashMap<AttemptKey, (Instant, Outcome)>>,
     positive_ttl: Duration,
@@ -141,7 +187,10 @@ pub enum Submitted {
 
 impl BackendPool {
     /// Starts the runtime and the dispatcher for `ldap`.
-    pub fn start(config: &BackendConfig, ldap: &LdapConfig) -> std::io::Result<Arc<BackendPool>> {
+    pub fn start(
+        config: &BackendConfig,
+        ldap: Option<&LdapConfig>,
+    ) -> std::io::Result<Arc<BackendPool>> {
         // ldap3 (and reqwest later) build rustls configs from the process default provider.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,7 +201,9 @@ impl BackendPool {
         let metrics = Arc::new(BackendMetrics::default());
         metrics.queue_capacity.store(config.queue as u64, Relaxed);
         crate::metrics::register_backend(metrics.clone());
-        let directory = Directory::new(ldap.clone(), metrics.clone())
+        let directory = ldap
+            .map(|l| Directory::new(l.clone(), metrics.clone()))
+            .transpose()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let inner = Arc::new(Inner {
             directory,
@@ -170,7 +221,7 @@ impl BackendPool {
             threads = config.threads,
             queue = config.queue,
             max_in_flight = config.max_in_flight,
-            servers = ldap.servers.len(),
+            ldap_servers = ldap.map_or(0, |l| l.servers.len()),
             "backend pool started"
         );
         Ok(Arc::new(BackendPool {
@@ -188,13 +239,38 @@ impl BackendPool {
         self.runtime.as_ref().map(|r| r.handle().clone())
     }
 
+    /// Whether PAP passwords can be checked here (an LDAP directory to bind to).
+    pub fn checks_passwords(&self) -> bool {
+        self.inner.directory.is_some()
+    }
+
+    /// Whether MS-CHAP responses can be checked here (winbind, or the directory's NT hashes).
+    pub fn checks_ms_chap(&self) -> bool {
+        self.inner
+            .directory
+            .as_ref()
+            .is_some_and(Directory::has_nt_hashes)
+    }
+
     pub fn metrics(&self) -> &Arc<BackendMetrics> {
         &self.inner.metrics
     }
 
-    pub fn attempt_key(&self, client: &str, user: &str, password: &[u8]) -> AttemptKey {
+    pub fn attempt_key(&self, client: &str, user: &str, proof: &Proof<'_>) -> AttemptKey {
         let mut mac = <Hmac<Md5> as Mac>::new_from_slice(&self.hash_key).expect("any key length");
-        for part in [client.as_bytes(), user.as_bytes(), password] {
+        // The kind first, so a password can never collide with a response's octets.
+        let mut response = [0u8; 1 + 8 + 24];
+        let secret: &[u8] = match proof {
+            Proof::Password(p) => p,
+            Proof::NtResponse(r) => {
+                response[0] = 1 + u8::from(r.v2);
+                response[1..9].copy_from_slice(&r.challenge);
+                response[9..].copy_from_slice(&r.response);
+                &response
+            }
+        };
+        mac.update(&[u8::from(matches!(proof, Proof::NtResponse(_)))]);
+        for part in [client.as_bytes(), user.as_bytes(), secret] {
             mac.update(&(part.len() as u32).to_be_bytes());
             mac.update(part);
         }
@@ -204,7 +280,7 @@ impl BackendPool {
     /// Hands an authentication to the pool without blocking.
     pub fn submit(&self, req: AuthRequest<'_>) -> Submitted {
         let m = &self.inner.metrics;
-        let key = self.attempt_key(req.client, req.user, req.password);
+        let key = self.attempt_key(req.client, req.user, &req.proof);
         let (tx, rx) = oneshot::channel();
         if let Some(hit) = self.inner.cached(&key) {
             match hit {
@@ -230,7 +306,10 @@ impl BackendPool {
         let job = Job {
             key,
             user: req.user.to_string(),
-            password: Password(req.password.to_vec()),
+            proof: match req.proof {
+                Proof::Password(p) => JobProof::Password(Password(p.to_vec())),
+                Proof::NtResponse(r) => JobProof::NtResponse(r),
+            },
             deadline: req.deadline,
             queued: Instant::now(),
         };
@@ -299,18 +378,24 @@ impl Inner {
             return Outcome::Unavailable;
         }
         let deadline = tokio::time::Instant::from_std(job.deadline);
-        match tokio::time::timeout_at(
-            deadline,
-            self.directory.authenticate(&job.user, &job.password.0),
-        )
-        .await
-        {
+        match tokio::time::timeout_at(deadline, self.verify(job)).await {
             Ok(o) => o,
             Err(_) => {
                 self.metrics.deadline_exceeded.fetch_add(1, Relaxed);
                 warn!(target: "radshard::backend", "directory did not answer within the deadline");
                 Outcome::Unavailable
             }
+        }
+    }
+
+    /// Checks the job's proof with whoever can.
+    async fn verify(&self, job: &Job) -> Outcome {
+        let Some(directory) = &self.directory else {
+            return Outcome::Unavailable;
+        };
+        match &job.proof {
+            JobProof::Password(p) => directory.authenticate(&job.user, &p.0).await,
+            JobProof::NtResponse(r) => directory.authenticate_nt(&job.user, r).await,
         }
     }
 

@@ -342,17 +342,31 @@ impl Config {
                         p.name
                     ),
                 ));
-            } else if !mfa.as_ref().is_some_and(|m| m.provider.is_push())
-                && (p.auth_methods.is_empty() || p.auth_methods.contains(&Method::Chap))
-            {
-                warnings.push(ConfigError::new(
-                    &p.file,
-                    p.line,
-                    format!(
-                        "policy {:?} requires MFA and matches CHAP: CHAP cannot carry a one-time code (CHAP works with push only, not configured), so CHAP requests it accepts are rejected",
-                        p.name
-                    ),
-                ));
+            } else if !mfa.as_ref().is_some_and(|m| m.provider.is_push()) {
+                // A one-time code needs PAP: CHAP and MS-CHAP carry only a response, and the
+                // NAS of an MS-CHAP login cannot answer an Access-Challenge with a code.
+                if let Some(m) = p.auth_methods.iter().find(|m| m.is_ms_chap()) {
+                    return Err(ConfigError::new(
+                        &p.file,
+                        p.line,
+                        format!(
+                            "policy {:?} requires a one-time code but allows {}: MS-CHAP cannot carry a code or answer a challenge; use a push provider (as the NPS extension does for MS-CHAPv2) or remove {:?} from auth_methods",
+                            p.name,
+                            m.label(),
+                            m.label()
+                        ),
+                    ));
+                }
+                if p.auth_methods.is_empty() || p.auth_methods.contains(&Method::Chap) {
+                    warnings.push(ConfigError::new(
+                        &p.file,
+                        p.line,
+                        format!(
+                            "policy {:?} requires MFA and matches CHAP and MS-CHAP: they cannot carry a one-time code (they work with push only, not configured), so CHAP and MS-CHAP requests it accepts are rejected",
+                            p.name
+                        ),
+                    ));
+                }
             }
         }
 

@@ -91,7 +91,10 @@ fn overlapping_clients_are_refused() {
 #[test]
 fn user_password_rules() {
     let e = err("[[users]]\nname = \"u\"\n");
-    assert!(e.contains("needs password or password_hash"), "{e}");
+    assert!(
+        e.contains("needs password, password_hash or nt_hash"),
+        "{e}"
+    );
     let e = err("[[users]]\nname = \"u\"\npassword = \"a\"\npassword_hash = \"$6$x$y\"\n");
     assert!(e.contains("not both"), "{e}");
     let e = err("[[users]]\nname = \"u\"\npassword_hash = \"{SSHA}abc\"\n");
@@ -711,7 +714,7 @@ fn combined_mfa_modes_and_mfa_only_users_are_checked_with_their_line() {
         (
             "[[users]]\nname = \"a\"\npassword = \"x\"\n[[users]]\nname = \"b\"\ngroups = [\"g\"]\n",
             "t.toml:4: ",
-            "needs password or password_hash (or, for a directory user's second factor only, totp_secret)",
+            "needs password, password_hash or nt_hash (or, for a directory user's second factor only, totp_secret)",
         ),
         (
             "[[users]]\nname = \"b\"\ntotp_secret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\ngroups = [\"g\"]\n",

@@ -46,14 +46,14 @@ pub(super) fn submit(
                 JobResult::Hash(ok)
             })
         }
-        Job::Directory { user, password } => {
+        Job::Directory { user, proof } => {
             let Some(backend) = rt.backend.as_ref() else {
                 return ready(no_answer);
             };
             let submitted = backend.submit(AuthRequest {
                 client,
                 user,
-                password,
+                proof: *proof,
                 // The pool answers every job by its deadline once it runs it; a job still
                 // queued behind a stuck directory is answered here when it passes.
                 deadline: deadline.unwrap_or_else(|| Instant::now() + backend.config.deadline),

@@ -183,9 +183,9 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Starts the data plane for `config`.
 pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     let mut rt = Runtime::build(config)?;
-    if let Some(ldap) = &config.ldap {
+    if config.ldap.is_some() {
         rt.backend = Some(
-            BackendPool::start(&config.backend, ldap)
+            BackendPool::start(&config.backend, config.ldap.as_ref())
                 .map_err(|e| StartError::Backend(e.to_string()))?,
         );
     }

@@ -58,6 +58,8 @@ impl Runtime {
                     deadline: b.config.deadline,
                     on_overload: b.config.on_overload,
                     on_unavailable: b.config.on_unavailable,
+                    passwords: b.checks_passwords(),
+                    ms_chap: b.checks_ms_chap(),
                 }),
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,

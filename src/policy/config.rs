@@ -99,13 +99,15 @@ impl PolicyConfig {
             |l: usize, m: String| ConfigError::new(file, l, format!("policy {:?}: {m}", p.name));
         let mut auth_methods = Vec::new();
         for m in &p.auth_methods {
-            auth_methods.push(match m.get_ref().as_str() {
-                "pap" => Method::Pap,
-                "chap" => Method::Chap,
-                other => {
+            auth_methods.push(match Method::from_label(m.get_ref()) {
+                Some(m) => m,
+                None => {
                     return Err(err(
                         at(m.span()),
-                        format!("auth method {other:?} is not pap or chap"),
+                        format!(
+                            "auth method {:?} is not pap, chap, mschap or mschapv2",
+                            m.get_ref()
+                        ),
                     ))
                 }
             });
@@ -168,14 +170,18 @@ impl PolicyConfig {
                 ),
             ));
         }
-        if mfa_mode.is_combined() && auth_methods.contains(&Method::Chap) {
-            return Err(err(
-                mfa_mode_line,
-                format!(
-                    "mfa_mode = {:?} cannot work with CHAP (the password arrives hashed, so no code can be split off it): remove \"chap\" from auth_methods",
-                    mfa_mode.label()
-                ),
-            ));
+        if let Some(hashed) = auth_methods.iter().find(|m| **m != Method::Pap) {
+            if mfa_mode.is_combined() {
+                return Err(err(
+                    mfa_mode_line,
+                    format!(
+                        "mfa_mode = {:?} cannot work with {} (the password arrives hashed, so no code can be split off it): remove {:?} from auth_methods",
+                        mfa_mode.label(),
+                        hashed.label(),
+                        hashed.label()
+                    ),
+                ));
+            }
         }
         let primary_line = p.primary.as_ref().map_or(line, |m| at(m.span()));
         let primary_by_nas = match p.primary.as_ref().map(|m| m.get_ref().as_str()) {

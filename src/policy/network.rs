@@ -447,7 +447,7 @@ mfa_mode = "password_code"
             (
                 "[[policies]]\nname = \"x\"\nmfa = true\nauth_methods = [\"pap\", \"chap\"]\nmfa_mode = \"appended_code\"\n",
                 "t.toml:9:",
-                "cannot work with CHAP",
+                "cannot work with chap",
             ),
         ];
         for (toml, file, what) in bad {

@@ -259,6 +259,19 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         self.vsa(MICROSOFT, vtype, value)
     }
 
+    /// Reply side: appends MS-CHAP-MPPE-Keys (RFC 2548 §2.4.1), hidden like User-Password
+    /// with the request's authenticator.
+    pub fn ms_chap_mppe_keys(
+        &mut self,
+        secret: &Secret,
+        keys: &[u8; super::crypto::mschap::V1_MPPE_KEYS_LEN],
+    ) -> Result<(), BuildError> {
+        let ra = self.reply_authenticator()?;
+        let mut out = [0u8; user_password::MAX_LEN];
+        let value = user_password::hide(secret, &ra, keys, &mut out)?;
+        self.vsa(MICROSOFT, super::attr::MS_CHAP_MPPE_KEYS, value)
+    }
+
     fn reply_authenticator(&self) -> Result<[u8; AUTH_LEN], BuildError> {
         if self.request.is_none() {
             return Err(BuildError::WrongPacketKind);

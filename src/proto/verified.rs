@@ -64,6 +64,11 @@ impl<'a> Verified<'a> {
         self.packet.vendor_attributes()
     }
 
+    /// Value of the first sub-attribute `vtype` of vendor `vendor`.
+    pub fn vendor_attr(&self, vendor: u32, vtype: u8) -> Option<&'a [u8]> {
+        self.packet.vendor_attr(vendor, vtype)
+    }
+
     pub fn user_name(&self) -> Option<&'a [u8]> {
         self.attr(USER_NAME)
     }

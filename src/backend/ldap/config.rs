@@ -36,6 +36,10 @@ pub struct RawLdap {
     pub alternate_login_attribute: Option<String>,
     /// Attribute listing the user's groups (default `memberOf`).
     pub group_attribute: Option<String>,
+    /// Attribute holding the user's NT hash (`sambaNTPassword`: 32 hex digits, or 16 raw
+    /// octets), read with the service account: MS-CHAP is checked against it. Unset: MS-CHAP
+    /// users of the directory need `[winbind]`.
+    pub nt_password_attribute: Option<String>,
     /// Expand nested groups with LDAP_MATCHING_RULE_IN_CHAIN (Active Directory only).
     #[serde(default)]
     pub nested_groups: bool,
@@ -88,6 +92,7 @@ pub struct LdapConfig {
     pub realms: Vec<String>,
     pub alternate_login_attribute: Option<String>,
     pub group_attribute: String,
+    pub nt_password_attribute: Option<String>,
     pub nested_groups: bool,
     pub group_base_dn: String,
     pub pool_size: usize,
@@ -237,6 +242,7 @@ impl LdapConfig {
             realms: raw.realms,
             alternate_login_attribute: raw.alternate_login_attribute,
             group_attribute: raw.group_attribute.unwrap_or_else(|| "memberOf".into()),
+            nt_password_attribute: raw.nt_password_attribute,
             nested_groups: raw.nested_groups,
             pool_size,
             connect_timeout: raw.connect_timeout.map_or(Duration::from_secs(2), |d| d.0),

@@ -14,9 +14,11 @@ use tracing::{debug, info, warn};
 use super::ad;
 use super::config::LdapConfig;
 use super::filter::{directory_name, escape_filter_value, user_filter};
-use crate::backend::{Identity, Outcome};
+use crate::backend::{Identity, NtResponse, Outcome};
 use crate::metrics::BackendMetrics;
+use crate::proto::crypto::mschap::{challenge_response, NtHash, NtKey};
 use crate::vocab::RejectReason;
+use subtle::ConstantTimeEq;
 
 /// LDAP_MATCHING_RULE_IN_CHAIN: AD walks nested group membership server-side.
 pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
@@ -80,6 +82,11 @@ impl Directory {
         })
     }
 
+    /// Whether MS-CHAP can be checked against the entries' NT hashes.
+    pub fn has_nt_hashes(&self) -> bool {
+        self.cfg.nt_password_attribute.is_some()
+    }
+
     /// Authenticates `login` (the RADIUS User-Name) with `password` by PAP.
     pub async fn authenticate(&self, login: &str, password: &[u8]) -> Outcome {
         if password.is_empty() {
@@ -89,6 +96,25 @@ impl Directory {
         let Ok(password) = std::str::from_utf8(password) else {
             return Outcome::Reject(RejectReason::MalformedPassword);
         };
+        self.find(login, Check::Bind(password)).await
+    }
+
+    /// Authenticates `login` by MS-CHAP: the response is checked against the entry's NT
+    /// hash (`nt_password_attribute`, read with the service account).
+    pub async fn authenticate_nt(&self, login: &str, response: &NtResponse) -> Outcome {
+        if self.cfg.nt_password_attribute.is_none() {
+            return Outcome::Reject(RejectReason::MsChapNeedsNtHash);
+        }
+        self.find(login, Check::NtHash(response)).await
+    }
+
+    /// Looks `login` up for its groups only: someone else (winbind) checked the credential.
+    pub async fn lookup(&self, login: &str) -> Outcome {
+        self.find(login, Check::Verified).await
+    }
+
+    /// Finds `login`'s entry on the first healthy server and checks it as `check` says.
+    async fn find(&self, login: &str, check: Check<'_>) -> Outcome {
         let Some(name) = directory_name(login, self.cfg.realm, &self.cfg.realms) else {
             return Outcome::Reject(RejectReason::UnknownRealm);
         };
@@ -105,7 +131,7 @@ impl Directory {
                 continue;
             }
             tried = true;
-            match self.on_server(s, name, &filter, password).await {
+            match self.on_server(s, name, &filter, &check).await {
                 Ok(outcome) => {
                     let mut h = s.health.lock().unwrap_or_else(|e| e.into_inner());
                     if h.failures > 0 {
@@ -195,11 +221,15 @@ impl Directory {
         s: &Server,
         name: &str,
         filter: &str,
-        password: &str,
+        check: &Check<'_>,
     ) -> Result<Outcome, ServerError> {
         let mut search = self.searcher(s).await?;
         let mut attrs = vec![self.cfg.group_attribute.as_str()];
         if let Some(a) = &self.cfg.alternate_login_attribute {
+            attrs.push(a);
+        }
+        let nt_attribute = self.cfg.nt_password_attribute.as_deref();
+        if let (Check::NtHash(_), Some(a)) = (check, nt_attribute) {
             attrs.push(a);
         }
         let res = search
@@ -234,9 +264,18 @@ impl Directory {
             _ => return Ok(Outcome::Reject(RejectReason::AmbiguousUser)),
         };
 
-        if let Some(reason) = self.bind(s, &entry.dn, password).await? {
-            return Ok(Outcome::Reject(reason));
-        }
+        let nt_key = match check {
+            Check::Bind(password) => match self.bind(s, &entry.dn, password).await? {
+                Some(reason) => return Ok(Outcome::Reject(reason)),
+                None => None,
+            },
+            Check::NtHash(response) => match nt_attribute.map(|a| nt_check(entry, a, response)) {
+                Some(Ok(key)) => Some(key),
+                Some(Err(reason)) => return Ok(Outcome::Reject(reason)),
+                None => return Ok(Outcome::Reject(RejectReason::MsChapNeedsNtHash)),
+            },
+            Check::Verified => None,
+        };
 
         let mut groups: Vec<String> = entry
             .attrs
@@ -274,6 +313,7 @@ impl Directory {
             presented,
             dn: entry.dn.clone(),
             groups,
+            nt_key,
         })))
     }
 
@@ -324,6 +364,57 @@ impl Directory {
             s.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         }
         verdict
+    }
+}
+
+/// How a found entry's credential is checked.
+enum Check<'a> {
+    /// PAP: bind as the entry with this password.
+    Bind(&'a str),
+    /// MS-CHAP: the response against the entry's NT hash attribute.
+    NtHash(&'a NtResponse),
+    /// Already checked elsewhere (winbind): the entry is wanted for its groups.
+    Verified,
+}
+
+/// Checks an MS-CHAP response against the NT hash in `entry`'s `attribute`: 32 hex digits
+/// (`sambaNTPassword`) or 16 raw octets. The NT key on success.
+fn nt_check(
+    entry: &SearchEntry,
+    attribute: &str,
+    response: &NtResponse,
+) -> Result<NtKey, RejectReason> {
+    let mut hash = NtHash([0; 16]);
+    let text = entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+        .and_then(|(_, v)| v.first());
+    let raw = entry
+        .bin_attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+        .and_then(|(_, v)| v.first());
+    let decoded = match (text, raw) {
+        (Some(t), _) => {
+            data_encoding::HEXLOWER_PERMISSIVE.decode_mut(t.as_bytes(), &mut hash.0) == Ok(16)
+                && t.len() == 32
+        }
+        (None, Some(r)) if r.len() == 16 => {
+            hash.0.copy_from_slice(r);
+            true
+        }
+        _ => false,
+    };
+    if !decoded {
+        // No NT hash readable for this user (absent, or not one): MS-CHAP cannot check them.
+        return Err(RejectReason::MsChapNeedsNtHash);
+    }
+    let expected = challenge_response(&response.challenge, &hash.0);
+    if bool::from(expected.ct_eq(&response.response)) {
+        Ok(hash.nt_key())
+    } else {
+        Err(RejectReason::BadPassword)
     }
 }
 

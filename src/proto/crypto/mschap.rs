@@ -74,6 +74,40 @@ pub fn nt_password_hash(password_utf8: &[u8]) -> Option<[u8; HASH_LEN]> {
     Some(Md4::digest(&buf.0[..n]).into())
 }
 
+/// HashNtPasswordHash: MD4 of the NT hash ([`nt_password_hash_hash`]). What a
+/// successful exchange proves knowledge of, what winbind returns as the user
+/// session key, and what `S=` and the MPPE keys are computed from. Not
+/// password-equivalent, but keyed to every session of the user: its `Debug`
+/// is redacted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NtKey(pub [u8; HASH_LEN]);
+
+impl core::fmt::Debug for NtKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("NtKey(<redacted>)")
+    }
+}
+
+/// An NT hash on the stack, wiped when dropped: password-equivalent for MS-CHAP.
+pub struct NtHash(pub [u8; HASH_LEN]);
+
+impl Drop for NtHash {
+    fn drop(&mut self) {
+        crate::proto::wipe(&mut self.0);
+    }
+}
+
+impl NtHash {
+    /// The NT hash of a cleartext password (`None`: not UTF-8, or too long for MS-CHAP).
+    pub fn of_password(password: &[u8]) -> Option<NtHash> {
+        nt_password_hash(password).map(NtHash)
+    }
+
+    pub fn nt_key(&self) -> NtKey {
+        NtKey(nt_password_hash_hash(&self.0))
+    }
+}
+
 /// Stack buffer for the UTF-16 password, zeroed on drop (also on the early
 /// return for an over-long password).
 struct Utf16Buf([u8; 2 * MAX_PASSWORD_UNITS]);
@@ -357,18 +391,19 @@ pub const V1_MPPE_KEYS_LEN: usize = 32;
 /// The MS-CHAP-MPPE-Keys plaintext (RFC 2548 §2.4.1): the first 8 octets of
 /// the LM hash (zeros without one), the NT-Key, and 8 octets of zero
 /// padding up to the 16-octet multiple the User-Password style encryption
-/// needs. The NT-Key is HashNtPasswordHash of the NT hash, the value RFC
-/// 3079 §2 feeds to the 128-bit v1 key derivation. The caller encrypts it
-/// like User-Password (RFC 2865 §5.2) before sending.
+/// needs. The NT-Key is HashNtPasswordHash of the NT hash
+/// ([`nt_password_hash_hash`]; what winbind returns as the user session
+/// key), the value RFC 3079 §2 feeds to the 128-bit v1 key derivation. The
+/// caller encrypts it like User-Password (RFC 2865 §5.2) before sending.
 pub fn v1_mppe_keys(
     lm_password_hash: Option<&[u8; HASH_LEN]>,
-    password_hash: &[u8; HASH_LEN],
+    nt_key: &[u8; HASH_LEN],
 ) -> [u8; V1_MPPE_KEYS_LEN] {
     let mut out = [0u8; V1_MPPE_KEYS_LEN];
     if let Some(lm) = lm_password_hash {
         out[..8].copy_from_slice(&lm[..8]);
     }
-    out[8..24].copy_from_slice(&nt_password_hash_hash(password_hash));
+    out[8..24].copy_from_slice(nt_key);
     out
 }
 
@@ -864,12 +899,13 @@ mod tests {
     #[test]
     fn v1_mppe_keys_layout() {
         let ph = nt_password_hash(b"MyPw").expect("valid password");
-        let k = v1_mppe_keys(None, &ph);
+        let nt_key = nt_password_hash_hash(&ph);
+        let k = v1_mppe_keys(None, &nt_key);
         assert_eq!(&k[..8], &[0u8; 8]);
-        assert_eq!(&k[8..24], &nt_password_hash_hash(&ph));
+        assert_eq!(&k[8..24], &nt_key);
         assert_eq!(&k[24..], &[0u8; 8]);
         let lm = [0xAB; 16];
-        assert_eq!(&v1_mppe_keys(Some(&lm), &ph)[..8], &[0xAB; 8]);
+        assert_eq!(&v1_mppe_keys(Some(&lm), &nt_key)[..8], &[0xAB; 8]);
     }
 
     #[test]

@@ -270,3 +270,70 @@ fn chap_push_under_a_chap_only_policy_is_accepted_with_its_attributes() {
     assert!(out.contains("Received Access-Reject"), "{out}");
     assert_eq!(pushes.lock().expect("lock").get("dave"), Some(&1));
 }
+
+/// MS-CHAPv2 with a push (what the NPS extension does for MS-CHAPv2: push, no code): the
+/// request is held, and the accept after the approval still carries MS-CHAP2-Success and the
+/// MPPE keys; a denied push is an Access-Reject with MS-CHAP-Error.
+#[test]
+fn mschapv2_push_holds_and_answers_with_s_and_keys() {
+    use radshard::proto::crypto::mschap::{
+        authenticator_response, generate_nt_response, nt_password_hash, nt_password_hash_hash,
+    };
+    let (url, pushes) = push_double();
+    let users = staff_users(&["dave", "bob"]);
+    let policy = staff_mfa_policy("staff-mschap-push", "auth_methods = [\"mschapv2\"]\n");
+    let mfa = mfa_section(
+        "rest_push",
+        "",
+        &format!("url = \"{url}\"\nwait = \"5s\"\npoll_interval = \"100ms\""),
+    );
+    let (s, m) = start_mfa_server(1, &format!("{MFA_CLIENT}{users}{policy}{mfa}"));
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let login = |user: &str| {
+        let (ac, pc): ([u8; 16], [u8; 16]) = (rand::random(), rand::random());
+        let hash = nt_password_hash(format!("{user}-pw").as_bytes()).unwrap();
+        let nt = generate_nt_response(&ac, &pc, user.as_bytes(), &hash);
+        let mut response = vec![9u8, 0];
+        response.extend_from_slice(&pc);
+        response.extend_from_slice(&[0; 8]);
+        response.extend_from_slice(&nt);
+        let attrs = format!(
+            "User-Name = {user}\nMS-CHAP-Challenge = 0x{}\nMS-CHAP2-Response = 0x{}\nMessage-Authenticator = 0x00\n",
+            hex(&ac),
+            hex(&response)
+        );
+        let s = authenticator_response(
+            &nt_password_hash_hash(&hash),
+            &nt,
+            &pc,
+            &ac,
+            user.as_bytes(),
+        );
+        let success = format!(
+            "09{}",
+            hex(format!("S={}", hex(&s).to_uppercase()).as_bytes())
+        );
+        (attrs, success)
+    };
+    let (attrs, success) = login("dave");
+    let started = Instant::now();
+    let out = stdout_of(&radclient(s.auth, "auth", SECRET, &attrs));
+    assert!(
+        out.contains("Received Access-Accept"),
+        "radclient said:\n{out}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "held for the push"
+    );
+    assert!(out.contains(&success), "S= in\n{out}");
+    assert!(out.contains("MS-MPPE-Send-Key"), "{out}");
+    assert_eq!(pushes.lock().expect("lock").get("dave"), Some(&1));
+    assert_eq!(m.outcome_count("accept"), 1);
+
+    let (attrs, _) = login("bob");
+    let out = stdout_of(&radclient(s.auth, "auth", SECRET, &attrs));
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    assert!(out.contains("E=691"), "{out}");
+    assert_eq!(pushes.lock().expect("lock").get("bob"), Some(&1));
+}

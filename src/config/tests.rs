@@ -416,6 +416,22 @@ fn mfa_policies_warn_about_chap_and_a_missing_section() {
     ))
     .expect("valid");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    // A one-time code cannot travel with MS-CHAP: a code policy that names it is refused; with
+    // a push it is fine.
+    for m in ["mschap", "mschapv2"] {
+        let e = err(&format!(
+            "{CLIENT}{policy}auth_methods = [\"pap\", \"{m}\"]\n[mfa]\nprovider = \"totp\"\n"
+        ));
+        assert!(
+            e.starts_with("test.toml:5: ") && e.contains(&format!("allows {m}")),
+            "{e}"
+        );
+        parse(&format!(
+            "{CLIENT}{policy}auth_methods = [\"{m}\"]\n[mfa]\nprovider = \"rest_push\"\n[mfa.rest_push]\nurl = \"http://127.0.0.1:9/push\"\n"
+        ))
+        .expect("push serves MS-CHAP");
+    }
 }
 
 #[test]

@@ -574,7 +574,12 @@ impl ChildServer {
             .arg(acct_dir)
             // The shipped config serves metrics on 127.0.0.1:9812; tests run side by side.
             .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(["--log-level", "warn"])
+            // Quiet unless the test asks for a level of its own.
+            .args(
+                ["--log-level", "warn"]
+                    .iter()
+                    .filter(|_| !extra.contains(&"--log-level")),
+            )
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -440,3 +440,98 @@ fn reload_swaps_policies_and_keeps_the_directory_pool() {
     );
     assert_eq!(rs.reload(&changed), ["backend/ldap"]);
 }
+
+/// MS-CHAP against the directory's NT hash (`sambaNTPassword`, readable only by the service
+/// account): v2 accepted with the policy's attributes and the right `S=`, v1 too; a bad
+/// response repeated by a device is checked once (the negative cache), and a user without an
+/// NT hash is refused as such.
+#[test]
+fn mschap_against_the_directory_nt_hash() {
+    use radshard::proto::crypto::mschap::{
+        authenticator_response, generate_nt_response, nt_password_hash, nt_password_hash_hash,
+    };
+    let slapd = Slapd::start();
+    let hash = nt_password_hash(b"alicepw").unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    slapd.ldapadd(&format!(
+        "dn: uid=alice,ou=people,{SUFFIX}\nchangetype: modify\nadd: objectClass\nobjectClass: sambaSamAccount\n-\n\
+         add: sambaSID\nsambaSID: S-1-5-21-1-2-3-1001\n-\nadd: sambaNTPassword\nsambaNTPassword: {}\n",
+        hex(&hash)
+    ));
+    // Anonymous readers do not see it.
+    let anon = std::process::Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-LLL",
+            "-H",
+            &slapd.url(),
+            "-b",
+            SUFFIX,
+            "(uid=alice)",
+            "sambaNTPassword",
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&anon.stdout).contains("sambaNTPassword"));
+
+    let rs = Radshard::start(&format!(
+        "[backend]\nnegative_cache_ttl = \"30s\"\n{}{POLICIES}",
+        ldap_section(
+            &[slapd.url()],
+            "nt_password_attribute = \"sambaNTPassword\""
+        )
+    ));
+    let v2 = |user: &str, password: &str| {
+        let (ac, pc): ([u8; 16], [u8; 16]) = (rand::random(), rand::random());
+        let h = nt_password_hash(password.as_bytes()).unwrap();
+        let nt = generate_nt_response(&ac, &pc, user.as_bytes(), &h);
+        let mut response = vec![5u8, 0];
+        response.extend_from_slice(&pc);
+        response.extend_from_slice(&[0; 8]);
+        response.extend_from_slice(&nt);
+        let attrs = format!(
+            "User-Name = \"{user}\"\nMS-CHAP-Challenge = 0x{}\nMS-CHAP2-Response = 0x{}\n",
+            hex(&ac),
+            hex(&response)
+        );
+        let s = authenticator_response(&nt_password_hash_hash(&h), &nt, &pc, &ac, user.as_bytes());
+        let success = format!("05{}", hex(format!("S={}", hex(&s)).as_bytes())).to_lowercase();
+        (attrs, success)
+    };
+    let (attrs, success) = v2("alice", "alicepw");
+    let (code, text) = ask(rs.port, &attrs);
+    assert_eq!(code.as_deref(), Some("Access-Accept"), "{text}");
+    assert!(text.contains(&success), "S= in {text}");
+    assert!(
+        text.contains("Tunnel-Private-Group-Id:0 = \"42\""),
+        "groups from LDAP: {text}"
+    );
+    assert!(text.contains("MS-MPPE-Recv-Key"), "{text}");
+    assert_eq!(
+        rs.backend().ldap_user_binds.load(Relaxed),
+        0,
+        "no bind for MS-CHAP"
+    );
+
+    // MS-CHAPv1 (radclient computes the response from MS-CHAP-Password).
+    let (code, text) = ask(
+        rs.port,
+        "User-Name = \"alice\"\nMS-CHAP-Password = \"alicepw\"\n",
+    );
+    assert_eq!(code.as_deref(), Some("Access-Accept"), "{text}");
+    assert!(text.contains("MS-CHAP-MPPE-Keys"), "{text}");
+
+    // One bad response, sent five times by a device: checked once, 691 each time.
+    let (bad, _) = v2("alice", "wrong");
+    let got = radclient(rs.port, &vec![bad.trim_end().to_string(); 5], 1, 5, 1);
+    assert_eq!(got, vec!["Access-Reject"; 5]);
+    assert_eq!(rs.backend().outcome_count("bad_password"), 1);
+    assert_eq!(rs.backend().cache_hits_negative.load(Relaxed), 4);
+    let (_, text) = ask(rs.port, &bad);
+    assert!(text.contains("E=691"), "{text}");
+
+    // bob has no NT hash in the directory.
+    let (code, _) = ask(rs.port, &v2("bob", "bobpw").0);
+    assert_eq!(code.as_deref(), Some("Access-Reject"));
+    assert_eq!(rs.backend().outcome_count("mschap_needs_nt_hash"), 1);
+}

@@ -132,14 +132,19 @@ impl Slapd {
                 d = d.display()
             );
         }
+        // The part of Samba's samba.schema that carries NT hashes (same OIDs and syntax), for
+        // MS-CHAP against the directory: Debian's slapd does not ship samba.schema.
+        std::fs::write(d.join("samba-nt.schema"), SAMBA_NT_SCHEMA).unwrap();
         let conf = format!(
             "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
+             include {d}/samba-nt.schema\n\
              {tls_conf}pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\nmodulepath /usr/lib/ldap\n\
              moduleload back_mdb\nmoduleload memberof\n\
              database mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\nrootdn \"{ADMIN}\"\nrootpw adminpw\n\
              directory {d}/data\nindex objectClass eq\nindex uid,cn,mail eq\n\
              access to attrs=userPassword\n  by self write\n  by anonymous auth\n  by * none\n\
+             access to attrs=sambaNTPassword\n  by dn.exact=\"{ADMIN}\" read\n  by * none\n\
              access to *\n  by * read\noverlay memberof\n",
             d = d.display()
         );
@@ -257,6 +262,19 @@ impl Drop for Slapd {
         self.stop();
     }
 }
+
+/// sambaSID, sambaNTPassword and the auxiliary class sambaSamAccount as samba.schema defines
+/// them (its other optional attributes left out).
+const SAMBA_NT_SCHEMA: &str = "\
+attributetype ( 1.3.6.1.4.1.7165.2.1.20 NAME 'sambaSID' DESC 'Security ID'
+  EQUALITY caseIgnoreIA5Match SUBSTR caseExactIA5SubstringsMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{64} SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.7165.2.1.25 NAME 'sambaNTPassword' DESC 'MD4 hash of the unicode password'
+  EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{32} SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.7165.2.2.6 NAME 'sambaSamAccount' SUP top AUXILIARY
+  DESC 'Samba 3.0 Auxilary SAM Account'
+  MUST ( uid $ sambaSID ) MAY ( sambaNTPassword ) )
+";
 
 pub fn base_ldif() -> String {
     let mut s = format!(

@@ -19,6 +19,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::args::BenchArgs;
 use super::error::BenchError;
+use super::mschap::{check_accept, ReplyCheck};
 use super::report::{Counters, Report};
 use super::request::{Kind, RequestFactory, REQUEST_MAX};
 use crate::dataplane::batch::{RecvBatch, SendBatch};
@@ -37,6 +38,8 @@ struct Slot {
     kind: Kind,
     expect: Code,
     authenticator: [u8; 16],
+    /// What an Access-Accept must carry besides its code (MS-CHAP2-Success for v2).
+    check: ReplyCheck,
     len: u16,
     to: SocketAddr,
     /// Latency origin: the first transmission, or (open loop) the time it was due, so that a
@@ -143,6 +146,7 @@ pub fn run(args: &BenchArgs, mut factory: RequestFactory) -> Result<Report, Benc
         kind: Kind::Pap,
         expect: Code::AccessAccept,
         authenticator: [0; 16],
+        check: ReplyCheck::None,
         len: 0,
         to: plan.auth,
         origin: now,
@@ -352,6 +356,7 @@ impl Loadgen {
         slot.kind = built.kind;
         slot.expect = built.expect;
         slot.authenticator = built.authenticator;
+        slot.check = built.check;
         slot.len = built.len as u16;
         slot.to = if built.kind.is_acct() {
             self.plan.acct
@@ -461,6 +466,11 @@ impl Loadgen {
         }
         if code != slot.expect {
             self.c.unexpected += 1;
+        }
+        if code == Code::AccessAccept {
+            let judged = check_accept(slot.check, &packet);
+            self.c.bad_auth_response += u64::from(judged.bad_auth_response);
+            self.c.no_mppe_keys += u64::from(judged.no_mppe_keys);
         }
         let us = t.saturating_duration_since(slot.origin).as_micros() as u64;
         self.hist.saturating_record(us.max(1));

@@ -2,7 +2,8 @@
 //!
 //! * [`args`]: the command line.
 //! * [`users`]: the user population (file or `user%04d` patterns).
-//! * [`request`]: building PAP/CHAP/accounting/Status-Server requests into buffers.
+//! * [`request`]: building PAP/CHAP/MS-CHAP/accounting/Status-Server requests into buffers.
+//! * [`mschap`]: MS-CHAP v1/v2 exchanges (precomputed) and the check of MS-CHAP2-Success.
 //! * [`loadgen`]: the batched send/receive loop (closed or open loop, retransmissions, timeouts).
 //! * [`report`]: counters, hdrhistogram latency summary, table and JSON.
 //! * [`responder`]: a trivial server, to show the loader is not the bottleneck.
@@ -10,6 +11,7 @@
 pub mod args;
 pub mod error;
 pub mod loadgen;
+pub mod mschap;
 pub mod report;
 pub mod request;
 pub mod responder;

@@ -33,6 +33,13 @@ pub struct Counters {
     pub unexpected: u64,
     /// Access-Accept/Reject without Message-Authenticator (BlastRADIUS-unsafe server).
     pub missing_message_authenticator: u64,
+    /// MS-CHAP v2 Access-Accepts whose MS-CHAP2-Success is missing, malformed or not the
+    /// authenticator response the password gives (a real peer would drop the link). Such a reply
+    /// is still counted by its code: a run is only good when this is 0.
+    pub bad_auth_response: u64,
+    /// MS-CHAP Access-Accepts without MPPE keys (v1 MS-CHAP-MPPE-Keys, v2 MS-MPPE-Send-Key and
+    /// -Recv-Key). Informational: servers may be configured without them, but the work differs.
+    pub no_mppe_keys: u64,
     /// Datagrams the kernel refused to send (left to the retransmission timer).
     pub send_errors: u64,
     pub recv_errors: u64,
@@ -102,6 +109,8 @@ impl Report {
             Mode::Chap => "chap".to_string(),
             Mode::Acct => "acct".to_string(),
             Mode::Status => "status".to_string(),
+            Mode::Mschap => "mschap".to_string(),
+            Mode::Mschapv2 => "mschapv2".to_string(),
             Mode::Mixed => format!("mixed({})", args.mix),
         };
         let q = |p: f64| {
@@ -209,6 +218,16 @@ impl Report {
             ),
         );
         row(&mut s, "unexpected code", c.unexpected.to_string());
+        if self.mode.contains("mschapv2") || c.bad_auth_response > 0 {
+            row(
+                &mut s,
+                "bad MS-CHAP2-Success",
+                c.bad_auth_response.to_string(),
+            );
+        }
+        if c.no_mppe_keys > 0 {
+            row(&mut s, "accepts w/o MPPE keys", c.no_mppe_keys.to_string());
+        }
         if c.missing_message_authenticator > 0 {
             row(
                 &mut s,

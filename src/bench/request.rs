@@ -1,12 +1,13 @@
 //! Building requests straight into caller buffers. Everything here is prepared once (users,
-//! secret key schedules, RNG); building request `n` then only writes bytes and runs the MD5/HMAC
-//! the protocol requires. Nothing is allocated per request.
+//! secret key schedules, RNG, MS-CHAP exchanges); building request `n` then only writes bytes and
+//! runs the MD5/HMAC the protocol requires. Nothing is allocated per request.
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use super::args::{BenchArgs, Mode};
 use super::error::BenchError;
+use super::mschap::{MsChap, ReplyCheck};
 use super::users::{User, MAX_FIELD};
 use crate::proto::{attr, chap_response, Code, PacketBuilder, Secret};
 
@@ -26,9 +27,19 @@ pub enum Kind {
     Chap = 1,
     Acct = 2,
     Status = 3,
+    MsChap = 4,
+    MsChapV2 = 5,
 }
 
-const KINDS: [Kind; 4] = [Kind::Pap, Kind::Chap, Kind::Acct, Kind::Status];
+const NKINDS: usize = 6;
+const KINDS: [Kind; NKINDS] = [
+    Kind::Pap,
+    Kind::Chap,
+    Kind::Acct,
+    Kind::Status,
+    Kind::MsChap,
+    Kind::MsChapV2,
+];
 
 impl Kind {
     /// Accounting goes to the accounting port; everything else to the authentication port.
@@ -42,24 +53,24 @@ impl Kind {
 /// the configured ratio exactly rather than a random approximation of it.
 #[derive(Debug, Clone)]
 struct Mix {
-    weights: [i64; 4],
-    current: [i64; 4],
+    weights: [i64; NKINDS],
+    current: [i64; NKINDS],
     total: i64,
 }
 
 impl Mix {
     fn single(kind: Kind) -> Mix {
-        let mut weights = [0; 4];
+        let mut weights = [0; NKINDS];
         weights[kind as usize] = 1;
         Mix {
             weights,
-            current: [0; 4],
+            current: [0; NKINDS],
             total: 1,
         }
     }
 
     fn parse(text: &str) -> Result<Mix, BenchError> {
-        let mut weights = [0i64; 4];
+        let mut weights = [0i64; NKINDS];
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let bad = || BenchError::Invalid(format!("--mix {part:?}: expected KIND=WEIGHT"));
             let (k, w) = part.split_once('=').ok_or_else(bad)?;
@@ -72,9 +83,11 @@ impl Mix {
                 "chap" => 1,
                 "acct" => 2,
                 "status" => 3,
+                "mschap" => 4,
+                "mschapv2" => 5,
                 _ => {
                     return Err(BenchError::Invalid(format!(
-                        "--mix: unknown kind {k:?} (pap, chap, acct, status)"
+                        "--mix: unknown kind {k:?} (pap, chap, acct, status, mschap, mschapv2)"
                     )))
                 }
             };
@@ -86,14 +99,14 @@ impl Mix {
         }
         Ok(Mix {
             weights,
-            current: [0; 4],
+            current: [0; NKINDS],
             total,
         })
     }
 
     fn next(&mut self) -> Kind {
         let mut best = 0;
-        for i in 0..4 {
+        for i in 0..NKINDS {
             self.current[i] += self.weights[i];
             if self.current[i] > self.current[best] {
                 best = i;
@@ -117,6 +130,8 @@ pub struct Built {
     pub expect: Code,
     /// The Request Authenticator the reply must be signed with.
     pub authenticator: [u8; 16],
+    /// What an Access-Accept must carry besides (MS-CHAP2-Success for v2).
+    pub check: ReplyCheck,
 }
 
 pub struct RequestFactory {
@@ -126,6 +141,8 @@ pub struct RequestFactory {
     wrong_fraction: f64,
     message_authenticator: bool,
     rng: StdRng,
+    /// Password hashes and precomputed exchanges, when the run sends MS-CHAP.
+    mschap: Option<MsChap>,
     /// Access-Requests built so far (selects the user and whether the password is wrong).
     access_seq: u64,
     /// Accounting-Requests built so far (selects session and status type).
@@ -148,7 +165,18 @@ impl RequestFactory {
             Mode::Chap => Mix::single(Kind::Chap),
             Mode::Acct => Mix::single(Kind::Acct),
             Mode::Status => Mix::single(Kind::Status),
+            Mode::Mschap => Mix::single(Kind::MsChap),
+            Mode::Mschapv2 => Mix::single(Kind::MsChapV2),
             Mode::Mixed => Mix::parse(&args.mix)?,
+        };
+        // Request Authenticators only need to be unpredictable to an attacker; a CSPRNG
+        // seeded once from the OS is both that and cheap (ChaCha, ~1 ns/byte).
+        let mut rng = StdRng::from_entropy();
+        let (v1, v2) = (mix.has(Kind::MsChap), mix.has(Kind::MsChapV2));
+        let mschap = if v1 || v2 {
+            Some(MsChap::new(&users, args.mschap_pool, v1, v2, &mut rng)?)
+        } else {
+            None
         };
         let nas_ip = match args.server.ip() {
             std::net::IpAddr::V4(v4) => v4.octets(),
@@ -160,9 +188,8 @@ impl RequestFactory {
             mix,
             wrong_fraction: args.wrong_password,
             message_authenticator: !args.no_message_authenticator,
-            // Request Authenticators only need to be unpredictable to an attacker; a CSPRNG
-            // seeded once from the OS is both that and cheap (ChaCha, ~1 ns/byte).
-            rng: StdRng::from_entropy(),
+            rng,
+            mschap,
             access_seq: 0,
             acct_seq: 0,
             nas_ip,
@@ -174,7 +201,15 @@ impl RequestFactory {
     }
 
     pub fn sends_auth(&self) -> bool {
-        self.mix.has(Kind::Pap) || self.mix.has(Kind::Chap) || self.mix.has(Kind::Status)
+        [
+            Kind::Pap,
+            Kind::Chap,
+            Kind::Status,
+            Kind::MsChap,
+            Kind::MsChapV2,
+        ]
+        .iter()
+        .any(|k| self.mix.has(*k))
     }
 
     pub fn sends_acct(&self) -> bool {
@@ -195,12 +230,21 @@ impl RequestFactory {
         if kind != Kind::Acct {
             self.rng.fill_bytes(&mut ra);
         }
-        let (len, expect) = match kind {
-            Kind::Pap | Kind::Chap => self.access(kind, identifier, &ra, buf)?,
-            Kind::Acct => self.accounting(identifier, buf)?,
+        let (len, expect, check) = match kind {
+            Kind::Pap | Kind::Chap | Kind::MsChap | Kind::MsChapV2 => {
+                self.access(kind, identifier, &ra, buf)?
+            }
+            Kind::Acct => {
+                let (len, expect) = self.accounting(identifier, buf)?;
+                (len, expect, ReplyCheck::None)
+            }
             Kind::Status => {
                 let b = PacketBuilder::request(buf, Code::StatusServer, identifier, &ra)?;
-                (b.finish(&self.secret)?.len(), Code::AccessAccept)
+                (
+                    b.finish(&self.secret)?.len(),
+                    Code::AccessAccept,
+                    ReplyCheck::None,
+                )
             }
         };
         // For accounting the authenticator is the MD5 `finish` just wrote into the header.
@@ -212,6 +256,7 @@ impl RequestFactory {
             kind,
             expect,
             authenticator: ra,
+            check,
         })
     }
 
@@ -221,11 +266,13 @@ impl RequestFactory {
         identifier: u8,
         ra: &[u8; 16],
         buf: &mut [u8],
-    ) -> Result<(usize, Code), BenchError> {
+    ) -> Result<(usize, Code, ReplyCheck), BenchError> {
         let n = self.access_seq;
         self.access_seq += 1;
         let wrong = self.wrong(n);
-        let user = &self.users[(n % self.users.len() as u64) as usize];
+        let nusers = self.users.len() as u64;
+        let ui = (n % nusers) as usize;
+        let user = &self.users[ui];
         // A wrong password is the right one with its last octet flipped: same length, never equal.
         let mut pw = [0u8; MAX_FIELD];
         let plen = user.password.len().min(MAX_FIELD);
@@ -241,13 +288,35 @@ impl RequestFactory {
             b.message_authenticator()?;
         }
         b.attr(attr::USER_NAME, &user.name)?;
-        if kind == Kind::Chap {
-            let mut chap = [0u8; 17];
-            chap[0] = identifier;
-            chap[1..].copy_from_slice(&chap_response(identifier, password, ra));
-            b.attr(attr::CHAP_PASSWORD, &chap)?;
-        } else {
-            b.user_password(&self.secret, password)?;
+        let mut check = ReplyCheck::None;
+        match (kind, &self.mschap) {
+            (Kind::Chap, _) => {
+                let mut chap = [0u8; 17];
+                chap[0] = identifier;
+                chap[1..].copy_from_slice(&chap_response(identifier, password, ra));
+                b.attr(attr::CHAP_PASSWORD, &chap)?;
+            }
+            // The PPP Ident is the RADIUS identifier: it changes per request, as a peer's does,
+            // and the NT-Response does not depend on it, so pooled exchanges stay valid.
+            (Kind::MsChapV2, Some(m)) => {
+                check = m.write_v2(
+                    &mut b,
+                    ui,
+                    &user.name,
+                    n / nusers,
+                    identifier,
+                    wrong,
+                    &mut self.rng,
+                )?;
+            }
+            (Kind::MsChap, Some(m)) => {
+                check = m.write_v1(&mut b, ui, n / nusers, identifier, wrong, &mut self.rng)?;
+            }
+            (Kind::MsChap | Kind::MsChapV2, None) => {
+                // `new` builds the MS-CHAP state whenever the mix has either kind.
+                return Err(BenchError::Invalid("MS-CHAP state missing".into()));
+            }
+            _ => b.user_password(&self.secret, password)?,
         }
         b.attr(attr::NAS_IP_ADDRESS, &self.nas_ip)?;
         b.attr(attr::NAS_PORT, &((n % 65536) as u32).to_be_bytes())?;
@@ -257,7 +326,7 @@ impl RequestFactory {
         } else {
             Code::AccessAccept
         };
-        Ok((len, expect))
+        Ok((len, expect, check))
     }
 
     fn accounting(&mut self, identifier: u8, buf: &mut [u8]) -> Result<(usize, Code), BenchError> {

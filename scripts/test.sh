@@ -45,6 +45,9 @@ check() {
     # ldap_common) and the dictionaries (dict_freeradius).
     want freeradius-utils /usr/bin/radclient /usr/bin/radtest
     want freeradius-common /usr/share/freeradius/dictionary
+    # The FreeRADIUS server itself (tests/bench_loader.rs runs its mschap module as the peer
+    # the MS-CHAP loader is checked against).
+    want freeradius /usr/sbin/freeradius
     # OpenLDAP as tests/ldap_common/mod.rs configures it: slapd, the four schemas it includes,
     # the back_mdb and memberof modules it loads; ldapadd for the base entries.
     want slapd /usr/sbin/slapd /usr/lib/ldap/back_mdb.so /usr/lib/ldap/memberof.so \

@@ -4,7 +4,8 @@
 //! policies and the backends all speak it, and it imports none of them.
 
 use crate::proto::{
-    Verified, CHAP_PASSWORD, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP_RESPONSE, USER_PASSWORD,
+    Verified, CHAP_PASSWORD, MICROSOFT, MS_CHAP2_CPW, MS_CHAP2_RESPONSE, MS_CHAP_RESPONSE,
+    USER_PASSWORD,
 };
 
 /// How the NAS presented the user's credentials.
@@ -25,7 +26,9 @@ impl Method {
             Some(Method::Pap)
         } else if req.attr(CHAP_PASSWORD).is_some() {
             Some(Method::Chap)
-        } else if req.vendor_attr(MICROSOFT, MS_CHAP2_RESPONSE).is_some() {
+        } else if req.vendor_attr(MICROSOFT, MS_CHAP2_RESPONSE).is_some()
+            || req.vendor_attr(MICROSOFT, MS_CHAP2_CPW).is_some()
+        {
             Some(Method::MsChapV2)
         } else if req.vendor_attr(MICROSOFT, MS_CHAP_RESPONSE).is_some() {
             Some(Method::MsChap)
@@ -74,6 +77,8 @@ pub enum RejectReason {
     /// MS-CHAP attributes of the wrong shape: a challenge or response of the wrong length, a
     /// v1 response without an NT-Response, or a response without its challenge.
     MalformedMsChap,
+    /// An MS-CHAPv2 password change (MS-CHAP2-CPW): not offered; refused with E=709.
+    PasswordChangeUnsupported,
     /// An empty password: never sent to a directory (an empty simple bind "succeeds").
     EmptyPassword,
     /// The realm of the user name is not one the directory serves.
@@ -139,6 +144,7 @@ impl RejectReason {
             RejectReason::ChapNeedsCleartext => "chap_needs_cleartext",
             RejectReason::MsChapNeedsNtHash => "mschap_needs_nt_hash",
             RejectReason::MalformedMsChap => "malformed_mschap",
+            RejectReason::PasswordChangeUnsupported => "password_change_unsupported",
             RejectReason::EmptyPassword => "empty_password",
             RejectReason::UnknownRealm => "unknown_realm",
             RejectReason::LogonRestricted => "logon_restricted",

@@ -324,3 +324,29 @@ fn no_secret_in_the_debug_log() {
         );
     }
 }
+
+/// A password change (MS-CHAP2-CPW) is not offered: refused with E=709, never accepted.
+#[test]
+fn v2_password_change_is_refused_with_709() {
+    let server = TestServer::start(1, BODY);
+    let sec = secret(SECRET);
+    let c = RadClient::new();
+    let challenge: [u8; 16] = rand::random();
+    let mut cpw = [0u8; 68];
+    cpw[0] = 7;
+    cpw[1] = 42;
+    let mut buf = [0u8; 4096];
+    let mut b =
+        PacketBuilder::request(&mut buf, Code::AccessRequest, 1, &random_authenticator()).unwrap();
+    b.message_authenticator().unwrap();
+    b.attr(attr::USER_NAME, b"alice").unwrap();
+    b.vsa(MICROSOFT, MS_CHAP_CHALLENGE, &challenge).unwrap();
+    b.vsa(MICROSOFT, radshard::proto::MS_CHAP2_CPW, &cpw)
+        .unwrap();
+    let req = b.finish(&sec).unwrap().to_vec();
+    let reply = c.exchange(&req, server.auth).expect("reply");
+    assert_eq!(check_reply(&reply, &req, &sec), Code::AccessReject);
+    let error = vsa(&reply, MS_CHAP_ERROR).expect("MS-CHAP-Error");
+    assert_eq!(error[0], 42, "the CPW's Ident");
+    assert!(error[1..].starts_with(b"E=709 R=0 C="), "{error:?}");
+}

@@ -12,8 +12,9 @@ use crate::proto::crypto::mschap::{
 };
 pub use crate::proto::crypto::mschap::{NtHash, NtKey};
 use crate::proto::{
-    BuildError, PacketBuilder, Secret, Verified, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP2_SUCCESS,
-    MS_CHAP_CHALLENGE, MS_CHAP_ERROR, MS_CHAP_RESPONSE, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
+    BuildError, PacketBuilder, Secret, Verified, MICROSOFT, MS_CHAP2_CPW, MS_CHAP2_RESPONSE,
+    MS_CHAP2_SUCCESS, MS_CHAP_CHALLENGE, MS_CHAP_ERROR, MS_CHAP_RESPONSE, MS_MPPE_RECV_KEY,
+    MS_MPPE_SEND_KEY,
 };
 
 /// MS-MPPE-Encryption-Policy (RFC 2548 §2.4.4) vendor type.
@@ -59,9 +60,12 @@ impl<'c> MsChap<'c> {
             .ok_or(RejectReason::MalformedMsChap)?;
         match (method, MsChapChallenge::parse(challenge).map_err(bad)?) {
             (Method::MsChapV2, MsChapChallenge::V2(authenticator_challenge)) => {
-                let value = packet
-                    .vendor_attr(MICROSOFT, MS_CHAP2_RESPONSE)
-                    .ok_or(RejectReason::MalformedMsChap)?;
+                let Some(value) = packet.vendor_attr(MICROSOFT, MS_CHAP2_RESPONSE) else {
+                    return Err(match packet.vendor_attr(MICROSOFT, MS_CHAP2_CPW) {
+                        Some(_) => RejectReason::PasswordChangeUnsupported,
+                        None => RejectReason::MalformedMsChap,
+                    });
+                };
                 let r = MsChap2Response::parse(value).map_err(bad)?;
                 Ok(MsChap::V2 {
                     ident: r.ident,
@@ -87,6 +91,24 @@ impl<'c> MsChap<'c> {
             }
             _ => Err(RejectReason::MalformedMsChap),
         }
+    }
+
+    /// The MS-CHAP-Error refusing a password change (MS-CHAP2-CPW, RFC 2548 §2.3.4: Code 7,
+    /// then the Ident): E=709. Password changes are not offered: a user whose password
+    /// expired is told so (E=648) and changes it elsewhere.
+    pub fn change_refused(packet: &Verified<'_>) -> Option<MethodReply> {
+        let cpw = packet.vendor_attr(MICROSOFT, MS_CHAP2_CPW)?;
+        let ident = *cpw.get(1)?;
+        let challenge = packet.vendor_attr(MICROSOFT, MS_CHAP_CHALLENGE)?;
+        let MsChapChallenge::V2(challenge) = MsChapChallenge::parse(challenge).ok()? else {
+            return None;
+        };
+        Some(MethodReply::MsChap2Error(m::ms_chap2_error(
+            ident,
+            MsChapErrorCode::ChangingPassword,
+            false,
+            challenge,
+        )))
     }
 
     pub fn method(&self) -> Method {

@@ -168,10 +168,18 @@ fn with_method_error<'a>(r: &Request<'a>, step: Step<'a>) -> Step<'a> {
     let Step::Reply(mut d) = step else {
         return step;
     };
-    if let (Outcome::Reject(why), Some(method)) = (d.outcome, d.method) {
-        if let Ok(exchange) = MsChap::read(r.packet, method) {
-            d = d.with_method_reply(exchange.rejected(why));
+    match (d.outcome, d.method) {
+        (Outcome::Reject(RejectReason::PasswordChangeUnsupported), _) => {
+            if let Some(e) = MsChap::change_refused(r.packet) {
+                d = d.with_method_reply(e);
+            }
         }
+        (Outcome::Reject(why), Some(method)) => {
+            if let Ok(exchange) = MsChap::read(r.packet, method) {
+                d = d.with_method_reply(exchange.rejected(why));
+            }
+        }
+        _ => {}
     }
     Step::Reply(d)
 }

@@ -46,6 +46,8 @@ pub const MS_CHAP_MPPE_KEYS: u8 = 12;
 pub const MS_CHAP2_RESPONSE: u8 = 25;
 /// MS-CHAP2-Success vendor type (RFC 2548 §2.3.3).
 pub const MS_CHAP2_SUCCESS: u8 = 26;
+/// MS-CHAP2-CPW vendor type (RFC 2548 §2.3.4): an MS-CHAPv2 password change.
+pub const MS_CHAP2_CPW: u8 = 27;
 /// MS-MPPE-Send-Key vendor type (RFC 2548 §2.4.2).
 pub const MS_MPPE_SEND_KEY: u8 = 16;
 /// MS-MPPE-Recv-Key vendor type (RFC 2548 §2.4.3).

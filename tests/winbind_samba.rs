@@ -107,7 +107,9 @@ fn winbind_mschap_against_samba_ad() {
         "--account-lockout-duration=30",
         "--reset-account-lockout-after=30",
     ]);
-    for u in ["alice", "bob", "carol", "dave", "erin", "gina"] {
+    for u in [
+        "alice", "bob", "carol", "dave", "erin", "gina", "hank", "ivan",
+    ] {
         let extra: &[&str] = if u == "dave" {
             &["--must-change-at-next-login"]
         } else {
@@ -117,6 +119,15 @@ fn winbind_mschap_against_samba_ad() {
     }
     samba.tool(&["user", "disable", "carol"]);
     samba.tool(&["user", "setexpiry", "erin", "--days=0"]);
+    // hank may log on only from another workstation; ivan at no hour of the week (21 zero
+    // octets of logonHours).
+    samba.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: userWorkstations\nuserWorkstations: ELSEWHERE\n\n\
+         dn: {}\nchangetype: modify\nreplace: logonHours\nlogonHours:: {}\n",
+        Samba::user_dn("hank"),
+        Samba::user_dn("ivan"),
+        "A".repeat(28)
+    ));
     let waited = samba.wait_mschapv2("alice", "alice-Pw1");
     eprintln!("MS-CHAPv2 through winbind ready after {waited:?}");
 
@@ -176,6 +187,18 @@ fn winbind_mschap_against_samba_ad() {
         RejectReason::AccountExpired,
         0xC000_0193,
         "account expired",
+    );
+    assert_rejected(
+        &check_v2(&w, "hank", "hank-Pw1"),
+        RejectReason::LogonRestricted,
+        0xC000_0070,
+        "workstation restriction",
+    );
+    assert_rejected(
+        &check_v2(&w, "ivan", "ivan-Pw1"),
+        RejectReason::LogonRestricted,
+        0xC000_006F,
+        "logon hours",
     );
     // Lockout threshold 3: three bad responses, then even the right one is refused.
     for _ in 0..3 {

@@ -125,6 +125,39 @@ impl Samba {
         self.tool(&args);
     }
 
+    /// Applies an LDIF modification as Administrator over LDAPS (attributes samba-tool has no
+    /// command for, such as userWorkstations or logonHours).
+    pub fn ldapmodify(&self, ldif: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ldapmodify")
+            .env("LDAPTLS_REQCERT", "never")
+            .args(["-x", "-H", "ldaps://127.0.0.1"])
+            .args(["-D", &format!("Administrator@{}", REALM.to_lowercase())])
+            .args(["-w", ADMIN_PASSWORD])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ldapmodify");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(ldif.as_bytes())
+            .expect("write ldif");
+        let out = child.wait_with_output().expect("ldapmodify");
+        assert!(
+            out.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The DN of a user made by [`Samba::create_user`].
+    pub fn user_dn(name: &str) -> String {
+        format!("CN={name},CN=Users,DC=example,DC=test")
+    }
+
     /// Provisions a DC and starts it, with password complexity, history and ageing off.
     pub fn start() -> Samba {
         wait_for_free_slot();

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod ldap;
 pub mod mfa;
+pub mod winbind;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;

@@ -337,7 +337,7 @@ fn pool_api_identity_single_flight_across_threads_and_positive_cache() {
     );
     let config =
         radshard::config::Config::from_str(&text, std::path::Path::new("t.toml"), None).unwrap();
-    let pool = BackendPool::start(&config.backend, config.ldap.as_ref()).unwrap();
+    let pool = BackendPool::start(&config.backend, config.ldap.as_ref(), None).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

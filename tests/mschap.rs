@@ -8,15 +8,15 @@ mod common;
 
 use std::process::Stdio;
 
+use common::mschap::*;
 use common::*;
-use radshard::proto::crypto::mppe;
 use radshard::proto::crypto::mschap::{
-    authenticator_response, challenge_hash, challenge_response, generate_nt_response,
-    nt_password_hash, nt_password_hash_hash, server_mppe_keys, MsChap2Success,
+    authenticator_response, challenge_hash, challenge_response, nt_password_hash,
+    nt_password_hash_hash, server_mppe_keys, MsChap2Success,
 };
 use radshard::proto::{
-    attr, Code, Packet, PacketBuilder, Secret, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP2_SUCCESS,
-    MS_CHAP_CHALLENGE, MS_CHAP_ERROR, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
+    attr, Code, PacketBuilder, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP2_SUCCESS, MS_CHAP_CHALLENGE,
+    MS_CHAP_ERROR, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
 };
 
 const BODY: &str = r#"
@@ -39,72 +39,6 @@ nt_hash = "44EBBA8D5312B8D611474411F56989AE"
 name = "hashed"
 password_hash = "$6$saltsalt$pauPrmdmG4BTE9h2HPmywiw152IFch6BJCEsaY6D.PLTfpV8sqvXwWdyfsgVgozkYH9B80bAip/08R2BPH2xk/"
 "#;
-
-/// One MS-CHAPv2 login as a client computes it.
-struct V2 {
-    auth_challenge: [u8; 16],
-    peer_challenge: [u8; 16],
-    nt_response: [u8; 24],
-    ident: u8,
-}
-
-impl V2 {
-    fn new(user: &str, password: &str) -> V2 {
-        let auth_challenge: [u8; 16] = rand::random();
-        let peer_challenge: [u8; 16] = rand::random();
-        let hash = nt_password_hash(password.as_bytes()).expect("password");
-        let name = user.rsplit('\\').next().unwrap_or(user);
-        V2 {
-            nt_response: generate_nt_response(
-                &auth_challenge,
-                &peer_challenge,
-                name.as_bytes(),
-                &hash,
-            ),
-            auth_challenge,
-            peer_challenge,
-            ident: rand::random(),
-        }
-    }
-
-    fn response_value(&self) -> [u8; 50] {
-        let mut v = [0u8; 50];
-        v[0] = self.ident;
-        v[2..18].copy_from_slice(&self.peer_challenge);
-        v[26..].copy_from_slice(&self.nt_response);
-        v
-    }
-
-    fn request(&self, secret: &Secret, id: u8, user: &str) -> Vec<u8> {
-        let mut buf = [0u8; 4096];
-        let mut b =
-            PacketBuilder::request(&mut buf, Code::AccessRequest, id, &random_authenticator())
-                .expect("header");
-        b.message_authenticator().expect("fits");
-        b.attr(attr::USER_NAME, user.as_bytes()).expect("fits");
-        b.vsa(MICROSOFT, MS_CHAP_CHALLENGE, &self.auth_challenge)
-            .expect("fits");
-        b.vsa(MICROSOFT, MS_CHAP2_RESPONSE, &self.response_value())
-            .expect("fits");
-        b.finish(secret).expect("signs").to_vec()
-    }
-}
-
-fn vsa(reply: &[u8], vtype: u8) -> Option<Vec<u8>> {
-    Packet::parse(reply)
-        .ok()?
-        .vendor_attr(MICROSOFT, vtype)
-        .map(<[u8]>::to_vec)
-}
-
-/// Decrypts an MS-MPPE key of `reply` (answering `request`).
-fn mppe_key(reply: &[u8], request: &[u8], secret: &Secret, vtype: u8) -> Vec<u8> {
-    let value = vsa(reply, vtype).unwrap_or_else(|| panic!("MPPE key {vtype} missing"));
-    let mut out = [0u8; 240];
-    mppe::decrypt(secret, &authenticator_of(request), &value, &mut out)
-        .expect("decrypts")
-        .to_vec()
-}
 
 #[test]
 fn v2_accept_checks_s_and_the_mppe_keys() {

@@ -35,6 +35,7 @@ use crate::metrics::BackendMetrics;
 use crate::proto::crypto::mschap::NtKey;
 use crate::vocab::RejectReason;
 use ldap::{Directory, LdapConfig};
+use winbind::{MsChapCheck, Winbind, WinbindAnswer, WinbindConfig};
 
 pub use config::{BackendConfig, ShedPolicy};
 
@@ -148,6 +149,8 @@ struct Job {
 struct Inner {
     /// `[ldap]`: binds for PAP, NT hashes for MS-CHAP (when no winbind), groups.
     directory: Option<Directory>,
+    /// `[winbind]`: MS-CHAP checked by Active Directory through winbindd.
+    winbind: Option<Arc<Winbind>>,
     inflight: Mutex<HashMap<AttemptKey, Vec<oneshot::Sender<Outcome>>>>,
     cache: Mutex<HashMap<AttemptKey, (Instant, Outcome)>>,
     positive_ttl: Duration,
@@ -155,6 +158,18 @@ struct Inner {
     metrics: Arc<BackendMetrics>,
     /// Wakes the dispatcher when a job is queued.
     wake: tokio::sync::Notify,
+}
+
+/// The account and NetBIOS domain of a User-Name: `DOMAIN\\user`, or `user@realm` and a plain
+/// `user` in `default_domain`.
+fn split_login<'a>(login: &'a str, default_domain: &'a str) -> (&'a str, &'a str) {
+    if let Some((domain, account)) = login.split_once('\\') {
+        return (account, domain);
+    }
+    match login.rsplit_once('@') {
+        Some((account, _realm)) => (account, default_domain),
+        None => (login, default_domain),
+    }
 }
 
 /// Most result-cache entries kept; past that, expired ones are dropped, then all.
@@ -191,6 +206,7 @@ impl BackendPool {
     pub fn start(
         config: &BackendConfig,
         ldap: Option<&LdapConfig>,
+        winbind: Option<&WinbindConfig>,
     ) -> std::io::Result<Arc<BackendPool>> {
         // ldap3 (and reqwest later) build rustls configs from the process default provider.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -206,8 +222,20 @@ impl BackendPool {
             .map(|l| Directory::new(l.clone(), metrics.clone()))
             .transpose()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let winbind = winbind
+            .map(|w| Winbind::open(w.clone()).map(Arc::new))
+            .transpose()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        if let Some(w) = &winbind {
+            // Not fatal: winbindd may start after us; checks answer Unavailable until it does.
+            match w.served_domain() {
+                Ok(domain) => info!(%domain, "winbind answers"),
+                Err(e) => warn!(error = %e, "winbind does not answer yet"),
+            }
+        }
         let inner = Arc::new(Inner {
             directory,
+            winbind,
             inflight: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             positive_ttl: config.positive_cache_ttl,
@@ -223,6 +251,7 @@ impl BackendPool {
             queue = config.queue,
             max_in_flight = config.max_in_flight,
             ldap_servers = ldap.map_or(0, |l| l.servers.len()),
+            winbind = inner.winbind.is_some(),
             "backend pool started"
         );
         Ok(Arc::new(BackendPool {
@@ -247,10 +276,12 @@ impl BackendPool {
 
     /// Whether MS-CHAP responses can be checked here (winbind, or the directory's NT hashes).
     pub fn checks_ms_chap(&self) -> bool {
-        self.inner
-            .directory
-            .as_ref()
-            .is_some_and(Directory::has_nt_hashes)
+        self.inner.winbind.is_some()
+            || self
+                .inner
+                .directory
+                .as_ref()
+                .is_some_and(Directory::has_nt_hashes)
     }
 
     pub fn metrics(&self) -> &Arc<BackendMetrics> {
@@ -389,14 +420,79 @@ impl Inner {
         }
     }
 
-    /// Checks the job's proof with whoever can.
+    /// Checks the job's proof with whoever can: a bind for a password; winbind, else the
+    /// directory's NT hash, for an MS-CHAP response.
     async fn verify(&self, job: &Job) -> Outcome {
-        let Some(directory) = &self.directory else {
-            return Outcome::Unavailable;
+        match (&job.proof, &self.winbind, &self.directory) {
+            (JobProof::Password(p), _, Some(d)) => d.authenticate(&job.user, &p.0).await,
+            (JobProof::NtResponse(r), Some(w), d) => {
+                self.winbind_check(w, d.as_ref(), &job.user, r).await
+            }
+            (JobProof::NtResponse(r), None, Some(d)) => d.authenticate_nt(&job.user, r).await,
+            _ => Outcome::Unavailable,
+        }
+    }
+
+    /// An MS-CHAP response checked by winbindd (on a blocking thread: libwbclient blocks),
+    /// then, when a directory is configured, the user's entry for groups.
+    async fn winbind_check(
+        &self,
+        w: &Arc<Winbind>,
+        directory: Option<&Directory>,
+        login: &str,
+        r: &NtResponse,
+    ) -> Outcome {
+        let (account, domain) = split_login(login, &w.config().domain);
+        let (account, domain) = (account.to_string(), domain.to_string());
+        let (winbind, response) = (w.clone(), *r);
+        self.metrics.winbind_calls.fetch_add(1, Relaxed);
+        let answer = tokio::task::spawn_blocking(move || {
+            winbind.check(&MsChapCheck {
+                account: &account,
+                domain: &domain,
+                challenge: response.challenge,
+                nt_response: response.response,
+                v2: response.v2,
+            })
+        })
+        .await;
+        let nt_key = match answer {
+            Ok(WinbindAnswer::Accepted { nt_key }) => NtKey(nt_key.0),
+            Ok(WinbindAnswer::Rejected { reason, status }) => {
+                tracing::debug!(target: "radshard::backend", %status, reason = reason.label(), "winbind refused");
+                return Outcome::Reject(reason);
+            }
+            Ok(WinbindAnswer::Unavailable { status, cause }) => {
+                warn!(target: "radshard::backend", ?cause, status = ?status.map(|s| s.to_string()), "winbind unavailable");
+                return Outcome::Unavailable;
+            }
+            Err(_) => return Outcome::Unavailable,
         };
-        match &job.proof {
-            JobProof::Password(p) => directory.authenticate(&job.user, &p.0).await,
-            JobProof::NtResponse(r) => directory.authenticate_nt(&job.user, r).await,
+        let Some(directory) = directory else {
+            let (account, _) = split_login(login, "");
+            return Outcome::Accept(Arc::new(Identity {
+                presented: account.to_string(),
+                dn: String::new(),
+                groups: Vec::new(),
+                nt_key: Some(nt_key),
+            }));
+        };
+        match directory.lookup(login).await {
+            Outcome::Accept(found) => Outcome::Accept(Arc::new(Identity {
+                nt_key: Some(nt_key),
+                ..(*found).clone()
+            })),
+            // The domain said yes; the directory knows nothing more of them: no groups.
+            Outcome::Reject(RejectReason::UnknownUser) => {
+                warn!(target: "radshard::backend", user = login, "winbind accepted a user the directory does not find: no groups");
+                Outcome::Accept(Arc::new(Identity {
+                    presented: split_login(login, "").0.to_string(),
+                    dn: String::new(),
+                    groups: Vec::new(),
+                    nt_key: Some(nt_key),
+                }))
+            }
+            other => other,
         }
     }
 

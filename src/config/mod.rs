@@ -53,6 +53,8 @@ pub struct Config {
     pub backend: BackendConfig,
     /// The directory for users not defined locally.
     pub ldap: Option<LdapConfig>,
+    /// `[winbind]`: MS-CHAP for users not defined locally, checked by Active Directory.
+    pub winbind: Option<crate::backend::winbind::WinbindConfig>,
     pub policies: Vec<PolicyConfig>,
     /// `[mfa]`: without it, policies' `mfa` flag is only logged.
     pub mfa: Option<MfaConfig>,
@@ -258,6 +260,10 @@ impl Config {
             )?),
             None => None,
         };
+        let winbind = raw
+            .winbind
+            .map(|w| crate::backend::winbind::WinbindConfig::from_raw(w.into_inner(), origin, &at))
+            .transpose()?;
         let mut policies = Vec::with_capacity(raw.policies.len());
         for p in raw.policies {
             check_policy_clients(&p, origin, text, &clients)?;
@@ -374,6 +380,7 @@ impl Config {
             path: origin.to_path_buf(),
             backend,
             ldap,
+            winbind,
             policies,
             mfa,
             server,

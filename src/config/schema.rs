@@ -38,6 +38,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub backend: RawBackend,
     pub ldap: Option<Spanned<crate::backend::ldap::RawLdap>>,
+    /// MS-CHAP through Samba's winbind (Active Directory).
+    pub winbind: Option<Spanned<crate::backend::winbind::RawWinbind>>,
     #[serde(default)]
     pub policies: Vec<Spanned<RawPolicy>>,
     /// The second factor for policies with `mfa = true`.

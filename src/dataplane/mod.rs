@@ -183,10 +183,14 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Starts the data plane for `config`.
 pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     let mut rt = Runtime::build(config)?;
-    if config.ldap.is_some() {
+    if config.ldap.is_some() || config.winbind.is_some() {
         rt.backend = Some(
-            BackendPool::start(&config.backend, config.ldap.as_ref())
-                .map_err(|e| StartError::Backend(e.to_string()))?,
+            BackendPool::start(
+                &config.backend,
+                config.ldap.as_ref(),
+                config.winbind.as_ref(),
+            )
+            .map_err(|e| StartError::Backend(e.to_string()))?,
         );
     }
     if let Some(mfa) = &config.mfa {

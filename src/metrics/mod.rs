@@ -211,6 +211,8 @@ pub struct BackendMetrics {
     pub in_flight: AtomicU64,
     /// Simple binds sent as users (not the service account).
     pub ldap_user_binds: AtomicU64,
+    /// MS-CHAP checks sent to winbindd.
+    pub winbind_calls: AtomicU64,
     /// Connections opened to directory servers, and failures that made us fail over.
     pub ldap_connects: AtomicU64,
     pub ldap_server_failures: AtomicU64,

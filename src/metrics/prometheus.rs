@@ -322,6 +322,12 @@ fn render_backend(out: &mut String, b: &BackendMetrics) {
             get(&b.ldap_user_binds),
         ),
         (
+            "radshard_winbind_calls_total",
+            "counter",
+            "MS-CHAP checks sent to winbindd.",
+            get(&b.winbind_calls),
+        ),
+        (
             "radshard_ldap_connects_total",
             "counter",
             "Connections opened to directory servers.",

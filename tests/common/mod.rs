@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod mfa;
+pub mod mschap;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
@@ -97,6 +98,11 @@ impl TestServer {
             handle: Some(handle),
             dir,
         }
+    }
+
+    /// The backend pool's counters (directory, winbind), when one is configured.
+    pub fn backend(&self) -> Option<&radshard::metrics::BackendMetrics> {
+        Some(self.handle.as_ref()?.backend.as_ref()?.metrics())
     }
 
     /// Stops the server and waits for it to drain (also done on drop).

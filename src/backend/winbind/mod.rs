@@ -169,6 +169,8 @@ pub enum WinbindError {
     Overloaded,
     #[error("libwbclient could not allocate a context")]
     NoContext,
+    #[error("cannot start a winbind worker thread: {0}")]
+    Spawn(#[source] std::io::Error),
 }
 
 /// A check as queued for a worker: owned, NUL-terminated, wiped on drop.
@@ -250,7 +252,7 @@ impl Winbind {
             std::thread::Builder::new()
                 .name(format!("winbind-{i}"))
                 .spawn(move || worker(&lib, &rx))
-                .map_err(|_| WinbindError::NoContext)?;
+                .map_err(WinbindError::Spawn)?;
         }
         Ok(Winbind { jobs, config })
     }

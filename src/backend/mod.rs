@@ -443,30 +443,36 @@ impl Inner {
         r: &NtResponse,
     ) -> Outcome {
         let (account, domain) = split_login(login, &w.config().domain);
-        let (account, domain) = (account.to_string(), domain.to_string());
-        let (winbind, response) = (w.clone(), *r);
         self.metrics.winbind_calls.fetch_add(1, Relaxed);
-        let answer = tokio::task::spawn_blocking(move || {
-            winbind.check(&MsChapCheck {
-                account: &account,
-                domain: &domain,
-                challenge: response.challenge,
-                nt_response: response.response,
-                v2: response.v2,
-            })
-        })
-        .await;
+        // Straight to a winbind worker and back by a oneshot: no blocking thread of ours waits.
+        let submitted = w.submit(&MsChapCheck {
+            account,
+            domain,
+            challenge: r.challenge,
+            nt_response: r.response,
+            v2: r.v2,
+        });
+        let answer = match submitted {
+            Ok(rx) => match tokio::time::timeout(w.timeout(), rx).await {
+                Ok(Ok(a)) => a,
+                // No answer in time, or the worker dropped it (gave up at the deadline).
+                _ => WinbindAnswer::Unavailable {
+                    status: None,
+                    cause: winbind::Outage::Timeout,
+                },
+            },
+            Err(at_once) => at_once,
+        };
         let nt_key = match answer {
-            Ok(WinbindAnswer::Accepted { nt_key }) => NtKey(nt_key.0),
-            Ok(WinbindAnswer::Rejected { reason, status }) => {
+            WinbindAnswer::Accepted { nt_key } => NtKey(nt_key.0),
+            WinbindAnswer::Rejected { reason, status } => {
                 tracing::debug!(target: "radshard::backend", %status, reason = reason.label(), "winbind refused");
                 return Outcome::Reject(reason);
             }
-            Ok(WinbindAnswer::Unavailable { status, cause }) => {
+            WinbindAnswer::Unavailable { status, cause } => {
                 warn!(target: "radshard::backend", ?cause, status = ?status.map(|s| s.to_string()), "winbind unavailable");
                 return Outcome::Unavailable;
             }
-            Err(_) => return Outcome::Unavailable,
         };
         let Some(directory) = directory else {
             let (account, _) = split_login(login, "");

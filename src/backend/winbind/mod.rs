@@ -189,11 +189,26 @@ impl Drop for Request {
     }
 }
 
+/// Where a worker sends a check's answer: a blocked thread, or an awaiting task.
+enum Reply {
+    Blocking(Sender<WinbindAnswer>),
+    Async(futures_channel::oneshot::Sender<WinbindAnswer>),
+}
+
+impl Reply {
+    fn send(self, answer: WinbindAnswer) {
+        match self {
+            Reply::Blocking(s) => drop(s.send(answer)),
+            Reply::Async(s) => drop(s.send(answer)),
+        }
+    }
+}
+
 enum Job {
     Check {
         request: Request,
         deadline: Instant,
-        reply: Sender<WinbindAnswer>,
+        reply: Reply,
     },
     Ping {
         deadline: Instant,
@@ -263,6 +278,38 @@ impl Winbind {
 
     /// Verifies one MS-CHAP response. Blocks the calling thread for at most `timeout`.
     pub fn check(&self, c: &MsChapCheck<'_>) -> WinbindAnswer {
+        let deadline = Instant::now() + self.config.timeout;
+        let (reply, answer) = bounded(1);
+        if let Err(refused) = self.enqueue(c, deadline, Reply::Blocking(reply)) {
+            return refused;
+        }
+        match answer.recv_deadline(deadline) {
+            Ok(a) => a,
+            Err(RecvTimeoutError::Timeout) => WinbindAnswer::unavailable(Outage::Timeout),
+            Err(RecvTimeoutError::Disconnected) => WinbindAnswer::unavailable(Outage::NoContext),
+        }
+    }
+
+    /// Queues one MS-CHAP response for a worker without blocking: the answer arrives on the
+    /// receiver (an async caller awaits it, bounded by `timeout` itself: a dropped sender
+    /// means the worker gave up or the pool stopped). `Err`: answered at once (refused name,
+    /// workers overloaded).
+    pub fn submit(
+        &self,
+        c: &MsChapCheck<'_>,
+    ) -> Result<futures_channel::oneshot::Receiver<WinbindAnswer>, WinbindAnswer> {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let deadline = Instant::now() + self.config.timeout;
+        self.enqueue(c, deadline, Reply::Async(reply))?;
+        Ok(answer)
+    }
+
+    fn enqueue(
+        &self,
+        c: &MsChapCheck<'_>,
+        deadline: Instant,
+        reply: Reply,
+    ) -> Result<(), WinbindAnswer> {
         let refused = WinbindAnswer::Rejected {
             reason: RejectReason::BadPassword,
             status: NtStatus::NO_SUCH_USER,
@@ -270,13 +317,11 @@ impl Winbind {
         // An empty name would be an anonymous logon; see MAX_NAME for the length.
         let name_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME;
         if !name_ok(c.account) || !name_ok(c.domain) {
-            return refused;
+            return Err(refused);
         }
         let (Ok(account), Ok(domain)) = (CString::new(c.account), CString::new(c.domain)) else {
-            return refused;
+            return Err(refused);
         };
-        let deadline = Instant::now() + self.config.timeout;
-        let (reply, answer) = bounded(1);
         let job = Job::Check {
             request: Request {
                 account,
@@ -289,17 +334,17 @@ impl Winbind {
             reply,
         };
         match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return WinbindAnswer::unavailable(Outage::Overloaded),
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(WinbindAnswer::unavailable(Outage::Overloaded)),
             Err(TrySendError::Disconnected(_)) => {
-                return WinbindAnswer::unavailable(Outage::NoContext)
+                Err(WinbindAnswer::unavailable(Outage::NoContext))
             }
         }
-        match answer.recv_deadline(deadline) {
-            Ok(a) => a,
-            Err(RecvTimeoutError::Timeout) => WinbindAnswer::unavailable(Outage::Timeout),
-            Err(RecvTimeoutError::Disconnected) => WinbindAnswer::unavailable(Outage::NoContext),
-        }
+    }
+
+    /// The configured timeout of one check.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
     }
 
     /// Asks winbindd (through a worker, bounded by `timeout`) whether it runs and answers.
@@ -367,7 +412,7 @@ fn worker(lib: &ffi::Lib, jobs: &Receiver<Job>) {
                     Some(ctx) => authenticate(ctx, &request),
                     None => WinbindAnswer::unavailable(Outage::NoContext),
                 };
-                let _ = reply.send(answer);
+                reply.send(answer);
             }
             Job::Ping { deadline, reply } => {
                 if Instant::now() >= deadline {

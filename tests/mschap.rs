@@ -12,11 +12,11 @@ use common::mschap::*;
 use common::*;
 use radshard::proto::crypto::mschap::{
     authenticator_response, challenge_hash, challenge_response, nt_password_hash,
-    nt_password_hash_hash, server_mppe_keys, MsChap2Success,
+    nt_password_hash_hash, server_mppe_keys,
 };
 use radshard::proto::{
     attr, Code, PacketBuilder, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP2_SUCCESS, MS_CHAP_CHALLENGE,
-    MS_CHAP_ERROR, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
+    MS_CHAP_ERROR, MS_MPPE_SEND_KEY,
 };
 
 const BODY: &str = r#"
@@ -57,30 +57,7 @@ fn v2_accept_checks_s_and_the_mppe_keys() {
             Code::AccessAccept,
             "{user}"
         );
-        // S= is the RFC 2759 §8.7 authenticator response over what we sent.
-        let nt_key = nt_password_hash_hash(&nt_password_hash(password.as_bytes()).unwrap());
-        let success = MsChap2Success::parse(&vsa(&reply, MS_CHAP2_SUCCESS).expect("S="))
-            .expect("well-formed S=");
-        assert_eq!(success.ident, login.ident, "same Ident as the response");
-        assert_eq!(
-            success.authenticator_response,
-            authenticator_response(
-                &nt_key,
-                &login.nt_response,
-                &login.peer_challenge,
-                &login.auth_challenge,
-                hashed_as.as_bytes()
-            )
-        );
-        // The MPPE keys decrypt (RFC 2548 §2.4.2) to RFC 3079's: server send = Magic3.
-        let keys = server_mppe_keys(&nt_key, &login.nt_response);
-        let send = mppe_key(&reply, &req, &sec, MS_MPPE_SEND_KEY);
-        let recv = mppe_key(&reply, &req, &sec, MS_MPPE_RECV_KEY);
-        assert_eq!(&send[..16], &keys.send);
-        assert_eq!(&recv[..16], &keys.recv);
-        assert_ne!(keys.send, keys.recv);
-        assert_eq!(vsa(&reply, 7).as_deref(), Some(&[0, 0, 0, 1][..]), "policy");
-        assert_eq!(vsa(&reply, 8).as_deref(), Some(&[0, 0, 0, 6][..]), "types");
+        login.assert_accepted(&reply, &req, &sec, password, hashed_as);
     }
 }
 

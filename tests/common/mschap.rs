@@ -2,9 +2,13 @@
 //! and readers for the Microsoft attributes of a reply.
 
 use radshard::proto::crypto::mppe;
-use radshard::proto::crypto::mschap::{generate_nt_response, nt_password_hash};
+use radshard::proto::crypto::mschap::{
+    authenticator_response, generate_nt_response, nt_password_hash, nt_password_hash_hash,
+    server_mppe_keys, MsChap2Success,
+};
 use radshard::proto::{
-    attr, Code, Packet, PacketBuilder, Secret, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP_CHALLENGE,
+    attr, Code, Packet, PacketBuilder, Secret, MICROSOFT, MS_CHAP2_RESPONSE, MS_CHAP2_SUCCESS,
+    MS_CHAP_CHALLENGE, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
 };
 
 use super::{authenticator_of, random_authenticator};
@@ -73,4 +77,47 @@ pub fn mppe_key(reply: &[u8], request: &[u8], secret: &Secret, vtype: u8) -> Vec
     mppe::decrypt(secret, &authenticator_of(request), &value, &mut out)
         .expect("decrypts")
         .to_vec()
+}
+
+impl V2 {
+    /// Checks an Access-Accept for this login with `password`, the peer having hashed
+    /// `hashed_as` (the name without `DOMAIN\\`): MS-CHAP2-Success with the same Ident and the
+    /// RFC 2759 §8.7 authenticator response; MS-MPPE-Send/Recv-Key decrypting (RFC 2548
+    /// §2.4.2) to RFC 3079's keys (server send = Magic3); the encryption policy and types.
+    pub fn assert_accepted(
+        &self,
+        reply: &[u8],
+        request: &[u8],
+        secret: &Secret,
+        password: &str,
+        hashed_as: &str,
+    ) {
+        let nt_key = nt_password_hash_hash(&nt_password_hash(password.as_bytes()).expect("pw"));
+        let success = MsChap2Success::parse(&vsa(reply, MS_CHAP2_SUCCESS).expect("S="))
+            .expect("well-formed S=");
+        assert_eq!(success.ident, self.ident, "same Ident as the response");
+        assert_eq!(
+            success.authenticator_response,
+            authenticator_response(
+                &nt_key,
+                &self.nt_response,
+                &self.peer_challenge,
+                &self.auth_challenge,
+                hashed_as.as_bytes()
+            ),
+            "S= for {hashed_as}"
+        );
+        let keys = server_mppe_keys(&nt_key, &self.nt_response);
+        assert_eq!(
+            &mppe_key(reply, request, secret, MS_MPPE_SEND_KEY)[..16],
+            &keys.send
+        );
+        assert_eq!(
+            &mppe_key(reply, request, secret, MS_MPPE_RECV_KEY)[..16],
+            &keys.recv
+        );
+        assert_ne!(keys.send, keys.recv);
+        assert_eq!(vsa(reply, 7).as_deref(), Some(&[0, 0, 0, 1][..]), "policy");
+        assert_eq!(vsa(reply, 8).as_deref(), Some(&[0, 0, 0, 6][..]), "types");
+    }
 }

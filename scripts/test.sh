@@ -67,6 +67,10 @@ check() {
     want samba-dsdb-modules '/usr/lib/*/samba/ldb/samba_dsdb.so'
     want samba-vfs-modules '/usr/lib/*/samba/vfs/acl_xattr.so'
     want winbind /usr/sbin/winbindd /usr/bin/ntlm_auth /usr/bin/wbinfo
+    # [winbind] dlopens libwbclient at run time (tests/winbind_*.rs); its header lets the FFI
+    # layout test (backend::winbind::ffi) compare every struct offset with the C compiler's.
+    want libwbclient0 '/usr/lib/*/libwbclient.so.0'
+    want libwbclient-dev /usr/include/samba-4.0/wbclient.h
     want_deb samba-ad-dc
     # Test certificates (ldap_common) and privacyIDEA's REST API (pi_common).
     want openssl openssl

@@ -160,6 +160,21 @@ struct Inner {
     wake: tokio::sync::Notify,
 }
 
+/// What winbind's answer makes of an MS-CHAP attempt: the NT key, or the outcome to answer.
+fn nt_key_of(answer: WinbindAnswer) -> Result<NtKey, Outcome> {
+    match answer {
+        WinbindAnswer::Accepted { nt_key } => Ok(NtKey(nt_key.0)),
+        WinbindAnswer::Rejected { reason, status } => {
+            tracing::debug!(target: "radshard::backend", %status, reason = reason.label(), "winbind refused");
+            Err(Outcome::Reject(reason))
+        }
+        WinbindAnswer::Unavailable { status, cause } => {
+            warn!(target: "radshard::backend", ?cause, status = ?status.map(|s| s.to_string()), "winbind unavailable");
+            Err(Outcome::Unavailable)
+        }
+    }
+}
+
 /// The account and NetBIOS domain of a User-Name: `DOMAIN\\user`, or `user@realm` and a plain
 /// `user` in `default_domain`.
 fn split_login<'a>(login: &'a str, default_domain: &'a str) -> (&'a str, &'a str) {
@@ -433,8 +448,8 @@ impl Inner {
         }
     }
 
-    /// An MS-CHAP response checked by winbindd (on a blocking thread: libwbclient blocks),
-    /// then, when a directory is configured, the user's entry for groups.
+    /// An MS-CHAP response checked by winbindd (on a winbind worker thread: libwbclient
+    /// blocks), then, when a directory is configured, the user's entry for groups.
     async fn winbind_check(
         &self,
         w: &Arc<Winbind>,
@@ -463,16 +478,9 @@ impl Inner {
             },
             Err(at_once) => at_once,
         };
-        let nt_key = match answer {
-            WinbindAnswer::Accepted { nt_key } => NtKey(nt_key.0),
-            WinbindAnswer::Rejected { reason, status } => {
-                tracing::debug!(target: "radshard::backend", %status, reason = reason.label(), "winbind refused");
-                return Outcome::Reject(reason);
-            }
-            WinbindAnswer::Unavailable { status, cause } => {
-                warn!(target: "radshard::backend", ?cause, status = ?status.map(|s| s.to_string()), "winbind unavailable");
-                return Outcome::Unavailable;
-            }
+        let nt_key = match nt_key_of(answer) {
+            Ok(key) => key,
+            Err(outcome) => return outcome,
         };
         let Some(directory) = directory else {
             let (account, _) = split_login(login, "");
@@ -540,5 +548,45 @@ impl Inner {
         for w in waiters {
             let _ = w.send(outcome.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_split_into_account_and_domain() {
+        assert_eq!(split_login("alice", "EXAMPLE"), ("alice", "EXAMPLE"));
+        assert_eq!(split_login("OTHER\\bob", "EXAMPLE"), ("bob", "OTHER"));
+        assert_eq!(
+            split_login("carol@example.test", "EXAMPLE"),
+            ("carol", "EXAMPLE")
+        );
+        assert_eq!(split_login("a@b@c", "D"), ("a@b", "D"));
+    }
+
+    #[test]
+    fn proofs_never_share_an_attempt_key() {
+        let pool = BackendPool::start(&BackendConfig::default(), None, None).unwrap();
+        let r = NtResponse {
+            challenge: [1; 8],
+            response: [2; 24],
+            v2: true,
+        };
+        let v1 = NtResponse { v2: false, ..r };
+        let keys = [
+            pool.attempt_key("c", "u", &Proof::NtResponse(r)),
+            pool.attempt_key("c", "u", &Proof::NtResponse(v1)),
+            pool.attempt_key("c", "u", &Proof::Password(b"x")),
+            pool.attempt_key("c", "v", &Proof::NtResponse(r)),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(keys[0], pool.attempt_key("c", "u", &Proof::NtResponse(r)));
+        assert!(!pool.checks_passwords() && !pool.checks_ms_chap());
     }
 }

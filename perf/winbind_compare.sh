@@ -23,6 +23,7 @@ MAX=${MAX:-200000}
 WB_CONNS=${WB_CONNS:-4}           # `winbind max domain connections` on the DC (Samba's default: 1)
 FR_INFLIGHT=${FR_INFLIGHT:-8}     # as the recipe's FreeRADIUS reference
 RS_WINDOW=${RS_WINDOW:-32}
+RS_BACKEND_THREADS=${RS_BACKEND_THREADS:-1}   # radshard's [backend] threads (1: fewer hand-offs; default 2)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release/radshard}
 CEIL=$ROOT/target/release/examples/winbind_ceiling
@@ -90,6 +91,7 @@ listen = "127.0.0.1:0"
 [accounting]
 directory = "$WORK/acct"
 [backend]
+threads = $RS_BACKEND_THREADS
 deadline = "5s"
 max_in_flight = 1024
 [winbind]

@@ -24,6 +24,7 @@ mod attributes;
 mod builder;
 mod code;
 pub mod crypto;
+pub mod eap;
 mod error;
 mod packet;
 mod secret;

@@ -175,15 +175,15 @@ fn nt_key_of(answer: WinbindAnswer) -> Result<NtKey, Outcome> {
     }
 }
 
-/// The account and NetBIOS domain of a User-Name: `DOMAIN\\user`, or `user@realm` and a plain
-/// `user` in `default_domain`.
+/// The account and NetBIOS domain of a User-Name, split as the directory splits realms
+/// ([`ldap::filter::split_realm`]): `DOMAIN\\user` names its domain; `user@realm` (a DNS realm
+/// or UPN suffix, not a NetBIOS name) and a plain `user` are in `default_domain`.
 fn split_login<'a>(login: &'a str, default_domain: &'a str) -> (&'a str, &'a str) {
-    if let Some((domain, account)) = login.split_once('\\') {
-        return (account, domain);
-    }
-    match login.rsplit_once('@') {
-        Some((account, _realm)) => (account, default_domain),
-        None => (login, default_domain),
+    let parsed = ldap::filter::split_realm(login);
+    match parsed.realm {
+        // The backslash form's realm is the prefix before the backslash.
+        Some(domain) if login.as_bytes().get(domain.len()) == Some(&b'\\') => (parsed.user, domain),
+        _ => (parsed.user, default_domain),
     }
 }
 
@@ -305,18 +305,18 @@ impl BackendPool {
 
     pub fn attempt_key(&self, client: &str, user: &str, proof: &Proof<'_>) -> AttemptKey {
         let mut mac = <Hmac<Md5> as Mac>::new_from_slice(&self.hash_key).expect("any key length");
-        // The kind first, so a password can never collide with a response's octets.
-        let mut response = [0u8; 1 + 8 + 24];
-        let secret: &[u8] = match proof {
-            Proof::Password(p) => p,
+        // The kind first (password, v1 or v2 response), so a password can never collide with
+        // a response's octets.
+        let mut response = [0u8; 8 + 24];
+        let (kind, secret): (u8, &[u8]) = match proof {
+            Proof::Password(p) => (0, p),
             Proof::NtResponse(r) => {
-                response[0] = 1 + u8::from(r.v2);
-                response[1..9].copy_from_slice(&r.challenge);
-                response[9..].copy_from_slice(&r.response);
-                &response
+                response[..8].copy_from_slice(&r.challenge);
+                response[8..].copy_from_slice(&r.response);
+                (1 + u8::from(r.v2), &response)
             }
         };
-        mac.update(&[u8::from(matches!(proof, Proof::NtResponse(_)))]);
+        mac.update(&[kind]);
         for part in [client.as_bytes(), user.as_bytes(), secret] {
             mac.update(&(part.len() as u32).to_be_bytes());
             mac.update(part);
@@ -482,29 +482,26 @@ impl Inner {
             Ok(key) => key,
             Err(outcome) => return outcome,
         };
-        let Some(directory) = directory else {
-            let (account, _) = split_login(login, "");
-            return Outcome::Accept(Arc::new(Identity {
-                presented: account.to_string(),
+        // The domain said yes; without a directory entry there are no groups to add.
+        let groupless = || {
+            Outcome::Accept(Arc::new(Identity {
+                presented: split_login(login, "").0.to_string(),
                 dn: String::new(),
                 groups: Vec::new(),
                 nt_key: Some(nt_key),
-            }));
+            }))
+        };
+        let Some(directory) = directory else {
+            return groupless();
         };
         match directory.lookup(login).await {
             Outcome::Accept(found) => Outcome::Accept(Arc::new(Identity {
                 nt_key: Some(nt_key),
                 ..(*found).clone()
             })),
-            // The domain said yes; the directory knows nothing more of them: no groups.
             Outcome::Reject(RejectReason::UnknownUser) => {
                 warn!(target: "radshard::backend", user = login, "winbind accepted a user the directory does not find: no groups");
-                Outcome::Accept(Arc::new(Identity {
-                    presented: split_login(login, "").0.to_string(),
-                    dn: String::new(),
-                    groups: Vec::new(),
-                    nt_key: Some(nt_key),
-                }))
+                groupless()
             }
             other => other,
         }

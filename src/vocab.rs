@@ -17,6 +17,12 @@ pub enum Method {
     MsChap,
     /// MS-CHAP v2 (RFC 2759): MS-CHAP-Challenge (16 octets) and MS-CHAP2-Response.
     MsChapV2,
+    /// EAP-TLS (RFC 5216, RFC 9190): a client certificate.
+    EapTls,
+    /// PEAPv0 (MS-PEAP): inner EAP-MSCHAPv2 or EAP-GTC in a TLS tunnel.
+    Peap,
+    /// EAP-TTLS (RFC 5281): inner PAP, MS-CHAPv2 or EAP in a TLS tunnel.
+    Ttls,
 }
 
 impl Method {
@@ -43,14 +49,32 @@ impl Method {
             Method::Chap => "chap",
             Method::MsChap => "mschap",
             Method::MsChapV2 => "mschapv2",
+            Method::EapTls => "eap-tls",
+            Method::Peap => "peap",
+            Method::Ttls => "ttls",
         }
     }
 
     /// The method a policy's `auth_methods` entry names.
     pub fn from_label(label: &str) -> Option<Method> {
-        [Method::Pap, Method::Chap, Method::MsChap, Method::MsChapV2]
-            .into_iter()
+        Method::ALL.into_iter()
             .find(|m| m.label() == label)
+    }
+
+    pub const ALL: [Method; 7] = [
+        Method::Pap,
+        Method::Chap,
+        Method::MsChap,
+        Method::MsChapV2,
+        Method::EapTls,
+        Method::Peap,
+        Method::Ttls,
+    ];
+
+    /// An EAP method (EAP-TLS, PEAP, TTLS): carried in EAP-Message, decided over several
+    /// rounds.
+    pub fn is_eap(self) -> bool {
+        matches!(self, Method::EapTls | Method::Peap | Method::Ttls)
     }
 
     /// MS-CHAP v1 or v2: the password arrives as a challenge response, so the source needs

@@ -138,7 +138,10 @@ pub fn extract<'c>(ctx: &Context<'_>, r: &Request<'c>, buf: &'c mut PasswordBuf)
             Credential::MsChap(MsChap::read(r.packet, m)),
             PasswordRead::NotPap,
         ),
-        None => (Credential::None, PasswordRead::NotPap),
+        // EAP methods carry their credential inside EAP-Message (`auth::eap`).
+        Some(Method::EapTls | Method::Peap | Method::Ttls) | None => {
+            (Credential::None, PasswordRead::NotPap)
+        }
     };
     Extracted {
         credential,

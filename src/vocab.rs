@@ -155,6 +155,26 @@ pub enum RejectReason {
     /// A local entry with no password (MFA-only: a directory user's TOTP secret) cannot
     /// authenticate as a primary, and no directory is configured.
     NoPassword,
+    /// EAP: not EAP we can read (bad lengths, an unexpected Code or Type, a fragment out of
+    /// order, a TLS message past its bound).
+    EapMalformed,
+    /// EAP: the peer refused every method we offer (a Nak naming none of ours).
+    EapNoMethod,
+    /// EAP: the State names no conversation of ours (forged, expired, or used before).
+    EapUnknownConversation,
+    /// EAP: too many conversations open (in all, or for this client): new ones refused.
+    EapConversationsFull,
+    /// EAP: the TLS handshake failed (an alert, a protocol error).
+    TlsHandshakeFailed,
+    /// EAP-TLS: the client certificate was refused (unknown CA, expired, revoked, wrong EKU).
+    CertificateRejected,
+    /// EAP-TLS: the certificate does not name the EAP identity.
+    CertificateIdentityMismatch,
+    /// EAP: the handshake workers were busy past their queue's bound, or did not answer in
+    /// time.
+    TlsOverloaded,
+    /// EAP: the inner method asked for something the tunnel does not carry (an OTP challenge).
+    InnerChallengeUnsupported,
 }
 
 impl RejectReason {
@@ -194,6 +214,15 @@ impl RejectReason {
             RejectReason::MfaDenied => "mfa_denied",
             RejectReason::MfaModeMismatch => "mfa_mode_mismatch",
             RejectReason::NoPassword => "no_password",
+            RejectReason::EapMalformed => "eap_malformed",
+            RejectReason::EapNoMethod => "eap_no_method",
+            RejectReason::EapUnknownConversation => "eap_unknown_conversation",
+            RejectReason::EapConversationsFull => "eap_conversations_full",
+            RejectReason::TlsHandshakeFailed => "tls_handshake_failed",
+            RejectReason::CertificateRejected => "certificate_rejected",
+            RejectReason::CertificateIdentityMismatch => "certificate_identity_mismatch",
+            RejectReason::TlsOverloaded => "tls_overloaded",
+            RejectReason::InnerChallengeUnsupported => "inner_challenge_unsupported",
         }
     }
 }
@@ -206,6 +235,8 @@ pub enum AuthSource {
     /// The NAS did the primary authentication itself (`[[policies]] primary = "nas"`); only
     /// the second factor was checked here.
     Nas,
+    /// EAP-TLS: a client certificate a trusted CA signed.
+    Certificate,
 }
 
 impl AuthSource {
@@ -214,6 +245,7 @@ impl AuthSource {
             AuthSource::Local => "local",
             AuthSource::Ldap => "ldap",
             AuthSource::Nas => "nas",
+            AuthSource::Certificate => "certificate",
         }
     }
 }

@@ -378,13 +378,13 @@ fn own(step: Step<'_>, req: &radshard::proto::Verified<'_>, s: &Secret) -> Got {
 }
 
 fn request<'r>(req: &Req, packet: &'r radshard::proto::Verified<'r>, now: Now) -> Request<'r> {
-    Request {
+    Request::new(
         packet,
-        client: req.client,
-        client_group: req.client_group,
-        nas: "127.0.0.1:40000".parse().expect("socket address"),
-        arrived: now.instant,
-    }
+        req.client,
+        req.client_group,
+        "127.0.0.1:40000".parse().expect("socket address"),
+        now.instant,
+    )
 }
 
 /// `auth::start` on `datagram`, verified as the shard verifies it.

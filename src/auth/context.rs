@@ -47,6 +47,11 @@ pub struct Context<'a> {
 #[derive(Clone, Copy)]
 pub struct Request<'r> {
     pub packet: &'r Verified<'r>,
+    /// The name being authenticated: the User-Name, or inside an EAP tunnel the inner
+    /// identity.
+    pub user: Option<&'r [u8]>,
+    /// Set when this is the inner login of an EAP tunnel.
+    pub tunnel: Option<Tunnel<'r>>,
     /// The client's configured name and group.
     pub client: &'r str,
     pub client_group: Option<&'r str>,
@@ -57,9 +62,45 @@ pub struct Request<'r> {
 }
 
 impl<'r> Request<'r> {
-    pub fn user_name(&self) -> &'r [u8] {
-        self.packet.user_name().unwrap_or_default()
+    /// A request as the NAS sent it: its User-Name is who is authenticated.
+    pub fn new(
+        packet: &'r Verified<'r>,
+        client: &'r str,
+        client_group: Option<&'r str>,
+        nas: SocketAddr,
+        arrived: Instant,
+    ) -> Request<'r> {
+        Request {
+            packet,
+            user: packet.user_name(),
+            tunnel: None,
+            client,
+            client_group,
+            nas,
+            arrived,
+        }
     }
+
+    pub fn user_name(&self) -> &'r [u8] {
+        self.user.unwrap_or_default()
+    }
+
+    /// The method the policies and the log see: the EAP method of a tunnel, else `method`.
+    pub fn method_seen(&self, method: Option<crate::vocab::Method>) -> Option<crate::vocab::Method> {
+        self.tunnel.map(|t| t.method).or(method)
+    }
+}
+
+/// What an inner login knows of the EAP tunnel it runs in.
+#[derive(Clone, Copy)]
+pub struct Tunnel<'r> {
+    /// The outer method (PEAP, TTLS, EAP-TLS).
+    pub method: crate::vocab::Method,
+    /// The outer identity (often anonymous), for the log.
+    pub outer: &'r [u8],
+    /// Where the pipeline leaves who the inner login authenticated when it accepts: the tunnel
+    /// finishes its own rounds first and answers the NAS later.
+    pub authorized: &'r std::cell::Cell<Option<super::second_factor::Pending>>,
 }
 
 /// The time, as the pipeline is told it: a monotonic instant for deadlines and Unix seconds

@@ -8,17 +8,58 @@ use super::{Method, RejectReason};
 use crate::policy::PolicyInput;
 use crate::vocab::{AuthSource, MfaMode};
 
-/// Room for a revealed User-Password (RFC 2865 §5.2: at most 128 octets).
-pub struct PasswordBuf([u8; 128]);
+/// Room for a revealed User-Password (RFC 2865 §5.2: at most 128 octets), and for what an EAP
+/// tunnel reveals during one call (allocated only when a tunnel needs it).
+pub struct PasswordBuf {
+    password: [u8; 128],
+    tunnel: Option<Box<TunnelBuf>>,
+}
 
 impl PasswordBuf {
     pub fn new() -> PasswordBuf {
-        PasswordBuf([0; 128])
+        PasswordBuf {
+            password: [0; 128],
+            tunnel: None,
+        }
     }
 
     /// The buffer, to reveal a User-Password into.
     pub fn bytes(&mut self) -> &mut [u8; 128] {
-        &mut self.0
+        &mut self.password
+    }
+
+    /// The tunnel's room: its inner identity and password, the inner MS-CHAPv2 exchange, the
+    /// EAP packet of the reply. Wiped when the call is done, like the password.
+    pub fn tunnel(&mut self) -> &mut TunnelBuf {
+        self.tunnel.get_or_insert_with(|| {
+            Box::new(TunnelBuf {
+                user: [0; 256],
+                password: [0; 256],
+                exchange: [0; 56],
+                out: [0; TUNNEL_OUT],
+            })
+        })
+    }
+}
+
+/// Largest EAP packet a reply carries (a TLS fragment of at most 4000 octets and headers).
+pub const TUNNEL_OUT: usize = 4096;
+
+/// What an EAP tunnel reveals during one pipeline call, borrowed by the step it answers.
+pub struct TunnelBuf {
+    pub user: [u8; 256],
+    pub password: [u8; 256],
+    /// An inner MS-CHAPv2 exchange: authenticator challenge, peer challenge, NT-Response.
+    pub exchange: [u8; 56],
+    /// The EAP packet the reply carries.
+    pub out: [u8; TUNNEL_OUT],
+}
+
+impl Drop for TunnelBuf {
+    fn drop(&mut self) {
+        crate::proto::wipe(&mut self.user);
+        crate::proto::wipe(&mut self.password);
+        crate::proto::wipe(&mut self.exchange);
     }
 }
 
@@ -30,7 +71,7 @@ impl Default for PasswordBuf {
 
 impl Drop for PasswordBuf {
     fn drop(&mut self) {
-        crate::proto::wipe(&mut self.0);
+        crate::proto::wipe(&mut self.password);
     }
 }
 

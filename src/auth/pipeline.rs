@@ -339,7 +339,7 @@ fn policies<'a>(
                 tracing::debug!(policy = %p.name, mfa = p.mfa, "network policy matched");
             }
             let user = (id.source == AuthSource::Local)
-                .then(|| r.packet.user_name().and_then(|n| ctx.users.get(n)))
+                .then(|| r.user.and_then(|n| ctx.users.get(n)))
                 .flatten()
                 .map(|u| &u.reply);
             // MS-CHAP: S= and the MPPE keys, from the NT key the source proved.

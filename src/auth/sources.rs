@@ -86,7 +86,7 @@ fn local_identity<'a>(
 /// Local users: cleartext verifies PAP, CHAP and MS-CHAP; an NT hash PAP and MS-CHAP; a slow
 /// hash verifies PAP off the shard.
 fn local<'a>(ctx: &Context<'a>, r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
-    let Some(name) = r.packet.user_name() else {
+    let Some(name) = r.user else {
         return SourceStep::Done(Err(RejectReason::NoUserName));
     };
     let Some(user) = ctx.users.get(name) else {
@@ -149,7 +149,7 @@ fn local_ms_chap(
 
 /// A local user whose slow hash verified.
 pub fn local_verified<'a>(ctx: &Context<'a>, r: &Request<'a>) -> Option<Identity<'a>> {
-    let user = ctx.users.get(r.packet.user_name()?)?;
+    let user = ctx.users.get(r.user?)?;
     Some(local_identity(user, Some(Method::Pap), None))
 }
 

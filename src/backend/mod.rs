@@ -16,6 +16,7 @@
 //!   negative cache stops a device repeating a bad password from locking an AD account out.
 
 pub mod config;
+pub mod crypto;
 pub mod ldap;
 pub mod mfa;
 pub mod winbind;

@@ -446,13 +446,13 @@ fn request<'a>(
     nas: SocketAddr,
     arrived: Instant,
 ) -> Request<'a> {
-    Request {
+    Request::new(
         packet,
-        client: &client.name,
-        client_group: client.group.as_deref(),
+        &client.name,
+        client.group.as_deref(),
         nas,
         arrived,
-    }
+    )
 }
 
 /// Carries out a pipeline step for `r` (from `key.peer`): a reply into `tx` (remembered by

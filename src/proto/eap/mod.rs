@@ -5,6 +5,16 @@
 //! Sans-IO and allocation-free: reassembly copies into a caller's fixed buffer, and every
 //! failure is an [`EapError`], never a panic, so the shard can drop and count what it cannot
 //! read.
+//!
+//! The tunnel methods' Type-Data codecs live beside it, one file per format: [`tls`] (the
+//! flags/length/fragment header EAP-TLS, EAP-TTLS and PEAP share), [`mschapv2`] (EAP-MSCHAPv2,
+//! the usual inner method), [`ttls`] (Diameter AVPs inside EAP-TTLS) and [`peap`] (PEAPv0's
+//! Result TLV and its header-less inner packets).
+
+pub mod mschapv2;
+pub mod peap;
+pub mod tls;
+pub mod ttls;
 
 use super::attr::EAP_MESSAGE;
 use super::builder::PacketBuilder;
@@ -118,6 +128,22 @@ pub enum EapError {
     NoType,
     #[error("an EAP Success or Failure with data after the header")]
     TrailingData,
+    #[error("a malformed EAP-TLS/TTLS/PEAP header (flags, TLS Message Length)")]
+    BadTlsHeader,
+    #[error("a malformed EAP-MSCHAPv2 packet")]
+    BadMsChapV2,
+    #[error("an EAP-MSCHAPv2 MS-Length that does not match the packet")]
+    BadMsLength,
+    #[error("an EAP-MSCHAPv2 OpCode {0} that has no place in this direction")]
+    UnexpectedOpCode(u8),
+    #[error("a malformed Diameter AVP in EAP-TTLS")]
+    BadAvp,
+    #[error("a malformed TLV in a PEAP Extensions packet")]
+    BadTlv,
+    #[error("an unknown mandatory TLV of type {0} in a PEAP Extensions packet")]
+    UnknownMandatoryTlv(u16),
+    #[error("a PEAP Extensions packet without exactly one Result TLV")]
+    NoResultTlv,
 }
 
 /// A well-formed EAP packet: its Length matches the octets, its Code is known, a Request or

@@ -188,11 +188,11 @@ fn client_verifier(
     };
     let cas = read_certs(TlsFile::Ca, ca)?;
     let mut roots = RootCertStore::empty();
-    let mut subjects = Vec::with_capacity(cas.len());
+    let mut parsed_cas = Vec::with_capacity(cas.len());
     for (i, cert) in cas.iter().enumerate() {
         let (_, parsed) = x509_parser::parse_x509_certificate(cert)
             .map_err(|e| bad_ca(format!("certificate {} does not parse: {e}", i + 1)))?;
-        subjects.push(parsed.subject().as_raw().to_vec());
+        parsed_cas.push(parsed);
         roots
             .add(cert.clone())
             .map_err(|e| bad_ca(format!("certificate {} is not a usable CA: {e}", i + 1)))?;
@@ -215,11 +215,17 @@ fn client_verifier(
         for crl in &list {
             let (_, parsed) = x509_parser::parse_x509_crl(crl)
                 .map_err(|e| bad(format!("does not parse: {e}")))?;
-            if !subjects.iter().any(|s| s == parsed.issuer().as_raw()) {
+            // Signed by one of the CAs: otherwise webpki would find no CRL for their
+            // certificates and refuse every one of them (unknown revocation status).
+            let signed = parsed_cas.iter().any(|c| {
+                c.subject().as_raw() == parsed.issuer().as_raw()
+                    && parsed.verify_signature(c.public_key()).is_ok()
+            });
+            if !signed {
                 return Err(bad(format!(
-                    "issued by {}, which is not a CA in {}",
-                    parsed.issuer(),
-                    ca.display()
+                    "not signed by a CA in {} (its issuer is {})",
+                    ca.display(),
+                    parsed.issuer()
                 )));
             }
             if let Some(next) = parsed.next_update() {

@@ -12,6 +12,7 @@
 //! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
 //! * [`accounting`]: the durable accounting log.
 //! * [`metrics`]: per-shard counters merged at scrape time.
+//! * [`tls`]: rustls server configurations, client certificate names, the test PKI.
 //! * [`bench`]: the `radshard bench` load generator.
 
 pub mod accounting;
@@ -27,4 +28,5 @@ pub mod dict;
 pub mod metrics;
 pub mod policy;
 pub mod proto;
+pub mod tls;
 pub mod vocab;

@@ -264,6 +264,7 @@ impl OwnedJob {
                 code: code.clone(),
                 transaction_id: transaction_id.clone(),
             },
+            Job::Tls(_) => unreachable!("no EAP in these tests"),
         }
     }
 }
@@ -362,7 +363,7 @@ fn own(step: Step<'_>, req: &radshard::proto::Verified<'_>, s: &Secret) -> Got {
                     Reply::Challenge { state, prompt } => {
                         Some((state.to_vec(), prompt.to_string()))
                     }
-                    Reply::Attributes { .. } => None,
+                    Reply::Attributes { .. } | Reply::EapChallenge { .. } => None,
                 },
                 packet,
             })

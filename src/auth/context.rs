@@ -41,6 +41,8 @@ pub struct Context<'a> {
     pub reject_message: Option<&'a [u8]>,
     /// Reply-Message per directory reject reason (label), if configured.
     pub directory_reject_messages: &'a BTreeMap<String, String>,
+    /// `[eap]`: EAP-TLS, PEAP, TTLS.
+    pub eap: Option<&'a super::eap::EapService>,
 }
 
 /// The request being decided: verified, and whom it came from.

@@ -37,6 +37,7 @@ impl PasswordBuf {
                 password: [0; 256],
                 exchange: [0; 56],
                 out: [0; TUNNEL_OUT],
+                authorized: std::cell::Cell::new(None),
             })
         })
     }
@@ -53,6 +54,8 @@ pub struct TunnelBuf {
     pub exchange: [u8; 56],
     /// The EAP packet the reply carries.
     pub out: [u8; TUNNEL_OUT],
+    /// Who the inner login authenticated, left by the pipeline when it accepts.
+    pub authorized: std::cell::Cell<Option<super::second_factor::Pending>>,
 }
 
 impl Drop for TunnelBuf {

@@ -58,6 +58,11 @@ pub enum Reply<'a> {
         state: [u8; STATE_LEN],
         prompt: &'a str,
     },
+    /// Access-Challenge of an EAP conversation: its State and our next EAP request.
+    EapChallenge {
+        state: [u8; STATE_LEN],
+        eap: &'a [u8],
+    },
 }
 
 impl std::fmt::Debug for Reply<'_> {
@@ -78,6 +83,10 @@ impl std::fmt::Debug for Reply<'_> {
             Reply::Challenge { prompt, .. } => f
                 .debug_struct("Challenge")
                 .field("prompt", prompt)
+                .finish_non_exhaustive(),
+            Reply::EapChallenge { eap, .. } => f
+                .debug_struct("EapChallenge")
+                .field("eap_len", &eap.len())
                 .finish_non_exhaustive(),
         }
     }
@@ -188,6 +197,10 @@ impl<'a> Decision<'a> {
                 b.attr(STATE, state)?;
                 b.attr(REPLY_MESSAGE, prompt.as_bytes())
             }
+            Reply::EapChallenge { state, eap } => {
+                b.eap_message(eap)?;
+                b.attr(STATE, state)
+            }
         }
     }
 }
@@ -218,9 +231,11 @@ pub fn log(r: &Request<'_>, what: Logged<'_>) {
         Logged::Held(stage) => ("held", stage, None, None, None),
         Logged::Dropped(r) => ("drop", r.label(), None, None, None),
     };
+    let outer = r.tunnel.map(|t| String::from_utf8_lossy(t.outer));
     info!(
         target: "radshard::auth",
         user = %String::from_utf8_lossy(r.user_name()),
+        outer = outer.as_deref().unwrap_or(""),
         client = r.client,
         nas = %r.nas,
         method = method.map_or("none", Method::label),

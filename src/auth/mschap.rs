@@ -239,6 +239,11 @@ pub enum MethodReply {
     MsChap2Error([u8; V2_ERROR_LEN]),
     /// v1 reject: MS-CHAP-Error.
     MsChapError([u8; V1_ERROR_LEN]),
+    /// EAP accept: EAP-Success and the MPPE keys from the MSK (RFC 5216 §2.3: Recv-Key its
+    /// first 32 octets, Send-Key the next 32).
+    EapSuccess { identifier: u8, msk: [u8; 64] },
+    /// EAP reject: EAP-Failure.
+    EapFailure { identifier: u8 },
 }
 
 impl std::fmt::Debug for MethodReply {
@@ -248,6 +253,10 @@ impl std::fmt::Debug for MethodReply {
             MethodReply::MsChapKeys(_) => f.write_str("MsChapKeys(<keys>)"),
             MethodReply::MsChap2Error(e) => write!(f, "MsChap2Error({:?})", error_text(e)),
             MethodReply::MsChapError(e) => write!(f, "MsChapError({:?})", error_text(e)),
+            MethodReply::EapSuccess { identifier, .. } => {
+                write!(f, "EapSuccess({identifier}, <keys>)")
+            }
+            MethodReply::EapFailure { identifier } => write!(f, "EapFailure({identifier})"),
         }
     }
 }
@@ -282,6 +291,14 @@ impl MethodReply {
             }
             MethodReply::MsChap2Error(e) => b.vsa(MICROSOFT, MS_CHAP_ERROR, e),
             MethodReply::MsChapError(e) => b.vsa(MICROSOFT, MS_CHAP_ERROR, e),
+            MethodReply::EapSuccess { identifier, msk } => {
+                b.eap_message(&crate::proto::eap::result_packet(true, *identifier))?;
+                b.mppe_key(s, MS_MPPE_RECV_KEY, rand::random(), &msk[..32])?;
+                b.mppe_key(s, MS_MPPE_SEND_KEY, rand::random(), &msk[32..])
+            }
+            MethodReply::EapFailure { identifier } => {
+                b.eap_message(&crate::proto::eap::result_packet(false, *identifier))
+            }
         }
     }
 }

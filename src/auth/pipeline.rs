@@ -24,7 +24,7 @@ use crate::backend::mfa::{Mfa, PiAnswer, PiError, Provider};
 use crate::backend::ShedPolicy;
 use crate::backend::{Outcome as DirectoryOutcome, Proof};
 use crate::policy::{PolicyInput, Verdict};
-use crate::proto::{CALLING_STATION_ID, STATE};
+use crate::proto::{CALLING_STATION_ID, EAP_MESSAGE, STATE};
 use crate::vocab::AuthSource;
 
 /// What the driver does next with a request.
@@ -74,6 +74,8 @@ pub enum Job<'a> {
         code: String,
         transaction_id: Option<String>,
     },
+    /// Run a TLS handshake step of this EAP conversation on a handshake worker.
+    Tls(Box<super::eap::EapSession>),
 }
 
 impl std::fmt::Debug for Job<'_> {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Job<'_> {
                 .debug_struct("Check")
                 .field("user", user)
                 .finish_non_exhaustive(),
+            Job::Tls(s) => f.debug_struct("Tls").field("method", &s.method).finish(),
         }
     }
 }
@@ -114,6 +117,9 @@ pub enum JobResult {
     Directory(DirectoryOutcome),
     /// The provider's answer; `None`: none by the deadline, or it could not be asked.
     SecondFactor(Option<Result<PiAnswer, PiError>>),
+    /// The conversation after its handshake step; `None`: the workers were full or did not
+    /// answer in time.
+    Tls(Option<Box<super::eap::EapSession>>),
 }
 
 impl JobResult {
@@ -125,6 +131,7 @@ impl JobResult {
             Job::Push { .. } | Job::Trigger { .. } | Job::Check { .. } => {
                 JobResult::SecondFactor(None)
             }
+            Job::Tls(_) => JobResult::Tls(None),
         }
     }
 }
@@ -137,6 +144,8 @@ pub enum Continuation {
     /// The second factor, for what the primary authentication found. `trigger`: the answer is
     /// that of privacyIDEA's triggered challenge (an Access-Challenge for a code token).
     SecondFactor { pending: Pending, trigger: bool },
+    /// An EAP conversation: after its handshake step, or its inner login's job.
+    Eap(super::eap::EapThen),
 }
 
 /// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
@@ -185,6 +194,10 @@ fn with_method_error<'a>(r: &Request<'a>, step: Step<'a>) -> Step<'a> {
 }
 
 fn decide<'a>(ctx: &Context<'a>, r: &Request<'a>, now: Now, buf: &'a mut PasswordBuf) -> Step<'a> {
+    // EAP carries its own conversation (and State) from the first round on.
+    if r.packet.attr(EAP_MESSAGE).is_some() {
+        return super::eap::start(ctx, r, now, buf);
+    }
     // Without [mfa] the State is not even looked for.
     if let Some((mfa, state)) = ctx.mfa.and_then(|m| Some((m, r.packet.attr(STATE)?))) {
         return follow_up(ctx, r, mfa, state, now, buf);
@@ -197,16 +210,27 @@ fn decide<'a>(ctx: &Context<'a>, r: &Request<'a>, now: Now, buf: &'a mut Passwor
         }
         return reject(ctx, RejectReason::MfaBadCode, &cred);
     }
+    primary(ctx, r, &cred, now)
+}
+
+/// The primary sources in order over the method's credential, then (on success) the policies
+/// and the second factor. An EAP tunnel's inner login enters here too.
+pub(super) fn primary<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    cred: &Extracted<'a>,
+    now: Now,
+) -> Step<'a> {
     let mut skipped = RejectReason::UnknownUser;
     for source in Source::CHAIN {
-        match source.authenticate(ctx, r, &cred) {
+        match source.authenticate(ctx, r, cred) {
             SourceStep::Skip(why) => {
                 if skipped == RejectReason::UnknownUser {
                     skipped = why;
                 }
             }
             SourceStep::Done(Ok(id)) => return accepted(ctx, r, &id, cred.read, now),
-            SourceStep::Done(Err(why)) => return reject(ctx, why, &cred),
+            SourceStep::Done(Err(why)) => return reject(ctx, why, cred),
             SourceStep::Await(job) => {
                 let deadline = match job {
                     Job::Directory { .. } => ctx.directory.map(|d| r.arrived + d.deadline),
@@ -220,7 +244,7 @@ fn decide<'a>(ctx: &Context<'a>, r: &Request<'a>, now: Now, buf: &'a mut Passwor
             }
         }
     }
-    reject(ctx, skipped, &cred)
+    reject(ctx, skipped, cred)
 }
 
 fn pick_up<'a>(
@@ -231,17 +255,31 @@ fn pick_up<'a>(
     now: Now,
     buf: &'a mut PasswordBuf,
 ) -> Step<'a> {
+    if let Continuation::Eap(then) = then {
+        return super::eap::resume(ctx, r, then, result, now, buf);
+    }
+    let cred = extract(ctx, r, buf);
+    pick_up_with(ctx, r, then, result, now, &cred)
+}
+
+/// [`resume`] with the credential already read (an EAP tunnel's inner login brings its own).
+pub(super) fn pick_up_with<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    then: Continuation,
+    result: JobResult,
+    now: Now,
+    cred: &Extracted<'a>,
+) -> Step<'a> {
     match (then, result) {
         (Continuation::Source(Source::Local), JobResult::Hash(ok)) => {
-            let cred = extract(ctx, r, buf);
             match local_verified(ctx, r).filter(|_| ok) {
                 Some(id) => accepted(ctx, r, &id, cred.read, now),
-                None => reject(ctx, RejectReason::BadPassword, &cred),
+                None => reject(ctx, RejectReason::BadPassword, cred),
             }
         }
         (Continuation::Source(Source::Directory), JobResult::Directory(outcome)) => {
-            let cred = extract(ctx, r, buf);
-            directory_answered(ctx, r, outcome, &cred, now)
+            directory_answered(ctx, r, outcome, cred, now)
         }
         (Continuation::SecondFactor { pending, trigger }, JobResult::SecondFactor(answer)) => {
             factor_answered(ctx, r, pending, trigger, answer, now)
@@ -306,9 +344,9 @@ fn directory_answered<'a>(
 }
 
 /// The policies, over what the primary authentication found.
-fn policies<'a>(
+pub(super) fn policies<'a>(
     ctx: &Context<'a>,
-    r: &Request<'a>,
+    r: &Request<'_>,
     id: &Identity<'_>,
 ) -> (
     Option<&'a crate::policy::NetworkPolicy>,
@@ -323,7 +361,7 @@ fn policies<'a>(
             r.client,
             r.client_group,
             id.groups,
-            id.method,
+            r.method_seen(id.method),
             id.source,
         ))
     };
@@ -362,7 +400,7 @@ fn policies<'a>(
                     },
                     policy: p.map(|p| p.name.as_str()),
                     source: Some(id.source),
-                    method: id.method,
+                    method: r.method_seen(id.method),
                 }),
             )
         }
@@ -377,7 +415,7 @@ fn policies<'a>(
 }
 
 /// A reject decided after the policies (it names the policy and the source).
-fn rejected<'a>(
+pub(super) fn rejected<'a>(
     ctx: &Context<'a>,
     why: RejectReason,
     policy: Option<&'a crate::policy::NetworkPolicy>,
@@ -403,6 +441,12 @@ fn accepted<'a>(
         Err(why) => return Step::Reply(rejected(ctx, why, matched, id)),
     };
     let second = after_primary(ctx, r, matched, id, read, now.unix);
+    // An EAP tunnel finishes its own rounds before the NAS hears: it keeps who passed.
+    let keep = || {
+        if let Some(t) = r.tunnel {
+            t.authorized.set(Some(second_factor::pending(id, None)));
+        }
+    };
     let waived = |w| {
         Step::Reply(Decision {
             outcome: Outcome::AcceptWaived(w),
@@ -429,8 +473,14 @@ fn accepted<'a>(
         .triggered(trigger)
     };
     match second {
-        Second::NotRequired | Second::CodeOk => Step::Reply(accept),
-        Second::Waived(w) => waived(w),
+        Second::NotRequired | Second::CodeOk => {
+            keep();
+            Step::Reply(accept)
+        }
+        Second::Waived(w) => {
+            keep();
+            waived(w)
+        }
         Second::Challenge(state) => Step::Reply(challenge(ctx, accept, state)),
         Second::Push => held(push(false), false),
         Second::Trigger => held(push(true), true),
@@ -546,10 +596,15 @@ fn after_second<'a>(
         nt_key: pending.nt_key,
     };
     match policies(ctx, r, &id) {
-        (_, Ok(d)) => Decision {
-            outcome: waiver.map_or(Outcome::Accept, Outcome::AcceptWaived),
-            ..d
-        },
+        (_, Ok(d)) => {
+            if let Some(t) = r.tunnel {
+                t.authorized.set(Some(pending.clone()));
+            }
+            Decision {
+                outcome: waiver.map_or(Outcome::Accept, Outcome::AcceptWaived),
+                ..d
+            }
+        }
         (matched, Err(why)) => rejected(ctx, why, matched, &id),
     }
 }

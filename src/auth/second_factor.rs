@@ -292,7 +292,8 @@ pub fn redeem(
     );
     let pending = match taken {
         Ok(Conversation::SecondFactor(p)) => p,
-        Err(ConversationError::Invalid) => return Err(RejectReason::MfaStateInvalid),
+        // An EAP conversation's State on a request without EAP-Message: not a challenge.
+        Ok(Conversation::Eap(_)) | Err(ConversationError::Invalid) => return Err(RejectReason::MfaStateInvalid),
         Err(ConversationError::Expired) => return Err(RejectReason::MfaStateExpired),
         Err(ConversationError::Replayed) => return Err(RejectReason::MfaStateReplayed),
     };

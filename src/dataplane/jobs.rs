@@ -28,10 +28,10 @@ impl Drop for Wiped {
 pub(super) fn submit(
     rt: &Arc<Runtime>,
     client: &str,
-    job: &Job<'_>,
+    job: Job<'_>,
     deadline: Option<Instant>,
 ) -> Waiting {
-    let no_answer = JobResult::timed_out(job);
+    let no_answer = JobResult::timed_out(&job);
     match job {
         Job::VerifyHash { user, password } => {
             let (rt, user, password) = (rt.clone(), user.to_vec(), Wiped(password.to_vec()));
@@ -53,7 +53,7 @@ pub(super) fn submit(
             let submitted = backend.submit(AuthRequest {
                 client,
                 user,
-                proof: *proof,
+                proof,
                 // The pool answers every job by its deadline once it runs it; a job still
                 // queued behind a stuck directory is answered here when it passes.
                 deadline: deadline.unwrap_or_else(|| Instant::now() + backend.config.deadline),
@@ -73,7 +73,7 @@ pub(super) fn submit(
         } => provider(
             rt.mfa
                 .as_ref()
-                .and_then(|m| m.submit_push(client, user, station)),
+                .and_then(|m| m.submit_push(client, &user, station)),
             deadline,
         ),
         Job::Trigger {
@@ -83,7 +83,7 @@ pub(super) fn submit(
         } => provider(
             rt.mfa
                 .as_ref()
-                .and_then(|m| m.submit_trigger(client, user, station)),
+                .and_then(|m| m.submit_trigger(client, &user, station)),
             deadline,
         ),
         Job::Check {
@@ -93,9 +93,23 @@ pub(super) fn submit(
         } => provider(
             rt.mfa
                 .as_ref()
-                .and_then(|m| m.submit_check(user.clone(), code.clone(), transaction_id.clone())),
+                .and_then(|m| m.submit_check(user, code, transaction_id)),
             deadline,
         ),
+        Job::Tls(mut session) => {
+            let Some(pool) = rt.crypto.as_ref() else {
+                return ready(no_answer);
+            };
+            match pool.submit(move || {
+                session.handshake();
+                session
+            }) {
+                Some(rx) => until(deadline, no_answer, async move {
+                    JobResult::Tls(rx.await.ok())
+                }),
+                None => ready(no_answer),
+            }
+        }
     }
 }
 

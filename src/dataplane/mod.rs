@@ -131,6 +131,7 @@ impl ServerHandle {
         let (_, current) = self.cell.load();
         rt.backend = current.backend.clone();
         rt.mfa = current.mfa.clone();
+        rt.crypto = current.crypto.clone();
         rt.conversations = current.conversations.clone();
         let new = Fixed::of(
             config,
@@ -192,6 +193,12 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             )
             .map_err(|e| StartError::Backend(e.to_string()))?,
         );
+    }
+    if let Some(eap) = &config.eap {
+        rt.crypto = Some(Arc::new(
+            crate::backend::crypto::CryptoPool::start(eap.workers, eap.queue)
+                .map_err(|e| StartError::Backend(format!("cannot start the TLS workers: {e}")))?,
+        ));
     }
     if let Some(mfa) = &config.mfa {
         rt.mfa = Some(

@@ -41,6 +41,12 @@ pub struct Runtime {
     pub conversations: Arc<Conversations<Conversation>>,
     /// Reply-Message per directory reject reason (label), if configured.
     pub ldap_reject_messages: BTreeMap<String, String>,
+    /// `[eap]`: its settings and TLS configurations (rebuilt on reload: new certificates
+    /// take effect; sessions of the old ones no longer resume).
+    pub eap: Option<Arc<crate::auth::eap::EapService>>,
+    /// The handshake workers, when `[eap]` is configured; set by `dataplane::start`, kept
+    /// across reloads.
+    pub crypto: Option<Arc<crate::backend::crypto::CryptoPool>>,
 }
 
 impl Runtime {
@@ -63,6 +69,7 @@ impl Runtime {
                 }),
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,
+            eap: self.eap.as_deref(),
         }
     }
 
@@ -93,12 +100,22 @@ impl Runtime {
             dict,
             backend: None,
             mfa: None,
+            // MFA challenges and EAP conversations share the store: room for both bounds.
             conversations: Arc::new(Conversations::new(
-                config
-                    .mfa
-                    .as_ref()
-                    .map_or(DEFAULT_CONVERSATIONS, |m| m.max_pending),
+                match (&config.mfa, &config.eap) {
+                    (None, None) => DEFAULT_CONVERSATIONS,
+                    (m, e) => {
+                        m.as_ref().map_or(0, |m| m.max_pending)
+                            + e.as_ref().map_or(0, |e| e.max_conversations)
+                    }
+                },
             )),
+            eap: config
+                .eap
+                .as_ref()
+                .map(|e| crate::auth::eap::EapService::build(e).map(Arc::new))
+                .transpose()?,
+            crypto: None,
             ldap_reject_messages: config
                 .ldap
                 .as_ref()

@@ -265,7 +265,7 @@ impl Shard {
         if cache.begin(key).is_err() {
             return m.count_drop(DropReason::Overloaded);
         }
-        let waiting = jobs::submit(rt, &client.name, &wait.job, wait.deadline);
+        let waiting = jobs::submit(rt, &client.name, wait.job, wait.deadline);
         let slot = inflight.insert(Entry {
             rt: rt.clone(),
             li,
@@ -323,7 +323,7 @@ impl Shard {
             return;
         };
         // The next job of the same request: it keeps its entry (and its datagram copy).
-        let waiting = jobs::submit(&rt, &client.name, &job, deadline);
+        let waiting = jobs::submit(&rt, &client.name, job, deadline);
         let slot = self.inflight.insert(Entry {
             rt,
             li,
@@ -505,6 +505,7 @@ fn held_stage(job: &Job<'_>) -> Option<&'static str> {
         Job::Push { .. } => Some("push"),
         Job::Trigger { .. } => Some("trigger"),
         Job::Check { .. } => Some("mfa_check"),
+        Job::Tls(_) => None,
     }
 }
 

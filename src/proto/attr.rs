@@ -17,6 +17,7 @@ pub const VENDOR_SPECIFIC: u8 = 26;
 pub const SESSION_TIMEOUT: u8 = 27;
 pub const CALLED_STATION_ID: u8 = 30;
 pub const CALLING_STATION_ID: u8 = 31;
+pub const FRAMED_MTU: u8 = 12;
 pub const NAS_IDENTIFIER: u8 = 32;
 pub const PROXY_STATE: u8 = 33;
 pub const ACCT_STATUS_TYPE: u8 = 40;

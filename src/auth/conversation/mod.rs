@@ -22,10 +22,20 @@ use std::sync::Mutex;
 use state::{Nonce, StateError, StateKey, STATE_LEN};
 
 /// What a conversation of this server remembers between rounds.
-#[derive(Debug)]
 pub enum Conversation {
     /// An MFA challenge waiting for its code.
     SecondFactor(crate::auth::second_factor::Pending),
+    /// An EAP conversation between two rounds.
+    Eap(Box<crate::auth::eap::EapSession>),
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conversation::SecondFactor(p) => f.debug_tuple("SecondFactor").field(p).finish(),
+            Conversation::Eap(s) => f.debug_tuple("Eap").field(&s.method).finish(),
+        }
+    }
 }
 
 /// Why a State was refused.

@@ -6,6 +6,7 @@ pub mod context;
 pub mod conversation;
 pub mod credential;
 pub mod decision;
+pub mod eap;
 pub mod local;
 pub mod mschap;
 pub mod password;

@@ -58,6 +58,8 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// `[mfa]`: without it, policies' `mfa` flag is only logged.
     pub mfa: Option<MfaConfig>,
+    /// `[eap]`: without it, no EAP method is offered.
+    pub eap: Option<crate::auth::eap::config::EapConfig>,
     /// Things that work but deserve an operator's attention; `check-config` prints them.
     pub warnings: Vec<ConfigError>,
 }
@@ -264,6 +266,12 @@ impl Config {
             .winbind
             .map(|w| crate::backend::winbind::WinbindConfig::from_raw(w.into_inner(), origin, &at))
             .transpose()?;
+        let eap = raw
+            .eap
+            .map(|e| {
+                crate::auth::eap::config::EapConfig::from_raw(e.into_inner(), origin, &at, &resolve)
+            })
+            .transpose()?;
         let mut policies = Vec::with_capacity(raw.policies.len());
         for p in raw.policies {
             check_policy_clients(&p, origin, text, &clients)?;
@@ -383,6 +391,7 @@ impl Config {
             winbind,
             policies,
             mfa,
+            eap,
             server,
             log: LogConfig {
                 level,

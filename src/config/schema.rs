@@ -2,7 +2,7 @@
 //! turns typos into errors; values that carry their own syntax (addresses, networks, durations)
 //! are parsed while deserializing so that `toml` reports the offending value's position.
 //! The sections of components are the components' own raw types (`RawClient`, `RawUser`,
-//! `RawBackend`, `RawLdap`, `RawPolicy`, `RawMfa`); the server-wide sections are here.
+//! `RawBackend`, `RawLdap`, `RawPolicy`, `RawMfa`, `RawEap`); the server-wide sections are here.
 //! Checks that span several values happen in [`super::Config::from_str`], using the `Spanned`
 //! positions kept here.
 
@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub policies: Vec<Spanned<RawPolicy>>,
     /// The second factor for policies with `mfa = true`.
     pub mfa: Option<Spanned<crate::backend::mfa::RawMfa>>,
+    /// PEAP, EAP-TTLS and EAP-TLS, and their TLS.
+    pub eap: Option<Spanned<crate::auth::eap::config::RawEap>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -26,6 +26,25 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Generate RADIUS load against a server and report throughput and latency.
     Bench(crate::bench::BenchArgs),
+    /// Write a throwaway test PKI (CA, server and client certificates) for EAP.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.pem, ca.key, server.pem, server.key, client.pem, client.key into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Key type of every certificate: RSA-2048 or ECDSA P-256.
+    #[arg(long, value_parser = parse_key_kind, value_name = "rsa|ecdsa", default_value = "rsa")]
+    pub key: crate::tls::pki::KeyKind,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_key_kind(s: &str) -> Result<crate::tls::pki::KeyKind, String> {
+    crate::tls::pki::KeyKind::from_label(s).ok_or_else(|| format!("{s:?}: expected rsa or ecdsa"))
 }
 
 #[derive(Debug, Args)]

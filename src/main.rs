@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mimalloc::MiMalloc;
 
-use radshard::cli::{Cli, Command, ServeArgs};
+use radshard::cli::{CertsArgs, Cli, Command, ServeArgs};
 use radshard::config::{Config, LogFormat};
 use radshard::dataplane::{self, runtime::Runtime};
 
@@ -16,12 +16,33 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => check_config(args.config.as_deref()),
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => radshard::bench::main(&args),
+        Command::Certs(args) => certs(&args),
+    }
+}
+
+fn certs(args: &CertsArgs) -> ExitCode {
+    match radshard::tls::pki::write_test_pki(&args.out, args.key, args.force) {
+        Ok(files) => {
+            for f in &files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "This {} PKI is for tests only: the CA's private key ({}) is on disk, unprotected, so anyone who reads it can issue certificates this CA vouches for. Never trust this CA outside a test.",
+                args.key,
+                args.out.join("ca.key").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn check_config(path: Option<&std::path::Path>) -> ExitCode {
     // Everything `serve` would check: the file, the dictionaries, every reply attribute, every
-    // password hash.
+    // password hash, the EAP TLS files (loaded while the config is read).
     let result = Config::load(path).and_then(|c| Runtime::build(&c).map(|_| c));
     match result {
         Ok(config) => {
@@ -31,8 +52,12 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
             let directory = config.ldap.as_ref().map_or(String::new(), |l| {
                 format!(", ldap: {} server(s)", l.servers.len())
             });
+            let eap = config.eap.as_ref().map_or(String::new(), |e| {
+                let methods: Vec<&str> = e.methods.iter().map(|m| m.label()).collect();
+                format!(", eap: {}", methods.join(", "))
+            });
             println!(
-                "{}: OK ({} clients, {} users, {} policies{directory})",
+                "{}: OK ({} clients, {} users, {} policies{directory}{eap})",
                 config.path.display(),
                 config.clients.len(),
                 config.users.len(),

@@ -260,11 +260,12 @@ impl EapConfig {
             Some(n) if *n.get_ref() > max_conversations => {
                 return Err(err(
                     n.span(),
-                    format!("eap.max_per_client must be at most max_conversations ({max_conversations})"),
+                    format!(
+                    "eap.max_per_client must be at most max_conversations ({max_conversations})"
+                ),
                 ))
             }
-            n => positive(n, "eap.max_per_client", &err)?
-                .unwrap_or((max_conversations / 2).max(1)),
+            n => positive(n, "eap.max_per_client", &err)?.unwrap_or((max_conversations / 2).max(1)),
         };
         let idle_timeout = match raw.idle_timeout {
             Some(d) if d.get_ref().0.is_zero() => {
@@ -277,7 +278,9 @@ impl EapConfig {
             Some(n) if *n.get_ref() > MAX_WORKERS => {
                 return Err(err(
                     n.span(),
-                    format!("eap.workers must be at most {MAX_WORKERS} (0: one per available core)"),
+                    format!(
+                        "eap.workers must be at most {MAX_WORKERS} (0: one per available core)"
+                    ),
                 ))
             }
             Some(n) if *n.get_ref() > 0 => n.into_inner(),
@@ -442,7 +445,10 @@ mod tests {
         );
         let c = load(dir.path(), &text).expect("valid");
         assert_eq!(c.methods, [Method::EapTls, Method::Peap]);
-        assert_eq!((c.fragment_size, c.max_conversations, c.max_per_client), (1400, 100, 100));
+        assert_eq!(
+            (c.fragment_size, c.max_conversations, c.max_per_client),
+            (1400, 100, 100)
+        );
         assert_eq!(c.idle_timeout, Duration::from_secs(30));
         assert_eq!((c.workers, c.queue, c.identity), (3, 7, IdentityRule::Cn));
         assert_eq!(c.tls.certificate, abs);
@@ -478,7 +484,11 @@ mod tests {
         ];
         for (line, why) in cases {
             let e = refused(d, line);
-            assert_eq!((e.file.clone(), e.line), (d.join("radshard.toml"), 2), "{line}: {e}");
+            assert_eq!(
+                (e.file.clone(), e.line),
+                (d.join("radshard.toml"), 2),
+                "{line}: {e}"
+            );
             assert!(e.reason.contains(why), "{line}: {e}");
         }
         let e = refused(d, "bogus = 1");
@@ -500,18 +510,27 @@ mod tests {
         };
         tls_case("min_version = \"1.1\"", 6, "not a TLS version");
         tls_case("max_version = \"2\"", 6, "not a TLS version");
-        tls_case("min_version = \"1.3\"\nmax_version = \"1.2\"", 6, "above max_version");
+        tls_case(
+            "min_version = \"1.3\"\nmax_version = \"1.2\"",
+            6,
+            "above max_version",
+        );
         tls_case("session_lifetime = \"0s\"", 6, "between 1s and 6h");
         tls_case("session_lifetime = \"7h\"", 6, "between 1s and 6h");
         tls_case("session_cache = 0", 6, "at least 1");
         tls_case("crls = [\"certs/ca.key\"]", 6, "crl");
         tls_case("bogus = true", 6, "bogus");
         // The TLS files themselves: missing, or not what they should be.
-        let e = load(d, "[eap]\n[eap.tls]\nprivate_key = \"certs/server.key\"\n").expect_err("no cert");
+        let e =
+            load(d, "[eap]\n[eap.tls]\nprivate_key = \"certs/server.key\"\n").expect_err("no cert");
         assert!(e.reason.contains("certificate"), "{e}");
         let file_case = |text: &str, line: usize, why: &str| {
             let e = load(d, text).expect_err(text);
-            assert_eq!((e.file.clone(), e.line), (d.join("radshard.toml"), line), "{e}");
+            assert_eq!(
+                (e.file.clone(), e.line),
+                (d.join("radshard.toml"), line),
+                "{e}"
+            );
             assert!(e.reason.contains(why), "{e}");
         };
         file_case(

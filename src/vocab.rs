@@ -57,8 +57,7 @@ impl Method {
 
     /// The method a policy's `auth_methods` entry names.
     pub fn from_label(label: &str) -> Option<Method> {
-        Method::ALL.into_iter()
-            .find(|m| m.label() == label)
+        Method::ALL.into_iter().find(|m| m.label() == label)
     }
 
     pub const ALL: [Method; 7] = [

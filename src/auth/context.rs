@@ -88,7 +88,10 @@ impl<'r> Request<'r> {
     }
 
     /// The method the policies and the log see: the EAP method of a tunnel, else `method`.
-    pub fn method_seen(&self, method: Option<crate::vocab::Method>) -> Option<crate::vocab::Method> {
+    pub fn method_seen(
+        &self,
+        method: Option<crate::vocab::Method>,
+    ) -> Option<crate::vocab::Method> {
         self.tunnel.map(|t| t.method).or(method)
     }
 }

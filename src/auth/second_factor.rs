@@ -293,7 +293,9 @@ pub fn redeem(
     let pending = match taken {
         Ok(Conversation::SecondFactor(p)) => p,
         // An EAP conversation's State on a request without EAP-Message: not a challenge.
-        Ok(Conversation::Eap(_)) | Err(ConversationError::Invalid) => return Err(RejectReason::MfaStateInvalid),
+        Ok(Conversation::Eap(_)) | Err(ConversationError::Invalid) => {
+            return Err(RejectReason::MfaStateInvalid)
+        }
         Err(ConversationError::Expired) => return Err(RejectReason::MfaStateExpired),
         Err(ConversationError::Replayed) => return Err(RejectReason::MfaStateReplayed),
     };

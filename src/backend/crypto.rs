@@ -117,7 +117,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let queued: Vec<_> = (0..2).map(|i| pool.submit(move || i * 10)).collect();
         assert!(queued.iter().all(Option::is_some));
-        assert!(pool.submit(|| 99).is_none(), "a third waiting step is refused");
+        assert!(
+            pool.submit(|| 99).is_none(),
+            "a third waiting step is refused"
+        );
         assert_eq!(pool.refused.load(Relaxed), 1);
         release.send(()).expect("worker waits");
         assert_eq!(futures_executor_block_on(first), Ok(true));
@@ -129,9 +132,7 @@ mod tests {
     }
 
     /// A oneshot answer, waited for on this thread.
-    fn futures_executor_block_on<T>(
-        mut rx: oneshot::Receiver<T>,
-    ) -> Result<T, oneshot::Canceled> {
+    fn futures_executor_block_on<T>(mut rx: oneshot::Receiver<T>) -> Result<T, oneshot::Canceled> {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             match rx.try_recv() {

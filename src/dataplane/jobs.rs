@@ -104,9 +104,11 @@ pub(super) fn submit(
                 session.handshake();
                 session
             }) {
-                Some(rx) => until(deadline, no_answer, async move {
-                    JobResult::Tls(rx.await.ok())
-                }),
+                Some(rx) => until(
+                    deadline,
+                    no_answer,
+                    async move { JobResult::Tls(rx.await.ok()) },
+                ),
                 None => ready(no_answer),
             }
         }

@@ -101,15 +101,13 @@ impl Runtime {
             backend: None,
             mfa: None,
             // MFA challenges and EAP conversations share the store: room for both bounds.
-            conversations: Arc::new(Conversations::new(
-                match (&config.mfa, &config.eap) {
-                    (None, None) => DEFAULT_CONVERSATIONS,
-                    (m, e) => {
-                        m.as_ref().map_or(0, |m| m.max_pending)
-                            + e.as_ref().map_or(0, |e| e.max_conversations)
-                    }
-                },
-            )),
+            conversations: Arc::new(Conversations::new(match (&config.mfa, &config.eap) {
+                (None, None) => DEFAULT_CONVERSATIONS,
+                (m, e) => {
+                    m.as_ref().map_or(0, |m| m.max_pending)
+                        + e.as_ref().map_or(0, |e| e.max_conversations)
+                }
+            })),
             eap: config
                 .eap
                 .as_ref()

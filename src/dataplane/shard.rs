@@ -446,13 +446,7 @@ fn request<'a>(
     nas: SocketAddr,
     arrived: Instant,
 ) -> Request<'a> {
-    Request::new(
-        packet,
-        &client.name,
-        client.group.as_deref(),
-        nas,
-        arrived,
-    )
+    Request::new(packet, &client.name, client.group.as_deref(), nas, arrived)
 }
 
 /// Carries out a pipeline step for `r` (from `key.peer`): a reply into `tx` (remembered by

@@ -273,6 +273,44 @@ pub fn mfa() -> Option<Arc<MfaMetrics>> {
     MFA.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// EAP's counters (never a key or an inner password): one set per process, kept across
+/// reloads.
+#[derive(Debug, Default)]
+pub struct EapMetrics {
+    pub conversations_opened: AtomicU64,
+    pub conversations_refused: AtomicU64,
+    pub handshakes_full: AtomicU64,
+    pub handshakes_resumed: AtomicU64,
+    pub tls12: AtomicU64,
+    pub tls13: AtomicU64,
+    pub accepts: AtomicU64,
+    /// Rejects by reason label (a bounded set: the reasons are an enum).
+    pub rejects: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl EapMetrics {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn reject(&self, reason: &'static str) {
+        let mut m = self.rejects.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(reason).or_insert(0) += 1;
+    }
+}
+
+static EAP: std::sync::OnceLock<EapMetrics> = std::sync::OnceLock::new();
+
+/// EAP's counters, shown by the scrape from the first use on.
+pub fn eap() -> &'static EapMetrics {
+    EAP.get_or_init(EapMetrics::default)
+}
+
+/// EAP's counters if EAP was ever configured.
+pub fn eap_if_used() -> Option<&'static EapMetrics> {
+    EAP.get()
+}
+
 static BACKEND: Mutex<Option<Arc<BackendMetrics>>> = Mutex::new(None);
 
 /// Makes the backend pool's counters part of every scrape (the latest pool started).

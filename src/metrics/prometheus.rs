@@ -209,7 +209,63 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
     if let Some(m) = super::mfa() {
         render_mfa(&mut out, &m);
     }
+    if let Some(e) = super::eap_if_used() {
+        render_eap(&mut out, e);
+    }
     out
+}
+
+/// EAP: conversations, handshakes by kind and TLS version, logins by outcome and reason.
+fn render_eap(out: &mut String, e: &super::EapMetrics) {
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+    for (name, help, v) in [
+        (
+            "radshard_eap_conversations_opened_total",
+            "EAP conversations opened (an EAP-Response/Identity answered).",
+            get(&e.conversations_opened),
+        ),
+        (
+            "radshard_eap_conversations_refused_total",
+            "EAP rounds refused because the conversation store (or the client's share) was full.",
+            get(&e.conversations_refused),
+        ),
+        (
+            "radshard_eap_accepts_total",
+            "EAP logins accepted.",
+            get(&e.accepts),
+        ),
+    ] {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    header(
+        out,
+        "radshard_eap_handshakes_total",
+        "counter",
+        "TLS handshakes completed, by kind and TLS version.",
+    );
+    for (kind, v) in [
+        ("full", get(&e.handshakes_full)),
+        ("resumed", get(&e.handshakes_resumed)),
+    ] {
+        let _ = writeln!(out, "radshard_eap_handshakes_total{{kind=\"{kind}\"}} {v}");
+    }
+    for (version, v) in [("1.2", get(&e.tls12)), ("1.3", get(&e.tls13))] {
+        let _ = writeln!(
+            out,
+            "radshard_eap_tls_versions_total{{version=\"{version}\"}} {v}"
+        );
+    }
+    header(
+        out,
+        "radshard_eap_rejects_total",
+        "counter",
+        "EAP logins rejected, by reason.",
+    );
+    let rejects = e.rejects.lock().unwrap_or_else(|p| p.into_inner());
+    for (reason, v) in rejects.iter() {
+        let _ = writeln!(out, "radshard_eap_rejects_total{{reason=\"{reason}\"}} {v}");
+    }
 }
 
 /// The second factor: challenges issued, pending, outcomes.

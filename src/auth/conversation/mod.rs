@@ -63,7 +63,8 @@ const SWEEP_SECONDS: u64 = 5;
 #[derive(Debug)]
 pub struct Conversations<T> {
     key: StateKey,
-    open: Mutex<HashMap<Nonce, (u64, T)>>,
+    /// By nonce: expiry, the client's share key, the conversation.
+    open: Mutex<Open<T>>,
     /// Nonces taken, with their State's expiry.
     taken: Mutex<HashMap<Nonce, u64>>,
     capacity: usize,
@@ -71,12 +72,63 @@ pub struct Conversations<T> {
     next_sweep: AtomicU64,
 }
 
+/// The open conversations and how many each client has.
+#[derive(Debug)]
+struct Open<T> {
+    by_nonce: HashMap<Nonce, (u64, u64, T)>,
+    per_client: HashMap<u64, usize>,
+}
+
+impl<T> Open<T> {
+    fn len(&self) -> usize {
+        self.by_nonce.len()
+    }
+
+    /// Drops the conversations expired at `now`.
+    fn sweep(&mut self, now: u64) {
+        let per_client = &mut self.per_client;
+        self.by_nonce.retain(|_, (exp, client, _)| {
+            let keep = *exp > now;
+            if !keep {
+                release(per_client, *client);
+            }
+            keep
+        });
+    }
+
+    fn remove(&mut self, nonce: &Nonce) -> Option<T> {
+        let (_, client, value) = self.by_nonce.remove(nonce)?;
+        release(&mut self.per_client, client);
+        Some(value)
+    }
+}
+
+fn release(per_client: &mut HashMap<u64, usize>, client: u64) {
+    if let Some(n) = per_client.get_mut(&client) {
+        *n -= 1;
+        if *n == 0 {
+            per_client.remove(&client);
+        }
+    }
+}
+
+/// A client's key in the per-client counts.
+fn client_key(client: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = foldhash::quality::FixedState::with_seed(0x5eed).build_hasher();
+    h.write(client.as_bytes());
+    h.finish()
+}
+
 impl<T> Conversations<T> {
     /// An empty store for at most `capacity` open conversations, under a fresh random key.
     pub fn new(capacity: usize) -> Conversations<T> {
         Conversations {
             key: StateKey::random(),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Open {
+                by_nonce: HashMap::new(),
+                per_client: HashMap::new(),
+            }),
             taken: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             next_sweep: AtomicU64::new(0),
@@ -93,22 +145,39 @@ impl<T> Conversations<T> {
         ttl_secs: u64,
         now: u64,
     ) -> Result<[u8; STATE_LEN], Full> {
+        self.open_within(client, user, value, ttl_secs, now, usize::MAX)
+    }
+
+    /// [`Conversations::open`], refused also when `client` already has `per_client` open
+    /// (one NAS's flood cannot take every other NAS's room).
+    pub fn open_within(
+        &self,
+        client: &str,
+        user: &[u8],
+        value: T,
+        ttl_secs: u64,
+        now: u64,
+        per_client: usize,
+    ) -> Result<[u8; STATE_LEN], Full> {
         let expiry = now.saturating_add(ttl_secs);
         let (state, nonce) = self.key.issue(client, user, expiry);
+        let who = client_key(client);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         // Abandoned conversations (nobody answered) are swept every few seconds, so memory
         // follows the live ones.
         if now >= self.next_sweep.load(Relaxed) {
             self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
-            open.retain(|_, (exp, _)| *exp > now);
+            open.sweep(now);
         }
-        if open.len() >= self.capacity {
-            open.retain(|_, (exp, _)| *exp > now);
-            if open.len() >= self.capacity {
+        let mine = |o: &Open<T>| o.per_client.get(&who).copied().unwrap_or(0);
+        if open.len() >= self.capacity || mine(&open) >= per_client {
+            open.sweep(now);
+            if open.len() >= self.capacity || mine(&open) >= per_client {
                 return Err(Full);
             }
         }
-        open.insert(nonce, (expiry, value));
+        open.by_nonce.insert(nonce, (expiry, who, value));
+        *open.per_client.entry(who).or_insert(0) += 1;
         Ok(state)
     }
 
@@ -134,7 +203,7 @@ impl<T> Conversations<T> {
             .remove(&nonce);
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         match value {
-            Some((_, v)) => {
+            Some(v) => {
                 if taken.len() >= 2 * self.capacity {
                     taken.retain(|_, exp| *exp > now);
                     if taken.len() >= 2 * self.capacity {
@@ -213,6 +282,26 @@ mod tests {
         // Once the first two expired they make room.
         assert!(c.open("nas", b"a", (), 60, 1061).is_ok());
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn one_client_cannot_take_every_room() {
+        let c = Conversations::new(10);
+        for _ in 0..3 {
+            c.open_within("flood", b"a", (), 60, 1000, 3).expect("room");
+        }
+        assert_eq!(
+            c.open_within("flood", b"a", (), 60, 1000, 3).map(|_| ()),
+            Err(Full)
+        );
+        let s = c.open_within("other", b"b", (), 60, 1000, 3).expect("room");
+        // Taking one of the flood's frees its share.
+        assert_eq!(c.take(&s, "other", b"b", 1001), Ok(()));
+        let f = c.open_within("flood", b"x", (), 60, 1000, 4).expect("room");
+        assert_eq!(c.take(&f, "flood", b"x", 1001), Ok(()));
+        assert!(c.open_within("flood", b"a", (), 60, 1000, 4).is_ok());
+        // Expired ones free it too.
+        assert!(c.open_within("flood", b"a", (), 60, 1061, 1).is_ok());
     }
 
     #[test]

@@ -237,8 +237,11 @@ impl TlsLink {
         if self.is_tls13() {
             let mut km = [0u8; 128];
             let ty = [eap_type(method)];
-            self.conn
-                .export_keying_material(&mut km, b"EXPORTER_EAP_TLS_Key_Material", Some(&ty))?;
+            self.conn.export_keying_material(
+                &mut km,
+                b"EXPORTER_EAP_TLS_Key_Material",
+                Some(&ty),
+            )?;
             msk.copy_from_slice(&km[..64]);
             crate::proto::wipe(&mut km);
         } else {

@@ -35,10 +35,10 @@ use super::mschap::{MethodReply, MsChap};
 use super::pipeline::{self, Await, Continuation, Job, JobResult, Step};
 use super::second_factor::Pending;
 use super::Identity;
+use crate::metrics::EapMetrics;
 use crate::proto::eap::{reassemble, EapCode, EapType, MAX_EAP_LEN};
 use crate::proto::{FRAMED_MTU, STATE};
 use crate::vocab::{Method, MfaMode, RejectReason};
-use service::EapMetrics;
 use session::InnerCredential;
 
 /// How long a handshake step may wait for a worker.
@@ -167,7 +167,15 @@ pub fn resume<'a>(
             failure(ctx, r, None, RejectReason::TlsOverloaded, id)
         }
         (EapThen::Inner { session, then }, result) => {
-            let (inner_r, cred) = inner_request(r, &session, None, s.user, s.password, s.exchange, s.authorized);
+            let (inner_r, cred) = inner_request(
+                r,
+                &session,
+                None,
+                s.user,
+                s.password,
+                s.exchange,
+                s.authorized,
+            );
             let step = pipeline::pick_up_with(ctx, &inner_r, *then, result, now, &cred);
             settle(ctx, r, session, step, now, s.out, s.authorized)
         }
@@ -350,12 +358,13 @@ fn challenge<'a>(
     let method = session.method;
     let fresh = session.stage == session::Stage::Started && session.link.is_none();
     let ttl = svc.config.idle_timeout.as_secs().max(1);
-    let state = match ctx.conversations.open(
+    let state = match ctx.conversations.open_within(
         r.client,
         r.user_name(),
         Conversation::Eap(session),
         ttl,
         now.unix,
+        svc.config.max_per_client,
     ) {
         Ok(state) => state,
         Err(_) => {
@@ -384,7 +393,13 @@ fn challenge<'a>(
 fn accept<'a>(ctx: &Context<'a>, r: &Request<'a>, session: &EapSession, now: Now) -> Step<'a> {
     let (Some(svc), Some(who), Some(msk)) = (ctx.eap, session.authorized.as_ref(), session.msk())
     else {
-        return failure(ctx, r, Some(session), RejectReason::EapMalformed, session.id);
+        return failure(
+            ctx,
+            r,
+            Some(session),
+            RejectReason::EapMalformed,
+            session.id,
+        );
     };
     let authorized = Cell::new(None);
     let named = Request {
@@ -417,7 +432,7 @@ fn accept<'a>(ctx: &Context<'a>, r: &Request<'a>, session: &EapSession, now: Now
             Step::Reply(d.with_method_reply(reply))
         }
         (matched, Err(why)) => {
-            EapMetrics::bump(&svc.metrics.rejects);
+            svc.metrics.reject(why.label());
             log_login(r, session, "reject", why.label());
             let d = pipeline::rejected(ctx, why, matched, &id);
             Step::Reply(d.with_method_reply(MethodReply::EapFailure {
@@ -436,7 +451,7 @@ fn failure<'a>(
     identifier: u8,
 ) -> Step<'a> {
     if let Some(svc) = ctx.eap {
-        EapMetrics::bump(&svc.metrics.rejects);
+        svc.metrics.reject(why.label());
     }
     if let Some(s) = session {
         log_login(r, s, "reject", why.label());

@@ -3,12 +3,12 @@
 //! what resumable sessions were authorized for, and the counters.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use super::config::EapConfig;
 use crate::auth::second_factor::Pending;
 use crate::cfg::ConfigError;
+use crate::metrics::EapMetrics;
 use crate::tls::ServerTls;
 
 /// `[eap]`, ready to serve.
@@ -17,7 +17,7 @@ pub struct EapService {
     pub tls: ServerTls,
     /// Who each resumable session's login authorized, by the session's resumption token.
     pub authorized: Authorizations,
-    pub metrics: EapMetrics,
+    pub metrics: &'static EapMetrics,
 }
 
 impl std::fmt::Debug for EapService {
@@ -35,7 +35,7 @@ impl EapService {
             tls: config.server_tls()?,
             authorized: Authorizations::new(config.tls.session_cache),
             config: config.clone(),
-            metrics: EapMetrics::default(),
+            metrics: crate::metrics::eap(),
         })
     }
 }
@@ -92,24 +92,5 @@ impl Authorizations {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// EAP's counters (never a key or an inner password).
-#[derive(Debug, Default)]
-pub struct EapMetrics {
-    pub conversations_opened: AtomicU64,
-    pub conversations_refused: AtomicU64,
-    pub handshakes_full: AtomicU64,
-    pub handshakes_resumed: AtomicU64,
-    pub tls12: AtomicU64,
-    pub tls13: AtomicU64,
-    pub accepts: AtomicU64,
-    pub rejects: AtomicU64,
-}
-
-impl EapMetrics {
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
     }
 }

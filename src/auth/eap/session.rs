@@ -15,8 +15,9 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use super::link::{eap_type, LinkError, Received, TlsLink};
-use super::service::{EapMetrics, EapService, TOKEN_LEN};
+use super::service::{EapService, TOKEN_LEN};
 use crate::auth::second_factor::Pending;
+use crate::metrics::EapMetrics;
 use crate::proto::eap::tls::{flags, write_fragment, TlsFragment};
 use crate::proto::eap::{EapCode, EapPacket, EapType};
 use crate::tls::PeerCertificate;
@@ -297,7 +298,7 @@ impl EapSession {
         let Some(link) = self.link.as_mut() else {
             return Err(RejectReason::EapMalformed);
         };
-        let m = &svc.metrics;
+        let m = svc.metrics;
         EapMetrics::bump(if link.resumed() {
             &m.handshakes_resumed
         } else {
@@ -326,7 +327,8 @@ impl EapSession {
                 self.authorized = Some(who);
                 // RFC 9190 §2.5: TLS 1.3 says the handshake is over with one octet of 0x00.
                 if link.is_tls13() {
-                    link.send(&[0]).map_err(|_| RejectReason::TlsHandshakeFailed)?;
+                    link.send(&[0])
+                        .map_err(|_| RejectReason::TlsHandshakeFailed)?;
                 }
                 self.stage = Stage::Finishing;
             }
@@ -357,8 +359,10 @@ impl EapSession {
                 Ok(()) => Round::Send,
                 Err(why) => Round::Reject(why),
             },
-            // TTLS: the peer has not sent its AVPs yet; an empty request asks for them.
-            Stage::TtlsAvps => Round::Send,
+            // TTLS: the peer has not sent its AVPs yet; an empty request asks for them. A
+            // resumed peer skips them (RFC 5281 §7.5): without the session's authorization
+            // (lost with a reload, say) the login fails and the next one is a full one.
+            Stage::TtlsAvps if !self.resumed => Round::Send,
             _ => Round::Reject(RejectReason::EapMalformed),
         }
     }
@@ -426,7 +430,8 @@ fn certificate_login(
         .peer_certificate()
         .ok_or(RejectReason::CertificateRejected)?;
     let cert = PeerCertificate::parse(der).map_err(|_| RejectReason::CertificateRejected)?;
-    let identity = std::str::from_utf8(outer).map_err(|_| RejectReason::CertificateIdentityMismatch)?;
+    let identity =
+        std::str::from_utf8(outer).map_err(|_| RejectReason::CertificateIdentityMismatch)?;
     if !svc.config.identity.matches(&cert, identity) {
         return Err(RejectReason::CertificateIdentityMismatch);
     }

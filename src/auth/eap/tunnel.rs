@@ -48,8 +48,13 @@ impl EapSession {
     /// PEAP: the Result TLV saying the inner login succeeded.
     pub(super) fn peap_result(&mut self) -> Result<(), RejectReason> {
         let mut out = [0u8; 16];
-        let n = peap::write_result(&mut out, EapCode::Request, self.next_id(), TlvResult::Success)
-            .ok_or(MALFORMED)?;
+        let n = peap::write_result(
+            &mut out,
+            EapCode::Request,
+            self.next_id(),
+            TlvResult::Success,
+        )
+        .ok_or(MALFORMED)?;
         self.send_inner(&out[..n])?;
         self.stage = Stage::PeapResult;
         Ok(())
@@ -62,8 +67,8 @@ impl EapSession {
             // TLV packets keep their header.
             plain
         } else {
-            let n = peap::with_header(&mut buf, EapCode::Response, self.id, plain)
-                .ok_or(MALFORMED)?;
+            let n =
+                peap::with_header(&mut buf, EapCode::Response, self.id, plain).ok_or(MALFORMED)?;
             &buf[..n]
         };
         let inner = EapPacket::parse(whole).map_err(|_| MALFORMED)?;
@@ -163,7 +168,8 @@ impl EapSession {
             ident,
             ..Default::default()
         };
-        x.authenticator_challenge.copy_from_slice(authenticator_challenge);
+        x.authenticator_challenge
+            .copy_from_slice(authenticator_challenge);
         x.peer_challenge.copy_from_slice(&response[2..18]);
         x.nt_response.copy_from_slice(&response[26..50]);
         self.exchange = Some(x);
@@ -228,7 +234,12 @@ impl EapSession {
         }
     }
 
-    fn send_avp(&mut self, code: u32, vendor: Option<u32>, data: &[u8]) -> Result<(), RejectReason> {
+    fn send_avp(
+        &mut self,
+        code: u32,
+        vendor: Option<u32>,
+        data: &[u8],
+    ) -> Result<(), RejectReason> {
         let mut out = [0u8; INNER_MAX + 16];
         let n = ttls::write_avp(&mut out, code, vendor, true, data).ok_or(MALFORMED)?;
         self.send_inner(&out[..n])
@@ -264,8 +275,7 @@ impl EapSession {
 
     /// The peer's EAP-MSCHAPv2 Response to our challenge: the inner login's credential.
     fn mschapv2_response(&mut self, inner: &EapPacket<'_>) -> Step {
-        let Ok(Message::Response(r)) = mschapv2::parse(EapCode::Response, inner.type_data())
-        else {
+        let Ok(Message::Response(r)) = mschapv2::parse(EapCode::Response, inner.type_data()) else {
             return Err(RejectReason::MalformedMsChap);
         };
         let x = self.exchange.as_mut().ok_or(MALFORMED)?;

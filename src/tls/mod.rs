@@ -6,6 +6,7 @@
 //!   start-up and on reload, shared by every worker thread.
 //! * [`PeerCertificate`] and [`IdentityRule`] (`peer.rs`): the client certificate's names, for
 //!   policies and for tying an EAP-TLS certificate to the EAP identity.
+//! * [`resumption`]: which earlier conversation a resumed session (TLS 1.2 too) came from.
 //! * [`pki`]: the throwaway test PKI of `radshard certs`.
 //!
 //! Nothing here does I/O on a connection: rustls is driven over caller buffers
@@ -13,6 +14,7 @@
 
 mod peer;
 pub mod pki;
+pub mod resumption;
 mod server;
 
 use std::fmt;

@@ -21,6 +21,7 @@ use rustls::server::{
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion, TicketRotator};
 
+use super::resumption::{TaggedSessions, TaggedTickets};
 use super::{TlsError, TlsFile, TlsSettings, TlsVersion};
 
 /// The rustls server configurations for one service: built once at start-up and on reload,
@@ -260,11 +261,13 @@ fn resumption(c: &mut ServerConfig, s: &TlsSettings) -> Result<(), TlsError> {
         c.send_tls13_tickets = 0;
         return Ok(());
     }
-    c.session_storage = Arc::new(ExpiringSessions {
+    // Tagged with the token of the conversation that made each session (`resumption.rs`),
+    // which rustls does not report on TLS 1.2.
+    c.session_storage = Arc::new(TaggedSessions(Arc::new(ExpiringSessions {
         inner: ServerSessionMemoryCache::new(s.session_cache),
         lifetime: s.session_lifetime,
-    });
-    c.ticketer = rotating_ticketer(s.session_lifetime)?;
+    })));
+    c.ticketer = Arc::new(TaggedTickets(rotating_ticketer(s.session_lifetime)?));
     // One ticket per handshake: an EAP conversation resumes once, and each ticket is another
     // round of TLS data to fragment.
     c.send_tls13_tickets = 1;

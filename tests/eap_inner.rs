@@ -59,7 +59,10 @@ fn inner_logins_against_slapd_carry_the_directory_policy() {
                   reply = { Tunnel-Type = \"VLAN\", Tunnel-Medium-Type = \"IEEE-802\", Tunnel-Private-Group-Id = \"42\" }\n";
     let rs = Radshard::start(&format!(
         "{}{}{policy}",
-        ldap_section(&[slapd.url()], "nt_password_attribute = \"sambaNTPassword\""),
+        ldap_section(
+            &[slapd.url()],
+            "nt_password_attribute = \"sambaNTPassword\""
+        ),
         eap_section(certs.path())
     ));
     let eapol = Eapol::new(certs.path(), "alicepw");
@@ -134,9 +137,20 @@ fn a_push_holds_the_round_that_completes_a_peap_login() {
     let t = Instant::now();
     let r = eapol.run(Case::Good(Method::PeapMschapv2), rs.port, SECRET, &[]);
     assert!(r.success && r.keys_ok(1), "{}", r.explain());
-    assert!(t.elapsed() >= Duration::from_millis(600), "held for the push");
-    assert!(accept_has_attribute(&r.log, 27), "Session-Timeout: {}", r.explain());
-    assert_eq!(pushes.lock().expect("lock").get("alice"), Some(&1), "one push");
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "held for the push"
+    );
+    assert!(
+        accept_has_attribute(&r.log, 27),
+        "Session-Timeout: {}",
+        r.explain()
+    );
+    assert_eq!(
+        pushes.lock().expect("lock").get("alice"),
+        Some(&1),
+        "one push"
+    );
 
     // bob denies: an Access-Reject after the push.
     let bob = Eapol::new(certs.path(), "alicepw");

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
 
 use crate::proto::eap::tls::{flags, TlsFragment};
+use crate::tls::resumption::processing;
 use crate::vocab::Method;
 
 /// Largest TLS message (all fragments of one flight) a peer may send.
@@ -59,14 +60,19 @@ pub struct TlsLink {
     sent: usize,
     /// Application data the peer sent, not yet taken.
     plain: Vec<u8>,
+    /// Ours, kept with the session (and in its tickets).
+    token: [u8; 16],
+    /// The token of the session a TLS 1.2 resumption looked up (rustls hands TLS 1.3's back
+    /// itself).
+    earlier: Option<[u8; 16]>,
 }
 
 impl TlsLink {
     /// A new server session under `config`; `resumption` is kept with the session (and in
     /// its tickets) and handed back when the peer resumes it.
-    pub fn new(config: Arc<ServerConfig>, resumption: &[u8]) -> Result<TlsLink, LinkError> {
+    pub fn new(config: Arc<ServerConfig>, token: [u8; 16]) -> Result<TlsLink, LinkError> {
         let mut conn = ServerConnection::new(config)?;
-        conn.set_resumption_data(resumption);
+        conn.set_resumption_data(&token);
         Ok(TlsLink {
             conn,
             incoming: Vec::new(),
@@ -74,6 +80,8 @@ impl TlsLink {
             outgoing: Vec::new(),
             sent: 0,
             plain: Vec::new(),
+            token,
+            earlier: None,
         })
     }
 
@@ -121,7 +129,11 @@ impl TlsLink {
                 if self.conn.read_tls(&mut rest)? == 0 {
                     break;
                 }
-                self.conn.process_new_packets()?;
+                let conn = &mut self.conn;
+                let (done, earlier) =
+                    processing(&self.token, || conn.process_new_packets().map(|_| ()));
+                done?;
+                self.earlier = self.earlier.or(earlier);
                 self.drain_plaintext()?;
             }
             Ok(())
@@ -205,9 +217,16 @@ impl TlsLink {
         self.conn.handshake_kind() == Some(HandshakeKind::Resumed)
     }
 
-    /// What was kept with a resumed session ([`TlsLink::new`]'s `resumption`).
-    pub fn resumption_data(&self) -> Option<&[u8]> {
-        self.conn.received_resumption_data()
+    /// The token of the session this one resumed ([`TlsLink::new`]'s `token` then), if it
+    /// was resumed.
+    pub fn resumed_from(&self) -> Option<[u8; 16]> {
+        if !self.resumed() {
+            return None;
+        }
+        self.conn
+            .received_resumption_data()
+            .and_then(|d| <[u8; 16]>::try_from(d).ok())
+            .or(self.earlier)
     }
 
     pub fn is_tls13(&self) -> bool {

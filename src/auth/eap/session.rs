@@ -234,7 +234,7 @@ impl EapSession {
             let Some(config) = self.config(svc) else {
                 return Round::Reject(RejectReason::EapNoMethod);
             };
-            match TlsLink::new(config, &self.token) {
+            match TlsLink::new(config, self.token) {
                 Ok(l) => self.link = Some(Box::new(l)),
                 Err(_) => return Round::Reject(RejectReason::TlsHandshakeFailed),
             }
@@ -307,15 +307,12 @@ impl EapSession {
         EapMetrics::bump(if link.is_tls13() { &m.tls13 } else { &m.tls12 });
         self.resumed = link.resumed();
         let cached = link
-            .resumed()
-            .then(|| link.resumption_data())
-            .flatten()
-            .and_then(|t| svc.authorized.get(t, now));
+            .resumed_from()
+            .and_then(|t| svc.authorized.get(&t, now));
         tracing::debug!(
             method = self.method.label(),
             resumed = link.resumed(),
-            data = link.resumption_data().is_some(),
-            cached = cached.is_some(),
+            authorization_cached = cached.is_some(),
             "TLS handshake done"
         );
         match self.method {

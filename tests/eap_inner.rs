@@ -169,3 +169,37 @@ fn a_push_holds_the_round_that_completes_a_peap_login() {
     assert!(text.contains("Access-Reject"), "{text}");
     assert_eq!(pushes.lock().expect("lock").get("bob"), Some(&1));
 }
+
+#[test]
+fn policies_see_the_eap_method_and_the_certificate() {
+    let certs = tempfile::tempdir().expect("dir");
+    pki(certs.path());
+    let d = certs.path().display();
+    let config = format!(
+        "\n[[users]]\nname = \"alice\"\npassword = \"alicepw\"\n\
+         \n[[policies]]\nname = \"devices\"\nauth_methods = [\"eap-tls\"]\ncertificate_issuer = \"^radshard test CA$\"\n\
+         certificate_subject = \"^alice@example\\\\.test$\"\n\
+         reply = {{ Tunnel-Type = \"VLAN\", Tunnel-Medium-Type = \"IEEE-802\", Tunnel-Private-Group-Id = \"7\" }}\n\
+         \n[[policies]]\nname = \"peap-only\"\nauth_methods = [\"peap\"]\nreply = {{ Session-Timeout = 600 }}\n\
+         \n[eap]\nmethods = [\"peap\", \"ttls\", \"eap-tls\"]\n\n[eap.tls]\ncertificate = \"{d}/server.pem\"\n\
+         private_key = \"{d}/server.key\"\nca = \"{d}/ca.pem\"\n"
+    );
+    let rs = Radshard::start(&config);
+    let eapol = Eapol::new(certs.path(), "alicepw");
+    let r = eapol.run(Case::Good(Method::Tls), rs.port, SECRET, &[]);
+    assert!(r.success && r.keys_ok(1), "{}", r.explain());
+    assert!(
+        accept_has_attribute(&r.log, 81),
+        "the certificate policy's VLAN: {}",
+        r.explain()
+    );
+    let r = eapol.run(Case::Good(Method::PeapMschapv2), rs.port, SECRET, &[]);
+    assert!(
+        r.success && accept_has_attribute(&r.log, 27),
+        "{}",
+        r.explain()
+    );
+    // No policy allows TTLS: the inner login passes, the policies refuse it.
+    let r = eapol.run(Case::Good(Method::TtlsPap), rs.port, SECRET, &[]);
+    assert!(r.rejected(), "{}", r.explain());
+}

@@ -33,4 +33,6 @@ pub struct Identity<'i> {
     pub groups: &'i [String],
     /// An MS-CHAP login's NT key, for the reply's `S=` and MPPE keys.
     pub nt_key: Option<mschap::NtKey>,
+    /// EAP-TLS: the client certificate (policies match its issuer and names).
+    pub certificate: Option<&'i crate::tls::PeerCertificate>,
 }

@@ -315,6 +315,7 @@ fn directory_answered<'a>(
                 presented: &found.presented,
                 groups: &found.groups,
                 nt_key: found.nt_key,
+                certificate: None,
             };
             return accepted(ctx, r, &id, cred.read, now);
         }
@@ -356,14 +357,17 @@ pub(super) fn policies<'a>(
     let verdict = if ctx.policies.is_empty() {
         Verdict::Accept(None)
     } else {
-        ctx.policies.decide(&PolicyInput::from_request(
-            r.packet,
-            r.client,
-            r.client_group,
-            id.groups,
-            r.method_seen(id.method),
-            id.source,
-        ))
+        ctx.policies.decide(&PolicyInput {
+            certificate: id.certificate,
+            ..PolicyInput::from_request(
+                r.packet,
+                r.client,
+                r.client_group,
+                id.groups,
+                r.method_seen(id.method),
+                id.source,
+            )
+        })
     };
     match verdict {
         // A NAS that did the primary authentication is trusted only by a policy that says so.
@@ -594,6 +598,7 @@ fn after_second<'a>(
         presented: &pending.mfa_user,
         groups: &pending.groups,
         nt_key: pending.nt_key,
+        certificate: pending.certificate.as_deref(),
     };
     match policies(ctx, r, &id) {
         (_, Ok(d)) => {

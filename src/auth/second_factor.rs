@@ -33,6 +33,9 @@ pub struct Pending {
     pub transaction_id: Option<String>,
     /// An MS-CHAP login held for a push: the NT key its accept is answered with.
     pub nt_key: Option<NtKey>,
+    /// EAP-TLS: the client certificate's fields, for the policies after the second factor
+    /// (or a resumption).
+    pub certificate: Option<Box<crate::tls::PeerCertificate>>,
 }
 
 /// Opens a challenge for `pending` in the conversation store: its State, or why not.
@@ -229,6 +232,7 @@ pub fn pending(id: &Identity<'_>, transaction_id: Option<String>) -> Pending {
         method: id.method,
         transaction_id,
         nt_key: id.nt_key,
+        certificate: id.certificate.map(|c| Box::new(c.clone())),
     }
 }
 

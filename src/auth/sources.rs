@@ -66,6 +66,7 @@ fn nas<'a>(r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
         presented: user,
         groups: &[],
         nt_key: None,
+        certificate: None,
     }))
 }
 
@@ -80,6 +81,7 @@ fn local_identity<'a>(
         presented: &user.name,
         groups: &user.groups,
         nt_key,
+        certificate: None,
     }
 }
 

@@ -32,6 +32,11 @@ pub struct RawPolicy {
     pub nas_port_type: Option<Spanned<AttrValues>>,
     /// A regular expression the Called-Station-Id must match.
     pub called_station_id: Option<Spanned<String>>,
+    /// EAP-TLS: a regular expression the client certificate's issuer CN must match.
+    pub certificate_issuer: Option<Spanned<String>>,
+    /// EAP-TLS: a regular expression the client certificate's subject CN or one of its
+    /// subject alternative names (email, UPN, DNS) must match.
+    pub certificate_subject: Option<Spanned<String>>,
     /// The user is in one of these groups (a group's DN or its first RDN value, any case).
     #[serde(default)]
     pub groups: Vec<String>,
@@ -67,6 +72,8 @@ pub struct PolicyConfig {
     pub nas_ip: Vec<IpNet>,
     pub nas_port_type: Vec<Located<String>>,
     pub called_station_id: Option<Located<String>>,
+    pub certificate_issuer: Option<Located<String>>,
+    pub certificate_subject: Option<Located<String>>,
     pub groups: Vec<String>,
     pub auth_methods: Vec<Method>,
     pub auth_sources: Vec<AuthSource>,
@@ -117,10 +124,11 @@ impl PolicyConfig {
             auth_sources.push(match s.get_ref().as_str() {
                 "local" => AuthSource::Local,
                 "ldap" => AuthSource::Ldap,
+                "certificate" => AuthSource::Certificate,
                 other => {
                     return Err(err(
                         at(s.span()),
-                        format!("auth source {other:?} is not local or ldap"),
+                        format!("auth source {other:?} is not local, ldap or certificate"),
                     ))
                 }
             });
@@ -233,24 +241,24 @@ impl PolicyConfig {
                 }
             },
         };
-        let called_station_id = match p.called_station_id {
+        let regex = |value: Option<Spanned<String>>, key: &str| match value {
             Some(r) => {
                 let l = at(r.span());
                 let r = r.into_inner();
                 if let Err(e) = regex::Regex::new(&r) {
-                    return Err(err(
-                        l,
-                        format!("called_station_id is not a valid regex: {e}"),
-                    ));
+                    return Err(err(l, format!("{key} is not a valid regex: {e}")));
                 }
-                Some(Located {
+                Ok(Some(Located {
                     value: r,
                     file: file.to_path_buf(),
                     line: l,
-                })
+                }))
             }
-            None => None,
+            None => Ok(None),
         };
+        let called_station_id = regex(p.called_station_id, "called_station_id")?;
+        let certificate_issuer = regex(p.certificate_issuer, "certificate_issuer")?;
+        let certificate_subject = regex(p.certificate_subject, "certificate_subject")?;
         let nas_port_type = match p.nas_port_type {
             Some(v) => {
                 let l = at(v.span());
@@ -290,6 +298,8 @@ impl PolicyConfig {
             client_groups: p.client_groups,
             nas_port_type,
             called_station_id,
+            certificate_issuer,
+            certificate_subject,
             groups: p.groups,
             auth_methods,
             auth_sources,

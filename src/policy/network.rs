@@ -28,6 +28,8 @@ pub struct PolicyInput<'a> {
     pub groups: &'a [String],
     pub method: Option<Method>,
     pub source: AuthSource,
+    /// EAP-TLS: the client certificate the user logged in with.
+    pub certificate: Option<&'a crate::tls::PeerCertificate>,
 }
 
 impl<'a> PolicyInput<'a> {
@@ -55,6 +57,7 @@ impl<'a> PolicyInput<'a> {
             groups,
             method,
             source,
+            certificate: None,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct NetworkPolicy {
     nas_ip: Vec<IpNet>,
     nas_port_type: Vec<u32>,
     called_station_id: Option<Regex>,
+    certificate_issuer: Option<Regex>,
+    certificate_subject: Option<Regex>,
     groups: Vec<String>,
     methods: Vec<Method>,
     sources: Vec<AuthSource>,
@@ -114,6 +119,27 @@ impl NetworkPolicy {
                     .iter()
                     .any(|w| i.groups.iter().any(|h| group_matches(h, w))))
             && (self.sources.is_empty() || self.sources.contains(&i.source))
+            && self.matches_certificate(i.certificate)
+    }
+
+    /// `certificate_issuer` / `certificate_subject`: without a client certificate, a policy
+    /// that names either does not match.
+    fn matches_certificate(&self, cert: Option<&crate::tls::PeerCertificate>) -> bool {
+        let issuer = self.certificate_issuer.as_ref().map_or(true, |r| {
+            cert.and_then(|c| c.issuer_cn.as_deref())
+                .is_some_and(|cn| r.is_match(cn.as_bytes()))
+        });
+        let subject = self.certificate_subject.as_ref().map_or(true, |r| {
+            cert.is_some_and(|c| {
+                c.subject_cn
+                    .iter()
+                    .chain(&c.san_email)
+                    .chain(&c.san_upn)
+                    .chain(&c.san_dns)
+                    .any(|n| r.is_match(n.as_bytes()))
+            })
+        });
+        issuer && subject
     }
 
     /// The conditions known before primary authentication: all but `groups` and
@@ -172,13 +198,15 @@ impl NetworkPolicies {
                 })?;
                 nas_port_type.push(u32::from_be_bytes(n));
             }
-            let called_station_id = match &p.called_station_id {
-                Some(r) => Some(
-                    Regex::new(&r.value)
-                        .map_err(|e| r.error(format!("policy {:?}: {e}", p.name)))?,
-                ),
-                None => None,
+            let regex = |r: &Option<crate::cfg::Located<String>>| match r {
+                Some(r) => Regex::new(&r.value)
+                    .map(Some)
+                    .map_err(|e| r.error(format!("policy {:?}: {e}", p.name))),
+                None => Ok(None),
             };
+            let called_station_id = regex(&p.called_station_id)?;
+            let certificate_issuer = regex(&p.certificate_issuer)?;
+            let certificate_subject = regex(&p.certificate_subject)?;
             list.push(NetworkPolicy {
                 name: p.name.clone(),
                 clients: p.clients.clone(),
@@ -186,6 +214,8 @@ impl NetworkPolicies {
                 nas_ip: p.nas_ip.clone(),
                 nas_port_type,
                 called_station_id,
+                certificate_issuer,
+                certificate_subject,
                 groups: p.groups.clone(),
                 methods: p.auth_methods.clone(),
                 sources: p.auth_sources.clone(),
@@ -252,6 +282,7 @@ mod tests {
             groups,
             method: Some(Method::Pap),
             source: AuthSource::Ldap,
+            certificate: None,
         }
     }
 
@@ -260,6 +291,54 @@ mod tests {
             Verdict::Accept(p) => format!("accept:{}", p.map_or("-", |p| &p.name)),
             Verdict::Reject(p) => format!("reject:{}", p.map_or("-", |p| &p.name)),
         }
+    }
+
+    #[test]
+    fn certificate_issuer_and_subject_match_only_a_certificate_login() {
+        let p = policies(
+            r#"
+[[policies]]
+name = "corp-devices"
+certificate_issuer = "^Corp Devices CA$"
+certificate_subject = "(?i)@example\\.test$"
+reply = { Tunnel-Type = "VLAN", Tunnel-Medium-Type = "IEEE-802", Tunnel-Private-Group-Id = "7" }
+[[policies]]
+name = "others"
+action = "reject"
+"#,
+        );
+        let cert = |issuer: &str, email: &str| crate::tls::PeerCertificate {
+            subject_cn: Some("laptop-17".into()),
+            san_email: vec![email.into()],
+            issuer_cn: Some(issuer.into()),
+            ..Default::default()
+        };
+        let with = |c: &crate::tls::PeerCertificate| {
+            name(p.decide(&PolicyInput {
+                certificate: Some(c),
+                method: Some(Method::EapTls),
+                ..input("ap", &[])
+            }))
+        };
+        assert_eq!(
+            with(&cert("Corp Devices CA", "a@Example.test")),
+            "accept:corp-devices"
+        );
+        assert_eq!(with(&cert("Other CA", "a@example.test")), "reject:others");
+        assert_eq!(
+            with(&cert("Corp Devices CA", "a@example.org")),
+            "reject:others"
+        );
+        // No certificate (a password login): the certificate policy does not apply.
+        assert_eq!(name(p.decide(&input("ap", &[]))), "reject:others");
+        // A bad regex is refused at start-up, with its line.
+        let text = "[[policies]]\nname = \"x\"\ncertificate_issuer = \"(\"\n";
+        let e = Config::from_str(text, Path::new("t.toml"), None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:3: policy \"x\": certificate_issuer is not a valid regex"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -417,6 +417,7 @@ fn accept<'a>(ctx: &Context<'a>, r: &Request<'a>, session: &EapSession, now: Now
         presented: &who.mfa_user,
         groups: &who.groups,
         nt_key: None,
+        certificate: who.certificate.as_deref(),
     };
     match pipeline::policies(ctx, &named, &id) {
         (_, Ok(d)) => {

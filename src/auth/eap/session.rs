@@ -439,6 +439,7 @@ fn certificate_login(
         method: Some(Method::EapTls),
         transaction_id: None,
         nt_key: None,
+        certificate: Some(Box::new(cert)),
     })
 }
 

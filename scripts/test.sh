@@ -46,7 +46,8 @@ check() {
     want freeradius-utils /usr/bin/radclient /usr/bin/radtest
     want freeradius-common /usr/share/freeradius/dictionary
     # The FreeRADIUS server itself (tests/bench_loader.rs runs its mschap module as the peer
-    # the MS-CHAP loader is checked against).
+    # the MS-CHAP loader is checked against; tests/eap_freeradius_reference.rs its EAP module
+    # as the reference the eapol_test harness is proven on).
     want freeradius /usr/sbin/freeradius
     # OpenLDAP as tests/ldap_common/mod.rs configures it: slapd, the four schemas it includes,
     # the back_mdb and memberof modules it loads; ldapadd for the base entries.
@@ -72,9 +73,15 @@ check() {
     want libwbclient0 '/usr/lib/*/libwbclient.so.0'
     want libwbclient-dev /usr/include/samba-4.0/wbclient.h
     want_deb samba-ad-dc
-    # Test certificates (ldap_common) and privacyIDEA's REST API (pi_common).
+    # Test certificates (ldap_common; the EAP negative fixtures of tests/common/eapol.rs:
+    # other CA, expired and revoked client certificates, CRL) and privacyIDEA's REST API
+    # (pi_common).
     want openssl openssl
     want curl curl
+    # hostap's eapol_test, the real EAP peer of tests/eap_eapol.rs (radshard) and
+    # tests/eap_freeradius_reference.rs (FreeRADIUS, above, as the reference), via
+    # tests/common/eapol.rs.
+    want eapoltest /usr/bin/eapol_test
     # The privacyIDEA virtualenv, only while it still has to be built: python3 with venv and
     # ensurepip (Debian's python3 has ensurepip only with python3-venv; a pyenv python has it).
     if [ ! -x "$PI_VENV/bin/pi-manage" ]; then

@@ -508,6 +508,10 @@ pub struct EapolResult {
     pub exit_code: Option<i32>,
     /// We killed it at our deadline.
     pub killed: bool,
+    /// Its own `-t` expired (`EAPOL test timed out`): the server stopped answering.
+    pub timed_out: bool,
+    /// RADIUS retransmissions (`Resending RADIUS message`): unanswered rounds.
+    pub retransmits: u32,
     /// From `MPPE keys OK: <ok>  mismatch: <mismatch>` (one per authentication attempt).
     pub mppe_ok: u32,
     pub mppe_mismatch: u32,
@@ -517,6 +521,11 @@ pub struct EapolResult {
     /// prints "Handshake finished" twice per handshake, so lines are not counted: an
     /// authentication counts once.
     pub resumed: u32,
+    /// A TLS handshake finished (`Handshake finished`): for a tunnel method, the inner method
+    /// ran.
+    pub handshake_done: bool,
+    /// The client sent its certificate (EAP-TLS: the server had it to judge).
+    pub client_cert_sent: bool,
     /// RADIUS round trips: `Sending RADIUS message to authentication server` lines.
     pub rounds: u32,
     pub accepts: u32,
@@ -555,7 +564,7 @@ impl EapolResult {
 
     /// Failed, on time, with an Access-Reject and no Access-Accept: a server that said no.
     pub fn rejected(&self) -> bool {
-        !self.success && !self.killed && self.access_reject && self.accepts == 0
+        !self.success && !self.killed && !self.timed_out && self.access_reject && self.accepts == 0
     }
 
     /// Succeeded with exactly `auths` matching key pairs and no mismatch.
@@ -570,7 +579,7 @@ impl fmt::Display for EapolResult {
         let name = self.login.map(|l| l.name()).unwrap_or_else(|| "-".into());
         write!(
             f,
-            "{name}{}: {} exit={} rounds={} tls={} resumed={} mppe_ok={} mismatch={} \
+            "{name}{}: {} exit={} rounds={} retransmits={} tls={} resumed={} mppe_ok={} mismatch={} \
              accepts={} rejects={} max_eap(server/client)={}/{}",
             if self.reauth > 0 {
                 format!(" -r{}", self.reauth)
@@ -580,10 +589,12 @@ impl fmt::Display for EapolResult {
             if self.success { "SUCCESS" } else { "FAILURE" },
             match (self.killed, self.exit_code) {
                 (true, _) => "killed".to_string(),
-                (false, Some(c)) => c.to_string(),
+                (false, _) if self.timed_out => "timed-out".to_string(),
+            (false, Some(c)) => c.to_string(),
                 (false, None) => "signal".to_string(),
             },
             self.rounds,
+            self.retransmits,
             self.tls_version.as_deref().unwrap_or("-"),
             self.resumed,
             self.mppe_ok,
@@ -638,6 +649,10 @@ pub fn parse_output(log: &str, exit_code: Option<i32>) -> EapolResult {
     for line in log.lines() {
         if line.contains("Sending RADIUS message to authentication server") {
             r.rounds += 1;
+        } else if line.contains("Resending RADIUS message") {
+            r.retransmits += 1;
+        } else if line.contains("EAPOL test timed out") {
+            r.timed_out = true;
         } else if line.contains("RADIUS message: code=2 (Access-Accept)")
             || line.contains("RADIUS message: code=3 (Access-Reject)")
         {
@@ -648,8 +663,11 @@ pub fn parse_output(log: &str, exit_code: Option<i32>) -> EapolResult {
             }
             r.resumed += u32::from(resumed_here);
             resumed_here = false;
-        } else if line.contains("Handshake finished - resumed=1") {
-            resumed_here = true;
+        } else if line.contains("Handshake finished - resumed=") {
+            r.handshake_done = true;
+            resumed_here |= line.contains("resumed=1");
+        } else if line.contains("write client certificate") {
+            r.client_cert_sent = true;
         } else if let Some(v) = line.split("SSL: Using TLS version ").nth(1) {
             r.tls_version = Some(v.trim().to_string());
         } else if let Some(rest) = line.strip_prefix("MPPE keys OK: ") {
@@ -879,6 +897,9 @@ default_days = {DAYS}
 default_crl_days = {DAYS}
 policy = policy_any
 unique_subject = no
+crl_extensions = crl_ext
+[ crl_ext ]
+authorityKeyIdentifier = keyid
 [ policy_any ]
 countryName = optional
 organizationName = optional
@@ -1044,8 +1065,9 @@ pub const UNTRUSTED_CHAIN_ERRORS: [&str; 2] = [
 /// * `Good`: SUCCESS on time, one matching MPPE key pair per authentication (1 + `-r`), no
 ///   mismatch, the TLS version the login offers at most (1.3 when offered: both servers here
 ///   allow it), no certificate error;
-/// * `WrongPassword`, `BadClientCert`: FAILURE by Access-Reject, no Access-Accept, and the
-///   client had no complaint about the server's certificate;
+/// * `WrongPassword`, `BadClientCert`: FAILURE by Access-Reject, no Access-Accept, the
+///   client had no complaint about the server's certificate, and the refusal came after the
+///   tunnel was up (wrong password) or after the client sent its certificate;
 /// * `WrongCa`: the client refused the chain (see [`UNTRUSTED_CHAIN_ERRORS`]), `WrongDomain`:
 ///   it refused the name (`Domain mismatch`); either way no Access-Accept, and the server
 ///   answered the client's alert with an Access-Reject instead of leaving it to time out.
@@ -1056,6 +1078,10 @@ pub fn check(r: &EapolResult) -> Result<(), String> {
     let fail = |why: &str| Err(format!("{why}: {}", r.explain()));
     if r.killed {
         return fail("eapol_test outlived its deadline");
+    }
+    // Even a login that must fail must fail by an answer, not by silence.
+    if r.timed_out {
+        return fail("eapol_test timed out: the server stopped answering");
     }
     match login.case {
         Case::Good(_) => {
@@ -1075,6 +1101,14 @@ pub fn check(r: &EapolResult) -> Result<(), String> {
             }
             if r.cert_error.is_some() {
                 return fail("the client should have accepted the server's certificate");
+            }
+            // A server that rejects everything must not pass: the refusal has to come where
+            // the case puts it.
+            if matches!(login.case, Case::WrongPassword(_)) && !r.handshake_done {
+                return fail("rejected before the tunnel was up, not for the password");
+            }
+            if matches!(login.case, Case::BadClientCert(_)) && !r.client_cert_sent {
+                return fail("rejected before the client sent its certificate");
             }
         }
         Case::WrongCa(_) | Case::WrongDomain(_) => {

@@ -3,21 +3,26 @@
 //! `S=` and MPPE keys (from the NT key winbind returns); rejects carry the MS-CHAP-Error the
 //! DC's NT status calls for; a bad response retransmitted or repeated is one winbind call; a
 //! stopped winbindd is answered by the deadline as `on_unavailable` says while local users go
-//! on. One test: the DC binds fixed AD ports. Skipped without Samba or root (scripts/test.sh
-//! installs Samba; CI runs as root).
+//! on. PEAP-MSCHAPv2 and TTLS-MSCHAPv2 from eapol_test (the supplicant) log in through the same
+//! winbind and LDAP groups: the Accept carries the MPPE keys and the group policy's VLAN, a
+//! wrong password and a disabled account are rejected. One test: the DC binds fixed AD ports.
+//! Skipped without Samba or root (scripts/test.sh installs Samba; CI runs as root).
 
 mod common;
 mod samba_common;
 
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use common::eapol::{Case, Eapol, EapolResult, Login, Method, PasswordMethod};
 use common::mschap::*;
 use common::*;
 use radshard::proto::{Code, MS_CHAP_ERROR};
 use samba_common::Samba;
 
-fn body(smb_conf: &str) -> String {
+fn body(smb_conf: &str, certs: &Path) -> String {
+    let certs = certs.display();
     format!(
         r#"
 [backend]
@@ -57,6 +62,13 @@ reply = {{ Tunnel-Type = "VLAN", Tunnel-Medium-Type = "IEEE-802", Tunnel-Private
 [[policies]]
 name = "local-users"
 auth_sources = ["local"]
+
+[eap]
+methods = ["peap", "ttls"]
+
+[eap.tls]
+certificate = "{certs}/server.pem"
+private_key = "{certs}/server.key"
 "#
     )
 }
@@ -67,6 +79,71 @@ fn login(s: &TestServer, c: &RadClient, l: &V2, user: &str) -> (Code, Vec<u8>) {
     let req = l.request(&sec, rand::random(), user);
     let reply = c.exchange(&req, s.auth).expect("a reply");
     (check_reply(&reply, &req, &sec), reply)
+}
+
+/// The EAP methods with an MS-CHAPv2 inner login, which is what winbind can check.
+const EAP_MSCHAPV2: [PasswordMethod; 2] =
+    [PasswordMethod::PeapMschapv2, PasswordMethod::TtlsMschapv2];
+
+/// eapol_test for `user` (the harness's blocks say alice): the blocks of the MS-CHAPv2 cases
+/// are rewritten with the other identity before their first run, which then uses them as they
+/// are.
+fn eapol_for(certs: &Path, user: &str, password: &str) -> Eapol {
+    let e = Eapol::new(certs, password);
+    if user != common::eapol::USER {
+        for m in EAP_MSCHAPV2 {
+            for case in [Case::Good(m.into()), Case::WrongPassword(m)] {
+                let path = e.conf(&Login::new(case));
+                let block = std::fs::read_to_string(&path).expect("network block");
+                let from = format!("\tidentity=\"{}\"\n", common::eapol::USER);
+                assert!(block.contains(&from), "the harness's identity line");
+                let to = format!("\tidentity=\"{user}\"\n");
+                std::fs::write(&path, block.replace(&from, &to)).expect("network block");
+            }
+        }
+    }
+    e
+}
+
+/// Runs one eapol_test login against the server and says how long it took.
+fn eap_login(e: &Eapol, case: Case, s: &TestServer, who: &str) -> EapolResult {
+    let t = Instant::now();
+    let r = e.run(case, s.auth.port(), SECRET, &[]);
+    eprintln!("eapol_test {who}: {r} in {:?}", t.elapsed());
+    r
+}
+
+/// How many EAP logins the server rejected for `reason` (a label of `RejectReason`): the
+/// client sees only EAP-Failure, the server's counters say why.
+fn eap_rejects(reason: &str) -> u64 {
+    let m = radshard::metrics::eap();
+    let rejects = m.rejects.lock().unwrap_or_else(|e| e.into_inner());
+    rejects.get(reason).copied().unwrap_or(0)
+}
+
+/// Runs `case` for `e`'s user, which the server must reject for `reason`.
+fn eap_rejected(e: &Eapol, case: Case, s: &TestServer, who: &str, reason: &str) {
+    let before = eap_rejects(reason);
+    let r = eap_login(e, case, s, who);
+    assert!(r.rejected(), "{who} {case:?}: {}", r.explain());
+    assert_eq!(eap_rejects(reason) - before, 1, "{who} {case:?}: {reason}");
+}
+
+/// The value (hex, as eapol_test prints it on the line after) of the attribute `typ` in a
+/// received Access-Accept.
+fn accept_attribute(log: &str, typ: u8) -> Option<String> {
+    let want = format!("Attribute {typ} ");
+    let mut in_accept = false;
+    let mut lines = log.lines();
+    while let Some(line) = lines.next() {
+        if line.contains("RADIUS message: code=") {
+            in_accept = line.contains("Access-Accept");
+        } else if in_accept && line.trim_start().starts_with(&want) {
+            let value = lines.next()?.trim_start().strip_prefix("Value: ")?;
+            return Some(value.trim().to_string());
+        }
+    }
+    None
 }
 
 fn error_code(reply: &[u8]) -> String {
@@ -113,8 +190,11 @@ fn mschapv2_through_winbind_with_ldap_groups() {
     samba.tool(&["user", "setexpiry", "erin", "--days=0"]);
     samba.wait_mschapv2("alice", "alice-Pw1");
 
+    let certs = tempfile::tempdir().expect("certs dir");
+    radshard::tls::pki::write_test_pki(certs.path(), radshard::tls::pki::KeyKind::Rsa, false)
+        .expect("test PKI");
     let conf = samba.conf().display().to_string();
-    let s = TestServer::start(2, &body(&conf));
+    let s = TestServer::start(2, &body(&conf, certs.path()));
     let calls = || s.backend().expect("backend").winbind_calls.load(Relaxed);
     let c = RadClient::new();
     let sec = secret(SECRET);
@@ -172,6 +252,46 @@ fn mschapv2_through_winbind_with_ldap_groups() {
     let (code, reply) = login(&s, &c, &V2::new("gina", "gina-Pw1"), "gina");
     assert_eq!(code, Code::AccessReject);
     assert_eq!(error_code(&reply), "E=647", "locked out");
+
+    // PEAP-MSCHAPv2 and TTLS-MSCHAPv2 from a real supplicant: the inner MS-CHAPv2 goes to
+    // winbind like an outer one, and the outer Accept carries the MPPE keys and the VLAN of the
+    // LDAP group's policy. alice first, with her password, so that her count of bad attempts
+    // is reset before the wrong ones (the lockout threshold is 3); bob through network blocks
+    // rewritten for him, as dave's and carol's are.
+    let alice = eapol_for(certs.path(), "alice", "alice-Pw1");
+    let bob = eapol_for(certs.path(), "bob", "bob-Pw1");
+    let before = calls();
+    for (who, e) in [("alice", &alice), ("bob", &bob)] {
+        for m in EAP_MSCHAPV2 {
+            let case = Case::Good(m.into());
+            let r = eap_login(e, case, &s, who);
+            assert!(r.success && r.keys_ok(1), "{who} {case:?}: {}", r.explain());
+            // Tunnel-Private-Group-Id (81), tagged or not: "42" from the radius-users policy.
+            assert!(
+                accept_attribute(&r.log, 81).is_some_and(|v| v.ends_with("3432")),
+                "{who} {case:?}: the radius-users policy's VLAN in the Accept:\n{}",
+                r.explain()
+            );
+        }
+    }
+    assert_eq!(calls() - before, 4, "each inner login is one winbind call");
+    for m in EAP_MSCHAPV2 {
+        eap_rejected(&alice, Case::WrongPassword(m), &s, "alice", "bad_password");
+    }
+    // dave is disabled: his right password is refused for the DC's ACCOUNT_DISABLED; carol is
+    // not in radius-users: winbind says yes, no policy does.
+    let dave = eapol_for(certs.path(), "dave", "dave-Pw1");
+    for m in EAP_MSCHAPV2 {
+        eap_rejected(&dave, Case::Good(m.into()), &s, "dave", "account_disabled");
+    }
+    let carol = eapol_for(certs.path(), "carol", "carol-Pw1");
+    eap_rejected(
+        &carol,
+        Case::Good(Method::PeapMschapv2),
+        &s,
+        "carol",
+        "policy_reject",
+    );
 
     // winbindd frozen: the deadline answers (on_unavailable = "reject") while a local user is
     // answered at once, from the same shards.

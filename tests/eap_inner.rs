@@ -203,3 +203,82 @@ fn policies_see_the_eap_method_and_the_certificate() {
     let r = eapol.run(Case::Good(Method::TtlsPap), rs.port, SECRET, &[]);
     assert!(r.rejected(), "{}", r.explain());
 }
+
+/// Hex of `b`, lower case.
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The hexdump eapol_test prints after `label`, as bytes.
+fn hexdump_after(log: &str, label: &str) -> Option<Vec<u8>> {
+    let line = log.lines().find(|l| l.contains(label))?;
+    let dump = line.split("):").nth(1)?;
+    dump.split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).ok())
+        .collect()
+}
+
+#[test]
+fn the_debug_log_shows_no_key_or_password() {
+    use std::process::Stdio;
+    let certs = tempfile::tempdir().expect("dir");
+    pki(certs.path());
+    let config = certs.path().join("r.toml");
+    std::fs::write(
+        &config,
+        common::config_text(
+            1,
+            "",
+            certs.path(),
+            &format!(
+                "[[clients]]\nname = \"localhost\"\naddresses = [\"127.0.0.1\"]\nsecret = \"{SECRET}\"\n\
+                 [[users]]\nname = \"alice\"\npassword = \"alicepw\"\n{}",
+                eap_section(certs.path())
+            ),
+        ),
+    )
+    .expect("config");
+    let log_path = certs.path().join("log");
+    let server = common::ChildServer::spawn_logging(
+        &config,
+        certs.path(),
+        &["--log-level", "debug"],
+        Stdio::from(std::fs::File::create(&log_path).expect("log")),
+    );
+    let eapol = Eapol::new(certs.path(), "alicepw");
+    let mut secrets: Vec<(String, String)> = vec![("password".into(), "alicepw".into())];
+    for case in [
+        Case::Good(Method::PeapMschapv2),
+        Case::Good(Method::TtlsPap),
+        Case::WrongPassword(PasswordMethod::TtlsPap),
+    ] {
+        let r = eapol.run(case, server.auth.port(), SECRET, &[]);
+        for label in [
+            "Derived key",
+            "Derived EMSK",
+            "MS-MPPE-Recv-Key",
+            "MS-MPPE-Send-Key",
+        ] {
+            if let Some(k) = hexdump_after(&r.log, label) {
+                secrets.push((format!("{case:?} {label}"), hex(&k)));
+            }
+        }
+    }
+    assert!(
+        secrets.len() > 4,
+        "eapol_test printed the keys: {secrets:?}"
+    );
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        log.contains("eap login"),
+        "the EAP log line is there:\n{log}"
+    );
+    assert!(log.contains("inner=alice"), "{log}");
+    let lower = log.to_lowercase();
+    for (what, s) in &secrets {
+        // A key: any 16 octets of it; the password: itself.
+        let needle = &s[..s.len().min(32)];
+        assert!(!lower.contains(needle), "{what} in the log");
+    }
+}

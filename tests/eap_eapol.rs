@@ -6,23 +6,28 @@
 //! The server runs `config/eap.toml` as it ships, copied into a temporary directory next to a
 //! PKI from `radshard certs --out <dir>/certs` and the negative fixtures of
 //! `common::eapol::make_negative_fixtures`; only the listen addresses change (free loopback
-//! ports, given on the command line by `common::ChildServer`, which replace the file's), and
-//! for the revocation case a second copy names `crls = ["certs/crl.pem"]`.
+//! ports instead of 1812/1813 on 127.0.0.1 and ::1), and for the revocation case a second copy
+//! names `crls = ["certs/crl.pem"]`. The accounting directory and the metrics listener are
+//! moved on the command line, as for every other child server of the tests.
 //!
 //! The same cases, with the same expectations (`common::eapol::check`), pass against
 //! FreeRADIUS 3.2 in `tests/eap_freeradius_reference.rs`: a failure here is radshard's.
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::eapol::{
     check, make_negative_fixtures, pem_bodies, BadClientCert, Case, Eapol, EapolResult, Login,
     Method, PasswordMethod, TlsMax,
 };
-use common::{run_tool, ChildServer, SECRET};
+use common::{
+    free_udp_port, random_authenticator, run_tool, secret, ChildServer, RadClient, SECRET,
+};
+use radshard::proto::{verify_response, Code, Packet, PacketBuilder};
 
 /// alice's password in config/eap.toml (the FreeRADIUS reference uses alicepw).
 const PASSWORD: &str = "alice-pw";
@@ -38,6 +43,100 @@ fn shipped_config() -> String {
             p.display()
         )
     })
+}
+
+/// `text` with every `listen_auth` / `listen_acct` line replaced by one loopback address with
+/// the given port.
+fn with_listen_ports(text: &str, auth: u16, acct: u16) -> String {
+    let mut replaced = 0;
+    let out: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let t = line.trim_start();
+            for (key, port) in [("listen_auth", auth), ("listen_acct", acct)] {
+                if t.strip_prefix(key)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+                {
+                    replaced += 1;
+                    return format!("{key} = [\"127.0.0.1:{port}\"]");
+                }
+            }
+            line.to_string()
+        })
+        .collect();
+    assert_eq!(
+        replaced, 2,
+        "config/eap.toml names listen_auth and listen_acct once each"
+    );
+    out.join("\n") + "\n"
+}
+
+/// Starts `radshard serve --config <config>` (its stderr into `log`) and waits, bounded, until
+/// it answers a Status-Server on `auth`. Replies to earlier probes that arrive late are
+/// ignored: loading the TLS configuration can take longer than one probe interval.
+fn spawn_server(
+    config: &Path,
+    auth: SocketAddr,
+    acct: SocketAddr,
+    acct_dir: &Path,
+    log: &Path,
+) -> ChildServer {
+    let stderr = std::fs::File::create(log).expect("server log");
+    let child = Command::new(env!("CARGO_BIN_EXE_radshard"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--accounting-dir")
+        .arg(acct_dir)
+        // A config without [metrics] would take 127.0.0.1:9812; tests run side by side.
+        .args(["--metrics-listen", "127.0.0.1:0", "--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn radshard");
+    let mut server = ChildServer {
+        child: Some(child),
+        auth,
+        acct,
+    };
+    let client = RadClient::new();
+    let sec = secret(SECRET);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut id = 0u8;
+    while Instant::now() < deadline {
+        if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
+            panic!(
+                "radshard exited during startup: {status}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        id = id.wrapping_add(1);
+        let authenticator = random_authenticator();
+        let mut buf = [0u8; 64];
+        let b =
+            PacketBuilder::request(&mut buf, Code::StatusServer, id, &authenticator).expect("fits");
+        let req = b.finish(&sec).expect("signs").to_vec();
+        client.send(&req, auth);
+        let probe_end = Instant::now() + Duration::from_millis(300);
+        while let Some(reply) =
+            client.recv_timeout(probe_end.saturating_duration_since(Instant::now()))
+        {
+            let Ok(p) = Packet::parse(&reply) else {
+                continue;
+            };
+            if p.identifier() == id
+                && verify_response(&p, &authenticator, &sec).is_ok()
+                && p.code() == Code::AccessAccept
+            {
+                return server;
+            }
+        }
+    }
+    panic!(
+        "radshard did not answer Status-Server within 30 s\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 /// `text` with `[eap.tls] crls` naming `certs/crl.pem`: the line replaced if there is one,
@@ -102,17 +201,22 @@ impl Radshard {
         );
         make_negative_fixtures(&certs);
 
-        let mut text = shipped_config();
+        let (auth, acct) = (free_udp_port(), free_udp_port());
+        let mut text = with_listen_ports(&shipped_config(), auth, acct);
         if crl {
             text = with_crl(&text);
         }
         let config = d.join("eap.toml");
         std::fs::write(&config, text).expect("write config");
-        let acct = d.join("acct");
-        std::fs::create_dir(&acct).expect("acct dir");
-        let log = std::fs::File::create(d.join("radshard.log")).expect("server log");
-        let server =
-            ChildServer::spawn_logging(&config, &acct, &["--log-level", "info"], Stdio::from(log));
+        let acct_dir = d.join("acct");
+        std::fs::create_dir(&acct_dir).expect("acct dir");
+        let server = spawn_server(
+            &config,
+            ([127, 0, 0, 1], auth).into(),
+            ([127, 0, 0, 1], acct).into(),
+            &acct_dir,
+            &d.join("radshard.log"),
+        );
         let eapol = Eapol::new(&certs, PASSWORD);
         Radshard { server, eapol, dir }
     }
@@ -191,6 +295,26 @@ fn every_tls(cases: impl IntoIterator<Item = Case>) -> Vec<Login> {
         .iter()
         .flat_map(|&tls| cases.iter().map(move |&c| Login::new(c).with_tls(tls)))
         .collect()
+}
+
+#[test]
+fn config_copy_moves_only_the_listen_ports() {
+    let text = with_listen_ports(
+        "[server]\nshards = 0\nlisten_auth = [\"127.0.0.1:1812\", \"[::1]:1812\"]\nlisten_acct = [\"127.0.0.1:1813\"]\n",
+        40001,
+        40002,
+    );
+    assert_eq!(
+        text,
+        "[server]\nshards = 0\nlisten_auth = [\"127.0.0.1:40001\"]\nlisten_acct = [\"127.0.0.1:40002\"]\n"
+    );
+    let shipped = shipped_config();
+    let edited = with_listen_ports(&shipped, 40001, 40002);
+    assert_eq!(edited.lines().count(), shipped.lines().count());
+    assert!(
+        !edited.contains(":1812") && !edited.contains(":1813"),
+        "{edited}"
+    );
 }
 
 #[test]

@@ -618,8 +618,9 @@ impl ChildServer {
                     .expect("fits");
             let req = b.finish(&sec).expect("signs").to_vec();
             c.send(&req, self.auth);
+            // A late answer to an earlier probe (a slow start) is not this probe's: skipped.
             if let Some(r) = c.recv_timeout(Duration::from_millis(200)) {
-                if check_reply(&r, &req, &sec) == Code::AccessAccept {
+                if r.get(1) == Some(&id) && check_reply(&r, &req, &sec) == Code::AccessAccept {
                     return;
                 }
             }

@@ -170,7 +170,9 @@ impl RequestFactory {
             Mode::Mixed => Mix::parse(&args.mix)?,
             // Conversations, not single requests: `bench::eap` builds those.
             Mode::EapTls | Mode::Peap | Mode::TtlsPap => {
-                return Err(BenchError::Invalid("EAP modes are run by bench::eap".into()))
+                return Err(BenchError::Invalid(
+                    "EAP modes are run by bench::eap".into(),
+                ))
             }
         };
         // Request Authenticators only need to be unpredictable to an attacker; a CSPRNG

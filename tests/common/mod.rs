@@ -6,6 +6,7 @@
 //! Everything here is loopback-only and every wait is bounded.
 #![allow(dead_code)]
 
+pub mod freeradius_eap;
 pub mod mfa;
 pub mod mschap;
 

@@ -32,7 +32,11 @@ pub struct EapArgs {
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// EAP modes: the name the server's certificate must carry (also sent as SNI).
-    #[arg(long = "server-name", default_value = "radius.test", value_name = "NAME")]
+    #[arg(
+        long = "server-name",
+        default_value = "radius.test",
+        value_name = "NAME"
+    )]
     pub server_name: String,
     /// eap-tls: the client certificate chain (PEM, leaf first).
     #[arg(long = "client-cert", value_name = "FILE")]

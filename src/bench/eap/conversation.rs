@@ -201,13 +201,9 @@ impl Conversation {
                 write_packet(out, EapCode::Response, id, EapType::Notification, &[])
             }
             // The server's default method first (FreeRADIUS: md5): ask for ours.
-            Some(_) if self.stage == Stage::Identity => write_packet(
-                out,
-                EapCode::Response,
-                id,
-                EapType::Nak,
-                &[ours.to_u8()],
-            ),
+            Some(_) if self.stage == Stage::Identity => {
+                write_packet(out, EapCode::Response, id, EapType::Nak, &[ours.to_u8()])
+            }
             _ => return Err(ConvError::Unexpected("another method's Request mid-method")),
         };
         n.ok_or(ConvError::TooLarge)
@@ -231,15 +227,16 @@ impl Conversation {
                 return Err(ConvError::Unexpected("a second Start"));
             }
             self.stage = Stage::Tls;
-            let mut conn =
-                ClientConnection::new(setup.config.clone(), setup.server_name.clone())?;
+            let mut conn = ClientConnection::new(setup.config.clone(), setup.server_name.clone())?;
             write_all_tls(&mut conn, self.outbound.buffer())?;
             self.tls = Some(conn);
         } else if self.stage != Stage::Tls {
             return Err(ConvError::Unexpected("TLS data before Start"));
         } else if self.outbound.pending() {
             if !frag.is_ack() {
-                return Err(ConvError::Unexpected("data while our fragments were pending"));
+                return Err(ConvError::Unexpected(
+                    "data while our fragments were pending",
+                ));
             }
         } else {
             match self.inbound.push(&frag)? {
@@ -268,7 +265,9 @@ impl Conversation {
         let was_done = !conn.is_handshaking();
         let mut data = self.inbound.data();
         while !data.is_empty() {
-            let n = conn.read_tls(&mut data).map_err(|e| ConvError::TlsIo(e.kind()))?;
+            let n = conn
+                .read_tls(&mut data)
+                .map_err(|e| ConvError::TlsIo(e.kind()))?;
             conn.process_new_packets()?;
             if n == 0 {
                 return Err(ConvError::TlsIo(ErrorKind::WriteZero));
@@ -299,15 +298,18 @@ impl Conversation {
             self.resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
         }
 
+        // RFC 9190 §2.5: over TLS 1.3 the server ends the handshake with one octet 0x00 of
+        // application data. FreeRADIUS 3.2 sends it in PEAP and TTLS too when it resumes a
+        // session (it skips phase 2): it is never an inner packet.
+        if self.tls13 && self.plain == [0] {
+            self.committed = true;
+            self.plain.clear();
+        }
         self.reply.clear();
         match setup.method {
             Method::EapTls => {
                 if !self.plain.is_empty() {
-                    if self.tls13 && self.plain == [0] {
-                        self.committed = true;
-                    } else {
-                        return Err(ConvError::Unexpected("application data in EAP-TLS"));
-                    }
+                    return Err(ConvError::Unexpected("application data in EAP-TLS"));
                 }
             }
             Method::Peap => {
@@ -330,8 +332,12 @@ impl Conversation {
             Method::TtlsPap => {
                 // After a full handshake the AVPs go with (TLS 1.3) or after (1.2) our
                 // Finished. After a resumed one, servers usually skip phase 2 and accept;
-                // a server that asks again (another Request) gets them then.
-                if done && !self.avps_sent && (was_done || !self.resumed) {
+                // a server that asks again (another Request) gets them then. Over TLS 1.3
+                // with resumption on, they wait for the server's next message too: it
+                // carries the session tickets, which an Accept right after our Finished
+                // would leave unsent.
+                let now = !self.resumed && !(self.tls13 && setup.resume);
+                if done && !self.avps_sent && (was_done || now) {
                     write_pap_avps(&creds.name, &creds.password, &mut self.reply)
                         .ok_or(ConvError::TooLarge)?;
                     self.avps_sent = true;
@@ -352,7 +358,11 @@ impl Conversation {
 
     /// Judges the Access-Accept's EAP packet: the method must have finished and the packet
     /// be an EAP-Success. Returns the MSK the MPPE keys must match.
-    pub fn on_accept(&self, method: Method, eap: Option<&EapPacket<'_>>) -> Result<&Msk, ConvError> {
+    pub fn on_accept(
+        &self,
+        method: Method,
+        eap: Option<&EapPacket<'_>>,
+    ) -> Result<&Msk, ConvError> {
         if eap.map(|e| e.code()) != Some(EapCode::Success) {
             return Err(ConvError::NoEapSuccess);
         }
@@ -364,9 +374,7 @@ impl Conversation {
             Method::EapTls if self.tls13 && !self.committed => {
                 Err(ConvError::EarlyAccept("the TLS 1.3 commitment (0x00)"))
             }
-            Method::Peap if !self.peap.done() => {
-                Err(ConvError::EarlyAccept("the PEAP Result TLV"))
-            }
+            Method::Peap if !self.peap.done() => Err(ConvError::EarlyAccept("the PEAP Result TLV")),
             Method::TtlsPap if !self.avps_sent && !self.resumed => {
                 Err(ConvError::EarlyAccept("the TTLS AVPs were sent"))
             }
@@ -378,7 +386,8 @@ impl Conversation {
 /// Moves everything rustls wants to send into `out`.
 fn write_all_tls(conn: &mut ClientConnection, out: &mut Vec<u8>) -> Result<(), ConvError> {
     while conn.wants_write() {
-        conn.write_tls(out).map_err(|e| ConvError::TlsIo(e.kind()))?;
+        conn.write_tls(out)
+            .map_err(|e| ConvError::TlsIo(e.kind()))?;
     }
     Ok(())
 }

@@ -121,7 +121,11 @@ fn wrong_password(password: &[u8]) -> Box<[u8]> {
     w
 }
 
-fn credentials(method: Method, name: &[u8], password: Box<[u8]>) -> Result<Credentials, BenchError> {
+fn credentials(
+    method: Method,
+    name: &[u8],
+    password: Box<[u8]>,
+) -> Result<Credentials, BenchError> {
     let hashes = if method == Method::Peap {
         Some(NtHashes::of_password(&password).ok_or_else(|| {
             BenchError::Invalid(format!(
@@ -272,8 +276,7 @@ pub fn run(args: &BenchArgs, setup: Setup, users: Vec<User>) -> Result<Report, B
         stats,
         hist: Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .map_err(|e| BenchError::Invalid(format!("histogram: {e}")))?,
-        scan_every: (plan.timeout / 8)
-            .clamp(Duration::from_micros(100), Duration::from_millis(10)),
+        scan_every: (plan.timeout / 8).clamp(Duration::from_micros(100), Duration::from_millis(10)),
         next_scan: now,
         active: 0,
         issued: 0,
@@ -425,13 +428,7 @@ impl Driver {
         };
         let elapsed = (end - start).as_secs_f64();
         self.stats.finish(elapsed);
-        let mut report = Report::new(
-            args,
-            self.plan.window,
-            elapsed,
-            self.c.clone(),
-            &self.hist,
-        );
+        let mut report = Report::new(args, self.plan.window, elapsed, self.c.clone(), &self.hist);
         report.eap = Some(self.stats.clone());
         Ok(report)
     }
@@ -511,8 +508,7 @@ impl Driver {
                 nas_ip: self.nas_ip,
                 nas_port: k,
             };
-            let len = match write_request(buf, &fields, &login.eap[..login.eap_len], &self.secret)
-            {
+            let len = match write_request(buf, &fields, &login.eap[..login.eap_len], &self.secret) {
                 Ok(len) => len,
                 Err(e) => {
                     sock.free.push_back(id);

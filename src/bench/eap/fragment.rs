@@ -226,7 +226,9 @@ mod tests {
         let mut seen = Vec::new();
         let mut got = Vec::new();
         for id in 0..3u8 {
-            let n = o.next_fragment(&mut out, id, EapType::Peap, 0, 1024).unwrap();
+            let n = o
+                .next_fragment(&mut out, id, EapType::Peap, 0, 1024)
+                .unwrap();
             let p = EapPacket::parse(&out[..n]).unwrap();
             assert_eq!(p.identifier(), id);
             let f = TlsFragment::parse(p.type_data()).unwrap();
@@ -245,7 +247,9 @@ mod tests {
         assert_eq!(got, vec![7u8; 2500]);
         assert!(o.is_empty());
         // Nothing to send: an acknowledgement keeps the version bits and nothing else.
-        let n = o.next_fragment(&mut out, 9, EapType::Ttls, 1, 1024).unwrap();
+        let n = o
+            .next_fragment(&mut out, 9, EapType::Ttls, 1, 1024)
+            .unwrap();
         let p = EapPacket::parse(&out[..n]).unwrap();
         let f = TlsFragment::parse(p.type_data()).unwrap();
         assert!(f.is_ack() && f.version() == 1);

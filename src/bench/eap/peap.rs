@@ -123,7 +123,9 @@ impl PeapPeer {
         if is_extensions_packet(inner) {
             let p = EapPacket::parse(inner)?;
             if p.code() != EapCode::Request {
-                return Err(InnerError::Unexpected("an Extensions packet that is not a Request"));
+                return Err(InnerError::Unexpected(
+                    "an Extensions packet that is not a Request",
+                ));
             }
             // A Crypto-Binding TLV (MS-PEAP §2.2.8.2) is not answered: servers that require
             // it (NPS with cryptobinding enforced) are out of scope for this loader.
@@ -155,7 +157,9 @@ impl PeapPeer {
             .ok_or(InnerError::TooLarge)?;
         let p = EapPacket::parse(&whole[..n])?;
         if p.code() != EapCode::Request {
-            return Err(InnerError::Unexpected("an inner packet that is not a Request"));
+            return Err(InnerError::Unexpected(
+                "an inner packet that is not a Request",
+            ));
         }
         let id = p.identifier();
         let n = match p.eap_type() {
@@ -208,14 +212,7 @@ impl PeapPeer {
                     account,
                 );
                 self.stage = Stage::Success;
-                mschapv2::write_response(
-                    &mut buf,
-                    id,
-                    c.ms_id,
-                    &peer_challenge,
-                    &nt_response,
-                    name,
-                )
+                mschapv2::write_response(&mut buf, id, c.ms_id, &peer_challenge, &nt_response, name)
             }
             Message::Success { message, .. } if self.stage == Stage::Success => {
                 if !authenticator_string_is(message, &self.expected) {
@@ -291,7 +288,8 @@ mod tests {
     fn to_response(hashes: &NtHashes, rng: &mut StdRng) -> (PeapPeer, Vec<u8>, [u8; 16]) {
         let mut p = PeapPeer::default();
         let mut out = Vec::new();
-        p.handle(&[1], 7, false, NAME, hashes, rng, &mut out).unwrap();
+        p.handle(&[1], 7, false, NAME, hashes, rng, &mut out)
+            .unwrap();
         assert_eq!(out, b"\x01alice");
         out.clear();
         let ch = [0x42u8; 16];
@@ -321,21 +319,32 @@ mod tests {
             &hashes.nt,
             r.nt_response
         ));
-        let digest = authenticator_response(
-            &hashes.nt_hash,
-            r.nt_response,
-            r.peer_challenge,
-            &ch,
-            NAME,
-        );
+        let digest =
+            authenticator_response(&hashes.nt_hash, r.nt_response, r.peer_challenge, &ch, NAME);
         assert!(!p.done());
         let mut out = Vec::new();
-        p.handle(&success(3, &digest), 9, false, NAME, &hashes, &mut rng, &mut out)
-            .unwrap();
+        p.handle(
+            &success(3, &digest),
+            9,
+            false,
+            NAME,
+            &hashes,
+            &mut rng,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, [26, OP_SUCCESS]);
         out.clear();
-        p.handle(&result(TlvResult::Success), 10, false, NAME, &hashes, &mut rng, &mut out)
-            .unwrap();
+        p.handle(
+            &result(TlvResult::Success),
+            10,
+            false,
+            NAME,
+            &hashes,
+            &mut rng,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, result_response(TlvResult::Success));
         assert!(p.done());
     }
@@ -353,7 +362,15 @@ mod tests {
         let (mut p, _, _) = to_response(&hashes, &mut rng);
         let mut out = Vec::new();
         assert_eq!(
-            p.handle(&success(3, &[0; 20]), 9, false, NAME, &hashes, &mut rng, &mut out),
+            p.handle(
+                &success(3, &[0; 20]),
+                9,
+                false,
+                NAME,
+                &hashes,
+                &mut rng,
+                &mut out
+            ),
             Err(InnerError::BadAuthenticatorResponse)
         );
 
@@ -362,23 +379,55 @@ mod tests {
         let mut b = [0u8; 128];
         let n = mschapv2::write_failure(&mut b, 9, 3, b"E=691 R=0 C=00 V=3 M=no").unwrap();
         let mut out = Vec::new();
-        p.handle(without_header(&b[..n]), 9, false, NAME, &hashes, &mut rng, &mut out)
-            .unwrap();
+        p.handle(
+            without_header(&b[..n]),
+            9,
+            false,
+            NAME,
+            &hashes,
+            &mut rng,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, [26, OP_FAILURE]);
         out.clear();
-        p.handle(&result(TlvResult::Failure), 10, false, NAME, &hashes, &mut rng, &mut out)
-            .unwrap();
+        p.handle(
+            &result(TlvResult::Failure),
+            10,
+            false,
+            NAME,
+            &hashes,
+            &mut rng,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, result_response(TlvResult::Failure));
         assert!(!p.done());
 
         // A success Result with no inner method: only on a resumed session.
         let mut p = PeapPeer::default();
         assert!(p
-            .handle(&result(TlvResult::Success), 1, false, NAME, &hashes, &mut rng, &mut out)
+            .handle(
+                &result(TlvResult::Success),
+                1,
+                false,
+                NAME,
+                &hashes,
+                &mut rng,
+                &mut out
+            )
             .is_err());
         let mut p = PeapPeer::default();
-        p.handle(&result(TlvResult::Success), 1, true, NAME, &hashes, &mut rng, &mut out)
-            .unwrap();
+        p.handle(
+            &result(TlvResult::Success),
+            1,
+            true,
+            NAME,
+            &hashes,
+            &mut rng,
+            &mut out,
+        )
+        .unwrap();
         assert!(p.done());
     }
 

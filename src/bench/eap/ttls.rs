@@ -37,7 +37,10 @@ mod tests {
         write_pap_avps(b"alice", b"alicepw", &mut out).unwrap();
         let got: Vec<_> = avps(&out).map(|a| a.unwrap()).collect();
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].code, got[0].mandatory, got[0].data), (1, true, &b"alice"[..]));
+        assert_eq!(
+            (got[0].code, got[0].mandatory, got[0].data),
+            (1, true, &b"alice"[..])
+        );
         assert_eq!((got[1].code, got[1].data.len()), (2, 16));
         assert_eq!(password(got[1].data), b"alicepw");
         // 16 octets stay 16; 17 become 32; too long is refused.

@@ -24,7 +24,7 @@ use rustls::{ClientConnection, HandshakeKind, ProtocolVersion};
 use super::args::TlsVersion;
 use super::fragment::{FragmentError, Inbound, Outbound, Progress};
 use super::keys::{self, Msk};
-use super::peap::{InnerError, NtHashes, PeapPeer};
+use super::peap::{InnerError, InnerUser, NtHashes, PeapPeer};
 use super::setup::{Method, Setup};
 use super::ttls::write_pap_avps;
 use crate::proto::eap::tls::TlsFragment;
@@ -318,15 +318,12 @@ impl Conversation {
                         .hashes
                         .as_ref()
                         .ok_or(ConvError::Unexpected("PEAP without MS-CHAPv2 hashes"))?;
-                    self.peap.handle(
-                        &self.plain,
-                        id,
-                        self.resumed,
-                        &creds.name,
+                    let user = InnerUser {
+                        name: &creds.name,
                         hashes,
-                        rng,
-                        &mut self.reply,
-                    )?;
+                    };
+                    self.peap
+                        .handle(&self.plain, id, self.resumed, &user, rng, &mut self.reply)?;
                 }
             }
             Method::TtlsPap => {
@@ -336,7 +333,7 @@ impl Conversation {
                 // with resumption on, they wait for the server's next message too: it
                 // carries the session tickets, which an Accept right after our Finished
                 // would leave unsent.
-                let now = !self.resumed && !(self.tls13 && setup.resume);
+                let now = !(self.resumed || self.tls13 && setup.resume);
                 if done && !self.avps_sent && (was_done || now) {
                     write_pap_avps(&creds.name, &creds.password, &mut self.reply)
                         .ok_or(ConvError::TooLarge)?;

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::conversation::{Conversation, Credentials, EAP_OUT_MAX};
+use super::conversation::{ConvError, Conversation, Credentials, EAP_OUT_MAX};
 use super::keys::{check_mppe, KeyCheck};
 use super::peap::NtHashes;
 use super::radius::{read_eap, write_request, RequestFields, STATE_MAX};
@@ -30,8 +30,8 @@ use crate::bench::error::BenchError;
 use crate::bench::report::{Counters, Report};
 use crate::bench::users::User;
 use crate::dataplane::batch::{RecvBatch, SendBatch, DATAGRAM_MAX};
-use crate::proto::eap::MAX_EAP_LEN;
-use crate::proto::{attr, verify_response, Code, Packet, Secret};
+use crate::proto::eap::{EapError, MAX_EAP_LEN};
+use crate::proto::{attr, verify_response, BuildError, Code, Packet, Secret};
 
 const IDS: usize = 256;
 /// As in the packet loader: the idle wait polls every socket from one stack array.
@@ -77,6 +77,40 @@ struct Login {
     /// The EAP-Response waiting to be sent.
     eap: Box<[u8]>,
     eap_len: usize,
+}
+
+/// Why a login ended without an answer we accept. Described (allocated) only for the
+/// report's first failure.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Conversation(#[from] ConvError),
+    #[error("EAP-Message of a Challenge: {0}")]
+    Eap(#[from] EapError),
+    #[error("an EAP reply without Message-Authenticator (RFC 3579 §3.2)")]
+    NoMessageAuthenticator,
+    #[error("MPPE keys: {0:?}")]
+    Keys(KeyCheck),
+    #[error("a reply with code {0:?}")]
+    UnexpectedCode(Code),
+    #[error("no reply after the retransmissions")]
+    Timeout,
+    #[error("building the Access-Request: {0}")]
+    Build(#[from] BuildError),
+}
+
+impl Failure {
+    fn label(&self) -> &'static str {
+        match self {
+            Failure::Conversation(e) => e.label(),
+            Failure::Eap(_) => "eap_malformed",
+            Failure::NoMessageAuthenticator => "no_message_authenticator",
+            Failure::Keys(_) => "bad_keys",
+            Failure::UnexpectedCode(_) => "unexpected_code",
+            Failure::Timeout => "timeout",
+            Failure::Build(_) => "too_large",
+        }
+    }
 }
 
 /// A user's credentials for the login (and for a login sent with a wrong password).
@@ -461,13 +495,13 @@ impl Driver {
                 login.eap_len = len;
                 self.ready.push_back(k);
             }
-            Err(e) => self.fail(k, e.label(), &e),
+            Err(e) => self.fail(k, e.into()),
         }
     }
 
     /// Ends login `k` as failed.
-    fn fail(&mut self, k: u32, label: &'static str, why: &dyn std::fmt::Display) {
-        self.stats.fail(label, || why.to_string());
+    fn fail(&mut self, k: u32, why: Failure) {
+        self.stats.fail(why.label(), || why.to_string());
         self.end(k);
     }
 
@@ -512,7 +546,7 @@ impl Driver {
                 Ok(len) => len,
                 Err(e) => {
                     sock.free.push_back(id);
-                    self.fail(k, "too_large", &e);
+                    self.fail(k, e.into());
                     continue;
                 }
             };
@@ -578,7 +612,7 @@ impl Driver {
             }
         }
         for k in timed_out {
-            self.fail(k, "timeout", &"no reply after the retransmissions");
+            self.fail(k, Failure::Timeout);
         }
     }
 
@@ -633,15 +667,9 @@ impl Driver {
             _ => &user.right,
         };
         // Decided here, applied after the borrows of the packet end.
-        let outcome: Result<bool, (&'static str, String)> = if packet
-            .message_authenticator_offset()
-            .is_none()
-        {
+        let outcome: Result<bool, Failure> = if packet.message_authenticator_offset().is_none() {
             c.missing_message_authenticator += 1;
-            Err((
-                "no_message_authenticator",
-                "an EAP reply without Message-Authenticator (RFC 3579 §3.2)".into(),
-            ))
+            Err(Failure::NoMessageAuthenticator)
         } else {
             match code {
                 Code::AccessChallenge => {
@@ -653,7 +681,7 @@ impl Driver {
                         _ => login.state_len = None,
                     }
                     match read_eap(&packet, scratch) {
-                        Err(e) => Err(("eap_malformed", e.to_string())),
+                        Err(e) => Err(e.into()),
                         Ok(eap) => match login.conv.on_request(
                             setup,
                             cred,
@@ -667,7 +695,7 @@ impl Driver {
                                 ready.push_back(k);
                                 Ok(false)
                             }
-                            Err(e) => Err((e.label(), e.to_string())),
+                            Err(e) => Err(e.into()),
                         },
                     }
                 }
@@ -677,7 +705,7 @@ impl Driver {
                     }
                     let eap = read_eap(&packet, scratch).ok();
                     match login.conv.on_accept(setup.method, eap.as_ref()) {
-                        Err(e) => Err((e.label(), e.to_string())),
+                        Err(e) => Err(e.into()),
                         Ok(msk) => match check_mppe(&packet, &ra, secret, msk) {
                             KeyCheck::Good => {
                                 stats.ok(login.rounds, login.conv.resumed(), login.conv.tls13());
@@ -686,7 +714,7 @@ impl Driver {
                             }
                             bad => {
                                 stats.bad_keys += 1;
-                                Err(("bad_keys", format!("MPPE keys {bad:?}")))
+                                Err(Failure::Keys(bad))
                             }
                         },
                     }
@@ -701,14 +729,14 @@ impl Driver {
                 }
                 _ => {
                     c.unexpected += 1;
-                    Err(("unexpected_code", format!("{code:?}")))
+                    Err(Failure::UnexpectedCode(code))
                 }
             }
         };
         match outcome {
             Ok(false) => {}
             Ok(true) => self.end(k),
-            Err((label, why)) => self.fail(k, label, &why),
+            Err(why) => self.fail(k, why),
         }
     }
 

@@ -50,6 +50,12 @@ impl NtHashes {
     }
 }
 
+/// Who the inner method authenticates.
+pub struct InnerUser<'a> {
+    pub name: &'a [u8],
+    pub hashes: &'a NtHashes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InnerError {
     #[error("malformed inner EAP: {0}")]
@@ -114,11 +120,11 @@ impl PeapPeer {
         inner: &[u8],
         outer_id: u8,
         resumed: bool,
-        name: &[u8],
-        hashes: &NtHashes,
+        user: &InnerUser<'_>,
         rng: &mut impl RngCore,
         out: &mut Vec<u8>,
     ) -> Result<(), InnerError> {
+        let InnerUser { name, hashes } = *user;
         let mut buf = [0u8; INNER_MAX];
         if is_extensions_packet(inner) {
             let p = EapPacket::parse(inner)?;
@@ -288,13 +294,27 @@ mod tests {
     fn to_response(hashes: &NtHashes, rng: &mut StdRng) -> (PeapPeer, Vec<u8>, [u8; 16]) {
         let mut p = PeapPeer::default();
         let mut out = Vec::new();
-        p.handle(&[1], 7, false, NAME, hashes, rng, &mut out)
-            .unwrap();
+        p.handle(
+            &[1],
+            7,
+            false,
+            &InnerUser { name: NAME, hashes },
+            rng,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, b"\x01alice");
         out.clear();
         let ch = [0x42u8; 16];
-        p.handle(&challenge(3, &ch), 8, false, NAME, hashes, rng, &mut out)
-            .unwrap();
+        p.handle(
+            &challenge(3, &ch),
+            8,
+            false,
+            &InnerUser { name: NAME, hashes },
+            rng,
+            &mut out,
+        )
+        .unwrap();
         (p, out, ch)
     }
 
@@ -327,8 +347,10 @@ mod tests {
             &success(3, &digest),
             9,
             false,
-            NAME,
-            &hashes,
+            &InnerUser {
+                name: NAME,
+                hashes: &hashes,
+            },
             &mut rng,
             &mut out,
         )
@@ -339,8 +361,10 @@ mod tests {
             &result(TlvResult::Success),
             10,
             false,
-            NAME,
-            &hashes,
+            &InnerUser {
+                name: NAME,
+                hashes: &hashes,
+            },
             &mut rng,
             &mut out,
         )
@@ -366,8 +390,10 @@ mod tests {
                 &success(3, &[0; 20]),
                 9,
                 false,
-                NAME,
-                &hashes,
+                &InnerUser {
+                    name: NAME,
+                    hashes: &hashes
+                },
                 &mut rng,
                 &mut out
             ),
@@ -383,8 +409,10 @@ mod tests {
             without_header(&b[..n]),
             9,
             false,
-            NAME,
-            &hashes,
+            &InnerUser {
+                name: NAME,
+                hashes: &hashes,
+            },
             &mut rng,
             &mut out,
         )
@@ -395,8 +423,10 @@ mod tests {
             &result(TlvResult::Failure),
             10,
             false,
-            NAME,
-            &hashes,
+            &InnerUser {
+                name: NAME,
+                hashes: &hashes,
+            },
             &mut rng,
             &mut out,
         )
@@ -411,8 +441,10 @@ mod tests {
                 &result(TlvResult::Success),
                 1,
                 false,
-                NAME,
-                &hashes,
+                &InnerUser {
+                    name: NAME,
+                    hashes: &hashes
+                },
                 &mut rng,
                 &mut out
             )
@@ -422,8 +454,10 @@ mod tests {
             &result(TlvResult::Success),
             1,
             true,
-            NAME,
-            &hashes,
+            &InnerUser {
+                name: NAME,
+                hashes: &hashes,
+            },
             &mut rng,
             &mut out,
         )

@@ -314,6 +314,14 @@ fn eap_rows(s: &mut String, e: &super::eap::EapStats) {
         ),
     );
     row(s, "bad MPPE keys", e.bad_keys.to_string());
+    row(
+        s,
+        "loader CPU",
+        format!(
+            "{:.3} s, {:.0} µs/login",
+            e.loader_cpu_s, e.loader_cpu_us_per_login
+        ),
+    );
     if !e.failures.is_empty() {
         let list: Vec<String> = e.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
         row(s, "failures", list.join(", "));

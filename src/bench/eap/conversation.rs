@@ -388,3 +388,215 @@ fn write_all_tls(conn: &mut ClientConnection, out: &mut Vec<u8>) -> Result<(), C
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use rustls::pki_types::ServerName;
+
+    use super::*;
+    use crate::proto::eap::tls::{flags, write_fragment};
+
+    /// A setup whose TLS never gets past the ClientHello (no server here): enough for the
+    /// EAP framing, which is all these tests look at.
+    fn setup(method: Method, fragment: usize) -> Setup {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Setup {
+            method,
+            tls_version: TlsVersion::Tls12,
+            config: Arc::new(config),
+            server_name: ServerName::try_from("radius.test").unwrap(),
+            fragment,
+            outer_identity: None,
+            resume: false,
+        }
+    }
+
+    fn creds() -> Credentials {
+        Credentials {
+            name: b"alice".as_slice().into(),
+            password: b"alicepw".as_slice().into(),
+            hashes: NtHashes::of_password(b"alicepw"),
+        }
+    }
+
+    fn request(id: u8, t: EapType, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 16 + data.len()];
+        let n = write_packet(&mut b, EapCode::Request, id, t, data).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    fn tls_request(id: u8, t: EapType, flags: u8, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 16 + data.len()];
+        let n = write_fragment(&mut b, EapCode::Request, id, t, flags, None, data).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    struct Peer {
+        conv: Conversation,
+        setup: Setup,
+        creds: Credentials,
+        rng: StdRng,
+    }
+
+    impl Peer {
+        fn new(method: Method, fragment: usize) -> Peer {
+            let mut conv = Conversation::default();
+            let mut out = [0u8; EAP_OUT_MAX];
+            let n = conv.begin(b"alice", &mut out).unwrap();
+            assert_eq!(&out[..n], b"\x02\x00\x00\x0a\x01alice");
+            Peer {
+                conv,
+                setup: setup(method, fragment),
+                creds: creds(),
+                rng: StdRng::seed_from_u64(7),
+            }
+        }
+
+        fn answer(&mut self, req: &[u8]) -> Result<Vec<u8>, ConvError> {
+            let eap = EapPacket::parse(req).unwrap();
+            let mut out = [0u8; EAP_OUT_MAX];
+            let n = self.conv.on_request(
+                &self.setup,
+                &self.creds,
+                b"alice",
+                &mut self.rng,
+                &eap,
+                &mut out,
+            )?;
+            Ok(out[..n].to_vec())
+        }
+    }
+
+    fn fragment_of(resp: &[u8]) -> (u8, u8, Option<u32>, Vec<u8>) {
+        let p = EapPacket::parse(resp).unwrap();
+        assert_eq!(p.code(), EapCode::Response);
+        let f = TlsFragment::parse(p.type_data()).unwrap();
+        (p.identifier(), f.flags, f.message_length, f.data.to_vec())
+    }
+
+    #[test]
+    fn nak_then_start_then_client_hello_in_acknowledged_fragments() {
+        let mut p = Peer::new(Method::Peap, 64);
+        // FreeRADIUS's default_eap_type md5 first: we Nak it, asking for PEAP (25).
+        let nak = p
+            .answer(&request(1, EapType::Md5Challenge, &[16; 17]))
+            .unwrap();
+        assert_eq!(nak, [2, 1, 0, 6, 3, 25]);
+        // A repeated Identity request gets the identity again; a Notification an empty answer.
+        assert_eq!(
+            p.answer(&request(2, EapType::Identity, b"")).unwrap(),
+            b"\x02\x02\x00\x0a\x01alice"
+        );
+        assert_eq!(
+            p.answer(&request(3, EapType::Notification, b"hi")).unwrap(),
+            [2, 3, 0, 5, 2]
+        );
+        // Start: the ClientHello, here in 64-octet fragments, each after the server's ack.
+        let first = p
+            .answer(&tls_request(4, EapType::Peap, flags::START, b""))
+            .unwrap();
+        let (id, fl, total, mut hello) = fragment_of(&first);
+        assert_eq!(id, 4);
+        assert!(fl & flags::MORE != 0 && fl & flags::VERSION == 0);
+        let total = total.expect("L on the first fragment") as usize;
+        assert!(total > 64 && hello.len() == 64);
+        let mut id = 5;
+        while hello.len() < total {
+            let resp = p.answer(&tls_request(id, EapType::Peap, 0, b"")).unwrap();
+            let (rid, fl, len, data) = fragment_of(&resp);
+            assert_eq!((rid, len), (id, None));
+            assert_eq!(fl & flags::MORE != 0, hello.len() + data.len() < total);
+            hello.extend_from_slice(&data);
+            id += 1;
+        }
+        assert_eq!(hello.len(), total);
+        // A TLS handshake record holding a ClientHello.
+        assert_eq!((hello[0], hello[5]), (0x16, 0x01));
+        // Another method's Request now is an error, so is a second Start.
+        assert!(p.answer(&request(9, EapType::Md5Challenge, &[0])).is_err());
+        assert!(p
+            .answer(&tls_request(9, EapType::Peap, flags::START, b""))
+            .is_err());
+    }
+
+    #[test]
+    fn server_fragments_are_acknowledged_and_bad_tls_fails() {
+        let mut p = Peer::new(Method::TtlsPap, 1024);
+        let hello = p
+            .answer(&tls_request(1, EapType::Ttls, flags::START, b""))
+            .unwrap();
+        assert!(fragment_of(&hello).1 & flags::MORE == 0);
+        // A first server fragment with M: acknowledged with an empty Response.
+        let mut b = [0u8; 64];
+        let n = write_fragment(
+            &mut b,
+            EapCode::Request,
+            2,
+            EapType::Ttls,
+            flags::MORE,
+            Some(20),
+            &[0x16; 10],
+        )
+        .unwrap();
+        let ack = p.answer(&b[..n]).unwrap();
+        assert_eq!(ack, [2, 2, 0, 6, 21, 0]);
+        // The rest: not a TLS record rustls accepts.
+        let n = write_fragment(
+            &mut b,
+            EapCode::Request,
+            3,
+            EapType::Ttls,
+            0,
+            None,
+            &[0x16; 10],
+        )
+        .unwrap();
+        assert!(matches!(p.answer(&b[..n]), Err(ConvError::Tls(_))));
+    }
+
+    #[test]
+    fn accept_is_judged() {
+        let p = Peer::new(Method::EapTls, 1024);
+        let success = result_packet_bytes(true);
+        let failure = result_packet_bytes(false);
+        let s = EapPacket::parse(&success).unwrap();
+        let f = EapPacket::parse(&failure).unwrap();
+        assert!(matches!(
+            p.conv.on_accept(Method::EapTls, None),
+            Err(ConvError::NoEapSuccess)
+        ));
+        assert!(matches!(
+            p.conv.on_accept(Method::EapTls, Some(&f)),
+            Err(ConvError::NoEapSuccess)
+        ));
+        assert!(matches!(
+            p.conv.on_accept(Method::EapTls, Some(&s)),
+            Err(ConvError::EarlyAccept(_))
+        ));
+        // TLS data before any Start; an EAP-Success inside a Challenge.
+        let mut q = Peer::new(Method::EapTls, 1024);
+        assert!(matches!(
+            q.answer(&tls_request(1, EapType::Tls, 0, &[1])),
+            Err(ConvError::Unexpected(_))
+        ));
+        assert!(matches!(
+            q.answer(&result_packet_bytes(true)),
+            Err(ConvError::Unexpected(_))
+        ));
+    }
+
+    fn result_packet_bytes(success: bool) -> [u8; 4] {
+        crate::proto::eap::result_packet(success, 9)
+    }
+}

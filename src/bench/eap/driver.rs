@@ -350,6 +350,7 @@ struct Driver {
 
 impl Driver {
     fn run(&mut self, args: &BenchArgs) -> Result<Report, BenchError> {
+        let cpu_start = thread_cpu_s();
         let start = Instant::now();
         let mut sending = true;
         let mut send_end = start;
@@ -461,7 +462,7 @@ impl Driver {
             send_end
         };
         let elapsed = (end - start).as_secs_f64();
-        self.stats.finish(elapsed);
+        self.stats.finish(elapsed, thread_cpu_s() - cpu_start);
         let mut report = Report::new(args, self.plan.window, elapsed, self.c.clone(), &self.hist);
         report.eap = Some(self.stats.clone());
         Ok(report)
@@ -797,6 +798,18 @@ fn identity<'a>(setup: &'a Setup, cred: &'a Credentials) -> &'a [u8] {
         (Some(outer), Method::Peap | Method::TtlsPap) => outer,
         _ => &cred.name,
     }
+}
+
+/// CPU time (user + system) of the calling thread, in seconds; 0 if the kernel will not say.
+fn thread_cpu_s() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, exclusive rusage for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn latency_us(t: Instant, origin: Instant) -> u64 {

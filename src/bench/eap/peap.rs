@@ -21,8 +21,9 @@ use crate::proto::eap::peap::{
 use crate::proto::eap::{write_packet, EapCode, EapError, EapPacket, EapType};
 use crate::proto::wipe;
 
-/// Room for any inner packet we write: an MS-CHAPv2 Response with a 128-octet name is 187.
-const INNER_MAX: usize = 512;
+/// Room for an inner packet, ours or the server's (an MS-CHAPv2 Response with a 128-octet
+/// name is 187 octets; a Failure message or a Challenge with a long server name more).
+const INNER_MAX: usize = 1024;
 /// `S=` and 40 hex digits.
 const AUTH_STRING: usize = 42;
 

@@ -34,6 +34,10 @@ pub struct EapStats {
     pub rounds_max: u32,
     /// Logins answered (good or rejected) per second of the run.
     pub logins_per_s: f64,
+    /// CPU the loader's thread used over the run (user + system), and per answered login:
+    /// what one login costs the client side, to set against the server's cost.
+    pub loader_cpu_s: f64,
+    pub loader_cpu_us_per_login: f64,
     pub failures: BTreeMap<&'static str, u64>,
     /// The first failure's description, to tell what went wrong without a debugger.
     pub first_failure: Option<String>,
@@ -75,7 +79,12 @@ impl EapStats {
     }
 
     /// Fills the rates once the run is over.
-    pub fn finish(&mut self, elapsed_s: f64) {
+    pub fn finish(&mut self, elapsed_s: f64, loader_cpu_s: f64) {
+        self.loader_cpu_s = loader_cpu_s;
+        let answered = self.logins_ok + self.logins_rejected;
+        if answered > 0 {
+            self.loader_cpu_us_per_login = loader_cpu_s * 1e6 / answered as f64;
+        }
         if self.logins_ok > 0 {
             self.rounds_per_login = self.rounds as f64 / self.logins_ok as f64;
         }

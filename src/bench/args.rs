@@ -26,6 +26,13 @@ pub enum Mode {
     Mschapv2,
     /// A mix of the above by `--mix` weights.
     Mixed,
+    /// EAP-TLS logins (RFC 5216/9190) with a client certificate; every Accept's MPPE keys are
+    /// checked against the MSK.
+    EapTls,
+    /// PEAPv0 / EAP-MSCHAPv2 logins; `S=` and the MPPE keys are checked.
+    Peap,
+    /// EAP-TTLS / PAP logins; the MPPE keys are checked.
+    TtlsPap,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -113,6 +120,11 @@ pub struct BenchArgs {
     /// the loader is not the bottleneck.
     #[arg(long, value_name = "ADDR:PORT", hide = true)]
     pub responder: Option<SocketAddr>,
+
+    /// Flags of the EAP modes (eap-tls, peap, ttls-pap). Boxed: the CLI's command enum keeps
+    /// its variants of similar size.
+    #[command(flatten)]
+    pub eap: Box<super::eap::EapArgs>,
 }
 
 fn parse_dur(s: &str) -> Result<Duration, String> {

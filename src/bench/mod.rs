@@ -7,8 +7,10 @@
 //! * [`loadgen`]: the batched send/receive loop (closed or open loop, retransmissions, timeouts).
 //! * [`report`]: counters, hdrhistogram latency summary, table and JSON.
 //! * [`responder`]: a trivial server, to show the loader is not the bottleneck.
+//! * [`eap`]: EAP-TLS, PEAP and TTLS-PAP logins over RADIUS (`--mode eap-tls|peap|ttls-pap`).
 
 pub mod args;
+pub mod eap;
 pub mod error;
 pub mod loadgen;
 pub mod mschap;
@@ -29,6 +31,9 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         Some(path) => users::from_file(path)?,
         None => users::from_patterns(&args.user_pattern, &args.password_pattern, args.users)?,
     };
+    if let Some(method) = eap::method(args.mode) {
+        return eap::run(args, method, users);
+    }
     let factory = request::RequestFactory::new(args, users)?;
     loadgen::run(args, factory)
 }
@@ -53,6 +58,10 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             };
             // A closed stdout (e.g. piped into `head`) is not worth a panic.
             let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            if report.failed() {
+                eprintln!("error: MPPE keys of some Access-Accepts do not match the MSK");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

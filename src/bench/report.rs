@@ -93,7 +93,11 @@ pub struct Report {
     /// Verified replies per second over `elapsed_s`.
     pub requests_per_s: f64,
     pub counts: Counters,
+    /// Per request; per login (first request to the final Accept or Reject) in EAP modes.
     pub latency_us: Latency,
+    /// EAP modes: per-login counts, logins/s, rounds/login, resumption, MPPE key checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eap: Option<super::eap::EapStats>,
 }
 
 impl Report {
@@ -112,6 +116,9 @@ impl Report {
             Mode::Mschap => "mschap".to_string(),
             Mode::Mschapv2 => "mschapv2".to_string(),
             Mode::Mixed => format!("mixed({})", args.mix),
+            Mode::EapTls => "eap-tls".to_string(),
+            Mode::Peap => "peap".to_string(),
+            Mode::TtlsPap => "ttls-pap".to_string(),
         };
         let q = |p: f64| {
             if hist.is_empty() {
@@ -150,7 +157,13 @@ impl Report {
                 max: if hist.is_empty() { 0 } else { hist.max() },
             },
             counts,
+            eap: None,
         }
+    }
+
+    /// Whether the run must exit non-zero: an EAP server whose MPPE keys are wrong.
+    pub fn failed(&self) -> bool {
+        self.eap.as_ref().is_some_and(|e| e.failed())
     }
 
     pub fn to_json(&self) -> String {
@@ -242,11 +255,78 @@ impl Report {
                 format!("send {} recv {}", c.send_errors, c.recv_errors),
             );
         }
+        if let Some(e) = &self.eap {
+            eap_rows(&mut s, e);
+        }
         let _ = writeln!(
             s,
-            "  latency (µs)           min {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}",
-            l.min, l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+            "  {:<22} min {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}",
+            if self.eap.is_some() {
+                "latency/login (µs)"
+            } else {
+                "latency (µs)"
+            },
+            l.min,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean
         );
         s
+    }
+}
+
+/// The EAP modes' rows of the table.
+fn eap_rows(s: &mut String, e: &super::eap::EapStats) {
+    let row = |s: &mut String, k: &str, v: String| {
+        let _ = writeln!(s, "  {k:<22} {v}");
+    };
+    row(
+        s,
+        "logins",
+        format!(
+            "{} started: {} ok, {} rejected, {} failed (TLS {}{})",
+            e.logins_started,
+            e.logins_ok,
+            e.logins_rejected,
+            e.logins_failed,
+            e.tls_version,
+            if e.resume { ", resumption on" } else { "" }
+        ),
+    );
+    row(s, "logins/s", format!("{:.1}", e.logins_per_s));
+    row(
+        s,
+        "rounds/login",
+        format!(
+            "{:.2} (min {} max {})",
+            e.rounds_per_login, e.rounds_min, e.rounds_max
+        ),
+    );
+    row(
+        s,
+        "handshakes",
+        format!(
+            "{} full, {} resumed, {} TLS 1.3",
+            e.full_handshakes, e.resumed, e.tls13
+        ),
+    );
+    row(s, "bad MPPE keys", e.bad_keys.to_string());
+    row(
+        s,
+        "loader CPU",
+        format!(
+            "{:.3} s, {:.0} µs/login",
+            e.loader_cpu_s, e.loader_cpu_us_per_login
+        ),
+    );
+    if !e.failures.is_empty() {
+        let list: Vec<String> = e.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        row(s, "failures", list.join(", "));
+    }
+    if let Some(f) = &e.first_failure {
+        row(s, "first failure", f.clone());
     }
 }

@@ -168,6 +168,12 @@ impl RequestFactory {
             Mode::Mschap => Mix::single(Kind::MsChap),
             Mode::Mschapv2 => Mix::single(Kind::MsChapV2),
             Mode::Mixed => Mix::parse(&args.mix)?,
+            // Conversations, not single requests: `bench::eap` builds those.
+            Mode::EapTls | Mode::Peap | Mode::TtlsPap => {
+                return Err(BenchError::Invalid(
+                    "EAP modes are run by bench::eap".into(),
+                ))
+            }
         };
         // Request Authenticators only need to be unpredictable to an attacker; a CSPRNG
         // seeded once from the OS is both that and cheap (ChaCha, ~1 ns/byte).

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod eapol;
+pub mod freeradius_eap;
 pub mod mfa;
 pub mod mschap;
 

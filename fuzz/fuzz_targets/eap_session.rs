@@ -9,6 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use rustls_pki_types::pem::PemObject;
 use radshard::auth::eap::session::{EapSession, Round};
 use radshard::auth::eap::EapService;
 use radshard::config::Config;
@@ -92,12 +93,12 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
         let id = if op & 0x80 != 0 { s.id } else { s.id ^ op };
         let ty = if op & 0x40 != 0 { type_of(s.method) } else { EapType::from_u8(op & 0x3f) };
-        let take = |rest: &mut &[u8], k: usize| {
+        fn take<'d>(rest: &mut &'d [u8], k: usize) -> &'d [u8] {
             let k = k.min(rest.len());
             let (a, b) = rest.split_at(k);
             *rest = b;
             a
-        };
+        }
         let len = match op & 0x07 {
             // The real ClientHello, in a fragment of the next octet's size.
             0 | 1 | 2 => {

@@ -134,6 +134,9 @@ impl EapSession {
             }
         }
         match self.stage {
+            // Resumed with a known authorization: a peer that sends its AVPs anyway (after TLS
+            // 1.3's tickets) needs no second login.
+            Stage::Finishing if self.authorized.is_some() => Ok(Round::Accept),
             Stage::TtlsAvps if eap.is_some() => self.ttls_eap(eap.unwrap_or_default()),
             Stage::TtlsEapResponse | Stage::TtlsEapSuccessAck => {
                 self.ttls_eap(eap.ok_or(MALFORMED)?)

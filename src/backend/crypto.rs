@@ -36,6 +36,19 @@ impl std::fmt::Debug for CryptoPool {
 impl CryptoPool {
     /// Starts `workers` threads (0: one per available core) behind a queue of `queue` steps.
     pub fn start(workers: usize, queue: usize) -> std::io::Result<CryptoPool> {
+        CryptoPool::start_beside(workers, queue, &[])
+    }
+
+    /// [`CryptoPool::start`], the workers kept off `shard_cpus` (the cores the shards are
+    /// pinned to) when other cores are left, so a handshake rush takes no time from a shard
+    /// answering PAP or accounting. With no core to spare they run where the kernel puts them.
+    pub fn start_beside(
+        workers: usize,
+        queue: usize,
+        shard_cpus: &[usize],
+    ) -> std::io::Result<CryptoPool> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let spare: Vec<usize> = (0..cpus).filter(|c| !shard_cpus.contains(c)).collect();
         let workers = match workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -45,10 +58,15 @@ impl CryptoPool {
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let (rx, done) = (rx.clone(), done.clone());
+            let spare = spare.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("radshard-tls-{i}"))
                     .spawn(move || {
+                        // Some cores are the shards' and some are not: keep to the others.
+                        if !spare.is_empty() && spare.len() < cpus {
+                            keep_to(&spare);
+                        }
                         for task in rx.iter() {
                             task();
                             done.fetch_add(1, Relaxed);
@@ -86,6 +104,21 @@ impl CryptoPool {
 
     pub fn workers(&self) -> usize {
         self.threads.len()
+    }
+}
+
+/// Restricts the calling thread to `cpus` (best effort: a failure leaves it unrestricted).
+fn keep_to(cpus: &[usize]) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it for indices
+    // below CPU_SETSIZE; sched_setaffinity(0, …) applies to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::debug!("cannot keep the TLS workers off the shards' cores");
+        }
     }
 }
 

@@ -196,7 +196,11 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     }
     if let Some(eap) = &config.eap {
         rt.crypto = Some(Arc::new(
-            crate::backend::crypto::CryptoPool::start(eap.workers, eap.queue)
+            crate::backend::crypto::CryptoPool::start_beside(
+                eap.workers,
+                eap.queue,
+                &shard_cpus(config),
+            )
                 .map_err(|e| StartError::Backend(format!("cannot start the TLS workers: {e}")))?,
         ));
     }
@@ -210,6 +214,18 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         );
     }
     start_with(config, Arc::new(rt))
+}
+
+/// The cores the shards are pinned to (none when there are more shards than cores: then the
+/// kernel places them); the same rule as in [`start_with`].
+fn shard_cpus(config: &Config) -> Vec<usize> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = config.server.shards.unwrap_or(cpus).max(1);
+    if shards <= cpus {
+        (0..shards).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, StartError> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # EAP server CPU per login under `radshard bench --mode peap|eap-tls|ttls-pap`, full handshakes
 # and resumed (--resume), TLS 1.2 by default: the server under test pinned to cpu0, the loader
-# to cpu1 (as perf/compare.sh and perf/mschap_compare.sh pin). See perf/README.md.
+# to cpu1 (as perf/compare.sh and perf/mschap_compare.sh pin).
 #
 #   perf/eap_compare.sh                                    # FreeRADIUS 3.2, the eapol_test recipe's config
 #   SERVER=radshard RADSHARD_CONFIG=conf.toml RS_AUTH=127.0.0.1:11812 CERTS=dir perf/eap_compare.sh
@@ -209,6 +209,8 @@ start_server() {
     port_free "$AUTH" || die "$AUTH is already in use: stop whatever listens there first"
     case $SERVER in
     freeradius)
+        # Sessions a previous server persisted are not this run's to resume.
+        rm -rf "$WORK/raddb-$kind/tlscache"; mkdir -m 700 "$WORK/raddb-$kind/tlscache"
         taskset -c 0 freeradius -f -d "$WORK/raddb-$kind" -l "$OUT/freeradius-$kind.log" &
         SERVER_PID=$! ;;
     radshard)

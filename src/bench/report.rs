@@ -287,13 +287,13 @@ fn eap_rows(s: &mut String, e: &super::eap::EapStats) {
         s,
         "logins",
         format!(
-            "{} started: {} ok, {} rejected, {} failed (TLS {}{})",
+            "{} started: {} ok, {} rejected, {} failed (TLS {}, resumption {})",
             e.logins_started,
             e.logins_ok,
             e.logins_rejected,
             e.logins_failed,
             e.tls_version,
-            if e.resume { ", resumption on" } else { "" }
+            e.resume
         ),
     );
     row(s, "logins/s", format!("{:.1}", e.logins_per_s));

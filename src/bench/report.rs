@@ -176,6 +176,7 @@ impl Report {
         let l = &self.latency_us;
         let mut s = String::new();
         let load = match self.offered_rate {
+            Some(r) if self.eap.is_some() => format!("open loop, {r:.0} logins/s offered"),
             Some(r) => format!("open loop, {r:.0} req/s offered"),
             None => format!("closed loop, window {}", self.window),
         };

@@ -82,7 +82,7 @@ impl EapStats {
         self.logins_failed += 1;
         *self.failures.entry(label).or_default() += 1;
         if self.first_failure.is_none() {
-            self.first_failure = Some(format!("{label}: {}", describe()));
+            self.first_failure = Some(format!("{} ({label})", describe()));
         }
     }
 

@@ -5,6 +5,7 @@
 #
 #   perf/eap_compare.sh                                    # FreeRADIUS 3.2, the eapol_test recipe's config
 #   SERVER=radshard RADSHARD_CONFIG=conf.toml RS_AUTH=127.0.0.1:11812 CERTS=dir perf/eap_compare.sh
+#   SERVER=radshard RS_BIN=/path/to/other/radshard ...    # a server binary other than the loader's
 #   CASES="peap:full peap:resume" SECS=5 perf/eap_compare.sh
 #   TLS=1.3 perf/eap_compare.sh                            # FreeRADIUS then allows 1.3 (recipe's TLS13=1)
 #
@@ -38,7 +39,8 @@ RS_AUTH=${RS_AUTH:-127.0.0.1:11812}
 RADSHARD_CONFIG=${RADSHARD_CONFIG:-}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${BIN:-$ROOT/target/release/radshard}
+BIN=${BIN:-$ROOT/target/release/radshard}   # the loader (and, unless RS_BIN, the radshard server)
+RS_BIN=${RS_BIN:-$BIN}
 WORK=$(mktemp -d /tmp/radshard-eap.XXXXXX)
 OUT=${OUT:-$WORK/out}
 CERTS=${CERTS:-$WORK/certs}
@@ -214,7 +216,7 @@ start_server() {
         taskset -c 0 freeradius -f -d "$WORK/raddb-$kind" -l "$OUT/freeradius-$kind.log" &
         SERVER_PID=$! ;;
     radshard)
-        taskset -c 0 "$BIN" serve --config "$RADSHARD_CONFIG" --shards 1 >>"$OUT/radshard.log" 2>&1 &
+        taskset -c 0 "$RS_BIN" serve --config "$RADSHARD_CONFIG" --shards 1 >>"$OUT/radshard.log" 2>&1 &
         SERVER_PID=$! ;;
     esac
     local deadline=$((SECONDS + 20))
@@ -285,7 +287,7 @@ def fmt(x, digits=0):
 print(f"### EAP: {label}, server pinned to cpu0, `radshard bench` on cpu1, TLS {tls}, "
       f"window {window} logins ({rounds} × {secs} s, medians)\n")
 print("| method | handshake | logins/s | server CPU ms/login | loader CPU ms/login | rounds/login "
-      "| resumed | p50 ms | p99 ms | failed | eapol_test recipe ms/login |")
+      "| resumed | p50 ms | p99 ms | failed | FreeRADIUS ms/login under eapol_test (recipe) |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 failed = False
 for case in cases.split():

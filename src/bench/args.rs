@@ -66,8 +66,8 @@ pub struct BenchArgs {
     /// How many users the patterns generate (numbers 0..N).
     #[arg(long, default_value_t = 1000)]
     pub users: usize,
-    /// Fraction (0..=1) of PAP/CHAP/MS-CHAP requests sent with a wrong password (expect
-    /// Access-Reject).
+    /// Fraction (0..=1) of PAP/CHAP/MS-CHAP requests (PEAP, TTLS-PAP logins) sent with a wrong
+    /// password (expect Access-Reject).
     #[arg(
         long = "wrong-password",
         default_value_t = 0.0,
@@ -82,10 +82,12 @@ pub struct BenchArgs {
     #[arg(long = "no-message-authenticator")]
     pub no_message_authenticator: bool,
 
-    /// Closed loop: at most N requests outstanding (at most 256 per socket).
+    /// Closed loop: at most N requests outstanding (at most 256 per socket; EAP modes: N
+    /// logins in flight).
     #[arg(long, default_value_t = 256)]
     pub window: usize,
-    /// Open loop: send at this fixed rate (requests/s) instead of keeping a window full.
+    /// Open loop: send at this fixed rate (requests/s; EAP modes: logins/s) instead of keeping
+    /// a window full.
     #[arg(long, value_name = "REQ/S")]
     pub rate: Option<f64>,
     /// Number of source sockets (each has its own 256 identifiers).
@@ -95,7 +97,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
 
-    /// Stop after this many requests (first transmissions).
+    /// Stop after this many requests (first transmissions; EAP modes: logins started).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Stop sending after this long (e.g. `5s`, `500ms`); outstanding requests are then drained.

@@ -176,6 +176,7 @@ impl Report {
         let l = &self.latency_us;
         let mut s = String::new();
         let load = match self.offered_rate {
+            Some(r) if self.eap.is_some() => format!("open loop, {r:.0} logins/s offered"),
             Some(r) => format!("open loop, {r:.0} req/s offered"),
             None => format!("closed loop, window {}", self.window),
         };
@@ -287,13 +288,13 @@ fn eap_rows(s: &mut String, e: &super::eap::EapStats) {
         s,
         "logins",
         format!(
-            "{} started: {} ok, {} rejected, {} failed (TLS {}{})",
+            "{} started: {} ok, {} rejected, {} failed (TLS {}, resumption {})",
             e.logins_started,
             e.logins_ok,
             e.logins_rejected,
             e.logins_failed,
             e.tls_version,
-            if e.resume { ", resumption on" } else { "" }
+            e.resume
         ),
     );
     row(s, "logins/s", format!("{:.1}", e.logins_per_s));

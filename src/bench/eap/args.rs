@@ -47,10 +47,16 @@ pub struct EapArgs {
     /// EAP modes: the TLS version offered.
     #[arg(long = "tls-version", value_enum, default_value = "1.2")]
     pub tls_version: TlsVersion,
-    /// EAP modes: keep TLS sessions (one shared client session cache) and resume them; the
-    /// report counts resumed logins.
+    /// EAP modes: resume TLS sessions. Each place in the window keeps the session of its
+    /// previous login and resumes it, as a device re-authenticating does (many sessions, each
+    /// resumed by one login at a time). The report counts resumed logins.
     #[arg(long)]
     pub resume: bool,
+    /// EAP modes: resume from one session cache shared by the whole loader instead: every
+    /// login offers the latest session, so many resume the same one at once (a server's
+    /// session cache under contention; FreeRADIUS 3.2.1 crashes under it). Implies --resume.
+    #[arg(long = "resume-shared")]
+    pub resume_shared: bool,
     /// EAP modes: octets of TLS data per EAP fragment we send (a longer flight is sent in
     /// fragments, each after the server's acknowledgement).
     #[arg(long = "eap-fragment", default_value_t = FRAGMENT_DEFAULT, value_name = "OCTETS")]

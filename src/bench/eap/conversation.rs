@@ -18,14 +18,16 @@
 
 use std::io::{ErrorKind, Read, Write};
 
+use std::sync::Arc;
+
 use rand::RngCore;
-use rustls::{ClientConnection, HandshakeKind, ProtocolVersion};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion};
 
 use super::args::TlsVersion;
 use super::fragment::{FragmentError, Inbound, Outbound, Progress};
 use super::keys::{self, Msk};
 use super::peap::{InnerError, InnerUser, NtHashes, PeapPeer};
-use super::setup::{Method, Setup};
+use super::setup::{Method, Resume, Setup};
 use super::ttls::write_pap_avps;
 use crate::proto::eap::tls::TlsFragment;
 use crate::proto::eap::{write_packet, EapCode, EapError, EapPacket, EapType};
@@ -108,6 +110,8 @@ enum Stage {
 }
 
 pub struct Conversation {
+    /// This window place's TLS configuration (its session cache, with per-slot resumption).
+    config: Arc<ClientConfig>,
     stage: Stage,
     tls: Option<ClientConnection>,
     inbound: Inbound,
@@ -125,9 +129,10 @@ pub struct Conversation {
     committed: bool,
 }
 
-impl Default for Conversation {
-    fn default() -> Self {
+impl Conversation {
+    pub fn new(config: Arc<ClientConfig>) -> Self {
         Conversation {
+            config,
             stage: Stage::Identity,
             tls: None,
             inbound: Inbound::default(),
@@ -142,9 +147,7 @@ impl Default for Conversation {
             committed: false,
         }
     }
-}
 
-impl Conversation {
     /// Starts a new login on this slot: forgets the previous one and writes the
     /// EAP-Response/Identity (identifier 0: the NAS's own Request/Identity is not seen by
     /// RADIUS) into `out`.
@@ -227,7 +230,7 @@ impl Conversation {
                 return Err(ConvError::Unexpected("a second Start"));
             }
             self.stage = Stage::Tls;
-            let mut conn = ClientConnection::new(setup.config.clone(), setup.server_name.clone())?;
+            let mut conn = ClientConnection::new(self.config.clone(), setup.server_name.clone())?;
             write_all_tls(&mut conn, self.outbound.buffer())?;
             self.tls = Some(conn);
         } else if self.stage != Stage::Tls {
@@ -333,7 +336,7 @@ impl Conversation {
                 // with resumption on, they wait for the server's next message too: it
                 // carries the session tickets, which an Accept right after our Finished
                 // would leave unsent.
-                let now = !(self.resumed || self.tls13 && setup.resume);
+                let now = !(self.resumed || self.tls13 && setup.resume != Resume::Off);
                 if done && !self.avps_sent && (was_done || now) {
                     write_pap_avps(&creds.name, &creds.password, &mut self.reply)
                         .ok_or(ConvError::TooLarge)?;
@@ -416,7 +419,7 @@ mod tests {
             server_name: ServerName::try_from("radius.test").unwrap(),
             fragment,
             outer_identity: None,
-            resume: false,
+            resume: Resume::Off,
         }
     }
 
@@ -451,13 +454,14 @@ mod tests {
 
     impl Peer {
         fn new(method: Method, fragment: usize) -> Peer {
-            let mut conv = Conversation::default();
+            let setup = setup(method, fragment);
+            let mut conv = Conversation::new(setup.config.clone());
             let mut out = [0u8; EAP_OUT_MAX];
             let n = conv.begin(b"alice", &mut out).unwrap();
             assert_eq!(&out[..n], b"\x02\x00\x00\x0a\x01alice");
             Peer {
                 conv,
-                setup: setup(method, fragment),
+                setup,
                 creds: creds(),
                 rng: StdRng::seed_from_u64(7),
             }

@@ -273,7 +273,7 @@ pub fn run(args: &BenchArgs, setup: Setup, users: Vec<User>) -> Result<Report, B
     }
     let logins = (0..plan.window)
         .map(|_| Login {
-            conv: Conversation::default(),
+            conv: Conversation::new(setup.slot_config()),
             user: 0,
             wrong: false,
             origin: now,

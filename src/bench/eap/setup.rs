@@ -13,9 +13,9 @@ use rustls::{ClientConfig, RootCertStore};
 use super::args::{EapArgs, TlsVersion};
 use crate::proto::eap::EapType;
 
-/// Sessions the shared cache keeps. Every login names the same server, so TLS 1.2 needs one
-/// entry; TLS 1.3 tickets are single use and rustls keeps a few per server name.
-const SESSION_CACHE: usize = 256;
+/// Server names a session cache keeps: every login names the same server, so one would do
+/// (rustls keeps one TLS 1.2 session and a few single-use TLS 1.3 tickets per name).
+const SESSION_CACHE: usize = 4;
 /// The largest `--eap-fragment`: a fragment, its EAP and RADIUS framing, User-Name, State and
 /// Message-Authenticator must fit one 4096-octet RADIUS packet.
 pub const FRAGMENT_MAX: usize = 3000;
@@ -74,16 +74,28 @@ pub enum SetupError {
     Tls(#[from] rustls::Error),
 }
 
+/// Whose sessions a login resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    Off,
+    /// Each window place its own previous login's (a session cache per place).
+    PerSlot,
+    /// The whole loader's latest (one session cache).
+    Shared,
+}
+
 /// Shared by every conversation of one run.
 pub struct Setup {
     pub method: Method,
     pub tls_version: TlsVersion,
+    /// The configuration every login uses, or (per-slot resumption) the one each window
+    /// place's configuration copies with a session cache of its own: [`Setup::slot_config`].
     pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
     pub fragment: usize,
     /// The outer identity, when it is not each user's name.
     pub outer_identity: Option<Box<[u8]>>,
-    pub resume: bool,
+    pub resume: Resume,
 }
 
 impl Setup {
@@ -116,10 +128,15 @@ impl Setup {
             }
             Method::Peap | Method::TtlsPap => builder.with_no_client_auth(),
         };
-        config.resumption = if args.resume {
-            Resumption::store(Arc::new(ClientSessionMemoryCache::new(SESSION_CACHE)))
-        } else {
-            Resumption::disabled()
+        let resume = match (args.resume, args.resume_shared) {
+            (_, true) => Resume::Shared,
+            (true, false) => Resume::PerSlot,
+            (false, false) => Resume::Off,
+        };
+        config.resumption = match resume {
+            Resume::Off => Resumption::disabled(),
+            // Per slot: replaced by each slot's own store in `slot_config`.
+            Resume::PerSlot | Resume::Shared => session_store(),
         };
         Ok(Setup {
             method,
@@ -131,9 +148,26 @@ impl Setup {
                 .outer_identity
                 .as_ref()
                 .map(|s| s.as_bytes().to_vec().into_boxed_slice()),
-            resume: args.resume,
+            resume,
         })
     }
+
+    /// The configuration for one window place: with per-slot resumption a copy with a
+    /// session cache of its own (made once per place, not per login), else the shared one.
+    pub fn slot_config(&self) -> Arc<ClientConfig> {
+        match self.resume {
+            Resume::PerSlot => {
+                let mut config = (*self.config).clone();
+                config.resumption = session_store();
+                Arc::new(config)
+            }
+            Resume::Off | Resume::Shared => self.config.clone(),
+        }
+    }
+}
+
+fn session_store() -> Resumption {
+    Resumption::store(Arc::new(ClientSessionMemoryCache::new(SESSION_CACHE)))
 }
 
 fn pem_error(path: &Path, e: impl std::fmt::Display) -> SetupError {

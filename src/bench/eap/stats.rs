@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::setup::Resume;
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EapStats {
     pub method: &'static str,
     /// The TLS version offered.
     pub tls_version: &'static str,
-    pub resume: bool,
+    /// `off`, `per-slot` (each window place resumes its previous login's session) or
+    /// `shared` (one session cache for the loader).
+    pub resume: &'static str,
     pub logins_started: u64,
     /// Access-Accept with EAP-Success after the whole method, MPPE keys equal to our MSK.
     pub logins_ok: u64,
@@ -44,11 +48,15 @@ pub struct EapStats {
 }
 
 impl EapStats {
-    pub fn new(method: &'static str, tls_version: &'static str, resume: bool) -> EapStats {
+    pub fn new(method: &'static str, tls_version: &'static str, resume: Resume) -> EapStats {
         EapStats {
             method,
             tls_version,
-            resume,
+            resume: match resume {
+                Resume::Off => "off",
+                Resume::PerSlot => "per-slot",
+                Resume::Shared => "shared",
+            },
             ..EapStats::default()
         }
     }
@@ -74,7 +82,7 @@ impl EapStats {
         self.logins_failed += 1;
         *self.failures.entry(label).or_default() += 1;
         if self.first_failure.is_none() {
-            self.first_failure = Some(format!("{label}: {}", describe()));
+            self.first_failure = Some(format!("{} ({label})", describe()));
         }
     }
 

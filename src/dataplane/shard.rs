@@ -525,8 +525,10 @@ pub async fn serve_listener(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
         let n = match rx.recv(fd) {
             Ok(0) => {
                 // Nothing queued: let glommio tell us when a datagram arrives (MSG_PEEK, so it
-                // stays queued for the next recvmmsg).
-                if let Err(e) = socket.peek(&mut probe).await {
+                // stays queued for the next recvmmsg). `peek_from`: the socket is not
+                // connected, and `peek` fails at once on it (getpeername: ENOTCONN), which
+                // turned this wait into a 1 ms polling loop.
+                if let Err(e) = socket.peek_from(&mut probe).await {
                     debug!(error = %e, "peek failed");
                     glommio::timer::sleep(Duration::from_millis(1)).await;
                 }

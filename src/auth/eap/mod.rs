@@ -38,7 +38,7 @@ use super::Identity;
 use crate::metrics::EapMetrics;
 use crate::proto::eap::{reassemble, EapCode, EapType, MAX_EAP_LEN};
 use crate::proto::{FRAMED_MTU, STATE};
-use crate::vocab::{Method, MfaMode, RejectReason};
+use crate::vocab::{MfaMode, RejectReason};
 use session::InnerCredential;
 
 /// How long a handshake step may wait for a worker.
@@ -67,10 +67,16 @@ impl std::fmt::Debug for EapThen {
 /// The room one call borrows from the driver's [`PasswordBuf`]: the inner login's pieces and
 /// the reply's EAP packet, apart, so a step borrowing the first still leaves the second.
 struct Scratch<'a> {
+    inner: InnerRoom<'a>,
+    out: &'a mut [u8],
+}
+
+/// Where an inner login's name and credential are copied for the pipeline to borrow, and
+/// where the pipeline leaves who it authenticated.
+struct InnerRoom<'a> {
     user: &'a mut [u8; 256],
     password: &'a mut [u8; 256],
     exchange: &'a mut [u8; 56],
-    out: &'a mut [u8],
     authorized: &'a Cell<Option<Pending>>,
 }
 
@@ -83,11 +89,13 @@ fn scratch(buf: &mut PasswordBuf) -> Scratch<'_> {
         authorized,
     } = buf.tunnel();
     Scratch {
-        user,
-        password,
-        exchange,
+        inner: InnerRoom {
+            user,
+            password,
+            exchange,
+            authorized,
+        },
         out: &mut out[..],
-        authorized,
     }
 }
 
@@ -167,17 +175,10 @@ pub fn resume<'a>(
             failure(ctx, r, None, RejectReason::TlsOverloaded, id)
         }
         (EapThen::Inner { session, then }, result) => {
-            let (inner_r, cred) = inner_request(
-                r,
-                &session,
-                None,
-                s.user,
-                s.password,
-                s.exchange,
-                s.authorized,
-            );
+            let authorized = s.inner.authorized;
+            let (inner_r, cred) = inner_request(r, &session, None, s.inner);
             let step = pipeline::pick_up_with(ctx, &inner_r, *then, result, now, &cred);
-            settle(ctx, r, session, step, now, s.out, s.authorized)
+            settle(ctx, r, session, step, now, s.out, authorized)
         }
     }
 }
@@ -199,17 +200,10 @@ fn drive<'a>(
             then: Continuation::Eap(EapThen::Handshake),
         }),
         Round::Inner(cred) => {
-            let (inner_r, extracted) = inner_request(
-                r,
-                &session,
-                Some(cred),
-                s.user,
-                s.password,
-                s.exchange,
-                s.authorized,
-            );
+            let authorized = s.inner.authorized;
+            let (inner_r, extracted) = inner_request(r, &session, Some(cred), s.inner);
             let step = pipeline::primary(ctx, &inner_r, &extracted, now);
-            settle(ctx, r, session, step, now, s.out, s.authorized)
+            settle(ctx, r, session, step, now, s.out, authorized)
         }
         Round::Accept => accept(ctx, r, &session, now),
         Round::Reject(why) => {
@@ -271,16 +265,18 @@ fn settle<'a>(
 
 /// The inner login's request: the outer one, named by the inner identity, with its
 /// credential copied into the driver's buffer.
-#[allow(clippy::too_many_arguments)]
 fn inner_request<'a>(
     r: &Request<'a>,
     session: &EapSession,
     cred: Option<InnerCredential>,
-    user: &'a mut [u8; 256],
-    password: &'a mut [u8; 256],
-    exchange: &'a mut [u8; 56],
-    authorized: &'a Cell<Option<Pending>>,
+    room: InnerRoom<'a>,
 ) -> (Request<'a>, Extracted<'a>) {
+    let InnerRoom {
+        user,
+        password,
+        exchange,
+        authorized,
+    } = room;
     let n = session.inner_user.len().min(user.len());
     user[..n].copy_from_slice(&session.inner_user[..n]);
     let user: &'a [u8] = &user[..n];
@@ -503,9 +499,4 @@ fn fragment_size(svc: &EapService, r: &Request<'_>) -> usize {
 fn request_identifier(r: &Request<'_>) -> u8 {
     let mut message = [0u8; MAX_EAP_LEN];
     reassemble(r.packet, &mut message).map_or(0, |p| p.identifier())
-}
-
-/// Whether a method is EAP.
-pub fn is_eap(method: Method) -> bool {
-    method.is_eap()
 }

@@ -201,7 +201,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
                 eap.queue,
                 &shard_cpus(config),
             )
-                .map_err(|e| StartError::Backend(format!("cannot start the TLS workers: {e}")))?,
+            .map_err(|e| StartError::Backend(format!("cannot start the TLS workers: {e}")))?,
         ));
     }
     if let Some(mfa) = &config.mfa {

@@ -46,51 +46,97 @@ pub const TOKEN_LEN: usize = 16;
 /// What a login inside a TLS session authorized, kept for as long as the session may be
 /// resumed: a resumption skips the inner login only when this says it succeeded.
 ///
-/// Bound: `capacity` entries (the TLS session cache's size); when full, expired entries are
-/// swept and, failing that, the oldest half is dropped (those sessions resume into a full
-/// inner login).
+/// Bound: `capacity` entries (the TLS session cache's size); when full, the oldest entry goes
+/// (first in, first out: a session resumed since was filed again under its own token, so what
+/// goes is the least recently authorized), and a resumption of its session runs the inner
+/// login again (PEAP) or fails (TTLS, whose peer skips it; EAP-TLS re-reads the certificate).
 pub struct Authorizations {
-    map: Mutex<HashMap<[u8; TOKEN_LEN], (u64, Pending)>>,
+    inner: Mutex<Filed>,
     capacity: usize,
+}
+
+#[derive(Default)]
+struct Filed {
+    map: HashMap<[u8; TOKEN_LEN], (u64, Pending)>,
+    order: std::collections::VecDeque<[u8; TOKEN_LEN]>,
 }
 
 impl Authorizations {
     pub fn new(capacity: usize) -> Authorizations {
         Authorizations {
-            map: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Filed::default()),
             capacity: capacity.max(1),
         }
     }
 
     /// Remembers that the session under `token` authorized `who` until `expiry` (Unix s).
-    pub fn insert(&self, token: [u8; TOKEN_LEN], who: Pending, expiry: u64, now: u64) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.capacity {
-            map.retain(|_, (exp, _)| *exp > now);
-            if map.len() >= self.capacity {
-                let mut expiries: Vec<u64> = map.values().map(|(e, _)| *e).collect();
-                expiries.sort_unstable();
-                let cut = expiries[expiries.len() / 2];
-                map.retain(|_, (exp, _)| *exp > cut);
-            }
+    pub fn insert(&self, token: [u8; TOKEN_LEN], who: Pending, expiry: u64, _now: u64) {
+        let mut f = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        while f.map.len() >= self.capacity {
+            let Some(oldest) = f.order.pop_front() else {
+                break;
+            };
+            f.map.remove(&oldest);
         }
-        map.insert(token, (expiry, who));
+        if f.map.insert(token, (expiry, who)).is_none() {
+            f.order.push_back(token);
+        }
     }
 
     /// Who the session under `token` authorized, if that is still known.
     pub fn get(&self, token: &[u8], now: u64) -> Option<Pending> {
         let token: [u8; TOKEN_LEN] = token.try_into().ok()?;
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&token)
+        let f = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f.map
+            .get(&token)
             .filter(|(exp, _)| *exp > now)
             .map(|(_, p)| p.clone())
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::AuthSource;
+
+    fn who(name: &str) -> Pending {
+        Pending {
+            mfa_user: name.into(),
+            groups: Vec::new(),
+            source: AuthSource::Local,
+            method: None,
+            transaction_id: None,
+            nt_key: None,
+            certificate: None,
+        }
+    }
+
+    #[test]
+    fn full_drops_the_oldest_only_and_expiry_hides() {
+        let a = Authorizations::new(3);
+        for i in 0..5u8 {
+            // All in the same second: the order of filing decides, not the expiry.
+            a.insert([i; TOKEN_LEN], who(&format!("u{i}")), 100, 10);
+        }
+        assert_eq!(a.len(), 3);
+        assert!(a.get(&[0; TOKEN_LEN], 10).is_none() && a.get(&[1; TOKEN_LEN], 10).is_none());
+        assert_eq!(
+            a.get(&[4; TOKEN_LEN], 10).map(|p| p.mfa_user),
+            Some("u4".into())
+        );
+        assert!(a.get(&[4; TOKEN_LEN], 100).is_none(), "expired");
+        assert!(a.get(b"short", 10).is_none());
     }
 }

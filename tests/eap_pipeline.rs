@@ -56,7 +56,9 @@ fn setup(method: Method, certs: &Path, tls: TlsVersion, resume: bool) -> Setup {
         client_cert: Some(certs.join("client.pem")),
         client_key: Some(certs.join("client.key")),
         tls_version: tls,
-        resume,
+        resume: false,
+        // One client session cache for every login of the test: the next login resumes.
+        resume_shared: resume,
         eap_fragment: 200,
         outer_identity: None,
     };
@@ -205,13 +207,13 @@ fn every_method_on_tls12_and_tls13_with_resumption() {
             } else {
                 "alice"
             };
-            let mut conv = Conversation::default();
+            let mut conv = Conversation::new(setup.slot_config());
             let (code, full_rounds, resumed) = login(&srv, &setup, &mut conv, user, "alice-pw");
             assert_eq!(code, Code::AccessAccept, "{method:?} {tls:?}");
             assert!(!resumed);
             // The client's session cache offers the session again: resumed, fewer rounds
             // (the inner login skipped).
-            let mut again = Conversation::default();
+            let mut again = Conversation::new(setup.slot_config());
             let (code, rounds, resumed) = login(&srv, &setup, &mut again, user, "alice-pw");
             assert_eq!(code, Code::AccessAccept, "{method:?} {tls:?} resumed");
             assert!(resumed, "{method:?} {tls:?} resumed");
@@ -224,7 +226,13 @@ fn every_method_on_tls12_and_tls13_with_resumption() {
     }
     // A wrong inner password is refused.
     let setup = setup(Method::Peap, &certs, TlsVersion::Tls12, false);
-    let (code, _, _) = login(&srv, &setup, &mut Conversation::default(), "alice", "nope");
+    let (code, _, _) = login(
+        &srv,
+        &setup,
+        &mut Conversation::new(setup.slot_config()),
+        "alice",
+        "nope",
+    );
     assert_eq!(code, Code::AccessReject);
 }
 
@@ -240,7 +248,7 @@ fn replayed_skipped_and_spent_fragments_are_refused() {
     let mut rng = rand::thread_rng();
     let mut out = [0u8; MAX_EAP_LEN];
     // Walk a login to its fourth round, keeping every request.
-    let mut conv = Conversation::default();
+    let mut conv = Conversation::new(setup.slot_config());
     let n = conv.begin(b"alice", &mut out).expect("identity");
     let mut sent: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![(out[..n].to_vec(), None)];
     for _ in 0..4 {
@@ -272,15 +280,15 @@ fn replayed_skipped_and_spent_fragments_are_refused() {
     let (code, _, _) = login(
         &srv,
         &setup,
-        &mut Conversation::default(),
+        &mut Conversation::new(setup.slot_config()),
         "alice",
         "alice-pw",
     );
     assert_eq!(code, Code::AccessAccept);
     // A fragment skipped (the ClientHello's second part never sent, the third one instead)
     // breaks the TLS message: refused, no panic.
-    let mut conv = Conversation::default();
     let setup_small = setup_with_fragment(Method::Peap, &certs, 64);
+    let mut conv = Conversation::new(setup_small.slot_config());
     let n = conv.begin(b"alice", &mut out).expect("identity");
     let a = srv.round(b"alice", &out[..n], None);
     let bytes = a.eap();
@@ -322,6 +330,7 @@ fn setup_with_fragment(method: Method, certs: &Path, fragment: usize) -> Setup {
         client_key: None,
         tls_version: TlsVersion::Tls12,
         resume: false,
+        resume_shared: false,
         eap_fragment: fragment,
         outer_identity: None,
     };

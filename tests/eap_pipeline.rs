@@ -3,197 +3,40 @@
 //! place of the workers. Every method on TLS 1.2 and 1.3, resumption skipping the inner login,
 //! MPPE keys checked; fragments replayed, skipped or from a spent round are refused cleanly.
 
-use std::path::Path;
-use std::time::Instant;
+mod common;
 
-use radshard::auth::credential::PasswordBuf;
-use radshard::auth::{self, Job, JobResult, Now, Request, Step};
-use radshard::bench::eap::args::{EapArgs, TlsVersion};
+use std::path::{Path, PathBuf};
+
+use common::eap_memory::{self, login, login_with, Server};
+use radshard::bench::eap::args::TlsVersion;
 use radshard::bench::eap::conversation::{Conversation, Credentials};
-use radshard::bench::eap::keys::{check_mppe, KeyCheck};
 use radshard::bench::eap::peap::NtHashes;
 use radshard::bench::eap::setup::{Method, Setup};
-use radshard::config::Config;
 use radshard::dataplane::runtime::Runtime;
 use radshard::proto::eap::{EapPacket, MAX_EAP_LEN};
-use radshard::proto::{attr, verify_request, Code, Packet, PacketBuilder, Secret};
+use radshard::proto::{attr, Code};
 
-const SECRET: &str = "testing123";
-
-struct Server {
-    rt: Runtime,
-    secret: Secret,
-    _dir: tempfile::TempDir,
+fn server() -> (Server, PathBuf) {
+    server_with("[[users]]\nname = \"alice\"\npassword = \"alice-pw\"\n")
 }
 
-fn server() -> (Server, std::path::PathBuf) {
-    let dir = tempfile::tempdir().expect("dir");
-    radshard::tls::pki::write_test_pki(dir.path(), Default::default(), false).expect("PKI");
-    let d = dir.path().display();
-    let text = format!(
-        "[[clients]]\nname = \"ap\"\naddresses = [\"127.0.0.1\"]\nsecret = \"{SECRET}\"\n\
-         [[users]]\nname = \"alice\"\npassword = \"alice-pw\"\n\
-         [eap]\nmethods = [\"peap\", \"ttls\", \"eap-tls\"]\nfragment_size = 300\n\
-         [eap.tls]\ncertificate = \"{d}/server.pem\"\nprivate_key = \"{d}/server.key\"\nca = \"{d}/ca.pem\"\n"
-    );
-    let config = Config::from_str(&text, &dir.path().join("t.toml"), None).expect("config");
-    let rt = Runtime::build(&config).expect("runtime");
-    let path = dir.path().to_path_buf();
-    (
-        Server {
-            rt,
-            secret: Secret::new(SECRET).expect("secret"),
-            _dir: dir,
-        },
-        path,
-    )
+/// A server whose users (and policies, `[mfa]`) are `users`, offering every method in
+/// 300-octet fragments; and where its test PKI is.
+fn server_with(users: &str) -> (Server, PathBuf) {
+    let srv = Server::build(|certs| {
+        let d = certs.display();
+        format!(
+            "{users}[eap]\nmethods = [\"peap\", \"ttls\", \"eap-tls\"]\nfragment_size = 300\n\
+             [eap.tls]\ncertificate = \"{d}/server.pem\"\nprivate_key = \"{d}/server.key\"\nca = \"{d}/ca.pem\"\n"
+        )
+    });
+    let certs = srv.certs().to_path_buf();
+    (srv, certs)
 }
 
+/// The client in 200-octet fragments.
 fn setup(method: Method, certs: &Path, tls: TlsVersion, resume: bool) -> Setup {
-    let args = EapArgs {
-        ca: Some(certs.join("ca.pem")),
-        server_name: "radius.test".into(),
-        client_cert: Some(certs.join("client.pem")),
-        client_key: Some(certs.join("client.key")),
-        tls_version: tls,
-        resume: false,
-        // One client session cache for every login of the test: the next login resumes.
-        resume_shared: resume,
-        eap_fragment: 200,
-        outer_identity: None,
-    };
-    Setup::new(method, &args).expect("client setup")
-}
-
-/// The server's reply to one request, and the request's authenticator (the MPPE keys are
-/// hidden with it).
-struct Answer {
-    code: Code,
-    reply: Vec<u8>,
-    authenticator: [u8; 16],
-}
-
-impl Answer {
-    fn packet(&self) -> Packet<'_> {
-        Packet::parse(&self.reply).expect("reply parses")
-    }
-
-    fn attr(&self, typ: u8) -> Option<Vec<u8>> {
-        let p = self.packet();
-        let v = p
-            .attributes()
-            .find(|a| a.typ == typ)
-            .map(|a| a.value.to_vec());
-        v
-    }
-
-    fn eap(&self) -> Vec<u8> {
-        let p = self.packet();
-        let mut eap = Vec::new();
-        for a in p.attributes().filter(|a| a.typ == attr::EAP_MESSAGE) {
-            eap.extend_from_slice(a.value);
-        }
-        eap
-    }
-}
-
-impl Server {
-    /// One Access-Request carrying `eap` (and `state`), decided to its reply, jobs done in
-    /// place (the handshake step as a worker would run it).
-    fn round(&self, user: &[u8], eap: &[u8], state: Option<&[u8]>) -> Answer {
-        let mut buf = [0u8; 4096];
-        let authenticator: [u8; 16] = rand::random();
-        let mut b = PacketBuilder::request(&mut buf, Code::AccessRequest, 7, &authenticator)
-            .expect("header");
-        b.message_authenticator().expect("fits");
-        b.attr(attr::USER_NAME, user).expect("fits");
-        b.eap_message(eap).expect("fits");
-        if let Some(s) = state {
-            b.attr(attr::STATE, s).expect("fits");
-        }
-        let datagram = b.finish(&self.secret).expect("signs").to_vec();
-        let packet = Packet::parse(&datagram).expect("parses");
-        let verified = verify_request(packet, &self.secret, true).expect("verifies");
-        let nas = "127.0.0.1:1".parse().expect("addr");
-        let r = Request::new(&verified, "ap", None, nas, Instant::now());
-        let ctx = self.rt.auth();
-        // One buffer per pipeline call: each step borrows its own.
-        let mut bufs: Vec<PasswordBuf> = (0..8).map(|_| PasswordBuf::new()).collect();
-        let mut bufs = bufs.iter_mut();
-        let mut step = auth::start(&ctx, &r, Now::system(), bufs.next().expect("buffer"));
-        let decision = loop {
-            match step {
-                Step::Reply(d) => break d,
-                Step::Drop(why) => panic!("dropped: {why:?}"),
-                Step::Await(a) => {
-                    let result = match a.job {
-                        Job::Tls(mut session) => {
-                            session.handshake();
-                            JobResult::Tls(Some(session))
-                        }
-                        other => panic!("unexpected job {other:?}"),
-                    };
-                    let buf = bufs.next().expect("at most one job per round");
-                    step = auth::resume(&ctx, &r, a.then, result, Now::system(), buf);
-                }
-            }
-        };
-        let mut out = [0u8; 4096];
-        let mut rb = PacketBuilder::reply(&mut out, decision.code(), &verified).expect("reply");
-        decision.apply(&mut rb, &self.secret).expect("attributes");
-        let reply = rb.finish(&self.secret).expect("signs").to_vec();
-        Answer {
-            code: decision.code(),
-            reply,
-            authenticator,
-        }
-    }
-}
-
-/// A whole login: the answers until Accept or Reject, and the rounds it took.
-fn login(
-    srv: &Server,
-    setup: &Setup,
-    conv: &mut Conversation,
-    user: &str,
-    password: &str,
-) -> (Code, u32, bool) {
-    let creds = Credentials {
-        name: user.as_bytes().into(),
-        password: password.as_bytes().into(),
-        hashes: NtHashes::of_password(password.as_bytes()),
-    };
-    let mut rng = rand::thread_rng();
-    let mut out = [0u8; MAX_EAP_LEN];
-    let n = conv.begin(user.as_bytes(), &mut out).expect("identity");
-    let mut eap = out[..n].to_vec();
-    let mut state: Option<Vec<u8>> = None;
-    for rounds in 1..=40 {
-        let a = srv.round(user.as_bytes(), &eap, state.as_deref());
-        match a.code {
-            Code::AccessChallenge => {
-                let bytes = a.eap();
-                let req = EapPacket::parse(&bytes).expect("an EAP-Request");
-                let n = conv
-                    .on_request(setup, &creds, user.as_bytes(), &mut rng, &req, &mut out)
-                    .unwrap_or_else(|e| panic!("client: {e}"));
-                eap = out[..n].to_vec();
-                state = a.attr(attr::STATE);
-            }
-            Code::AccessAccept => {
-                let bytes = a.eap();
-                let success = EapPacket::parse(&bytes).ok();
-                let msk = conv
-                    .on_accept(setup.method, success.as_ref())
-                    .expect("a finished login");
-                let keys = check_mppe(&a.packet(), &a.authenticator, &srv.secret, msk);
-                assert!(matches!(keys, KeyCheck::Good), "MPPE keys: {keys:?}");
-                return (Code::AccessAccept, rounds, conv.resumed());
-            }
-            other => return (other, rounds, conv.resumed()),
-        }
-    }
-    panic!("no end after 40 rounds");
+    eap_memory::setup(method, certs, tls, resume, 200)
 }
 
 #[test]
@@ -221,6 +64,14 @@ fn every_method_on_tls12_and_tls13_with_resumption() {
                 rounds < full_rounds,
                 "{method:?} {tls:?}: {rounds} vs {full_rounds}"
             );
+            if method == Method::EapTls {
+                // Resumed from the server's cache, not a ticket carrying the client's
+                // certificates: no kilobyte of ticket each way, in fragments.
+                assert!(
+                    2 * rounds < full_rounds,
+                    "{tls:?}: resumed EAP-TLS took {rounds} rounds, a full one {full_rounds}"
+                );
+            }
             println!("{method:?} {tls:?}: {full_rounds} rounds, resumed {rounds}");
         }
     }
@@ -244,6 +95,7 @@ fn replayed_skipped_and_spent_fragments_are_refused() {
         name: b"alice"[..].into(),
         password: b"alice-pw"[..].into(),
         hashes: NtHashes::of_password(b"alice-pw"),
+        code: None,
     };
     let mut rng = rand::thread_rng();
     let mut out = [0u8; MAX_EAP_LEN];
@@ -323,16 +175,86 @@ fn replayed_skipped_and_spent_fragments_are_refused() {
 }
 
 fn setup_with_fragment(method: Method, certs: &Path, fragment: usize) -> Setup {
-    let args = EapArgs {
-        ca: Some(certs.join("ca.pem")),
-        server_name: "radius.test".into(),
-        client_cert: None,
-        client_key: None,
-        tls_version: TlsVersion::Tls12,
-        resume: false,
-        resume_shared: false,
-        eap_fragment: fragment,
-        outer_identity: None,
+    eap_memory::setup(method, certs, TlsVersion::Tls12, false, fragment)
+}
+
+/// TTLS-PAP under a policy wanting a one-time code: after the password the server sends a
+/// Reply-Message AVP inside the tunnel (RFC 5281 §11.2.5) and the next User-Password is the
+/// TOTP code. A wrong code, or none, is refused; the good one is accepted once only.
+#[test]
+fn ttls_pap_answers_a_reply_message_with_the_code() {
+    use radshard::backend::mfa::totp::TotpSecret;
+    const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let users = format!(
+        "[[users]]\nname = \"alice\"\npassword = \"alice-pw\"\ntotp_secret = \"{SEED}\"\ngroups = [\"staff\"]\n\
+         [[policies]]\nname = \"code\"\ngroups = [\"staff\"]\nauth_methods = [\"ttls\"]\nmfa = true\n\
+         [mfa]\nprovider = \"totp\"\n"
+    );
+    let (srv, certs) = server_with(&users);
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let good = TotpSecret::from_base32(SEED)
+        .expect("seed")
+        .code_at_step(unix / 30, 6);
+    let creds = |code: Option<String>| Credentials {
+        name: b"alice"[..].into(),
+        password: b"alice-pw"[..].into(),
+        hashes: None,
+        code: code.map(|c| c.into_bytes().into_boxed_slice()),
     };
-    Setup::new(method, &args).expect("client setup")
+    for tls in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let setup = setup(Method::TtlsPap, &certs, tls, false);
+        let mut conv = Conversation::new(setup.slot_config());
+        let wrong = format!("{:06}", (good + 1) % 1_000_000);
+        let (code, _, _) = login_with(&srv, &setup, &mut conv, &creds(Some(wrong)));
+        assert_eq!(code, Code::AccessReject, "{tls:?}: a wrong code");
+    }
+    let setup = setup(Method::TtlsPap, &certs, TlsVersion::Tls12, false);
+    let mut conv = Conversation::new(setup.slot_config());
+    let (code, rounds, _) = login_with(&srv, &setup, &mut conv, &creds(Some(format!("{good:06}"))));
+    assert_eq!(code, Code::AccessAccept, "the code");
+    // The same code again is a replay (TOTP codes are single use).
+    let mut conv = Conversation::new(setup.slot_config());
+    let (again, _, _) = login_with(&srv, &setup, &mut conv, &creds(Some(format!("{good:06}"))));
+    assert_eq!(again, Code::AccessReject, "the code replayed");
+    println!("TTLS-PAP with a code: {rounds} rounds");
+}
+
+/// A reload (the runtime built again from the config, as `ServerHandle::reload` does) keeps
+/// the TLS sessions: a session made before it resumes after it, skipping the inner login. A
+/// runtime built afresh (a restart) does not know the session: a full handshake.
+#[test]
+fn sessions_resume_across_a_reload() {
+    let (mut srv, certs) = server();
+    for (method, user) in [
+        (Method::Peap, "alice"),
+        (Method::EapTls, "alice@example.test"),
+    ] {
+        let setup = setup(method, &certs, TlsVersion::Tls12, true);
+        let mut conv = Conversation::new(setup.slot_config());
+        let (code, _, resumed) = login(&srv, &setup, &mut conv, user, "alice-pw");
+        assert_eq!((code, resumed), (Code::AccessAccept, false), "{method:?}");
+
+        let mut reloaded = Runtime::build(&srv.config).expect("runtime");
+        reloaded.continue_from(&srv.rt);
+        srv.rt = reloaded;
+        let mut again = Conversation::new(setup.slot_config());
+        let (code, _, resumed) = login(&srv, &setup, &mut again, user, "alice-pw");
+        assert_eq!(
+            (code, resumed),
+            (Code::AccessAccept, true),
+            "{method:?} after a reload"
+        );
+
+        srv.rt = Runtime::build(&srv.config).expect("runtime");
+        let mut fresh = Conversation::new(setup.slot_config());
+        let (code, _, resumed) = login(&srv, &setup, &mut fresh, user, "alice-pw");
+        assert_eq!(
+            (code, resumed),
+            (Code::AccessAccept, false),
+            "{method:?} after a restart"
+        );
+    }
 }

@@ -9,13 +9,13 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use rustls_pki_types::pem::PemObject;
-use radshard::auth::eap::session::{EapSession, Round};
+use radshard::auth::eap::session::{EapSession, InnerResult, Round};
 use radshard::auth::eap::EapService;
 use radshard::config::Config;
 use radshard::proto::eap::tls::{flags, write_fragment};
 use radshard::proto::eap::{EapCode, EapPacket, EapType};
 use radshard::vocab::{Method, RejectReason};
+use rustls_pki_types::pem::PemObject;
 
 struct Fixture {
     svc: EapService,
@@ -92,7 +92,11 @@ fuzz_target!(|data: &[u8]| {
         };
         rest = tail;
         let id = if op & 0x80 != 0 { s.id } else { s.id ^ op };
-        let ty = if op & 0x40 != 0 { type_of(s.method) } else { EapType::from_u8(op & 0x3f) };
+        let ty = if op & 0x40 != 0 {
+            type_of(s.method)
+        } else {
+            EapType::from_u8(op & 0x3f)
+        };
         fn take<'d>(rest: &mut &'d [u8], k: usize) -> &'d [u8] {
             let k = k.min(rest.len());
             let (a, b) = rest.split_at(k);
@@ -121,7 +125,13 @@ fuzz_target!(|data: &[u8]| {
             // A Nak naming the next octets.
             4 => {
                 let list = take(&mut rest, 3).to_vec();
-                radshard::proto::eap::write_packet(&mut req, EapCode::Response, id, EapType::Nak, &list)
+                radshard::proto::eap::write_packet(
+                    &mut req,
+                    EapCode::Response,
+                    id,
+                    EapType::Nak,
+                    &list,
+                )
             }
             // Arbitrary type data.
             _ => {
@@ -141,7 +151,9 @@ fuzz_target!(|data: &[u8]| {
                     s.handshake();
                     round = s.after_tls(&f.svc, 1_000_000);
                 }
-                Round::Inner(_) => round = s.inner_done(Err(RejectReason::BadPassword)),
+                Round::Inner(_) => {
+                    round = s.inner_done(InnerResult::Refused(RejectReason::BadPassword))
+                }
                 Round::Send => break,
                 Round::Accept | Round::Reject(_) => return,
             }

@@ -43,6 +43,8 @@ pub struct Context<'a> {
     pub directory_reject_messages: &'a BTreeMap<String, String>,
     /// `[eap]`: EAP-TLS, PEAP, TTLS.
     pub eap: Option<&'a super::eap::EapService>,
+    /// `[proxy]`: realms routed here, refused, or forwarded to pools of home servers.
+    pub proxy: Option<&'a crate::proxy::config::ProxyConfig>,
 }
 
 /// The request being decided: verified, and whom it came from.

@@ -288,7 +288,8 @@ pub fn redeem(
     code: Result<&[u8], RejectReason>,
     now_unix: u64,
 ) -> Result<Redeemed, RejectReason> {
-    let user = r.packet.user_name().ok_or(RejectReason::NoUserName)?;
+    // The name the challenge was issued to: the User-Name, or an EAP tunnel's inner identity.
+    let user = r.user.ok_or(RejectReason::NoUserName)?;
     let taken = ctx.conversations.take(state, r.client, user, now_unix);
     mfa.metrics.pending.store(
         ctx.conversations.len() as u64,

@@ -442,7 +442,6 @@ impl Eapol {
             "-a127.0.0.1".into(),
             format!("-p{port}"),
             format!("-s{secret}"),
-            format!("-t{timeout}"),
         ];
         if reauth > 0 {
             args.push(format!("-r{reauth}"));
@@ -456,42 +455,48 @@ impl Eapol {
 
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let log_path = self.dir.path().join(format!("{n:04}-{}.log", login.name()));
-        let log_file = File::create(&log_path).expect("create eapol_test log");
-        let mut child = Command::new("eapol_test")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("dup log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run eapol_test: {e}. These tests need hostap's eapol_test: \
-                     apt-get install -y eapoltest (scripts/test.sh does)"
-                )
-            });
-        let deadline = Instant::now() + Duration::from_secs(timeout) + KILL_GRACE;
-        let mut killed = false;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("try_wait eapol_test") {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                // Our own child, by its pid.
-                let _ = child.kill();
-                killed = true;
-                break child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let log =
-            String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
-        let exit_code = status.and_then(|s| s.code());
-        let mut r = parse_output(&log, exit_code);
-        r.killed = killed;
+        let mut r = run_eapol_test(args, timeout, &log_path);
         r.login = Some(login);
         r.reauth = reauth;
         r
     }
+}
+
+/// Runs eapol_test with `args` and `-t<timeout_s>`, its output to `log_path`; killed
+/// [`KILL_GRACE`] after its own timeout. What it did, parsed from the log.
+pub fn run_eapol_test(mut args: Vec<String>, timeout_s: u64, log_path: &Path) -> EapolResult {
+    args.push(format!("-t{timeout_s}"));
+    let log_file = File::create(log_path).expect("create eapol_test log");
+    let mut child = Command::new("eapol_test")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("dup log"))
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run eapol_test: {e}. These tests need hostap's eapol_test: \
+                 apt-get install -y eapoltest (scripts/test.sh does)"
+            )
+        });
+    let deadline = Instant::now() + Duration::from_secs(timeout_s) + KILL_GRACE;
+    let mut killed = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait eapol_test") {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            // Our own child, by its pid.
+            let _ = child.kill();
+            killed = true;
+            break child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let log = String::from_utf8_lossy(&std::fs::read(log_path).unwrap_or_default()).into_owned();
+    let mut r = parse_output(&log, status.and_then(|s| s.code()));
+    r.killed = killed;
+    r
 }
 
 /// What one eapol_test process did.
@@ -792,12 +797,8 @@ fn make_ca(dir: &Path, stem: &str, subject: &str) {
     );
 }
 
-/// A new key `<stem>.key` and a certificate `<stem>.pem` for `subject`, signed by the CA
-/// `<ca>.pem`/`<ca>.key` with the extensions `ext`.
-fn make_leaf(dir: &Path, stem: &str, subject: &str, ca: &str, ext: &str) {
-    let ext_file = format!("{stem}.ext");
-    std::fs::write(dir.join(&ext_file), ext).expect("write extensions");
-    let csr = format!("{stem}.csr");
+/// A new RSA-2048 key `<stem>.key` and a certificate request `csr` for `subject`.
+fn new_key_and_request(dir: &Path, stem: &str, csr: &str, subject: &str) {
     openssl(
         dir,
         &[
@@ -810,11 +811,20 @@ fn make_leaf(dir: &Path, stem: &str, subject: &str, ca: &str, ext: &str) {
             "-keyout",
             &format!("{stem}.key"),
             "-out",
-            &csr,
+            csr,
             "-subj",
             subject,
         ],
     );
+}
+
+/// A new key `<stem>.key` and a certificate `<stem>.pem` for `subject`, signed by the CA
+/// `<ca>.pem`/`<ca>.key` with the extensions `ext`.
+fn make_leaf(dir: &Path, stem: &str, subject: &str, ca: &str, ext: &str) {
+    let ext_file = format!("{stem}.ext");
+    std::fs::write(dir.join(&ext_file), ext).expect("write extensions");
+    let csr = format!("{stem}.csr");
+    new_key_and_request(dir, stem, &csr, subject);
     openssl(
         dir,
         &[
@@ -838,6 +848,15 @@ fn make_leaf(dir: &Path, stem: &str, subject: &str, ca: &str, ext: &str) {
     );
     let _ = std::fs::remove_file(dir.join(csr));
     let _ = std::fs::remove_file(dir.join(ext_file));
+}
+
+/// `dir/out`: the files `parts` of `dir`, one after the other (`cat parts > out`).
+fn concat(dir: &Path, out: &str, parts: &[&str]) {
+    let mut all = Vec::new();
+    for part in parts {
+        all.extend(std::fs::read(dir.join(part)).unwrap_or_else(|e| panic!("{part}: {e}")));
+    }
+    std::fs::write(dir.join(out), all).unwrap_or_else(|e| panic!("{out}: {e}"));
 }
 
 /// Keys are unencrypted test keys; keep them private to the user anyway, as servers expect.
@@ -867,12 +886,7 @@ pub fn make_pki_openssl(dir: &Path) {
         "ca",
         CLIENT_EXT,
     );
-    let chain = [
-        std::fs::read(dir.join("server.pem")).expect("server.pem"),
-        std::fs::read(dir.join("ca.pem")).expect("ca.pem"),
-    ]
-    .concat();
-    std::fs::write(dir.join("server-chain.pem"), chain).expect("server-chain.pem");
+    concat(dir, "server-chain.pem", &["server.pem", "ca.pem"]);
     for k in ["ca.key", "server.key", "client.key"] {
         private(dir, k);
     }
@@ -959,23 +973,7 @@ pub fn make_negative_fixtures(dir: &Path) {
         ("revoked-client", None),
     ] {
         let csr = format!("ca-db/{stem}.csr");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-sha256",
-                "-keyout",
-                &format!("{stem}.key"),
-                "-out",
-                &csr,
-                "-subj",
-                alice,
-            ],
-        );
+        new_key_and_request(dir, stem, &csr, alice);
         let out = format!("{stem}.pem");
         let mut args = vec![
             "ca",
@@ -1013,12 +1011,7 @@ pub fn make_negative_fixtures(dir: &Path) {
         dir,
         &["ca", "-batch", "-config", cnf, "-gencrl", "-out", "crl.pem"],
     );
-    let with_crl = [
-        std::fs::read(dir.join("ca.pem")).expect("ca.pem"),
-        std::fs::read(dir.join("crl.pem")).expect("crl.pem"),
-    ]
-    .concat();
-    std::fs::write(dir.join("ca-with-crl.pem"), with_crl).expect("ca-with-crl.pem");
+    concat(dir, "ca-with-crl.pem", &["ca.pem", "crl.pem"]);
     for k in [
         "other-ca.key",
         "other-client.key",

@@ -29,6 +29,15 @@ pub enum Conversation {
     Eap(Box<crate::auth::eap::EapSession>),
 }
 
+impl Conversation {
+    /// Counts an abandoned conversation (the store's expiry hook).
+    pub fn expired(&self) {
+        if let Conversation::Eap(_) = self {
+            crate::metrics::EapMetrics::bump(&crate::metrics::eap().conversations_expired);
+        }
+    }
+}
+
 impl std::fmt::Debug for Conversation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -70,6 +79,8 @@ pub struct Conversations<T> {
     capacity: usize,
     /// When (Unix seconds) expired conversations are next swept.
     next_sweep: AtomicU64,
+    /// Told of each conversation swept because it expired (to count them by kind).
+    on_expired: fn(&T),
 }
 
 /// The open conversations and how many each client has.
@@ -84,13 +95,14 @@ impl<T> Open<T> {
         self.by_nonce.len()
     }
 
-    /// Drops the conversations expired at `now`.
-    fn sweep(&mut self, now: u64) {
+    /// Drops the conversations expired at `now`, telling `on_expired` of each.
+    fn sweep(&mut self, now: u64, on_expired: fn(&T)) {
         let per_client = &mut self.per_client;
-        self.by_nonce.retain(|_, (exp, client, _)| {
+        self.by_nonce.retain(|_, (exp, client, value)| {
             let keep = *exp > now;
             if !keep {
                 release(per_client, *client);
+                on_expired(value);
             }
             keep
         });
@@ -132,6 +144,15 @@ impl<T> Conversations<T> {
             taken: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             next_sweep: AtomicU64::new(0),
+            on_expired: |_| {},
+        }
+    }
+
+    /// The store, telling `hook` of each conversation it sweeps because it expired.
+    pub fn on_expired(self, hook: fn(&T)) -> Conversations<T> {
+        Conversations {
+            on_expired: hook,
+            ..self
         }
     }
 
@@ -167,11 +188,11 @@ impl<T> Conversations<T> {
         // follows the live ones.
         if now >= self.next_sweep.load(Relaxed) {
             self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
-            open.sweep(now);
+            open.sweep(now, self.on_expired);
         }
         let mine = |o: &Open<T>| o.per_client.get(&who).copied().unwrap_or(0);
         if open.len() >= self.capacity || mine(&open) >= per_client {
-            open.sweep(now);
+            open.sweep(now, self.on_expired);
             if open.len() >= self.capacity || mine(&open) >= per_client {
                 return Err(Full);
             }
@@ -306,14 +327,20 @@ mod tests {
 
     #[test]
     fn expired_conversations_are_swept() {
-        let c = Conversations::new(100);
+        static SWEPT: AtomicU64 = AtomicU64::new(0);
+        let c = Conversations::new(100).on_expired(|n: &u64| {
+            SWEPT.fetch_add(*n, Relaxed);
+        });
         for _ in 0..10 {
-            c.open("nas", b"a", (), 60, 1000).expect("room");
+            c.open("nas", b"a", 1, 60, 1000).expect("room");
         }
         assert_eq!(c.len(), 10);
-        // 60 s later they have expired; the next open sweeps them.
-        c.open("nas", b"a", (), 60, 1060).expect("room");
+        // 60 s later they have expired; the next open sweeps them, each told to the hook once.
+        c.open("nas", b"a", 100, 60, 1060).expect("room");
         assert_eq!(c.len(), 1);
+        assert_eq!(SWEPT.load(Relaxed), 10);
+        c.open("nas", b"a", 100, 60, 1070).expect("room");
+        assert_eq!(SWEPT.load(Relaxed), 10, "a live one is not counted");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! workers = 0                             # TLS handshake threads; 0 = available cores
 //! queue = 1024                            # handshake jobs waiting for a worker at most
 //! identity = "san-or-cn"                  # EAP-TLS: none | cn | san | san-or-cn
+//! inner_methods = ["mschapv2", "gtc"]     # inner EAP of PEAP and TTLS, first proposed; a Nak picks another
+//! peap_crypto_binding = "optional"        # PEAP: optional | required | off (see below)
 //! [eap.tls]
 //! certificate = "certs/server.pem"        # relative: to this file's directory
 //! private_key = "certs/server.key"
@@ -22,6 +24,14 @@
 //! session_cache = 10000
 //! ```
 //!
+//! `peap_crypto_binding` (MS-PEAP §3.1.5.5): after the inner login, PEAP's Result TLV carries
+//! a Cryptobinding TLV whose Compound MAC ties the inner method's key to the tunnel, so that
+//! an inner login relayed into someone else's tunnel fails. "optional" (the default, as hostap
+//! and NPS): sent; a peer that answers with a valid one gets MPPE keys from the compound key,
+//! one that answers without gets the tunnel's; a wrong one is refused. "required": a response
+//! without a valid one is refused (for peers that all bind: wpa_supplicant's
+//! `crypto_binding=1/2`, Windows). "off": never sent, the Result TLV alone.
+//!
 //! The certificate, key, CA and CRLs are loaded while the config is read
 //! ([`EapConfig::server_tls`]), so `check-config` and a reload refuse a file rustls cannot use,
 //! at the line of the `[eap.tls]` key that names it.
@@ -33,20 +43,23 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cfg::{ConfigError, DurationValue};
-use crate::tls::{IdentityRule, ServerTls, TlsFile, TlsSettings, TlsVersion};
+use crate::cfg::{positive, ConfigError, DurationValue};
+use crate::proto::eap::peap_binding::BindingMode;
+use crate::tls::config::{RawTls, TlsConfig, TlsLines};
+use crate::tls::{IdentityRule, ServerTls, TlsSettings};
 use crate::vocab::Method;
 
 const DEFAULT_FRAGMENT: usize = 1024;
 /// The smallest fragment that still carries a TLS record header and some data; the largest
 /// that fits one RADIUS packet (4096 octets) with the EAP and RADIUS headers around it.
 const FRAGMENTS: std::ops::RangeInclusive<usize> = 64..=4000;
+/// EAP-MSCHAPv2 first (what Windows and most supplicants speak), EAP-GTC for a supplicant
+/// that Naks it (a password, and a one-time code when a policy wants one).
+const DEFAULT_INNER: [InnerMethod; 2] = [InnerMethod::MsChapV2, InnerMethod::Gtc];
 const DEFAULT_CONVERSATIONS: usize = 10_000;
 const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 const MAX_WORKERS: usize = 1024;
 const DEFAULT_QUEUE: usize = 1024;
-/// aws-lc-rs's ticket producer rotates its own keys every 6 hours (see `tls::server`).
-const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 
 /// `[eap]` as written.
 #[derive(Debug, Deserialize)]
@@ -60,22 +73,9 @@ pub struct RawEap {
     pub workers: Option<Spanned<usize>>,
     pub queue: Option<Spanned<usize>>,
     pub identity: Option<Spanned<String>>,
-    pub tls: Spanned<RawEapTls>,
-}
-
-/// `[eap.tls]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEapTls {
-    pub certificate: Spanned<PathBuf>,
-    pub private_key: Spanned<PathBuf>,
-    pub ca: Option<Spanned<PathBuf>>,
-    pub crls: Option<Vec<Spanned<PathBuf>>>,
-    pub min_version: Option<Spanned<String>>,
-    pub max_version: Option<Spanned<String>>,
-    pub resumption: Option<bool>,
-    pub session_lifetime: Option<Spanned<DurationValue>>,
-    pub session_cache: Option<Spanned<usize>>,
+    pub inner_methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub peap_crypto_binding: Option<Spanned<String>>,
+    pub tls: Spanned<RawTls>,
 }
 
 /// `[eap]`, validated.
@@ -99,22 +99,112 @@ pub struct EapConfig {
     pub queue: usize,
     /// EAP-TLS: how the certificate is tied to the EAP identity.
     pub identity: IdentityRule,
+    /// The inner EAP methods of PEAP and TTLS, in order: the first is proposed after the
+    /// inner Identity, a Nak may pick another. Not empty, no duplicates.
+    pub inner_methods: Vec<InnerMethod>,
+    /// PEAP: whether the Result TLV carries a Cryptobinding TLV, and whether the peer must
+    /// answer it.
+    pub peap_crypto_binding: BindingMode,
     pub tls: TlsSettings,
     /// Where the `[eap.tls]` keys were written, for errors found when the files are loaded.
     pub lines: TlsLines,
 }
 
-/// The file and lines of `[eap.tls]` and its file-naming keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsLines {
-    pub file: PathBuf,
-    pub table: usize,
-    pub certificate: usize,
-    pub private_key: usize,
-    pub ca: Option<usize>,
-    pub crls: Vec<usize>,
-    pub min_version: Option<usize>,
-    pub session_cache: Option<usize>,
+/// An inner EAP method of PEAP and TTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InnerMethod {
+    /// EAP-MSCHAPv2: the NT key answers it (local, LDAP NT hash, AD through winbind).
+    MsChapV2,
+    /// EAP-GTC: the password in the clear inside the tunnel, checked like PAP; a policy's
+    /// one-time code is asked for in a second GTC round.
+    Gtc,
+}
+
+impl InnerMethod {
+    pub fn from_label(s: &str) -> Option<InnerMethod> {
+        match s {
+            "mschapv2" => Some(InnerMethod::MsChapV2),
+            "gtc" => Some(InnerMethod::Gtc),
+            _ => None,
+        }
+    }
+
+    /// Its EAP Type.
+    pub fn eap_type(self) -> crate::proto::eap::EapType {
+        match self {
+            InnerMethod::MsChapV2 => crate::proto::eap::EapType::MsChapV2,
+            InnerMethod::Gtc => crate::proto::eap::EapType::Gtc,
+        }
+    }
+}
+
+fn read_inner_methods(
+    raw: Option<Spanned<Vec<Spanned<String>>>>,
+    err: &impl Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Vec<InnerMethod>, ConfigError> {
+    let Some(list) = raw else {
+        return Ok(DEFAULT_INNER.to_vec());
+    };
+    let read = read_methods(
+        list,
+        MethodList {
+            key: "eap.inner_methods",
+            names: "(\"mschapv2\", \"gtc\")",
+            empty: "",
+            unknown: "is not an inner method served here: use \"mschapv2\" or \"gtc\"",
+        },
+        InnerMethod::from_label,
+        err,
+    )?;
+    Ok(read.into_iter().map(|(m, _)| m).collect())
+}
+
+/// How a list of method names is explained when refused.
+struct MethodList {
+    key: &'static str,
+    /// The names served, for the "at least one" refusal.
+    names: &'static str,
+    /// Added to the "at least one" refusal.
+    empty: &'static str,
+    /// Said of a name `parse` does not know.
+    unknown: &'static str,
+}
+
+/// A non-empty list of method names without duplicates, each with its span.
+fn read_methods<T: PartialEq>(
+    list: Spanned<Vec<Spanned<String>>>,
+    how: MethodList,
+    parse: impl Fn(&str) -> Option<T>,
+    err: &impl Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Vec<(T, Range<usize>)>, ConfigError> {
+    let span = list.span();
+    let list = list.into_inner();
+    if list.is_empty() {
+        return Err(err(
+            span,
+            format!(
+                "{} must name at least one method {}{}",
+                how.key, how.names, how.empty
+            ),
+        ));
+    }
+    let mut methods: Vec<(T, Range<usize>)> = Vec::with_capacity(list.len());
+    for m in list {
+        let method = parse(m.get_ref()).ok_or_else(|| {
+            err(
+                m.span(),
+                format!("{}: {:?} {}", how.key, m.get_ref(), how.unknown),
+            )
+        })?;
+        if methods.iter().any(|(seen, _)| *seen == method) {
+            return Err(err(
+                m.span(),
+                format!("{} names {:?} twice", how.key, m.get_ref()),
+            ));
+        }
+        methods.push((method, m.span()));
+    }
+    Ok(methods)
 }
 
 impl EapConfig {
@@ -127,116 +217,36 @@ impl EapConfig {
         resolve: &impl Fn(&Path) -> PathBuf,
     ) -> Result<EapConfig, ConfigError> {
         let err = |span: Range<usize>, reason: String| ConfigError::new(origin, at(span), reason);
-        let table = at(raw.tls.span());
-        let t = raw.tls.into_inner();
-
-        let version = |v: Option<Spanned<String>>, key: &str, default: TlsVersion| match v {
-            None => Ok(default),
-            Some(v) => TlsVersion::from_label(v.get_ref()).ok_or_else(|| {
-                err(
-                    v.span(),
-                    format!(
-                        "eap.tls.{key} {:?} is not a TLS version: use \"1.2\" or \"1.3\"",
-                        v.get_ref()
-                    ),
-                )
-            }),
-        };
-        let min_line = t.min_version.as_ref().map(|v| at(v.span()));
-        let max_line = t.max_version.as_ref().map(|v| at(v.span()));
-        let min_version = version(t.min_version, "min_version", TlsVersion::V1_2)?;
-        let max_version = version(t.max_version, "max_version", TlsVersion::V1_3)?;
-        if min_version > max_version {
-            return Err(ConfigError::new(
-                origin,
-                min_line.or(max_line).unwrap_or(table),
-                format!("eap.tls.min_version {min_version} is above max_version {max_version}"),
-            ));
-        }
-        let session_lifetime = match t.session_lifetime {
-            Some(d)
-                if d.get_ref().0 < Duration::from_secs(1)
-                    || d.get_ref().0 > MAX_SESSION_LIFETIME =>
-            {
-                return Err(err(
-                    d.span(),
-                    "eap.tls.session_lifetime must be between 1s and 6h (the ticket keys of aws-lc-rs rotate every 6 h at most)".into(),
-                ))
-            }
-            Some(d) => d.into_inner().0,
-            None => crate::tls::DEFAULT_SESSION_LIFETIME,
-        };
-        let session_cache_line = t.session_cache.as_ref().map(|n| at(n.span()));
-        let session_cache = positive(t.session_cache, "eap.tls.session_cache", &err)?
-            .unwrap_or(crate::tls::DEFAULT_SESSION_CACHE);
-
-        let lines = TlsLines {
-            file: origin.to_path_buf(),
-            table,
-            certificate: at(t.certificate.span()),
-            private_key: at(t.private_key.span()),
-            ca: t.ca.as_ref().map(|c| at(c.span())),
-            crls: t.crls.iter().flatten().map(|c| at(c.span())).collect(),
-            min_version: min_line,
-            session_cache: session_cache_line,
-        };
-        let tls = TlsSettings {
-            certificate: resolve(t.certificate.get_ref()),
-            private_key: resolve(t.private_key.get_ref()),
-            ca: t.ca.as_ref().map(|c| resolve(c.get_ref())),
-            crls: t
-                .crls
-                .iter()
-                .flatten()
-                .map(|c| resolve(c.get_ref()))
-                .collect(),
-            min_version,
-            max_version,
-            resumption: t.resumption.unwrap_or(true),
-            session_lifetime,
-            session_cache,
-        };
+        let TlsConfig {
+            settings: tls,
+            lines,
+        } = TlsConfig::from_raw(raw.tls, "eap.tls", origin, at, resolve)?;
 
         let methods = match raw.methods {
             None if tls.ca.is_some() => vec![Method::Peap, Method::Ttls, Method::EapTls],
             None => vec![Method::Peap, Method::Ttls],
             Some(list) => {
-                let list_span = list.span();
-                let list = list.into_inner();
-                if list.is_empty() {
+                let read = read_methods(
+                    list,
+                    MethodList {
+                        key: "eap.methods",
+                        names: "(\"peap\", \"ttls\", \"eap-tls\")",
+                        empty: "; leave the [eap] section out to offer none",
+                        unknown: "is not an EAP method served here: use \"peap\", \"ttls\" or \"eap-tls\"",
+                    },
+                    |label| Method::from_label(label).filter(|m| m.is_eap()),
+                    &err,
+                )?;
+                if let Some((_, at)) = read
+                    .iter()
+                    .find(|(m, _)| *m == Method::EapTls && tls.ca.is_none())
+                {
                     return Err(err(
-                        list_span,
-                        "eap.methods must name at least one method (\"peap\", \"ttls\", \"eap-tls\"); leave the [eap] section out to offer none".into(),
+                        at.clone(),
+                        "eap.methods: \"eap-tls\" needs [eap.tls] ca, the CAs client certificates must chain to".into(),
                     ));
                 }
-                let mut methods = Vec::with_capacity(list.len());
-                for m in list {
-                    let method = Method::from_label(m.get_ref())
-                        .filter(|m| m.is_eap())
-                        .ok_or_else(|| {
-                            err(
-                                m.span(),
-                                format!(
-                                    "eap.methods: {:?} is not an EAP method served here: use \"peap\", \"ttls\" or \"eap-tls\"",
-                                    m.get_ref()
-                                ),
-                            )
-                        })?;
-                    if methods.contains(&method) {
-                        return Err(err(
-                            m.span(),
-                            format!("eap.methods names {:?} twice", m.get_ref()),
-                        ));
-                    }
-                    if method == Method::EapTls && tls.ca.is_none() {
-                        return Err(err(
-                            m.span(),
-                            "eap.methods: \"eap-tls\" needs [eap.tls] ca, the CAs client certificates must chain to".into(),
-                        ));
-                    }
-                    methods.push(method);
-                }
-                methods
+                read.into_iter().map(|(m, _)| m).collect()
             }
         };
 
@@ -299,9 +309,24 @@ impl EapConfig {
             })?,
             None => IdentityRule::default(),
         };
+        let peap_crypto_binding = match raw.peap_crypto_binding {
+            Some(b) => BindingMode::from_label(b.get_ref()).ok_or_else(|| {
+                err(
+                    b.span(),
+                    format!(
+                        "eap.peap_crypto_binding {:?}: use \"optional\", \"required\" or \"off\"",
+                        b.get_ref()
+                    ),
+                )
+            })?,
+            None => BindingMode::default(),
+        };
+
+        let inner_methods = read_inner_methods(raw.inner_methods, &err)?;
 
         let config = EapConfig {
             methods,
+            inner_methods,
             fragment_size,
             max_conversations,
             max_per_client,
@@ -309,6 +334,7 @@ impl EapConfig {
             workers,
             queue,
             identity,
+            peap_crypto_binding,
             tls,
             lines,
         };
@@ -319,33 +345,7 @@ impl EapConfig {
     /// Builds the rustls configurations; a failure is reported at the line of the
     /// `[eap.tls]` key naming the file at fault.
     pub fn server_tls(&self) -> Result<ServerTls, ConfigError> {
-        ServerTls::build(&self.tls).map_err(|e| {
-            let l = &self.lines;
-            let line = match e.file() {
-                Some(TlsFile::Certificate) => l.certificate,
-                Some(TlsFile::PrivateKey) => l.private_key,
-                Some(TlsFile::Ca) => l.ca.unwrap_or(l.table),
-                Some(TlsFile::Crl(i)) => l.crls.get(i).copied().unwrap_or(l.table),
-                None => match e {
-                    crate::tls::TlsError::Versions { .. } => l.min_version.unwrap_or(l.table),
-                    crate::tls::TlsError::NoSessionCache => l.session_cache.unwrap_or(l.table),
-                    _ => l.table,
-                },
-            };
-            ConfigError::new(&l.file, line, format!("eap.tls: {e}"))
-        })
-    }
-}
-
-/// A count that must be at least 1.
-fn positive(
-    n: Option<Spanned<usize>>,
-    key: &str,
-    err: &impl Fn(Range<usize>, String) -> ConfigError,
-) -> Result<Option<usize>, ConfigError> {
-    match n {
-        Some(n) if *n.get_ref() == 0 => Err(err(n.span(), format!("{key} must be at least 1"))),
-        n => Ok(n.map(Spanned::into_inner)),
+        crate::tls::config::server_tls(&self.tls, &self.lines, "eap.tls")
     }
 }
 
@@ -354,6 +354,7 @@ mod tests {
     use super::*;
     use crate::cfg::line_of;
     use crate::tls::pki::{write_test_pki, KeyKind};
+    use crate::tls::TlsVersion;
 
     #[derive(Deserialize)]
     struct File {
@@ -407,6 +408,8 @@ mod tests {
         assert!(c.workers >= 1);
         assert_eq!(c.queue, 1024);
         assert_eq!(c.identity, IdentityRule::SanOrCn);
+        assert_eq!(c.inner_methods, [InnerMethod::MsChapV2, InnerMethod::Gtc]);
+        assert_eq!(c.peap_crypto_binding, BindingMode::Optional);
         let certs = dir.path().join("certs");
         assert_eq!(c.tls.certificate, certs.join("server.pem"));
         assert_eq!(c.tls.private_key, certs.join("server.key"));
@@ -439,6 +442,7 @@ mod tests {
         let text = format!(
             "[eap]\nmethods = [\"eap-tls\", \"peap\"]\nfragment_size = 1400\nmax_conversations = 100\n\
              max_per_client = 100\nidle_timeout = \"30s\"\nworkers = 3\nqueue = 7\nidentity = \"cn\"\n\
+             peap_crypto_binding = \"required\"\n\
              [eap.tls]\ncertificate = {abs:?}\nprivate_key = \"certs/server.key\"\nca = \"certs/ca.pem\"\n\
              crls = [\"certs/crl.pem\"]\nmin_version = \"1.3\"\nmax_version = \"1.3\"\nresumption = false\n\
              session_lifetime = \"10m\"\nsession_cache = 5\n"
@@ -457,10 +461,22 @@ mod tests {
         assert!(!c.tls.resumption);
         assert_eq!(c.tls.session_lifetime, Duration::from_secs(600));
         assert_eq!(c.tls.session_cache, 5);
-        assert_eq!(c.lines.crls, [14]);
+        assert_eq!(c.peap_crypto_binding, BindingMode::Required);
+        assert_eq!(c.lines.crls, [15]);
+        for mode in BindingMode::ALL {
+            let text = format!("[eap]\npeap_crypto_binding = {:?}\n{TLS}", mode.label());
+            let c = load(dir.path(), &text).expect("valid");
+            assert_eq!(c.peap_crypto_binding, mode);
+        }
         // max_per_client follows a small max_conversations down, never to 0.
         let c = load(dir.path(), &format!("[eap]\nmax_conversations = 1\n{TLS}")).expect("valid");
         assert_eq!(c.max_per_client, 1);
+        let c = load(
+            dir.path(),
+            &format!("[eap]\ninner_methods = [\"gtc\"]\n{TLS}"),
+        )
+        .expect("valid");
+        assert_eq!(c.inner_methods, [InnerMethod::Gtc]);
     }
 
     #[test]
@@ -481,6 +497,15 @@ mod tests {
             ("workers = 5000", "at most 1024"),
             ("queue = 0", "at least 1"),
             ("identity = \"subject\"", "san-or-cn"),
+            ("inner_methods = []", "at least one"),
+            ("inner_methods = [\"gtc\", \"pap\"]", "not an inner method"),
+            ("inner_methods = [\"gtc\", \"gtc\"]", "twice"),
+            (
+                "peap_crypto_binding = \"yes\"",
+                "\"optional\", \"required\" or \"off\"",
+            ),
+            ("peap_crypto_binding = \"Required\"", "peap_crypto_binding"),
+            ("peap_crypto_binding = 2", "string"),
         ];
         for (line, why) in cases {
             let e = refused(d, line);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
 
+use crate::proto::eap::peap_binding::TK_LEN;
 use crate::proto::eap::tls::{flags, TlsFragment};
 use crate::tls::resumption::processing;
 use crate::vocab::Method;
@@ -271,6 +272,18 @@ impl TlsLink {
             self.conn.export_keying_material(&mut msk, label, None)?;
         }
         Ok(msk)
+    }
+
+    /// PEAP's tunnel key for crypto-binding (MS-PEAP §3.1.5.5.2): the first 60 octets of the
+    /// keying material the MSK comes from. Both peers (hostap's `key_data`) export it at the
+    /// MSK's length and cut it: on TLS 1.3 the exporter's output depends on the length asked,
+    /// so this must come from exactly the export [`TlsLink::msk`] does.
+    pub fn peap_tk(&self) -> Result<[u8; TK_LEN], LinkError> {
+        let mut msk = self.msk(Method::Peap)?;
+        let mut tk = [0u8; TK_LEN];
+        tk.copy_from_slice(&msk[..TK_LEN]);
+        crate::proto::wipe(&mut msk);
+        Ok(tk)
     }
 
     /// TTLS's implicit MS-CHAP challenge (RFC 5281 §11.2.4): 16 octets of challenge and the

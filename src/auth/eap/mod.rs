@@ -39,7 +39,7 @@ use crate::metrics::EapMetrics;
 use crate::proto::eap::{reassemble, EapCode, EapType, MAX_EAP_LEN};
 use crate::proto::{FRAMED_MTU, STATE};
 use crate::vocab::{MfaMode, RejectReason};
-use session::InnerCredential;
+use session::{InnerCredential, InnerResult};
 
 /// How long a handshake step may wait for a worker.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
@@ -124,12 +124,13 @@ pub fn start<'a>(
         let Some(&method) = svc.config.methods.first() else {
             return failure(ctx, r, None, RejectReason::EapNoMethod, pkt.identifier());
         };
-        let session = EapSession::new(
+        let mut session = EapSession::new(
             method,
             pkt.type_data(),
             pkt.identifier(),
             fragment_size(svc, r),
         );
+        session.peap_binding_mode = svc.config.peap_crypto_binding;
         return challenge(ctx, r, Box::new(session), now, s.out);
     };
     let mut session = match ctx
@@ -201,8 +202,19 @@ fn drive<'a>(
         }),
         Round::Inner(cred) => {
             let authorized = s.inner.authorized;
-            let (inner_r, extracted) = inner_request(r, &session, Some(cred), s.inner);
-            let step = pipeline::primary(ctx, &inner_r, &extracted, now);
+            let state = session.code_state;
+            let (inner_r, extracted) = inner_request(r, &session, Some(&cred), s.inner);
+            let step = match (&cred, state) {
+                // The answer to the challenge a policy opened: redeemed as an outer one is.
+                (InnerCredential::Code(code), Some(state)) => {
+                    pipeline::answer_code(ctx, &inner_r, &state, &code.0, now)
+                }
+                (InnerCredential::Code(_), None) => Step::Reply(Decision::reject(
+                    RejectReason::MfaStateInvalid,
+                    ctx.reject_message,
+                )),
+                _ => pipeline::primary(ctx, &inner_r, &extracted, now),
+            };
             settle(ctx, r, session, step, now, s.out, authorized)
         }
         Round::Accept => accept(ctx, r, &session, now),
@@ -234,17 +246,24 @@ fn settle<'a>(
                 }),
             })
         }
-        Step::Reply(d) => match d.outcome {
-            Outcome::Accept | Outcome::AcceptWaived(_) => {
-                authorized.take().ok_or(RejectReason::PolicyReject)
+        Step::Reply(d) => match (d.outcome, d.reply) {
+            (Outcome::Accept | Outcome::AcceptWaived(_), _) => authorized
+                .take()
+                .map_or(InnerResult::Refused(RejectReason::PolicyReject), |who| {
+                    InnerResult::Accepted(who)
+                }),
+            (Outcome::Reject(why), _) => InnerResult::Refused(why),
+            (Outcome::Challenge, Reply::Challenge { state, prompt }) => {
+                InnerResult::Code { state, prompt }
             }
-            Outcome::Reject(why) => Err(why),
-            Outcome::Challenge => Err(RejectReason::InnerChallengeUnsupported),
+            (Outcome::Challenge, _) => {
+                InnerResult::Refused(RejectReason::InnerChallengeUnsupported)
+            }
         },
         // A directory that cannot answer ends the conversation (its State is spent).
-        Step::Drop(why) => Err(why),
+        Step::Drop(why) => InnerResult::Refused(why),
     };
-    if let Err(why) = &result {
+    if let InnerResult::Refused(why) = &result {
         tracing::debug!(reason = why.label(), "EAP inner login refused");
     }
     let round = session.inner_done(result);
@@ -268,7 +287,7 @@ fn settle<'a>(
 fn inner_request<'a>(
     r: &Request<'a>,
     session: &EapSession,
-    cred: Option<InnerCredential>,
+    cred: Option<&InnerCredential>,
     room: InnerRoom<'a>,
 ) -> (Request<'a>, Extracted<'a>) {
     let InnerRoom {
@@ -281,12 +300,12 @@ fn inner_request<'a>(
     user[..n].copy_from_slice(&session.inner_user[..n]);
     let user: &'a [u8] = &user[..n];
     let x = match cred {
-        Some(InnerCredential::MsChapV2(x)) => Some(x),
-        Some(InnerCredential::Pap(_)) => None,
+        Some(InnerCredential::MsChapV2(x)) => Some(*x),
+        Some(InnerCredential::Pap(_) | InnerCredential::Code(_)) => None,
         // Resumed after a job: the exchange (if any) is the session's.
         None => session.exchange,
     };
-    let credential = match (&cred, x) {
+    let credential = match (cred, x) {
         (Some(InnerCredential::Pap(pw)), _) => {
             let len = pw.0.len().min(password.len());
             password[..len].copy_from_slice(&pw.0[..len]);
@@ -420,7 +439,7 @@ fn accept<'a>(ctx: &Context<'a>, r: &Request<'a>, session: &EapSession, now: Now
             let lifetime = svc.config.tls.session_lifetime.as_secs();
             svc.authorized
                 .insert(session.token, who.clone(), now.unix + lifetime, now.unix);
-            EapMetrics::bump(&svc.metrics.accepts);
+            svc.metrics.accepted(session.method);
             log_login(r, session, "accept", "");
             let reply = MethodReply::EapSuccess {
                 identifier: session.id,

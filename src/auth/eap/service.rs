@@ -3,7 +3,7 @@
 //! what resumable sessions were authorized for, and the counters.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::config::EapConfig;
 use crate::auth::second_factor::Pending;
@@ -16,7 +16,7 @@ pub struct EapService {
     pub config: EapConfig,
     pub tls: ServerTls,
     /// Who each resumable session's login authorized, by the session's resumption token.
-    pub authorized: Authorizations,
+    pub authorized: Arc<Authorizations>,
     pub metrics: &'static EapMetrics,
 }
 
@@ -33,10 +33,33 @@ impl EapService {
     pub fn build(config: &EapConfig) -> Result<EapService, ConfigError> {
         Ok(EapService {
             tls: config.server_tls()?,
-            authorized: Authorizations::new(config.tls.session_cache),
+            authorized: Arc::new(Authorizations::new(config.tls.session_cache)),
             config: config.clone(),
             metrics: crate::metrics::eap(),
         })
+    }
+}
+
+impl EapService {
+    /// A reload: this service, freshly built, takes over `old`'s resumption state (its TLS
+    /// session caches, ticket keys and authorizations) when the resumption settings are the
+    /// same, so sessions made before the reload still resume (a reload for a renewed
+    /// certificate or a new user does not turn every reconnect into a full handshake).
+    /// Returns whether it did.
+    pub fn continue_from(&mut self, old: &EapService) -> bool {
+        let (new, was) = (&self.config.tls, &old.config.tls);
+        let same = new.resumption
+            && was.resumption
+            && new.session_cache == was.session_cache
+            && new.session_lifetime == was.session_lifetime;
+        if !same {
+            return false;
+        }
+        let carried = self.tls.carry_resumption(&old.tls);
+        if carried {
+            self.authorized = old.authorized.clone();
+        }
+        carried
     }
 }
 

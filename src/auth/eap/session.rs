@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
+use super::config::InnerMethod;
 use super::link::{eap_type, LinkError, Received, TlsLink};
 use super::service::{EapService, TOKEN_LEN};
+use crate::auth::conversation::state::STATE_LEN;
 use crate::auth::second_factor::Pending;
 use crate::metrics::EapMetrics;
 use crate::proto::eap::tls::{flags, write_fragment, TlsFragment};
@@ -43,10 +45,25 @@ pub enum Round {
 
 /// What the inner login presents. Its `Debug` leaves out the password and the response.
 pub enum InnerCredential {
-    /// TTLS's User-Password (wiped on drop).
+    /// TTLS's User-Password or the EAP-GTC password (wiped on drop).
     Pap(Wiped),
     /// EAP-MSCHAPv2 (PEAP, TTLS) or TTLS's MS-CHAP2-Response AVP.
     MsChapV2(MsChapV2Exchange),
+    /// The one-time code answering the challenge the inner login was given (wiped on drop).
+    Code(Wiped),
+}
+
+/// What an inner login came to.
+pub enum InnerResult<'p> {
+    /// It passed: who.
+    Accepted(Pending),
+    /// A policy wants a one-time code: the challenge the pipeline opened (its State, in the
+    /// conversation store) and the prompt to show.
+    Code {
+        state: [u8; STATE_LEN],
+        prompt: &'p str,
+    },
+    Refused(RejectReason),
 }
 
 impl std::fmt::Debug for InnerCredential {
@@ -54,6 +71,7 @@ impl std::fmt::Debug for InnerCredential {
         match self {
             InnerCredential::Pap(_) => f.write_str("Pap(<password>)"),
             InnerCredential::MsChapV2(_) => f.write_str("MsChapV2(<response>)"),
+            InnerCredential::Code(_) => f.write_str("Code(<code>)"),
         }
     }
 }
@@ -89,21 +107,21 @@ pub enum Stage {
     /// PEAP: handshake done; phase 2 starts when the peer acknowledges our last flight.
     PeapEstablished,
     /// PEAP phase 2 waits for the inner Identity.
-    PeapIdentity,
-    /// … for the inner EAP-MSCHAPv2 Response to our challenge.
-    PeapResponse,
+    InnerIdentity,
+    /// Inner EAP (PEAP, TTLS): waiting for the answer to our inner method's request (the
+    /// EAP-MSCHAPv2 Response, the EAP-GTC password) or a Nak naming another method.
+    InnerResponse,
     /// … for the peer's acknowledgement of our EAP-MSCHAPv2 Success.
-    PeapSuccessAck,
-    /// … for the peer's Result TLV.
+    InnerSuccessAck,
+    /// … for the one-time code a policy asked for: a second EAP-GTC Response, or TTLS-PAP's
+    /// next User-Password (after our Reply-Message).
+    InnerCode,
+    /// PEAP: waiting for the peer's Result TLV.
     PeapResult,
     /// TTLS waits for the peer's AVPs.
     TtlsAvps,
     /// TTLS: MS-CHAP2-Success sent; the peer acknowledges it.
     TtlsMsChapAck,
-    /// TTLS with inner EAP: waiting for the inner EAP-MSCHAPv2 Response.
-    TtlsEapResponse,
-    /// … for its acknowledgement of our inner Success.
-    TtlsEapSuccessAck,
 }
 
 /// One conversation's state, kept in the conversation store between rounds.
@@ -126,6 +144,10 @@ pub struct EapSession {
     pub(super) exchange: Option<MsChapV2Exchange>,
     /// TTLS's inner method was EAP (EAP-Message AVPs) rather than AVPs.
     pub(super) inner_eap: bool,
+    /// The inner EAP method proposed (PEAP, TTLS with inner EAP).
+    pub(super) inner_method: InnerMethod,
+    /// The challenge a policy opened for a one-time code, answered by the next inner round.
+    pub(super) code_state: Option<[u8; STATE_LEN]>,
     /// TLS data per request.
     pub fragment: usize,
     rounds: u8,
@@ -133,6 +155,14 @@ pub struct EapSession {
     tls_result: Option<Result<(), RejectReason>>,
     /// The session was resumed.
     pub resumed: bool,
+    /// PEAP crypto-binding as `[eap] peap_crypto_binding` says (set when the conversation
+    /// opens).
+    pub(super) peap_binding_mode: crate::proto::eap::peap_binding::BindingMode,
+    /// PEAP: the inner method's key, kept from its success until the Result TLV is built.
+    pub(super) peap_inner_key: Option<crate::proto::eap::peap_binding::InnerKey>,
+    /// PEAP: the binding sent with the Result TLV (its keys and nonce), and whether the peer
+    /// bound.
+    pub(super) peap_binding: Option<crate::proto::eap::peap_binding::ServerBinding>,
 }
 
 impl std::fmt::Debug for EapSession {
@@ -159,10 +189,15 @@ impl EapSession {
             inner_user: Box::default(),
             exchange: None,
             inner_eap: false,
+            inner_method: InnerMethod::MsChapV2,
+            code_state: None,
             fragment,
             rounds: 0,
             tls_result: None,
             resumed: false,
+            peap_binding_mode: Default::default(),
+            peap_inner_key: None,
+            peap_binding: None,
         }
     }
 
@@ -247,7 +282,7 @@ impl EapSession {
             Err(_) => Round::Reject(RejectReason::EapMalformed),
             Ok(Received::Partial) => Round::Send,
             Ok(Received::Ack) if link.has_output() => Round::Send,
-            Ok(Received::Ack) => self.acknowledged(svc, now),
+            Ok(Received::Ack) => self.acknowledged(),
             Ok(Received::Complete) if link.is_handshaking() => Round::Handshake,
             Ok(Received::Complete) => {
                 // Application data: symmetric crypto only, done here.
@@ -285,12 +320,12 @@ impl EapSession {
             None => Vec::new(),
         };
         if !plain.is_empty() {
-            return self.tunnel_data(&plain, svc, now);
+            return self.tunnel_data(&plain, svc);
         }
         if self.link.as_ref().is_some_and(|l| l.has_output()) {
             return Round::Send;
         }
-        self.acknowledged(svc, now)
+        self.acknowledged()
     }
 
     /// The handshake just completed: resumption, the client certificate, the next stage.
@@ -348,8 +383,7 @@ impl EapSession {
     }
 
     /// The peer acknowledged our last flight (or there was nothing to send).
-    fn acknowledged(&mut self, svc: &EapService, now: u64) -> Round {
-        let _ = (svc, now);
+    fn acknowledged(&mut self) -> Round {
         match self.stage {
             Stage::Finishing | Stage::TtlsMsChapAck if self.authorized.is_some() => Round::Accept,
             Stage::PeapEstablished => match self.peap_start() {
@@ -365,30 +399,40 @@ impl EapSession {
     }
 
     /// The peer's application data, by method.
-    fn tunnel_data(&mut self, plain: &[u8], svc: &EapService, now: u64) -> Round {
-        let _ = now;
+    fn tunnel_data(&mut self, plain: &[u8], svc: &EapService) -> Round {
         let step = match self.method {
-            Method::Peap => self.peap_data(plain),
-            Method::Ttls => self.ttls_data(plain),
+            Method::Peap => self.peap_data(plain, svc),
+            Method::Ttls => self.ttls_data(plain, svc),
             // EAP-TLS carries no application data from the peer.
             _ => Err(RejectReason::EapMalformed),
         };
-        let _ = svc;
         step.unwrap_or_else(Round::Reject)
     }
 
     /// The inner login's result.
-    pub fn inner_done(&mut self, result: Result<Pending, RejectReason>) -> Round {
+    pub fn inner_done(&mut self, result: InnerResult<'_>) -> Round {
         let who = match result {
-            Ok(who) => who,
-            Err(why) => return Round::Reject(why),
+            InnerResult::Accepted(who) => who,
+            InnerResult::Code { state, prompt } => {
+                self.code_state = Some(state);
+                return self.ask_code(prompt).unwrap_or_else(Round::Reject);
+            }
+            InnerResult::Refused(why) => return Round::Reject(why),
         };
-        let step = match self.stage {
-            Stage::PeapResponse => self.peap_inner_accepted(&who),
-            Stage::TtlsAvps | Stage::TtlsEapResponse => self.ttls_inner_accepted(&who),
+        let step = match (self.stage, self.method) {
+            (Stage::InnerResponse | Stage::InnerCode, Method::Peap) => {
+                self.peap_inner_accepted(&who)
+            }
+            (Stage::InnerResponse | Stage::InnerCode | Stage::TtlsAvps, Method::Ttls) => {
+                self.ttls_inner_accepted(&who)
+            }
             _ => Err(RejectReason::EapMalformed),
         };
-        self.authorized = Some(who);
+        self.code_state = None;
+        // Who passed is kept only when the tunnel goes on with it (a refused step ends here).
+        if step.is_ok() {
+            self.authorized = Some(who);
+        }
         step.unwrap_or_else(Round::Reject)
     }
 
@@ -406,8 +450,12 @@ impl EapSession {
         self.id.wrapping_add(1)
     }
 
-    /// The MSK of the finished session.
+    /// The MSK of the finished session: the tunnel's, or, once a PEAP peer bound, the compound
+    /// session key's (hostap's `eap_peap_getKey` with `crypto_binding_used`).
     pub fn msk(&self) -> Option<[u8; 64]> {
+        if let Some(msk) = self.peap_binding.as_ref().and_then(|b| b.msk()) {
+            return Some(msk);
+        }
         self.link.as_ref()?.msk(self.method).ok()
     }
 

@@ -9,10 +9,12 @@
 //! The tunnel methods' Type-Data codecs live beside it, one file per format: [`tls`] (the
 //! flags/length/fragment header EAP-TLS, EAP-TTLS and PEAP share), [`mschapv2`] (EAP-MSCHAPv2,
 //! the usual inner method), [`ttls`] (Diameter AVPs inside EAP-TTLS) and [`peap`] (PEAPv0's
-//! Result TLV and its header-less inner packets).
+//! Result TLV and its header-less inner packets) with [`peap_binding`] (its Cryptobinding TLV
+//! and compound keys).
 
 pub mod mschapv2;
 pub mod peap;
+pub mod peap_binding;
 pub mod tls;
 pub mod ttls;
 

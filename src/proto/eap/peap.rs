@@ -48,6 +48,18 @@ pub fn write_result(
     identifier: u8,
     result: TlvResult,
 ) -> Option<usize> {
+    write_result_with(out, code, identifier, result, &[])
+}
+
+/// [`write_result`] with more whole TLVs after the Result TLV (a Cryptobinding TLV), the
+/// EAP Length covering them. `None` also when the packet would pass an EAP Length.
+pub fn write_result_with(
+    out: &mut [u8],
+    code: EapCode,
+    identifier: u8,
+    result: TlvResult,
+    more: &[u8],
+) -> Option<usize> {
     if !matches!(code, EapCode::Request | EapCode::Response) {
         return None;
     }
@@ -55,13 +67,15 @@ pub fn write_result(
         TlvResult::Success => RESULT_SUCCESS,
         TlvResult::Failure => RESULT_FAILURE,
     };
+    let len = 11usize.checked_add(more.len())?;
+    let [l0, l1] = u16::try_from(len).ok()?.to_be_bytes();
     let [t0, t1] = (TLV_MANDATORY | TLV_RESULT).to_be_bytes();
     let [s0, s1] = status.to_be_bytes();
-    let packet = [
+    let head = [
         code.to_u8(),
         identifier,
-        0,
-        11,
+        l0,
+        l1,
         TYPE_EXTENSIONS,
         t0,
         t1,
@@ -70,8 +84,10 @@ pub fn write_result(
         s0,
         s1,
     ];
-    out.get_mut(..packet.len())?.copy_from_slice(&packet);
-    Some(packet.len())
+    let dst = out.get_mut(..len)?;
+    dst[..head.len()].copy_from_slice(&head);
+    dst[head.len()..].copy_from_slice(more);
+    Some(len)
 }
 
 /// The Result TLV of a Type-33 packet's type data (what follows the Type octet). Other TLVs
@@ -282,6 +298,21 @@ mod tests {
             write_result(&mut buf, EapCode::Success, 1, TlvResult::Success),
             None
         );
+        // A TLV after the Result: the EAP Length covers it, and it reads back.
+        let cb = [[0x00, 0x0c, 0x00, 0x38].as_slice(), &[0x11; 56]].concat();
+        let mut big = [0u8; 80];
+        assert_eq!(
+            write_result_with(&mut big[..70], EapCode::Request, 3, TlvResult::Success, &cb),
+            None
+        );
+        let n = write_result_with(&mut big, EapCode::Request, 3, TlvResult::Success, &cb);
+        assert_eq!(n, Some(71));
+        assert_eq!(big[2..4], [0, 71]);
+        let p = EapPacket::parse(&big[..71]).unwrap();
+        assert!(is_extensions_packet(&big[..71]));
+        let e = read_extensions(p.type_data()).unwrap();
+        assert_eq!(e.result, TlvResult::Success);
+        assert_eq!(e.crypto_binding, Some(&[0x11; 56][..]));
     }
 
     /// MS-PEAP §3.1.5: an inner EAP-Response/Identity "bob" travels as `01 'b' 'o' 'b'`.

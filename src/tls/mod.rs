@@ -12,6 +12,8 @@
 //! Nothing here does I/O on a connection: rustls is driven over caller buffers
 //! (`read_tls` / `process_new_packets` / `write_tls`) by whoever owns the transport.
 
+pub mod client;
+pub mod config;
 mod peer;
 pub mod pki;
 pub mod resumption;

@@ -36,6 +36,35 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
+    /// Takes `old`'s session caches and ticket keys into these (freshly built, not yet shared)
+    /// configurations; false, changing nothing, if either is already shared.
+    pub fn carry_resumption(&mut self, old: &ServerTls) -> bool {
+        fn carry(new: &mut Arc<ServerConfig>, old: &ServerConfig) -> bool {
+            match Arc::get_mut(new) {
+                Some(c) => {
+                    c.session_storage = old.session_storage.clone();
+                    c.ticketer = old.ticketer.clone();
+                    true
+                }
+                None => false,
+            }
+        }
+        let unshared = Arc::get_mut(&mut self.tunnel).is_some()
+            && self
+                .mutual
+                .as_mut()
+                .map_or(true, |m| Arc::get_mut(m).is_some());
+        if !unshared {
+            return false;
+        }
+        carry(&mut self.tunnel, &old.tunnel);
+        // EAP-TLS keeps its own cache; a new CA without an old one starts afresh.
+        if let (Some(new), Some(old)) = (self.mutual.as_mut(), old.mutual.as_ref()) {
+            carry(new, old);
+        }
+        true
+    }
+
     /// Reads the certificate, key, CAs and CRLs and builds both configurations. Every file is
     /// checked here, so a configuration that builds serves.
     pub fn build(s: &TlsSettings) -> Result<ServerTls, TlsError> {
@@ -64,12 +93,13 @@ impl ServerTls {
             let builder = ServerConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&versions)
                 .map_err(|e| TlsError::Setup(e.to_string()))?;
+            let mutual = verifier.is_some();
             let builder = match verifier {
                 Some(v) => builder.with_client_cert_verifier(v),
                 None => builder.with_no_client_auth(),
             };
             let mut c = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(key.clone())));
-            resumption(&mut c, s)?;
+            resumption(&mut c, s, mutual)?;
             Ok::<_, TlsError>(Arc::new(c))
         };
         Ok(ServerTls {
@@ -102,7 +132,10 @@ fn unreadable(file: TlsFile, path: &Path, e: &pem::Error) -> TlsError {
 }
 
 /// Every certificate of a PEM file, in order.
-fn read_certs(file: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(super) fn read_certs(
+    file: TlsFile,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| unreadable(file, path, &e))?;
@@ -116,7 +149,10 @@ fn read_certs(file: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'static>>
 }
 
 /// The chain and key, the key checked against the leaf.
-fn certified_key(s: &TlsSettings, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+pub(super) fn certified_key(
+    s: &TlsSettings,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
     let chain = read_certs(TlsFile::Certificate, &s.certificate)?;
     for (i, cert) in chain.iter().enumerate() {
         x509_parser::parse_x509_certificate(cert).map_err(|e| TlsError::BadCertificate {
@@ -254,7 +290,13 @@ fn client_verifier(
 }
 
 /// Session IDs and tickets per the settings: each configuration gets its own cache and keys.
-fn resumption(c: &mut ServerConfig, s: &TlsSettings) -> Result<(), TlsError> {
+///
+/// `mutual` (EAP-TLS) resumes from the server's cache only (TLS 1.2 session IDs, TLS 1.3
+/// stateful tickets), never from a stateless ticket: a session's state holds the client's
+/// certificate chain, so a ticket carrying it is a kilobyte or more, sent by the server at
+/// every handshake and back by the client at every resumption, each time in extra EAP rounds.
+/// A cache entry costs that memory instead, bounded by `session_cache`.
+fn resumption(c: &mut ServerConfig, s: &TlsSettings, mutual: bool) -> Result<(), TlsError> {
     if !s.resumption {
         c.session_storage = Arc::new(NoServerSessionStorage {});
         c.ticketer = Arc::new(NoTickets);
@@ -267,7 +309,11 @@ fn resumption(c: &mut ServerConfig, s: &TlsSettings) -> Result<(), TlsError> {
         inner: ServerSessionMemoryCache::new(s.session_cache),
         lifetime: s.session_lifetime,
     })));
-    c.ticketer = Arc::new(TaggedTickets(rotating_ticketer(s.session_lifetime)?));
+    c.ticketer = if mutual {
+        Arc::new(NoTickets)
+    } else {
+        Arc::new(TaggedTickets(rotating_ticketer(s.session_lifetime)?))
+    };
     // One ticket per handshake: an EAP conversation resumes once, and each ticket is another
     // round of TLS data to fragment.
     c.send_tls13_tickets = 1;

@@ -8,7 +8,10 @@ use super::conversation::state::STATE_LEN;
 use super::mschap::MethodReply;
 use super::{Method, RejectReason};
 use crate::policy::ReplyAttributes;
-use crate::proto::{BuildError, Code, PacketBuilder, Secret, REPLY_MESSAGE, STATE};
+use crate::proto::{
+    BuildError, Code, PacketBuilder, Secret, CALLING_STATION_ID, CHARGEABLE_USER_IDENTITY,
+    REPLY_MESSAGE, STATE,
+};
 use crate::vocab::AuthSource;
 
 /// Why an Access-Accept was given without the second factor a policy asked for.
@@ -42,7 +45,7 @@ impl Waiver {
 }
 
 /// What a decided reply carries. Its `Debug` leaves out the State.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum Reply<'a> {
     /// Access-Accept or Access-Reject: an optional Reply-Message, then the user's and the
     /// deciding policy's attributes.
@@ -62,6 +65,13 @@ pub enum Reply<'a> {
     EapChallenge {
         state: [u8; STATE_LEN],
         eap: &'a [u8],
+    },
+    /// A home server's answer, relayed: its attributes but those of the types in `drop`
+    /// (and those the policy sets), then the deciding policy's.
+    Proxied {
+        answer: Box<crate::proxy::engine::Answer>,
+        drop: &'a [u8],
+        policy: Option<&'a ReplyAttributes>,
     },
 }
 
@@ -88,6 +98,10 @@ impl std::fmt::Debug for Reply<'_> {
                 .debug_struct("EapChallenge")
                 .field("eap_len", &eap.len())
                 .finish_non_exhaustive(),
+            Reply::Proxied { answer, .. } => f
+                .debug_struct("Proxied")
+                .field("code", &answer.code())
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -103,7 +117,7 @@ pub enum Outcome {
 }
 
 /// The pipeline's answer: what to send and why.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Decision<'a> {
     pub outcome: Outcome,
     pub reply: Reply<'a>,
@@ -132,6 +146,12 @@ impl<'a> Decision<'a> {
     }
 
     pub fn code(&self) -> Code {
+        if let Reply::Proxied { answer, .. } = &self.reply {
+            // Accounting-Response, or the home server's own code.
+            if answer.code() == Code::AccountingResponse {
+                return Code::AccountingResponse;
+            }
+        }
         match self.outcome {
             Outcome::Accept | Outcome::AcceptWaived(_) => Code::AccessAccept,
             Outcome::Challenge => Code::AccessChallenge,
@@ -201,6 +221,27 @@ impl<'a> Decision<'a> {
                 b.eap_message(eap)?;
                 b.attr(STATE, state)
             }
+            Reply::Proxied {
+                answer,
+                drop,
+                policy,
+            } => {
+                use crate::proxy::forward::{relay_attributes, trusted_reply, RelayError};
+                let reply =
+                    trusted_reply(&answer.reply, &answer.sent).ok_or(BuildError::MalformedRaw)?;
+                let keep = |t: u8| !drop.contains(&t) && !policy.is_some_and(|p| p.sets(t));
+                relay_attributes(b, &reply, &answer.sent, &answer.secret, s, keep).map_err(
+                    |e| match e {
+                        RelayError::Build(e) => e,
+                        RelayError::Hidden { source, .. } => BuildError::Crypto(source),
+                        RelayError::MalformedMicrosoftVsa => BuildError::MalformedRaw,
+                    },
+                )?;
+                match policy {
+                    Some(p) => p.apply(b, s),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -245,5 +286,49 @@ pub fn log(r: &Request<'_>, what: Logged<'_>) {
         policy = policy.unwrap_or(""),
         latency_us = r.arrived.elapsed().as_micros() as u64,
         "decision"
+    );
+    // The line's fields take a parse of the home server's reply: only when it is wanted.
+    if r.packet.code() == Code::AccessRequest
+        && source == Some(AuthSource::Proxy)
+        && tracing::enabled!(target: "radshard::proxy", tracing::Level::INFO)
+    {
+        let answer = match what {
+            Logged::Decided(Decision {
+                reply: Reply::Proxied { answer, .. },
+                ..
+            }) => Some(&**answer),
+            _ => None,
+        };
+        proxied_login(r, answer, outcome, reason);
+    }
+}
+
+/// The line eduroam asks of a visited site for every proxied login: the outer identity as
+/// the NAS sent it, the station, which home server answered, the result, and the
+/// Chargeable-User-Identity the home server returned (a pseudonym meant for the visited
+/// site, so it may be logged; the password never is).
+fn proxied_login(
+    r: &Request<'_>,
+    answer: Option<&crate::proxy::engine::Answer>,
+    outcome: &str,
+    reason: &str,
+) {
+    fn text(v: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
+        v.map(String::from_utf8_lossy).unwrap_or_default()
+    }
+    let reply = answer.and_then(|a| crate::proto::Packet::parse(&a.reply).ok());
+    let cui = reply
+        .as_ref()
+        .and_then(|p| p.attr(CHARGEABLE_USER_IDENTITY))
+        .filter(|v| *v != [0]);
+    info!(
+        target: "radshard::proxy",
+        outer = %text(r.packet.user_name()),
+        calling_station_id = %text(r.packet.attr(CALLING_STATION_ID)),
+        home = answer.map_or("", |a| &*a.home_name),
+        outcome,
+        reason,
+        cui = %text(cui),
+        "proxied login"
     );
 }

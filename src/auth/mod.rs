@@ -11,6 +11,7 @@ pub mod local;
 pub mod mschap;
 pub mod password;
 pub mod pipeline;
+pub mod proxied;
 pub mod second_factor;
 pub mod sources;
 

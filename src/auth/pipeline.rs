@@ -76,6 +76,14 @@ pub enum Job<'a> {
     },
     /// Run a TLS handshake step of this EAP conversation on a handshake worker.
     Tls(Box<super::eap::EapSession>),
+    /// Forward `request` to a home server of `pool` (with `user_name` in place of the NAS's
+    /// when the realm is stripped; `key` keeps a keyed-balance conversation on one server).
+    Proxy {
+        request: &'a crate::proto::Verified<'a>,
+        pool: crate::proxy::engine::PoolId,
+        user_name: Option<&'a [u8]>,
+        key: u64,
+    },
 }
 
 impl std::fmt::Debug for Job<'_> {
@@ -106,6 +114,10 @@ impl std::fmt::Debug for Job<'_> {
                 .field("user", user)
                 .finish_non_exhaustive(),
             Job::Tls(s) => f.debug_struct("Tls").field("method", &s.method).finish(),
+            Job::Proxy { pool, .. } => f
+                .debug_struct("Proxy")
+                .field("pool", pool)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -120,6 +132,8 @@ pub enum JobResult {
     /// The conversation after its handshake step; `None`: the workers were full or did not
     /// answer in time.
     Tls(Option<Box<super::eap::EapSession>>),
+    /// The home server's verified answer, or why there is none.
+    Proxy(crate::proxy::client::Outcome),
 }
 
 impl JobResult {
@@ -132,6 +146,7 @@ impl JobResult {
                 JobResult::SecondFactor(None)
             }
             Job::Tls(_) => JobResult::Tls(None),
+            Job::Proxy { .. } => JobResult::Proxy(Err(crate::proxy::engine::Failure::NoAnswer)),
         }
     }
 }
@@ -146,6 +161,8 @@ pub enum Continuation {
     SecondFactor { pending: Pending, trigger: bool },
     /// An EAP conversation: after its handshake step, or its inner login's job.
     Eap(super::eap::EapThen),
+    /// A request forwarded to a home server of `pool`.
+    Proxy { pool: crate::proxy::engine::PoolId },
 }
 
 /// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
@@ -156,7 +173,11 @@ pub fn start<'a>(
     now: Now,
     buf: &'a mut PasswordBuf,
 ) -> Step<'a> {
-    with_method_error(r, decide(ctx, r, now, buf))
+    let r = match super::proxied::route(ctx, r) {
+        super::proxied::Routed::Local(local) => local,
+        super::proxied::Routed::Step(step) => return step,
+    };
+    with_method_error(&r, decide(ctx, &r, now, buf))
 }
 
 /// Picks up after a job: `then` is where [`start`] (or an earlier `resume`) left off.
@@ -168,7 +189,11 @@ pub fn resume<'a>(
     now: Now,
     buf: &'a mut PasswordBuf,
 ) -> Step<'a> {
-    with_method_error(r, pick_up(ctx, r, then, result, now, buf))
+    if let Continuation::Proxy { pool } = then {
+        return super::proxied::answered(ctx, r, pool, result);
+    }
+    let r = super::proxied::local_view(ctx, r);
+    with_method_error(&r, pick_up(ctx, &r, then, result, now, buf))
 }
 
 /// An MS-CHAP reject tells the peer why in MS-CHAP-Error (its accept attributes are added
@@ -451,7 +476,7 @@ fn accepted<'a>(
             t.authorized.set(Some(second_factor::pending(id, None)));
         }
     };
-    let waived = |w| {
+    let waived = |w, accept: Decision<'a>| {
         Step::Reply(Decision {
             outcome: Outcome::AcceptWaived(w),
             ..accept
@@ -483,7 +508,7 @@ fn accepted<'a>(
         }
         Second::Waived(w) => {
             keep();
-            waived(w)
+            waived(w, accept)
         }
         Second::Challenge(state) => Step::Reply(challenge(ctx, accept, state)),
         Second::Push => held(push(false), false),
@@ -556,6 +581,37 @@ fn follow_up<'a>(
         .packet
         .user_password(buf.bytes())
         .map_err(|_| RejectReason::MfaBadCode);
+    redeemed(ctx, r, mfa, state, code, now)
+}
+
+/// An EAP tunnel's inner login answers the challenge `state` a policy opened with `code` (a
+/// second EAP-GTC round, TTLS-PAP's next User-Password): checked as an outer follow-up is.
+pub(super) fn answer_code<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    state: &[u8],
+    code: &[u8],
+    now: Now,
+) -> Step<'a> {
+    match ctx.mfa {
+        Some(mfa) => redeemed(ctx, r, mfa, state, Ok(code), now),
+        None => Step::Reply(Decision::reject(
+            RejectReason::MfaStateInvalid,
+            ctx.reject_message,
+        )),
+    }
+}
+
+/// The State of a challenge and the code answering it: accept, reject, or the provider's
+/// check off the shard.
+fn redeemed<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    mfa: &'a Mfa,
+    state: &[u8],
+    code: Result<&[u8], RejectReason>,
+    now: Now,
+) -> Step<'a> {
     let step = match second_factor::redeem(ctx, mfa, r, state, code, now.unix) {
         Ok(Redeemed::Done(pending)) => after_second(ctx, r, &pending, None),
         // Checked by the HTTP provider off the shard.
@@ -575,9 +631,8 @@ fn follow_up<'a>(
             });
         }
         // Who the user was is in the conversation, which this State did not open.
-        Err(why) => {
-            Decision::reject(why, ctx.reject_message).with_method(Method::of(r.packet), None)
-        }
+        Err(why) => Decision::reject(why, ctx.reject_message)
+            .with_method(r.method_seen(Method::of(r.packet)), None),
     };
     mfa.metrics.outcome(step.mfa_label());
     Step::Reply(step)

@@ -125,10 +125,11 @@ impl PolicyConfig {
                 "local" => AuthSource::Local,
                 "ldap" => AuthSource::Ldap,
                 "certificate" => AuthSource::Certificate,
+                "proxy" => AuthSource::Proxy,
                 other => {
                     return Err(err(
                         at(s.span()),
-                        format!("auth source {other:?} is not local, ldap or certificate"),
+                        format!("auth source {other:?} is not local, ldap, certificate or proxy"),
                     ))
                 }
             });

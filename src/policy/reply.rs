@@ -80,6 +80,31 @@ impl ReplyAttributes {
         Ok(out)
     }
 
+    /// Whether these attributes set the standard attribute `typ` (a relayed reply's own of
+    /// that type gives way). Vendor-Specific is never "set" as a whole: one vendor's
+    /// attribute says nothing about another's.
+    pub fn sets(&self, typ: u8) -> bool {
+        if typ == crate::proto::VENDOR_SPECIFIC {
+            return false;
+        }
+        if typ == TUNNEL_PASSWORD
+            && self
+                .encrypted
+                .iter()
+                .any(|e| matches!(e, Encrypted::TunnelPassword { .. }))
+        {
+            return true;
+        }
+        let mut rest = &self.wire[..];
+        while let [t, len, ..] = *rest {
+            if t == typ {
+                return true;
+            }
+            rest = rest.get(usize::from(len).max(2)..).unwrap_or_default();
+        }
+        false
+    }
+
     pub fn is_empty(&self) -> bool {
         self.wire.is_empty() && self.encrypted.is_empty()
     }

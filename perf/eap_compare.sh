@@ -108,64 +108,15 @@ if [ ! -f "$CERTS/ca.pem" ]; then
 fi
 
 # --- FreeRADIUS: the recipe's section 4 (freeradius_setup.sh), RESUME as its option -----------
+# shellcheck source=perf/lib/freeradius_eap.sh
+. "$ROOT/perf/lib/freeradius_eap.sh"
 # freeradius_raddb DIR RESUME(0|1)
 freeradius_raddb() {
-    local rd=$1 resume=$2 port=${FR_AUTH##*:}
-    rm -rf "$rd"; cp -a /etc/freeradius/3.0 "$rd"; mkdir -p "$rd/log" "$rd/run" "$rd/tlscache"
-    sed -i -e "s|^logdir = .*|logdir = $rd/log|" \
-           -e "s|^raddbdir = .*|raddbdir = $rd|" \
-           -e "s|^run_dir = .*|run_dir = $rd/run|" \
-           -e 's|^\(\s*\)user = freerad|\1#user = freerad|' \
-           -e 's|^\(\s*\)group = freerad|\1#group = freerad|' \
-           -e 's|^proxy_requests\s*=.*|proxy_requests = no|' \
-           -e 's|^max_requests = .*|max_requests = 65536|' "$rd/radiusd.conf"
-    printf 'listen {\n\ttype = auth\n\tipaddr = 127.0.0.1\n\tport = %s\n}\n' "$port" >"$rd/run/listen.conf"
-    rm -f "$rd/sites-enabled/default" "$rd/sites-enabled/inner-tunnel"
-    python3 - "$rd" <<'PY'
-import re, sys
-rd = sys.argv[1]
-def strip(src, dst, repl=''):
-    out, depth, skip, done = [], 0, False, False
-    for line in open(src).read().split('\n'):
-        code = line.split('#', 1)[0]
-        if not skip and re.match(r'^\s*listen\s*\{', code):
-            skip, ld = True, depth
-            if repl and not done: out.append(repl.rstrip('\n')); done = True
-        depth += code.count('{') - code.count('}')
-        if skip:
-            if depth == ld: skip = False
-            continue
-        out.append(line)
-    open(dst, 'w').write('\n'.join(out))
-strip(f'{rd}/sites-available/default', f'{rd}/sites-enabled/default', open(f'{rd}/run/listen.conf').read())
-strip(f'{rd}/sites-available/inner-tunnel', f'{rd}/sites-enabled/inner-tunnel')
-PY
-    printf 'client localhost {\n\tipaddr = 127.0.0.1\n\tsecret = testing123\n}\n' >"$rd/clients.conf"
-    { printf 'alice\tCleartext-Password := "alicepw"\n\n'; cat "$rd/mods-config/files/authorize"; } >"$rd/users.tmp"
-    mv "$rd/users.tmp" "$rd/mods-config/files/authorize"
-    sed -i -e 's|^\(\s*\)private_key_password = .*|\1#private_key_password = (unencrypted key)|' \
-           -e "s|^\(\s*\)private_key_file = .*|\1private_key_file = $CERTS/server.key|" \
-           -e "s|^\(\s*\)certificate_file = .*|\1certificate_file = $CERTS/server.pem|" \
-           -e "s|^\(\s*\)ca_file = .*|\1ca_file = $CERTS/ca.pem|" \
-           -e 's|^\(\s*\)ca_path = \${cadir}|\1#ca_path = ${cadir}|' "$rd/mods-available/eap"
-    if [ "$TLS" = 1.3 ]; then
-        sed -i 's|^\(\s*\)tls_max_version = "1.2"|\1tls_max_version = "1.3"|' "$rd/mods-available/eap"
-    fi
-    if [ "$resume" = 1 ]; then
-        python3 - "$rd/mods-available/eap" "$rd/tlscache" <<'PY'
-import re, sys
-p, d = sys.argv[1], sys.argv[2]; L = open(p).read().split('\n'); i = next(n for n, l in enumerate(L) if re.match(r'^\s*cache \{', l))
-done = set()
-for n in range(i, len(L)):
-    if 'en' not in done and re.match(r'^\s*enable = no', L[n]): L[n] = L[n].replace('enable = no', 'enable = yes'); done.add('en')
-    elif 'nm' not in done and re.match(r'^\s*#\s*name = ', L[n]): L[n] = '\t\t\tname = "EAP module"'; done.add('nm')
-    elif 'pd' not in done and re.match(r'^\s*#\s*persist_dir = ', L[n]): L[n] = f'\t\t\tpersist_dir = "{d}"'; done.add('pd')
-    if len(done) == 3: break
-assert len(done) == 3, done
-open(p, 'w').write('\n'.join(L))
-PY
-    fi
-    freeradius -C -d "$rd" >"$rd/log/config-check.log" 2>&1 || { tail -20 "$rd/log/config-check.log" >&2; die "FreeRADIUS config check failed ($rd)"; }
+    local rd=$1 resume=$2 opts=()
+    [ "$TLS" = 1.3 ] && opts+=(--tls13)
+    [ "$resume" = 1 ] && opts+=(--resume)
+    freeradius_eap_raddb "${opts[@]}" "$rd" "$rd" "$CERTS" "${FR_AUTH##*:}"
+    freeradius_eap_check "$rd" "$rd" || { tail -20 "$rd/log/config-check.log" >&2; die "FreeRADIUS config check failed ($rd)"; }
 }
 if [ "$SERVER" = freeradius ]; then
     freeradius_raddb "$WORK/raddb-full" 0
@@ -208,6 +159,9 @@ bench() {
 # MODE succeeds (bounded).
 start_server() {
     local mode=$1 kind=$2
+    # The previous run's server (this script's, or the round before's) may still be exiting.
+    local i
+    for i in $(seq 50); do port_free "$AUTH" && break; sleep 0.1; done
     port_free "$AUTH" || die "$AUTH is already in use: stop whatever listens there first"
     case $SERVER in
     freeradius)

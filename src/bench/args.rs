@@ -117,6 +117,15 @@ pub struct BenchArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
+    /// RadSec (RFC 6614): send over TLS to --server, one connection per --sockets, with the
+    /// test PKI `radshard certs` wrote in DIR (ca.pem, client.pem, client.key); use
+    /// `--secret radsec`. Not with EAP modes, --rate or --retries.
+    #[arg(long, value_name = "DIR")]
+    pub radsec: Option<std::path::PathBuf>,
+    /// RadSec: the name the server's certificate must carry.
+    #[arg(long, default_value = "radius.test", value_name = "NAME")]
+    pub tls_server_name: String,
+
     /// Instead of generating load, run a trivial responder on ADDR:PORT that answers every
     /// request with a signed Accept (or Accounting-Response) and nothing else; used to show
     /// the loader is not the bottleneck.

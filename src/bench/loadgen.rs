@@ -20,15 +20,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::args::BenchArgs;
 use super::error::BenchError;
 use super::mschap::{check_accept, ReplyCheck};
+use super::poll::{wait_readable, Sending, Timers, MAX_SOCKETS};
 use super::report::{Counters, Report};
 use super::request::{Kind, RequestFactory, REQUEST_MAX};
 use crate::dataplane::batch::{RecvBatch, SendBatch};
 use crate::proto::{verify_response, Code, Packet};
 
 const IDS: usize = 256;
-/// Bounded so that the idle wait can poll every socket from one stack array (512 × 256
-/// identifiers: a window of 131,072, enough to hold 100k pushes pending in perf/).
-const MAX_SOCKETS: usize = 512;
 /// Socket buffers large enough that a full window of replies never overflows them.
 const SOCKET_BUFFER: usize = 8 << 20;
 
@@ -482,52 +480,19 @@ impl Loadgen {
     /// Nothing to do: sleep in ppoll until a socket is readable or the next timer is due, so a
     /// waiting loader leaves the CPU to the server when they share cores.
     fn idle_wait(&self, sending: bool, start: Instant, next_progress: Instant) {
-        let now = Instant::now();
-        let mut until = now + Duration::from_millis(100);
-        if self.outstanding > 0 {
-            until = until.min(self.next_scan);
-        }
-        if sending {
-            if let Some(r) = self.plan.rate {
-                if self.outstanding < self.plan.window {
-                    let next = start + Duration::from_secs_f64((self.issued as f64) / r);
-                    until = until.min(next);
-                }
-            } else if self.outstanding < self.plan.window {
-                return;
-            }
-            if let Some(d) = self.plan.duration {
-                until = until.min(start + d);
-            }
-        }
-        if self.plan.progress {
-            until = until.min(next_progress);
-        }
-        let wait = until.saturating_duration_since(now);
-        if wait.is_zero() {
-            return;
-        }
-        let mut fds = [libc::pollfd {
-            fd: -1,
-            events: libc::POLLIN,
-            revents: 0,
-        }; MAX_SOCKETS];
-        let nfds = self.socks.len().min(fds.len());
-        for (f, s) in fds.iter_mut().zip(&self.socks) {
-            f.fd = s.fd;
-        }
-        let ts = libc::timespec {
-            tv_sec: wait.as_secs() as libc::time_t,
-            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        let timers = Timers {
+            next_scan: (self.outstanding > 0).then_some(self.next_scan),
+            sending: sending.then_some(Sending {
+                room: self.outstanding < self.plan.window,
+                rate: self.plan.rate,
+                issued: self.issued,
+                start,
+                duration: self.plan.duration,
+            }),
+            next_progress: self.plan.progress.then_some(next_progress),
         };
-        // SAFETY: `fds` holds `nfds` initialised pollfds; `ts` is a valid timespec; no sigmask.
-        unsafe {
-            libc::ppoll(
-                fds.as_mut_ptr(),
-                nfds as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            )
-        };
+        if let Some(until) = timers.until(Instant::now()) {
+            wait_readable(self.socks.iter().map(|s| s.fd), until);
+        }
     }
 }

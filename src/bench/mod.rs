@@ -5,6 +5,7 @@
 //! * [`request`]: building PAP/CHAP/MS-CHAP/accounting/Status-Server requests into buffers.
 //! * [`mschap`]: MS-CHAP v1/v2 exchanges (precomputed) and the check of MS-CHAP2-Success.
 //! * [`loadgen`]: the batched send/receive loop (closed or open loop, retransmissions, timeouts).
+//! * [`poll`]: the loaders' idle wait (ppoll until a socket is readable or a timer is due).
 //! * [`report`]: counters, hdrhistogram latency summary, table and JSON.
 //! * [`responder`]: a trivial server, to show the loader is not the bottleneck.
 //! * [`eap`]: EAP-TLS, PEAP and TTLS-PAP logins over RADIUS (`--mode eap-tls|peap|ttls-pap`).
@@ -14,6 +15,8 @@ pub mod eap;
 pub mod error;
 pub mod loadgen;
 pub mod mschap;
+pub mod poll;
+pub mod radsec;
 pub mod report;
 pub mod request;
 pub mod responder;
@@ -33,6 +36,9 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     };
     if let Some(method) = eap::method(args.mode) {
         return eap::run(args, method, users);
+    }
+    if let Some(dir) = &args.radsec {
+        return radsec::run(args, dir, users);
     }
     let factory = request::RequestFactory::new(args, users)?;
     loadgen::run(args, factory)

@@ -46,6 +46,36 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds `o`'s counts to these (runs of several connections).
+    pub fn merge(&mut self, o: &Counters) {
+        let fields = [
+            (&mut self.sent, o.sent),
+            (&mut self.retransmissions, o.retransmissions),
+            (&mut self.replies, o.replies),
+            (&mut self.access_accept, o.access_accept),
+            (&mut self.access_reject, o.access_reject),
+            (&mut self.access_challenge, o.access_challenge),
+            (&mut self.accounting_response, o.accounting_response),
+            (&mut self.other_code, o.other_code),
+            (&mut self.timeouts, o.timeouts),
+            (&mut self.bad_authenticator, o.bad_authenticator),
+            (&mut self.malformed, o.malformed),
+            (&mut self.unmatched, o.unmatched),
+            (&mut self.unexpected, o.unexpected),
+            (
+                &mut self.missing_message_authenticator,
+                o.missing_message_authenticator,
+            ),
+            (&mut self.bad_auth_response, o.bad_auth_response),
+            (&mut self.no_mppe_keys, o.no_mppe_keys),
+            (&mut self.send_errors, o.send_errors),
+            (&mut self.recv_errors, o.recv_errors),
+        ];
+        for (mine, theirs) in fields {
+            *mine += theirs;
+        }
+    }
+
     pub fn count_code(&mut self, code: Code) {
         self.replies += 1;
         match code {

@@ -28,7 +28,7 @@ use super::fragment::{FragmentError, Inbound, Outbound, Progress};
 use super::keys::{self, Msk};
 use super::peap::{InnerError, InnerUser, NtHashes, PeapPeer};
 use super::setup::{Method, Resume, Setup};
-use super::ttls::write_pap_avps;
+use super::ttls::{asks_for_code, write_pap_avps, write_password_avp};
 use crate::proto::eap::tls::TlsFragment;
 use crate::proto::eap::{write_packet, EapCode, EapError, EapPacket, EapType};
 use crate::proto::wipe;
@@ -44,11 +44,16 @@ pub struct Credentials {
     pub password: Box<[u8]>,
     /// PEAP only.
     pub hashes: Option<NtHashes>,
+    /// TTLS-PAP: the one-time code a server's Reply-Message asks for (RFC 5281 §11.2.5).
+    pub code: Option<Box<[u8]>>,
 }
 
 impl Drop for Credentials {
     fn drop(&mut self) {
         wipe(&mut self.password);
+        if let Some(code) = self.code.as_mut() {
+            wipe(code);
+        }
     }
 }
 
@@ -337,7 +342,19 @@ impl Conversation {
                 // carries the session tickets, which an Accept right after our Finished
                 // would leave unsent.
                 let now = !(self.resumed || self.tls13 && setup.resume != Resume::Off);
-                if done && !self.avps_sent && (was_done || now) {
+                if self.avps_sent && !self.plain.is_empty() {
+                    // Our AVPs went out and the server asks for more: a one-time code.
+                    if !asks_for_code(&self.plain) {
+                        return Err(ConvError::Unexpected(
+                            "TTLS data other than a Reply-Message",
+                        ));
+                    }
+                    let code = creds
+                        .code
+                        .as_deref()
+                        .ok_or(ConvError::Unexpected("a code asked for, none known"))?;
+                    write_password_avp(code, &mut self.reply).ok_or(ConvError::TooLarge)?;
+                } else if done && !self.avps_sent && (was_done || now) {
                     write_pap_avps(&creds.name, &creds.password, &mut self.reply)
                         .ok_or(ConvError::TooLarge)?;
                     self.avps_sent = true;
@@ -428,6 +445,7 @@ mod tests {
             name: b"alice".as_slice().into(),
             password: b"alicepw".as_slice().into(),
             hashes: NtHashes::of_password(b"alicepw"),
+            code: None,
         }
     }
 

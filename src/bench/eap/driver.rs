@@ -27,6 +27,7 @@ use super::setup::{Method, Setup};
 use super::stats::EapStats;
 use crate::bench::args::BenchArgs;
 use crate::bench::error::BenchError;
+use crate::bench::poll::{wait_readable, Sending, Timers, MAX_SOCKETS};
 use crate::bench::report::{Counters, Report};
 use crate::bench::users::User;
 use crate::dataplane::batch::{RecvBatch, SendBatch, DATAGRAM_MAX};
@@ -34,8 +35,6 @@ use crate::proto::eap::{EapError, MAX_EAP_LEN};
 use crate::proto::{attr, verify_response, BuildError, Code, Packet, Secret};
 
 const IDS: usize = 256;
-/// As in the packet loader: the idle wait polls every socket from one stack array.
-const MAX_SOCKETS: usize = 512;
 const SOCKET_BUFFER: usize = 8 << 20;
 
 /// One identifier of one socket.
@@ -174,6 +173,7 @@ fn credentials(
         name: name.into(),
         password,
         hashes,
+        code: None,
     })
 }
 
@@ -743,52 +743,20 @@ impl Driver {
 
     /// Nothing to do: sleep in ppoll until a socket is readable or a timer is due.
     fn idle_wait(&self, sending: bool, start: Instant, next_progress: Instant) {
-        let now = Instant::now();
-        let mut until = now + Duration::from_millis(100);
-        if self.active > 0 {
-            until = until.min(self.next_scan);
-        }
-        if sending {
-            if let Some(r) = self.plan.rate {
-                if !self.idle.is_empty() {
-                    until = until.min(start + Duration::from_secs_f64(self.issued as f64 / r));
-                }
-            } else if !self.idle.is_empty() {
-                return;
-            }
-            if let Some(d) = self.plan.duration {
-                until = until.min(start + d);
-            }
-        }
-        if self.plan.progress {
-            until = until.min(next_progress);
-        }
-        let wait = until.saturating_duration_since(now);
-        if wait.is_zero() {
-            return;
-        }
-        let mut fds = [libc::pollfd {
-            fd: -1,
-            events: libc::POLLIN,
-            revents: 0,
-        }; MAX_SOCKETS];
-        let nfds = self.socks.len().min(fds.len());
-        for (f, s) in fds.iter_mut().zip(&self.socks) {
-            f.fd = s.fd;
-        }
-        let ts = libc::timespec {
-            tv_sec: wait.as_secs() as libc::time_t,
-            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        let timers = Timers {
+            next_scan: (self.active > 0).then_some(self.next_scan),
+            sending: sending.then_some(Sending {
+                room: !self.idle.is_empty(),
+                rate: self.plan.rate,
+                issued: self.issued,
+                start,
+                duration: self.plan.duration,
+            }),
+            next_progress: self.plan.progress.then_some(next_progress),
         };
-        // SAFETY: `fds` holds `nfds` initialised pollfds; `ts` is a valid timespec; no sigmask.
-        unsafe {
-            libc::ppoll(
-                fds.as_mut_ptr(),
-                nfds as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            )
-        };
+        if let Some(until) = timers.until(Instant::now()) {
+            wait_readable(self.socks.iter().map(|s| s.fd), until);
+        }
     }
 }
 

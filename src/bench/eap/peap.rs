@@ -291,39 +291,54 @@ mod tests {
         b[..n].to_vec()
     }
 
-    /// Runs identity and challenge; returns the peer, the response it sent and the challenge.
-    fn to_response(hashes: &NtHashes, rng: &mut StdRng) -> (PeapPeer, Vec<u8>, [u8; 16]) {
-        let mut p = PeapPeer::default();
-        let mut out = Vec::new();
-        p.handle(
-            &[1],
-            7,
-            false,
-            &InnerUser { name: NAME, hashes },
-            rng,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(out, b"\x01alice");
-        out.clear();
-        let ch = [0x42u8; 16];
-        p.handle(
-            &challenge(3, &ch),
-            8,
-            false,
-            &InnerUser { name: NAME, hashes },
-            rng,
-            &mut out,
-        )
-        .unwrap();
-        (p, out, ch)
+    /// alice's side of the inner exchange: the peer under test, her hashes, the random source.
+    struct Alice {
+        peer: PeapPeer,
+        hashes: NtHashes,
+        rng: StdRng,
+    }
+
+    impl Alice {
+        fn new(seed: u64) -> Alice {
+            Alice {
+                peer: PeapPeer::default(),
+                hashes: NtHashes::of_password(b"alicepw").unwrap(),
+                rng: StdRng::seed_from_u64(seed),
+            }
+        }
+
+        /// Hands `inner` (outer EAP identifier `outer_id`) to the peer; what it answered.
+        fn handle(
+            &mut self,
+            inner: &[u8],
+            outer_id: u8,
+            resumed: bool,
+        ) -> Result<Vec<u8>, InnerError> {
+            let user = InnerUser {
+                name: NAME,
+                hashes: &self.hashes,
+            };
+            let mut out = Vec::new();
+            self.peer
+                .handle(inner, outer_id, resumed, &user, &mut self.rng, &mut out)?;
+            Ok(out)
+        }
+
+        /// A new peer through identity and challenge; returns the response it sent and the
+        /// challenge.
+        fn run_to_response(&mut self) -> (Vec<u8>, [u8; 16]) {
+            self.peer = PeapPeer::default();
+            assert_eq!(self.handle(&[1], 7, false).unwrap(), b"\x01alice");
+            let ch = [0x42u8; 16];
+            (self.handle(&challenge(3, &ch), 8, false).unwrap(), ch)
+        }
     }
 
     #[test]
     fn full_inner_exchange() {
-        let mut rng = StdRng::seed_from_u64(1);
-        let hashes = NtHashes::of_password(b"alicepw").unwrap();
-        let (mut p, resp, ch) = to_response(&hashes, &mut rng);
+        let mut a = Alice::new(1);
+        let (resp, ch) = a.run_to_response();
+        let hashes = &a.hashes;
         // The server's view: put the header back, parse, verify the NT-Response.
         let mut whole = [0u8; 128];
         let n = with_header(&mut whole, EapCode::Response, 8, &resp).unwrap();
@@ -342,36 +357,16 @@ mod tests {
         ));
         let digest =
             authenticator_response(&hashes.nt_hash, r.nt_response, r.peer_challenge, &ch, NAME);
-        assert!(!p.done());
-        let mut out = Vec::new();
-        p.handle(
-            &success(3, &digest),
-            9,
-            false,
-            &InnerUser {
-                name: NAME,
-                hashes: &hashes,
-            },
-            &mut rng,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(out, [26, OP_SUCCESS]);
-        out.clear();
-        p.handle(
-            &result(TlvResult::Success),
-            10,
-            false,
-            &InnerUser {
-                name: NAME,
-                hashes: &hashes,
-            },
-            &mut rng,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(out, result_response(TlvResult::Success));
-        assert!(p.done());
+        assert!(!a.peer.done());
+        assert_eq!(
+            a.handle(&success(3, &digest), 9, false).unwrap(),
+            [26, OP_SUCCESS]
+        );
+        assert_eq!(
+            a.handle(&result(TlvResult::Success), 10, false).unwrap(),
+            result_response(TlvResult::Success)
+        );
+        assert!(a.peer.done());
     }
 
     fn result_response(r: TlvResult) -> Vec<u8> {
@@ -382,88 +377,33 @@ mod tests {
 
     #[test]
     fn wrong_s_and_failures() {
-        let mut rng = StdRng::seed_from_u64(2);
-        let hashes = NtHashes::of_password(b"alicepw").unwrap();
-        let (mut p, _, _) = to_response(&hashes, &mut rng);
-        let mut out = Vec::new();
+        let mut a = Alice::new(2);
+        a.run_to_response();
         assert_eq!(
-            p.handle(
-                &success(3, &[0; 20]),
-                9,
-                false,
-                &InnerUser {
-                    name: NAME,
-                    hashes: &hashes
-                },
-                &mut rng,
-                &mut out
-            ),
+            a.handle(&success(3, &[0; 20]), 9, false),
             Err(InnerError::BadAuthenticatorResponse)
         );
 
         // MS-CHAPv2 Failure is acknowledged, then a failure Result is answered in kind.
-        let (mut p, _, _) = to_response(&hashes, &mut rng);
+        a.run_to_response();
         let mut b = [0u8; 128];
         let n = mschapv2::write_failure(&mut b, 9, 3, b"E=691 R=0 C=00 V=3 M=no").unwrap();
-        let mut out = Vec::new();
-        p.handle(
-            without_header(&b[..n]),
-            9,
-            false,
-            &InnerUser {
-                name: NAME,
-                hashes: &hashes,
-            },
-            &mut rng,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(out, [26, OP_FAILURE]);
-        out.clear();
-        p.handle(
-            &result(TlvResult::Failure),
-            10,
-            false,
-            &InnerUser {
-                name: NAME,
-                hashes: &hashes,
-            },
-            &mut rng,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(out, result_response(TlvResult::Failure));
-        assert!(!p.done());
+        assert_eq!(
+            a.handle(without_header(&b[..n]), 9, false).unwrap(),
+            [26, OP_FAILURE]
+        );
+        assert_eq!(
+            a.handle(&result(TlvResult::Failure), 10, false).unwrap(),
+            result_response(TlvResult::Failure)
+        );
+        assert!(!a.peer.done());
 
         // A success Result with no inner method: only on a resumed session.
-        let mut p = PeapPeer::default();
-        assert!(p
-            .handle(
-                &result(TlvResult::Success),
-                1,
-                false,
-                &InnerUser {
-                    name: NAME,
-                    hashes: &hashes
-                },
-                &mut rng,
-                &mut out
-            )
-            .is_err());
-        let mut p = PeapPeer::default();
-        p.handle(
-            &result(TlvResult::Success),
-            1,
-            true,
-            &InnerUser {
-                name: NAME,
-                hashes: &hashes,
-            },
-            &mut rng,
-            &mut out,
-        )
-        .unwrap();
-        assert!(p.done());
+        a.peer = PeapPeer::default();
+        assert!(a.handle(&result(TlvResult::Success), 1, false).is_err());
+        a.peer = PeapPeer::default();
+        a.handle(&result(TlvResult::Success), 1, true).unwrap();
+        assert!(a.peer.done());
     }
 
     #[test]

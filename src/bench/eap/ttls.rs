@@ -26,6 +26,32 @@ pub fn write_pap_avps(name: &[u8], password: &[u8], out: &mut Vec<u8>) -> Option
     Some(())
 }
 
+/// Appends a User-Password AVP carrying `code` (padded as [`write_pap_avps`] pads): the answer
+/// to a server's Reply-Message.
+pub fn write_password_avp(code: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let mut buf = [0u8; 8 + 128];
+    let mut padded = [0u8; 128];
+    let plen = code.len().div_ceil(16).max(1) * 16;
+    padded.get_mut(..code.len())?.copy_from_slice(code);
+    let n = write_avp(
+        &mut buf,
+        code::USER_PASSWORD,
+        None,
+        true,
+        padded.get(..plen)?,
+    );
+    wipe(&mut padded);
+    out.extend_from_slice(buf.get(..n?)?);
+    wipe(&mut buf);
+    Some(())
+}
+
+/// Whether the server's AVPs carry a Reply-Message (a token code asked for).
+pub fn asks_for_code(avps: &[u8]) -> bool {
+    crate::proto::eap::ttls::avps(avps)
+        .any(|a| a.is_ok_and(|a| a.vendor.is_none() && a.code == code::REPLY_MESSAGE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parsed once at start-up, so the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.

@@ -12,6 +12,8 @@
 //! * [`dataplane`]: per-core shards, sockets, batching, duplicate detection.
 //! * [`accounting`]: the durable accounting log.
 //! * [`metrics`]: per-shard counters merged at scrape time.
+//! * [`proxy`]: proxying by realm to home-server pools, the sans-IO core (routing, liveness,
+//!   pool choice, upstream identifiers, forwarding); not yet wired into the pipeline.
 //! * [`tls`]: rustls server configurations, client certificate names, the test PKI.
 //! * [`bench`]: the `radshard bench` load generator.
 
@@ -28,5 +30,7 @@ pub mod dict;
 pub mod metrics;
 pub mod policy;
 pub mod proto;
+pub mod proxy;
+pub mod radsec;
 pub mod tls;
 pub mod vocab;

@@ -174,6 +174,26 @@ pub enum RejectReason {
     TlsOverloaded,
     /// EAP: the inner method asked for something the tunnel does not carry (an OTP challenge).
     InnerChallengeUnsupported,
+    /// PEAP: the peer's Cryptobinding TLV (MS-PEAP §2.2.8.1.1) did not verify (wrong Compound
+    /// MAC, nonce, version or subtype), or it sent none and `peap_crypto_binding = "required"`:
+    /// the inner login may have been relayed into another tunnel.
+    PeapCryptoBindingFailed,
+    /// Proxy: the User-Name is not a valid NAI (RFC 7542), so it cannot be routed.
+    InvalidNai,
+    /// Proxy: the realm is configured as refused.
+    RealmRejected,
+    /// Proxy: no realm entry (exact, regex or default) matches.
+    NoRealmRoute,
+    /// Proxy: the home server answered Access-Reject.
+    HomeServerReject,
+    /// Proxy: no home server of the pool is alive and the pool says reject.
+    NoHomeServer,
+    /// Proxy: the home server did not answer within its response window.
+    HomeServerTimeout,
+    /// Proxy: the request carries more Proxy-States than allowed (a loop between proxies).
+    ProxyLoop,
+    /// Proxy: the request could not be forwarded or the answer relayed (malformed).
+    ProxyFailed,
 }
 
 impl RejectReason {
@@ -222,6 +242,15 @@ impl RejectReason {
             RejectReason::CertificateIdentityMismatch => "certificate_identity_mismatch",
             RejectReason::TlsOverloaded => "tls_overloaded",
             RejectReason::InnerChallengeUnsupported => "inner_challenge_unsupported",
+            RejectReason::PeapCryptoBindingFailed => "peap_crypto_binding_failed",
+            RejectReason::InvalidNai => "invalid_nai",
+            RejectReason::RealmRejected => "realm_rejected",
+            RejectReason::NoRealmRoute => "no_realm_route",
+            RejectReason::HomeServerReject => "home_server_reject",
+            RejectReason::NoHomeServer => "no_home_server",
+            RejectReason::HomeServerTimeout => "home_server_timeout",
+            RejectReason::ProxyLoop => "proxy_loop",
+            RejectReason::ProxyFailed => "proxy_failed",
         }
     }
 }
@@ -236,6 +265,8 @@ pub enum AuthSource {
     Nas,
     /// EAP-TLS: a client certificate a trusted CA signed.
     Certificate,
+    /// A home server answered (`[proxy]`).
+    Proxy,
 }
 
 impl AuthSource {
@@ -245,6 +276,7 @@ impl AuthSource {
             AuthSource::Ldap => "ldap",
             AuthSource::Nas => "nas",
             AuthSource::Certificate => "certificate",
+            AuthSource::Proxy => "proxy",
         }
     }
 }

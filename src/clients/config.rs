@@ -6,7 +6,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Transport;
 use crate::cfg::{ClientNet, ConfigError, SecretText};
+
+/// RFC 6614 §2.3: the shared secret of RADIUS over TLS, whose integrity TLS provides.
+pub const RADSEC_SECRET: &str = "radsec";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,9 +18,17 @@ pub struct RawClient {
     pub name: String,
     /// IP addresses or CIDR networks, IPv4 or IPv6.
     pub addresses: Vec<Spanned<ClientNet>>,
-    pub secret: Spanned<String>,
-    #[serde(default = "default_true")]
-    pub require_message_authenticator: bool,
+    /// Required over UDP; over TLS `"radsec"` unless given.
+    pub secret: Option<Spanned<String>>,
+    /// `"udp"` (default), `"tcp"` (RFC 6613, `[tcp]` listener) or `"tls"`: a RadSec peer,
+    /// whose certificate must chain to `[radsec.tls] ca` (and match `fingerprints` when given).
+    pub transport: Option<Spanned<String>>,
+    /// TLS: SHA-256 fingerprints of the only client certificates accepted (hex, colons
+    /// optional, `sha256:` prefix optional).
+    #[serde(default)]
+    pub fingerprints: Vec<Spanned<String>>,
+    /// Default: true over UDP (BlastRADIUS), false over TLS (TLS protects the packet).
+    pub require_message_authenticator: Option<bool>,
     #[serde(default = "default_true")]
     pub limit_proxy_state: bool,
     /// Requests per second accepted from this client (whole server); absent: unlimited.
@@ -38,6 +50,9 @@ pub struct ClientConfig {
     pub limit_proxy_state: bool,
     pub rate_limit: Option<u32>,
     pub group: Option<String>,
+    pub transport: Transport,
+    /// TLS: the client certificates accepted (SHA-256 of their DER); empty: any the CA signed.
+    pub fingerprints: Vec<[u8; 32]>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -52,8 +67,39 @@ impl ClientConfig {
         at: &impl Fn(std::ops::Range<usize>) -> usize,
         warnings: &mut Vec<ConfigError>,
     ) -> Result<ClientConfig, ConfigError> {
-        let secret_line = at(c.secret.span());
-        let secret = c.secret.into_inner();
+        let transport = match c
+            .transport
+            .as_ref()
+            .map(|t| (t.get_ref().as_str(), t.span()))
+        {
+            None | Some(("udp", _)) => Transport::Udp,
+            Some(("tcp", _)) => Transport::Tcp,
+            Some(("tls", _)) => Transport::Tls,
+            Some((other, span)) => {
+                return Err(ConfigError::new(
+                    origin,
+                    at(span),
+                    format!(
+                        "client {:?}: transport {other:?} is not \"udp\", \"tcp\" or \"tls\"",
+                        c.name
+                    ),
+                ))
+            }
+        };
+        let (secret, secret_line) = match (c.secret, transport) {
+            (Some(s), _) => {
+                let line = at(s.span());
+                (s.into_inner(), line)
+            }
+            (None, Transport::Tls) => (RADSEC_SECRET.to_string(), line),
+            (None, _) => {
+                return Err(ConfigError::new(
+                    origin,
+                    line,
+                    format!("client {:?}: a UDP or TCP client needs a secret", c.name),
+                ))
+            }
+        };
         if secret.is_empty() {
             return Err(ConfigError::new(
                 origin,
@@ -61,7 +107,7 @@ impl ClientConfig {
                 format!("client {:?}: secret must not be empty", c.name),
             ));
         }
-        if secret.len() < 16 && secret != "testing123" {
+        if transport != Transport::Tls && secret.len() < 16 && secret != "testing123" {
             warnings.push(ConfigError::new(
                 origin,
                 secret_line,
@@ -71,6 +117,33 @@ impl ClientConfig {
                 ),
             ));
         }
+        let mut fingerprints = Vec::with_capacity(c.fingerprints.len());
+        for f in &c.fingerprints {
+            if transport != Transport::Tls {
+                return Err(ConfigError::new(
+                    origin,
+                    at(f.span()),
+                    format!(
+                        "client {:?}: fingerprints are for transport = \"tls\"",
+                        c.name
+                    ),
+                ));
+            }
+            fingerprints.push(parse_fingerprint(f.get_ref()).ok_or_else(|| {
+                ConfigError::new(
+                    origin,
+                    at(f.span()),
+                    format!(
+                        "client {:?}: fingerprint {:?} is not a SHA-256 in hex (64 digits, colons allowed)",
+                        c.name,
+                        f.get_ref()
+                    ),
+                )
+            })?);
+        }
+        let require_message_authenticator = c
+            .require_message_authenticator
+            .unwrap_or(transport != Transport::Tls);
         if c.addresses.is_empty() {
             return Err(ConfigError::new(
                 origin,
@@ -81,7 +154,7 @@ impl ClientConfig {
                 ),
             ));
         }
-        if !c.require_message_authenticator {
+        if !require_message_authenticator && transport != Transport::Tls {
             warnings.push(ConfigError::new(
                 origin,
                 line,
@@ -108,21 +181,41 @@ impl ClientConfig {
             name: c.name,
             networks: c.addresses.into_iter().map(|a| a.into_inner().0).collect(),
             secret: SecretText::new(secret),
-            require_message_authenticator: c.require_message_authenticator,
+            require_message_authenticator,
             limit_proxy_state: c.limit_proxy_state,
             rate_limit,
             group: c.group,
+            transport,
+            fingerprints,
             file: origin.to_path_buf(),
             line,
         })
     }
 }
 
-/// Refuses two clients with the same network (which one a packet came from would be ambiguous).
+/// `AB:CD:…`, `abcd…` or `sha256:…`: 32 bytes.
+fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex: String = text
+        .strip_prefix("sha256:")
+        .unwrap_or(text)
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// Refuses two clients of one transport with the same network (which one a packet came from
+/// would be ambiguous). A UDP and a TLS client may share one: the transport tells them apart.
 pub fn check_overlap(clients: &[ClientConfig]) -> Result<(), ConfigError> {
     for (i, c) in clients.iter().enumerate() {
         for net in &c.networks {
-            if let Some(prev) = clients[..i].iter().find(|p| p.networks.contains(net)) {
+            if let Some(prev) = clients[..i]
+                .iter()
+                .find(|p| p.transport == c.transport && p.networks.contains(net))
+            {
                 return Err(ConfigError::new(
                     &c.file,
                     c.line,

@@ -15,6 +15,16 @@ use crate::proto::Secret;
 
 pub use config::ClientConfig;
 
+/// How a client reaches us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    /// RADIUS over TCP (RFC 6613): a shared secret, as over UDP.
+    Tcp,
+    /// RADIUS over TLS (RFC 6614): identified by its address and its certificate.
+    Tls,
+}
+
 /// A configured RADIUS client (NAS), ready for the data plane.
 #[derive(Debug)]
 pub struct Client {
@@ -27,15 +37,43 @@ pub struct Client {
     pub rate_limit: Option<u32>,
     /// For network policies (`client_groups`).
     pub group: Option<String>,
+    pub transport: Transport,
+    /// TLS: the certificates accepted (SHA-256 of the DER); empty: any the CA signed.
+    pub fingerprints: Vec<[u8; 32]>,
 }
 
-/// Lookup by source address: single addresses by hash, networks by longest prefix.
+/// Lookup by source address: single addresses by hash, networks by longest prefix; UDP
+/// and TLS clients apart.
 #[derive(Debug, Default)]
 pub struct ClientTable {
     clients: Vec<Client>,
+    udp: Index,
+    tcp: Index,
+    tls: Index,
+}
+
+#[derive(Debug, Default)]
+struct Index {
     hosts: HashMap<IpAddr, usize>,
     /// Sorted by prefix length, longest first, so the first match is the most specific.
     networks: Vec<(IpNet, usize)>,
+}
+
+impl Index {
+    fn lookup(&self, ip: IpAddr) -> Option<usize> {
+        let ip = match ip {
+            // A v4-mapped source (from a dual-stack socket) is the IPv4 client it maps.
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        if let Some(&i) = self.hosts.get(&ip) {
+            return Some(i);
+        }
+        self.networks
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|&(_, i)| i)
+    }
 }
 
 impl ClientTable {
@@ -45,11 +83,16 @@ impl ClientTable {
             let secret = Secret::new(c.secret.expose().as_bytes()).map_err(|e| {
                 ConfigError::new(&c.file, c.line, format!("client {:?}: {e}", c.name))
             })?;
+            let ix = match c.transport {
+                Transport::Udp => &mut t.udp,
+                Transport::Tcp => &mut t.tcp,
+                Transport::Tls => &mut t.tls,
+            };
             for net in &c.networks {
                 if net.prefix_len() == net.max_prefix_len() {
-                    t.hosts.insert(net.addr(), index);
+                    ix.hosts.insert(net.addr(), index);
                 } else {
-                    t.networks.push((*net, index));
+                    ix.networks.push((*net, index));
                 }
             }
             t.clients.push(Client {
@@ -60,26 +103,35 @@ impl ClientTable {
                 limit_proxy_state: c.limit_proxy_state,
                 rate_limit: c.rate_limit,
                 group: c.group.clone(),
+                transport: c.transport,
+                fingerprints: c.fingerprints.clone(),
             });
         }
-        t.networks
-            .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        for ix in [&mut t.udp, &mut t.tcp, &mut t.tls] {
+            ix.networks
+                .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        }
         Ok(t)
     }
 
+    /// The UDP client `ip` belongs to.
     pub fn lookup(&self, ip: IpAddr) -> Option<&Client> {
-        let ip = match ip {
-            // A v4-mapped source (from a dual-stack socket) is the IPv4 client it maps.
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        if let Some(&i) = self.hosts.get(&ip) {
-            return Some(&self.clients[i]);
-        }
-        self.networks
-            .iter()
-            .find(|(n, _)| n.contains(&ip))
-            .map(|&(_, i)| &self.clients[i])
+        self.udp.lookup(ip).and_then(|i| self.clients.get(i))
+    }
+
+    /// The RadSec (TLS) client `ip` belongs to.
+    pub fn lookup_tls(&self, ip: IpAddr) -> Option<&Client> {
+        self.tls.lookup(ip).and_then(|i| self.clients.get(i))
+    }
+
+    /// The RADIUS/TCP client `ip` belongs to.
+    pub fn lookup_tcp(&self, ip: IpAddr) -> Option<&Client> {
+        self.tcp.lookup(ip).and_then(|i| self.clients.get(i))
+    }
+
+    /// Whether any RadSec client is configured.
+    pub fn has_tls(&self) -> bool {
+        !self.tls.hosts.is_empty() || !self.tls.networks.is_empty()
     }
 
     /// The client at `index` (its position in the table).
@@ -146,6 +198,53 @@ mod tests {
     fn table(text: &str) -> ClientTable {
         let c = crate::config::Config::from_str(text, Path::new("t.toml"), None).unwrap();
         ClientTable::build(&c.clients).unwrap()
+    }
+
+    #[test]
+    fn tls_clients_are_apart_from_udp_ones_on_the_same_address() {
+        let fp = "AB:".repeat(31) + "AB";
+        let t = table(&format!(
+            "[[clients]]\nname = \"nas\"\naddresses = [\"127.0.0.1\"]\nsecret = \"testing123\"\n\
+             [[clients]]\nname = \"peer\"\naddresses = [\"127.0.0.0/8\"]\ntransport = \"tls\"\n\
+             fingerprints = [\"sha256:{fp}\"]\n"
+        ));
+        let ip = "127.0.0.1".parse().unwrap();
+        assert_eq!(t.lookup(ip).unwrap().name, "nas");
+        let peer = t.lookup_tls(ip).unwrap();
+        assert_eq!(peer.name, "peer");
+        assert_eq!(peer.secret.as_bytes(), b"radsec");
+        assert!(!peer.require_message_authenticator);
+        assert_eq!(peer.fingerprints, vec![[0xab; 32]]);
+        assert!(t.lookup_tls("10.0.0.1".parse().unwrap()).is_none());
+        assert!(t.has_tls());
+
+        for (bad, why) in [
+            ("transport = \"sctp\"", "is not \"udp\", \"tcp\" or \"tls\""),
+            (
+                "transport = \"tls\"\nfingerprints = [\"abc\"]",
+                "not a SHA-256",
+            ),
+            ("fingerprints = [\"abc\"]", "are for transport"),
+        ] {
+            let text = format!(
+                "[[clients]]\nname = \"p\"\naddresses = [\"10.0.0.1\"]\nsecret = \"s\"\n{bad}\n"
+            );
+            let e = crate::config::Config::from_str(&text, Path::new("t.toml"), None).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        let e = crate::config::Config::from_str(
+            "[[clients]]\nname = \"p\"\naddresses = [\"10.0.0.1\"]\n",
+            Path::new("t.toml"),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("needs a secret"), "{e}");
+        let t = table(
+            "[[clients]]\nname = \"tcp-nas\"\naddresses = [\"127.0.0.1\"]\nsecret = \"s\"\ntransport = \"tcp\"\n",
+        );
+        let ip = "127.0.0.1".parse().unwrap();
+        assert_eq!(t.lookup_tcp(ip).unwrap().name, "tcp-nas");
+        assert!(t.lookup(ip).is_none() && t.lookup_tls(ip).is_none());
     }
 
     #[test]

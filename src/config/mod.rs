@@ -60,6 +60,12 @@ pub struct Config {
     pub mfa: Option<MfaConfig>,
     /// `[eap]`: without it, no EAP method is offered.
     pub eap: Option<crate::auth::eap::config::EapConfig>,
+    /// `[proxy]`: without it, every request is answered here.
+    pub proxy: Option<crate::proxy::config::ProxyConfig>,
+    /// `[radsec]`: the RadSec listener; its peers are the `transport = "tls"` clients.
+    pub radsec: Option<crate::radsec::config::RadsecConfig>,
+    /// `[tcp]`: RADIUS/TCP listeners; their peers are the `transport = "tcp"` clients.
+    pub tcp: Option<crate::radsec::config::TcpConfig>,
     /// Things that work but deserve an operator's attention; `check-config` prints them.
     pub warnings: Vec<ConfigError>,
 }
@@ -272,6 +278,47 @@ impl Config {
                 crate::auth::eap::config::EapConfig::from_raw(e.into_inner(), origin, &at, &resolve)
             })
             .transpose()?;
+        let proxy = raw
+            .proxy
+            .map(|p| {
+                crate::proxy::config::ProxyConfig::from_raw(p.into_inner(), origin, &at, &resolve)
+            })
+            .transpose()?;
+        let radsec = raw
+            .radsec
+            .map(|r| crate::radsec::config::RadsecConfig::from_raw(r, origin, &at, &resolve))
+            .transpose()?;
+        if let Some(r) = &radsec {
+            // The files are read now, so check-config and a reload refuse what rustls cannot
+            // use, at the line that names it.
+            r.server_config()?;
+            if !clients
+                .iter()
+                .any(|c| c.transport == crate::clients::Transport::Tls)
+            {
+                warnings.push(ConfigError::new(
+                    origin,
+                    r.tls.lines.table,
+                    "[radsec] is configured but no client has transport = \"tls\": every RadSec connection will be refused",
+                ));
+            }
+        } else if let Some(c) = clients
+            .iter()
+            .find(|c| c.transport == crate::clients::Transport::Tls)
+        {
+            warnings.push(ConfigError::new(
+                &c.file,
+                c.line,
+                format!(
+                    "client {:?} has transport = \"tls\" but there is no [radsec] listener",
+                    c.name
+                ),
+            ));
+        }
+        let tcp = raw
+            .tcp
+            .map(|t| crate::radsec::config::TcpConfig::from_raw(t.into_inner(), origin, &at))
+            .transpose()?;
         let mut policies = Vec::with_capacity(raw.policies.len());
         for p in raw.policies {
             check_policy_clients(&p, origin, text, &clients)?;
@@ -371,6 +418,26 @@ impl Config {
                         ),
                     ));
                 }
+                // Inside PEAP or TTLS a code travels in EAP-GTC (or TTLS-PAP): a tunnel that
+                // offers no GTC leaves PEAP logins under this policy nothing to answer with.
+                let tunnels = p.auth_methods.is_empty()
+                    || p.auth_methods
+                        .iter()
+                        .any(|m| matches!(m, Method::Peap | Method::Ttls));
+                let gtc = eap.as_ref().is_some_and(|e| {
+                    e.inner_methods
+                        .contains(&crate::auth::eap::config::InnerMethod::Gtc)
+                });
+                if tunnels && eap.is_some() && !gtc {
+                    warnings.push(ConfigError::new(
+                        &p.file,
+                        p.line,
+                        format!(
+                            "policy {:?} requires a one-time code but [eap] inner_methods offers no \"gtc\": PEAP logins (and TTLS with inner EAP) it matches cannot carry the code and are rejected",
+                            p.name
+                        ),
+                    ));
+                }
                 if p.auth_methods.is_empty() || p.auth_methods.contains(&Method::Chap) {
                     warnings.push(ConfigError::new(
                         &p.file,
@@ -392,6 +459,9 @@ impl Config {
             policies,
             mfa,
             eap,
+            proxy,
+            radsec,
+            tcp,
             server,
             log: LogConfig {
                 level,

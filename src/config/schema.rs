@@ -46,6 +46,12 @@ pub struct RawConfig {
     pub mfa: Option<Spanned<crate::backend::mfa::RawMfa>>,
     /// PEAP, EAP-TTLS and EAP-TLS, and their TLS.
     pub eap: Option<Spanned<crate::auth::eap::config::RawEap>>,
+    /// Realms, pools of home servers, and the home servers.
+    pub proxy: Option<Spanned<crate::proxy::config::RawProxy>>,
+    /// The RadSec (RADIUS over TLS) listener.
+    pub radsec: Option<Spanned<crate::radsec::config::RawRadsec>>,
+    /// RADIUS over TCP listeners.
+    pub tcp: Option<Spanned<crate::radsec::config::RawTcp>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -840,3 +840,31 @@ fn primary_nas_is_refused_unless_it_names_clients_and_requires_the_second_factor
         crate::policy::MfaMode::CodeOnly
     );
 }
+
+#[test]
+fn a_code_policy_over_tunnels_without_gtc_warns() {
+    let dir = tempfile::tempdir().expect("dir");
+    crate::tls::pki::write_test_pki(dir.path(), Default::default(), false).expect("pki");
+    let d = dir.path().display();
+    let text = |inner: &str| {
+        format!(
+            "[[policies]]\nname = \"wifi\"\nauth_methods = [\"peap\"]\nmfa = true\n\
+             [mfa]\nprovider = \"totp\"\n\
+             [eap]\n{inner}\n[eap.tls]\ncertificate = \"{d}/server.pem\"\nprivate_key = \"{d}/server.key\"\n"
+        )
+    };
+    let gtc_warning = |c: &Config| {
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("inner_methods offers no \"gtc\""))
+    };
+    let c = parse(&text("inner_methods = [\"mschapv2\"]")).expect("valid");
+    assert!(gtc_warning(&c), "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].to_string().starts_with("test.toml:1: "),
+        "{:?}",
+        c.warnings
+    );
+    let c = parse(&text("")).expect("valid");
+    assert!(!gtc_warning(&c), "{:?}", c.warnings);
+}

@@ -192,6 +192,17 @@ impl SendBatch {
         }
     }
 
+    /// Hands every queued reply to `f` (for a transport other than this batch's socket) and
+    /// empties the batch.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8], SocketAddr)) {
+        for i in 0..self.count {
+            if let Some(to) = self.addrs[i].as_socket() {
+                f(&self.bufs[i][..self.lens[i]], to);
+            }
+        }
+        self.count = 0;
+    }
+
     /// Sends every queued datagram. Returns how many the kernel took; the batch is emptied
     /// either way (UDP replies that cannot be sent are lost, and the NAS will retransmit).
     pub fn flush(&mut self, fd: RawFd) -> io::Result<usize> {

@@ -112,6 +112,31 @@ pub(super) fn submit(
                 None => ready(no_answer),
             }
         }
+        Job::Proxy {
+            request,
+            pool,
+            user_name,
+            key,
+        } => {
+            use crate::proxy::engine::{Failure, Request};
+            let Some(client) = rt.proxy_client.as_ref() else {
+                return ready(JobResult::Proxy(Err(Failure::Overloaded)));
+            };
+            let rx = client.submit(Request {
+                pool,
+                datagram: request.packet().as_bytes().into(),
+                nas_secret: request.secret().clone(),
+                user_name: user_name.map(Into::into),
+                key,
+                // The engine answers by then itself; the shard's own wait is the backstop.
+                deadline: deadline.unwrap_or_else(Instant::now),
+                waiter: (),
+            });
+            until(deadline, no_answer, async move {
+                // A dropped sender means the proxy client stopped.
+                JobResult::Proxy(rx.await.unwrap_or(Err(Failure::Overloaded)))
+            })
+        }
     }
 }
 

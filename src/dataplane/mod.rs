@@ -15,6 +15,7 @@ mod notify;
 pub mod runtime;
 pub mod shard;
 pub mod socket;
+mod stream;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use crate::cfg::ConfigError;
 use crate::config::Config;
 use crate::metrics::ShardMetrics;
 use runtime::{Runtime, RuntimeCell};
-use shard::{Listener, Shard};
+use shard::{Listener, ListenerIo, Shard};
 use socket::{bind_group, Role};
 
 /// Raised once to stop every shard.
@@ -79,6 +80,10 @@ pub struct ServerHandle {
     pub shards: usize,
     pub auth_addrs: Vec<SocketAddr>,
     pub acct_addrs: Vec<SocketAddr>,
+    /// The RadSec listeners' bound addresses (`[radsec] listen`, real ports).
+    pub radsec_addrs: Vec<SocketAddr>,
+    /// The RADIUS/TCP listeners' bound addresses (`[tcp] listen`).
+    pub tcp_addrs: Vec<SocketAddr>,
     pub metrics: Vec<Arc<ShardMetrics>>,
     /// The backend pool, when a directory is configured.
     pub backend: Option<Arc<BackendPool>>,
@@ -94,6 +99,8 @@ struct Fixed {
     shards: usize,
     listen_auth: Vec<SocketAddr>,
     listen_acct: Vec<SocketAddr>,
+    /// `[radsec] listen`, then `[tcp] listen` (the stream listeners are bound at start).
+    listen_streams: (Vec<SocketAddr>, Vec<SocketAddr>),
     accounting_dir: PathBuf,
     reply_cache: (Duration, usize),
     /// Backend and directory settings, compared by their Debug form (no secrets in it).
@@ -108,6 +115,14 @@ impl Fixed {
             shards,
             listen_auth: config.server.listen_auth.clone(),
             listen_acct: config.server.listen_acct.clone(),
+            listen_streams: (
+                config
+                    .radsec
+                    .iter()
+                    .flat_map(|r| r.listen.clone())
+                    .collect(),
+                config.tcp.iter().flat_map(|t| t.listen.clone()).collect(),
+            ),
             accounting_dir: config.accounting.directory.clone(),
             reply_cache: (
                 config.server.reply_cache_ttl,
@@ -120,19 +135,20 @@ impl Fixed {
 }
 
 impl ServerHandle {
+    /// The running proxy client's counters, when `[proxy]` is configured.
+    pub fn proxy_metrics(&self) -> Option<Arc<crate::proxy::client::ProxyMetrics>> {
+        let (_, current) = self.cell.load();
+        current.proxy_client.as_ref().map(|c| c.metrics.clone())
+    }
+
     /// Replaces clients, users, dictionaries and reply settings without dropping a packet:
     /// sockets stay open and each shard switches between two batches; work in flight finishes
     /// under the runtime it started with. A config that does not build is refused and the
     /// running one stays. Returns the settings that changed but need a restart.
     pub fn reload(&self, config: &Config) -> Result<Vec<&'static str>, ConfigError> {
         let mut rt = Runtime::build(config)?;
-        // The backend pool (its threads and directory connections) stays; its settings need a
-        // restart.
         let (_, current) = self.cell.load();
-        rt.backend = current.backend.clone();
-        rt.mfa = current.mfa.clone();
-        rt.crypto = current.crypto.clone();
-        rt.conversations = current.conversations.clone();
+        rt.continue_from(&current);
         let new = Fixed::of(
             config,
             config.server.shards.unwrap_or(self.fixed.shards).max(1),
@@ -143,6 +159,9 @@ impl ServerHandle {
         }
         if new.listen_auth != self.fixed.listen_auth || new.listen_acct != self.fixed.listen_acct {
             ignored.push("server.listen_auth/listen_acct");
+        }
+        if new.listen_streams != self.fixed.listen_streams {
+            ignored.push("radsec.listen/tcp.listen");
         }
         if new.accounting_dir != self.fixed.accounting_dir {
             ignored.push("accounting.directory");
@@ -194,15 +213,23 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             .map_err(|e| StartError::Backend(e.to_string()))?,
         );
     }
-    if let Some(eap) = &config.eap {
+    // EAP's handshakes and RadSec's share the workers ([eap] workers and queue when EAP is
+    // configured; else one per core and 1024).
+    if config.eap.is_some() || config.radsec.is_some() {
+        let (workers, queue) = config
+            .eap
+            .as_ref()
+            .map_or((0, 1024), |e| (e.workers, e.queue));
         rt.crypto = Some(Arc::new(
-            crate::backend::crypto::CryptoPool::start_beside(
-                eap.workers,
-                eap.queue,
-                &shard_cpus(config),
-            )
-            .map_err(|e| StartError::Backend(format!("cannot start the TLS workers: {e}")))?,
+            crate::backend::crypto::CryptoPool::start_beside(workers, queue, &shard_cpus(config))
+                .map_err(|e| StartError::Backend(format!("cannot start the TLS workers: {e}")))?,
         ));
+    }
+    if let Some(proxy) = &rt.proxy {
+        rt.proxy_client = Some(
+            crate::proxy::client::ProxyClient::start(proxy)
+                .map_err(|e| StartError::Backend(format!("cannot start the proxy client: {e}")))?,
+        );
     }
     if let Some(mfa) = &config.mfa {
         rt.mfa = Some(
@@ -276,6 +303,29 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
             per_shard[k].push((g.role, s));
         }
     }
+    // Stream listeners: RadSec, then plain TCP; each shard tells them apart by `tls_listener`
+    // (one tag per listen address, in the order their sockets were pushed).
+    let mut radsec_addrs = Vec::new();
+    let mut tcp_addrs = Vec::new();
+    let mut tls_listener = Vec::new();
+    let radsec_listen = config.radsec.iter().flat_map(|r| &r.listen);
+    let tcp_listen = config.tcp.iter().flat_map(|t| &t.listen);
+    for (&addr, tls) in radsec_listen
+        .map(|a| (a, true))
+        .chain(tcp_listen.map(|a| (a, false)))
+    {
+        let (bound, sockets) = socket::bind_tcp_group(addr, shards)
+            .map_err(|source| StartError::Bind { addr, source })?;
+        if tls {
+            radsec_addrs.push(bound);
+        } else {
+            tcp_addrs.push(bound);
+        }
+        tls_listener.push(tls);
+        for (k, s) in sockets.into_iter().enumerate() {
+            per_shard[k].push((Role::Both, s));
+        }
+    }
 
     let backend = rt.backend.clone();
     let cell = Arc::new(RuntimeCell::new(rt));
@@ -292,20 +342,34 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
             Placement::Unbound
         };
         let (cell, stop, m) = (cell.clone(), stop.clone(), metrics[id].clone());
+        let tls_listener = tls_listener.clone();
         let join = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
             .spawn(move || async move {
+                let mut stream_kind = tls_listener.into_iter();
                 let listeners = sockets
                     .into_iter()
                     .map(|(role, s)| {
                         let fd = s.into_raw_fd();
-                        // SAFETY: `fd` is a bound UDP socket we own; glommio takes ownership.
-                        let socket = unsafe { glommio::net::UdpSocket::from_raw_fd(fd) };
-                        Listener {
-                            role,
-                            socket: Rc::new(socket),
-                            fd,
-                        }
+                        let io = if role == Role::Both {
+                            // SAFETY: `fd` is a listening TCP socket we own; glommio takes
+                            // ownership.
+                            let l = Rc::new(unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
+                            if stream_kind.next().unwrap_or(true) {
+                                ListenerIo::Tls(l)
+                            } else {
+                                ListenerIo::Tcp(l)
+                            }
+                        } else {
+                            // SAFETY: `fd` is a bound UDP socket we own; glommio takes
+                            // ownership.
+                            let socket = unsafe { glommio::net::UdpSocket::from_raw_fd(fd) };
+                            ListenerIo::Udp {
+                                socket: Rc::new(socket),
+                                fd,
+                            }
+                        };
+                        Listener { role, io }
                     })
                     .collect();
                 let shard = Rc::new(RefCell::new(Shard::new(id, shards, &cell, listeners, m)));
@@ -323,6 +387,8 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         shards,
         auth_addrs,
         acct_addrs,
+        radsec_addrs,
+        tcp_addrs,
         metrics,
         backend,
         stop,

@@ -42,11 +42,33 @@ pub struct Runtime {
     /// Reply-Message per directory reject reason (label), if configured.
     pub ldap_reject_messages: BTreeMap<String, String>,
     /// `[eap]`: its settings and TLS configurations (rebuilt on reload: new certificates
-    /// take effect; sessions of the old ones no longer resume).
+    /// take effect; the session caches and ticket keys carry over, see [`Runtime::continue_from`]).
     pub eap: Option<Arc<crate::auth::eap::EapService>>,
     /// The handshake workers, when `[eap]` is configured; set by `dataplane::start`, kept
     /// across reloads.
     pub crypto: Option<Arc<crate::backend::crypto::CryptoPool>>,
+    /// `[proxy]`: realms, pools and home servers (rebuilt on reload; see
+    /// [`Runtime::continue_from`] for when the running proxy client is kept).
+    pub proxy: Option<Arc<crate::proxy::config::ProxyConfig>>,
+    /// The proxy client (its thread, sockets and home servers' liveness); set by
+    /// `dataplane::start`.
+    pub proxy_client: Option<Arc<crate::proxy::client::ProxyClient>>,
+    /// `[radsec]`: the TLS configuration new connections use (rebuilt on reload: new
+    /// certificates take effect for new connections) and the limits.
+    pub radsec: Option<Arc<StreamRuntime>>,
+    /// `[tcp]`: RADIUS/TCP's limits.
+    pub tcp: Option<Arc<StreamRuntime>>,
+}
+
+/// `[radsec]` or `[tcp]` ready to serve.
+#[derive(Debug)]
+pub struct StreamRuntime {
+    /// RadSec: the TLS configuration; `None` for plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Open connections at most on one shard (the whole server's bound over the shards).
+    pub max_connections: usize,
 }
 
 impl Runtime {
@@ -70,11 +92,38 @@ impl Runtime {
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,
             eap: self.eap.as_deref(),
+            proxy: self.proxy.as_deref(),
         }
     }
 
     /// Builds the runtime tables, resolving dictionary names; everything `serve` needs to
     /// know is right is checked here, so `check-config` calls it too.
+    /// A reload: this runtime, freshly built, keeps what outlives a configuration of `current`:
+    /// the backend pool (its threads and directory connections; its settings need a restart),
+    /// the MFA provider, the handshake workers, the conversation store, and the TLS sessions
+    /// (they still resume, when the resumption settings did not change).
+    pub fn continue_from(&mut self, current: &Runtime) {
+        self.backend = current.backend.clone();
+        self.mfa = current.mfa.clone();
+        self.crypto = current.crypto.clone();
+        self.conversations = current.conversations.clone();
+        // The running client keeps its liveness and outstanding requests when the home
+        // servers and pools are unchanged; otherwise the routes stay the running ones too
+        // (they name its pools) and the change waits for a restart.
+        match (&self.proxy, &current.proxy) {
+            (Some(new), Some(old)) if new.same_engine(old) => {
+                self.proxy_client = current.proxy_client.clone();
+            }
+            (_, old) => {
+                self.proxy = old.clone();
+                self.proxy_client = current.proxy_client.clone();
+            }
+        }
+        if let (Some(new), Some(old)) = (self.eap.as_mut().and_then(Arc::get_mut), &current.eap) {
+            new.continue_from(old);
+        }
+    }
+
     pub fn build(config: &Config) -> Result<Runtime, ConfigError> {
         let mut dict = Dictionary::builtin();
         for d in &config.server.dictionaries {
@@ -101,19 +150,44 @@ impl Runtime {
             backend: None,
             mfa: None,
             // MFA challenges and EAP conversations share the store: room for both bounds.
-            conversations: Arc::new(Conversations::new(match (&config.mfa, &config.eap) {
-                (None, None) => DEFAULT_CONVERSATIONS,
-                (m, e) => {
-                    m.as_ref().map_or(0, |m| m.max_pending)
-                        + e.as_ref().map_or(0, |e| e.max_conversations)
-                }
-            })),
+            conversations: Arc::new(
+                Conversations::new(match (&config.mfa, &config.eap) {
+                    (None, None) => DEFAULT_CONVERSATIONS,
+                    (m, e) => {
+                        m.as_ref().map_or(0, |m| m.max_pending)
+                            + e.as_ref().map_or(0, |e| e.max_conversations)
+                    }
+                })
+                .on_expired(Conversation::expired),
+            ),
             eap: config
                 .eap
                 .as_ref()
                 .map(|e| crate::auth::eap::EapService::build(e).map(Arc::new))
                 .transpose()?,
             crypto: None,
+            proxy: config.proxy.clone().map(Arc::new),
+            proxy_client: None,
+            radsec: config
+                .radsec
+                .as_ref()
+                .map(|r| {
+                    Ok::<_, ConfigError>(Arc::new(StreamRuntime {
+                        tls: Some(r.server_config()?),
+                        handshake_timeout: r.handshake_timeout,
+                        idle_timeout: r.idle_timeout,
+                        max_connections: r.max_connections.div_ceil(shards_of(config)),
+                    }))
+                })
+                .transpose()?,
+            tcp: config.tcp.as_ref().map(|t| {
+                Arc::new(StreamRuntime {
+                    tls: None,
+                    handshake_timeout: Duration::ZERO,
+                    idle_timeout: t.idle_timeout,
+                    max_connections: t.max_connections.div_ceil(shards_of(config)),
+                })
+            }),
             ldap_reject_messages: config
                 .ldap
                 .as_ref()
@@ -159,4 +233,13 @@ impl RuntimeCell {
         *cur = rt;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// The shard count `serve` will use (a per-shard share of a whole-server bound needs it).
+fn shards_of(config: &Config) -> usize {
+    config
+        .server
+        .shards
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
 }

@@ -38,6 +38,7 @@ use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, MAX_PACKET_LEN, PROXY_STATE,
 };
+use crate::proxy::engine::NasRequest;
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
 /// one socket's burst does not starve the shard's other sockets.
@@ -45,8 +46,19 @@ const BATCH: usize = 64;
 
 pub struct Listener {
     pub role: Role,
-    pub socket: Rc<UdpSocket>,
-    pub fd: RawFd,
+    pub io: ListenerIo,
+}
+
+pub enum ListenerIo {
+    Udp {
+        socket: Rc<UdpSocket>,
+        fd: RawFd,
+    },
+    /// RadSec: connections are accepted here and served by [`super::stream`]; replies
+    /// decided later (a directory, a home server) reach them through [`Shard::streams`].
+    Tls(Rc<glommio::net::TcpListener>),
+    /// RADIUS over TCP (RFC 6613): as `Tls`, without TLS.
+    Tcp(Rc<glommio::net::TcpListener>),
 }
 
 pub struct Shard {
@@ -67,6 +79,8 @@ pub struct Shard {
     /// Requests waiting for slow work, and the results coming back for them.
     inflight: InFlight,
     completions: Rc<Completions>,
+    /// The RadSec and RADIUS/TCP connections this shard serves, by (listener, peer).
+    pub(super) streams: super::stream::Streams,
 }
 
 pub type ShardRef = Rc<RefCell<Shard>>;
@@ -96,6 +110,7 @@ impl Shard {
             acct_notify: Rc::new(Notify::default()),
             inflight: InFlight::default(),
             completions: Rc::new(Completions::default()),
+            streams: super::stream::Streams::default(),
         };
         shard.install(generation, rt);
         shard
@@ -122,7 +137,7 @@ impl Shard {
 
     /// Picks up a reloaded runtime, if any: one read of a shared, rarely written cache line
     /// per batch.
-    fn refresh(&mut self, cell: &RuntimeCell) {
+    pub(super) fn refresh(&mut self, cell: &RuntimeCell) {
         if cell.generation() != self.generation {
             let (generation, rt) = cell.load();
             self.install(generation, rt);
@@ -130,7 +145,7 @@ impl Shard {
     }
 
     /// Decides one datagram. A reply decided now is built straight into `tx`.
-    fn handle(
+    pub(super) fn handle(
         &mut self,
         li: usize,
         data: &[u8],
@@ -163,7 +178,12 @@ impl Shard {
             Ok(p) => p,
             Err(e) => return m.count_drop(decode_drop(e)),
         };
-        let Some(client) = rt.clients.lookup(from.ip()) else {
+        let client = match listeners[li].io {
+            ListenerIo::Udp { .. } => rt.clients.lookup(from.ip()),
+            ListenerIo::Tls(_) => rt.clients.lookup_tls(from.ip()),
+            ListenerIo::Tcp(_) => rt.clients.lookup_tcp(from.ip()),
+        };
+        let Some(client) = client else {
             return m.count_drop(DropReason::UnknownClient);
         };
         // From here on every count is also booked to the client.
@@ -194,16 +214,17 @@ impl Shard {
             (_, Code::StatusServer) => {
                 m.request(code.as_u8());
                 // RFC 5997 §3: answered from the server's state, never from the duplicate cache.
-                let reply = if role == Role::Auth {
-                    Code::AccessAccept
-                } else {
+                let reply = if role == Role::Acct {
                     Code::AccountingResponse
+                } else {
+                    Code::AccessAccept
                 };
                 // The builder signs every reply to Status-Server with a Message-Authenticator.
                 let fill = |_: &mut PacketBuilder<'_, '_>, _: &Secret| Ok(());
                 return send_reply(tx, from, &req, reply, fill, &m, None);
             }
-            (Role::Auth, Code::AccessRequest) | (Role::Acct, Code::AccountingRequest) => {}
+            (Role::Auth | Role::Both, Code::AccessRequest)
+            | (Role::Acct | Role::Both, Code::AccountingRequest) => {}
             _ => return m.count_drop(DropReason::WrongPort),
         }
         m.request(code.as_u8());
@@ -215,7 +236,17 @@ impl Shard {
         };
         match cache.lookup(&key, now.instant) {
             Lookup::New => {}
-            Lookup::InProgress => return m.shard.duplicate(DuplicateKind::InProgress),
+            Lookup::InProgress => {
+                // A proxied request goes up once more per NAS attempt (a no-op for one that
+                // is not proxied, or answered meanwhile).
+                if let Some(client) = rt.proxy_client.as_ref() {
+                    client.resend(NasRequest {
+                        identifier: key.identifier,
+                        authenticator: key.authenticator,
+                    });
+                }
+                return m.shard.duplicate(DuplicateKind::InProgress);
+            }
             Lookup::Answered(bytes) => {
                 m.shard.duplicate(DuplicateKind::Replayed);
                 m.reply(bytes[0]);
@@ -224,42 +255,56 @@ impl Shard {
             }
         }
 
-        if code == Code::AccountingRequest {
-            // The record is queued for the next group commit; the response waits for the fsync.
-            if cache.begin(key).is_err() {
-                return m.count_drop(DropReason::Overloaded);
-            }
-            let mut buf = [0u8; 64];
-            let len = match build_reply(&mut buf, &req, Code::AccountingResponse, |_, _| Ok(())) {
-                Ok(len) => len,
-                Err(e) => {
-                    cache.abandon(&key);
-                    return warn!(error = %e, "cannot build Accounting-Response");
-                }
-            };
-            let origin = Origin {
-                client: &client.name,
-                nas: from,
-                shard: *id,
-                when: now_unix(),
-            };
-            acct.push(
-                |out| write_record(out, acct_scratch, &req, origin, &rt.dict),
-                &buf[..len],
-                key,
-                (li, client.index),
-                from,
-            );
-            acct_notify.notify();
-            return;
-        }
-
         let r = request(&req, client, from, now.instant);
         let mut buf = PasswordBuf::new();
         let ctx = rt.auth();
-        let step = auth::start(&ctx, &r, now, &mut buf);
-        let Some(wait) = carry_out(step, &r, &m, cache, key, now.instant, tx) else {
-            return;
+        let proxied_accounting = match (code, rt.proxy.as_deref()) {
+            (Code::AccountingRequest, Some(p)) => {
+                auth::proxied::route_accounting(p, &req, now.instant)
+            }
+            _ => None,
+        };
+        let wait = match proxied_accounting {
+            // Acknowledged when the home server acknowledges.
+            Some(wait) => wait,
+            None if code == Code::AccountingRequest => {
+                // The record is queued for the next group commit; the response waits for
+                // the fsync.
+                if cache.begin(key).is_err() {
+                    return m.count_drop(DropReason::Overloaded);
+                }
+                let mut buf = [0u8; 64];
+                let len = match build_reply(&mut buf, &req, Code::AccountingResponse, |_, _| Ok(()))
+                {
+                    Ok(len) => len,
+                    Err(e) => {
+                        cache.abandon(&key);
+                        return warn!(error = %e, "cannot build Accounting-Response");
+                    }
+                };
+                let origin = Origin {
+                    client: &client.name,
+                    nas: from,
+                    shard: *id,
+                    when: now_unix(),
+                };
+                acct.push(
+                    |out| write_record(out, acct_scratch, &req, origin, &rt.dict),
+                    &buf[..len],
+                    key,
+                    (li, client.index),
+                    from,
+                );
+                acct_notify.notify();
+                return;
+            }
+            None => {
+                let step = auth::start(&ctx, &r, now, &mut buf);
+                match carry_out(step, &r, &m, cache, key, now.instant, tx) {
+                    Some(wait) => wait,
+                    None => return,
+                }
+            }
         };
         // Retransmissions are absorbed as in-progress duplicates until it is answered.
         if cache.begin(key).is_err() {
@@ -500,6 +545,8 @@ fn held_stage(job: &Job<'_>) -> Option<&'static str> {
         Job::Trigger { .. } => Some("trigger"),
         Job::Check { .. } => Some("mfa_check"),
         Job::Tls(_) => None,
+        // Logged when answered, like a directory's.
+        Job::Proxy { .. } => None,
     }
 }
 
@@ -507,6 +554,9 @@ fn held_stage(job: &Job<'_>) -> Option<&'static str> {
 fn drop_reason(why: RejectReason) -> DropReason {
     match why {
         RejectReason::Overloaded => DropReason::BackendOverloaded,
+        RejectReason::NoHomeServer | RejectReason::HomeServerTimeout => {
+            DropReason::HomeServerUnavailable
+        }
         _ => DropReason::BackendUnavailable,
     }
 }
@@ -515,7 +565,10 @@ fn drop_reason(why: RejectReason) -> DropReason {
 pub async fn serve_listener(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
     let (socket, fd) = {
         let s = me.borrow();
-        (s.listeners[li].socket.clone(), s.listeners[li].fd)
+        match &s.listeners[li].io {
+            ListenerIo::Udp { socket, fd } => (socket.clone(), *fd),
+            ListenerIo::Tls(_) | ListenerIo::Tcp(_) => return,
+        }
     };
     let mut rx = RecvBatch::new(BATCH);
     // Every datagram yields at most one reply, so the send batch can never overflow.
@@ -666,8 +719,15 @@ pub async fn completion_loop(me: ShardRef) {
 
 fn flush_to(s: &Shard, tx: &mut SendBatch, listener: Option<usize>) {
     let Some(l) = listener else { return };
+    let fd = match s.listeners.get(l).map(|l| &l.io) {
+        Some(ListenerIo::Udp { fd, .. }) => *fd,
+        Some(ListenerIo::Tls(_) | ListenerIo::Tcp(_)) => {
+            return s.streams.deliver(l, tx, &s.metrics)
+        }
+        None => return,
+    };
     let queued = tx.len();
-    if let Ok(sent) = tx.flush(s.listeners[l].fd) {
+    if let Ok(sent) = tx.flush(fd) {
         if sent < queued {
             s.metrics.send_errors.add((queued - sent) as u64);
         }
@@ -681,7 +741,17 @@ fn flush_to(s: &Shard, tx: &mut SendBatch, listener: Option<usize>) {
 pub async fn run(me: ShardRef, cell: Arc<RuntimeCell>, stop: Arc<StopSignal>, grace: Duration) {
     let listeners = me.borrow().listeners.len();
     let tasks: Vec<_> = (0..listeners)
-        .map(|li| glommio::spawn_local(serve_listener(me.clone(), cell.clone(), li)))
+        .map(|li| {
+            let stream = matches!(
+                me.borrow().listeners[li].io,
+                ListenerIo::Tls(_) | ListenerIo::Tcp(_)
+            );
+            if stream {
+                glommio::spawn_local(super::stream::serve(me.clone(), cell.clone(), li))
+            } else {
+                glommio::spawn_local(serve_listener(me.clone(), cell.clone(), li))
+            }
+        })
         .collect();
     let flusher = glommio::spawn_local(accounting_flusher(me.clone()));
     let completer = glommio::spawn_local(completion_loop(me.clone()));
@@ -691,6 +761,8 @@ pub async fn run(me: ShardRef, cell: Arc<RuntimeCell>, stop: Arc<StopSignal>, gr
     for t in tasks {
         t.cancel().await;
     }
+    // Open RadSec connections end: their peers reconnect to whoever serves next.
+    me.borrow().streams.stop_all();
     let deadline = Instant::now() + grace;
     while !me.borrow().idle() && Instant::now() < deadline {
         me.borrow().acct_notify.notify();

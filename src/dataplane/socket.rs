@@ -12,11 +12,13 @@ use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// What a listener serves: RFC 2865 authentication or RFC 2866 accounting.
+/// What a listener serves: RFC 2865 authentication or RFC 2866 accounting, or (RadSec,
+/// RFC 6614 §2.3) both on one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Auth,
     Acct,
+    Both,
 }
 
 /// The sockets of one listen address, in reuseport-group order: socket `k` belongs to shard `k`.
@@ -70,6 +72,33 @@ pub fn bind_group(addr: SocketAddr, role: Role, shards: usize) -> io::Result<Lis
         addr: bound,
         sockets,
     })
+}
+
+/// Binds `shards` listening TCP sockets to `addr` in one reuseport group (RadSec): the
+/// kernel spreads new connections over them, and each belongs to its shard for life. With
+/// port 0 the first socket's port is used for the rest. Returns the bound address.
+pub fn bind_tcp_group(addr: SocketAddr, shards: usize) -> io::Result<(SocketAddr, Vec<Socket>)> {
+    let mut bound = addr;
+    let mut sockets = Vec::with_capacity(shards);
+    for _ in 0..shards.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&bound.into())?;
+        s.listen(1024)?;
+        if bound.port() == 0 {
+            bound = s
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| io::Error::other("not an IP socket"))?;
+        }
+        sockets.push(s);
+    }
+    Ok((bound, sockets))
 }
 
 fn set_buffer(s: &Socket, opt: libc::c_int, size: usize) -> io::Result<()> {

@@ -87,6 +87,39 @@ reasons! {
         BackendOverloaded => "backend_overloaded",
         /// No directory answered by the deadline and `on_unavailable = "drop"`.
         BackendUnavailable => "backend_unavailable",
+        /// A proxied request got no answer: no home server alive (pool on_unavailable =
+        /// "drop") or none answered in its response window; the NAS retries.
+        HomeServerUnavailable => "home_server_unavailable",
+    }
+}
+
+reasons! {
+    /// Why a RadSec connection ended (or was never served).
+    StreamClose {
+        /// `[radsec] max_connections` were open on this shard.
+        ConnectionLimit => "connection_limit",
+        /// The source address is no `transport = "tls"` client.
+        UnknownClient => "unknown_client",
+        /// No certificate, or one the CA did not sign (or expired, revoked, wrong use).
+        BadCertificate => "bad_certificate",
+        /// A certificate the client entry does not pin.
+        FingerprintMismatch => "fingerprint_mismatch",
+        /// Any other TLS failure.
+        TlsError => "tls_error",
+        /// The handshake was not done by `handshake_timeout` (slowloris).
+        HandshakeTimeout => "handshake_timeout",
+        /// No packet for `idle_timeout`.
+        IdleTimeout => "idle_timeout",
+        /// A Length field outside 20..=4096: framing lost (RFC 6613 §2.6.1).
+        BadFraming => "bad_framing",
+        /// The peer sends and never reads its replies.
+        Backlog => "backlog",
+        /// The handshake workers' queue was full.
+        HandshakeOverload => "handshake_overload",
+        /// The peer closed it (close_notify or FIN), or the socket failed.
+        PeerClosed => "peer_closed",
+        /// The shard stopped.
+        Stopped => "stopped",
     }
 }
 
@@ -279,11 +312,15 @@ pub fn mfa() -> Option<Arc<MfaMetrics>> {
 pub struct EapMetrics {
     pub conversations_opened: AtomicU64,
     pub conversations_refused: AtomicU64,
+    /// Swept after their idle timeout.
+    pub conversations_expired: AtomicU64,
     pub handshakes_full: AtomicU64,
     pub handshakes_resumed: AtomicU64,
     pub tls12: AtomicU64,
     pub tls13: AtomicU64,
     pub accepts: AtomicU64,
+    /// Accepts by EAP method: PEAP, EAP-TTLS, EAP-TLS.
+    pub accepts_by_method: [AtomicU64; 3],
     /// Rejects by reason label (a bounded set: the reasons are an enum).
     pub rejects: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
@@ -291,6 +328,21 @@ pub struct EapMetrics {
 impl EapMetrics {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The EAP methods [`EapMetrics::accepts_by_method`] counts, in its order.
+    pub const METHODS: [crate::vocab::Method; 3] = [
+        crate::vocab::Method::Peap,
+        crate::vocab::Method::Ttls,
+        crate::vocab::Method::EapTls,
+    ];
+
+    /// One accepted login of `method`.
+    pub fn accepted(&self, method: crate::vocab::Method) {
+        Self::bump(&self.accepts);
+        if let Some(i) = Self::METHODS.iter().position(|&m| m == method) {
+            Self::bump(&self.accepts_by_method[i]);
+        }
     }
 
     pub fn reject(&self, reason: &'static str) {
@@ -309,6 +361,17 @@ pub fn eap() -> &'static EapMetrics {
 /// EAP's counters if EAP was ever configured.
 pub fn eap_if_used() -> Option<&'static EapMetrics> {
     EAP.get()
+}
+
+static PROXY: Mutex<Option<Arc<crate::proxy::client::ProxyMetrics>>> = Mutex::new(None);
+
+/// Makes the proxy client's counters part of every scrape (the latest client started).
+pub fn register_proxy(m: Arc<crate::proxy::client::ProxyMetrics>) {
+    *PROXY.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+}
+
+pub fn proxy() -> Option<Arc<crate::proxy::client::ProxyMetrics>> {
+    PROXY.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 static BACKEND: Mutex<Option<Arc<BackendMetrics>>> = Mutex::new(None);
@@ -363,6 +426,11 @@ pub struct ShardMetrics {
     pub reply_cache_evicted_early: Counter,
     pub in_progress: Counter,
     pub accounting_fsync_latency: Histogram,
+    /// RadSec connections accepted (TCP) on this shard.
+    pub radsec_accepted: Counter,
+    /// RadSec connections open now (a gauge).
+    pub radsec_open: Counter,
+    pub radsec_closed: [Counter; StreamClose::COUNT],
     /// Per-client counters by name. Locked only when the client table changes (start,
     /// reload) and at scrape; the hot path uses the shard's own `Arc`s.
     pub clients: Mutex<Vec<(String, Arc<ClientCounters>)>>,
@@ -384,6 +452,9 @@ impl Default for ShardMetrics {
             reply_cache_evicted_early: Counter::default(),
             in_progress: Counter::default(),
             accounting_fsync_latency: Histogram::default(),
+            radsec_accepted: Counter::default(),
+            radsec_open: Counter::default(),
+            radsec_closed: std::array::from_fn(|_| Counter::default()),
             clients: Mutex::new(Vec::new()),
         }
     }

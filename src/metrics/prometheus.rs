@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::{
-    code_name, BackendMetrics, Counter, DropReason, DuplicateKind, Histogram, ShardMetrics, CODES,
-    LATENCY_BUCKETS_US,
+    code_name, BackendMetrics, Counter, DropReason, DuplicateKind, Histogram, ShardMetrics,
+    StreamClose, CODES, LATENCY_BUCKETS_US,
 };
 
 /// Renders all metrics. Names start with `radshard_`.
@@ -50,6 +50,43 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
             "radshard_dropped_total{{reason=\"{}\"}} {}",
             r.label(),
             sum(&|s| s.dropped(*r))
+        );
+    }
+
+    header(
+        &mut out,
+        "radshard_radsec_connections_accepted_total",
+        "counter",
+        "RadSec (RADIUS over TLS) connections accepted.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_radsec_connections_accepted_total {}",
+        sum(&|s| s.radsec_accepted.get())
+    );
+    header(
+        &mut out,
+        "radshard_radsec_connections_open",
+        "gauge",
+        "RadSec connections open now.",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_radsec_connections_open {}",
+        sum(&|s| s.radsec_open.get())
+    );
+    header(
+        &mut out,
+        "radshard_radsec_connections_closed_total",
+        "counter",
+        "RadSec connections closed or refused, by reason.",
+    );
+    for r in StreamClose::ALL {
+        let _ = writeln!(
+            out,
+            "radshard_radsec_connections_closed_total{{reason=\"{}\"}} {}",
+            r.label(),
+            sum(&|s| s.radsec_closed[*r as usize].get())
         );
     }
 
@@ -212,7 +249,111 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
     if let Some(e) = super::eap_if_used() {
         render_eap(&mut out, e);
     }
+    if let Some(p) = super::proxy() {
+        render_proxy(&mut out, &p);
+    }
     out
+}
+
+/// The proxy client: each home server's state and traffic, refused replies and failures.
+fn render_proxy(out: &mut String, p: &crate::proxy::client::ProxyMetrics) {
+    let homes = p.homes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    header(
+        out,
+        "radshard_proxy_home_state",
+        "gauge",
+        "1 for each home server's current state (alive, zombie, dead).",
+    );
+    for h in &homes {
+        for state in ["alive", "zombie", "dead"] {
+            let v = u8::from(h.state == state);
+            let _ = writeln!(
+                out,
+                "radshard_proxy_home_state{{home=\"{}\",state=\"{state}\"}} {v}",
+                h.name
+            );
+        }
+    }
+    type Field = fn(&crate::proxy::client::HomeSnapshot) -> u64;
+    let fields: [(&str, &str, &str, Field); 7] = [
+        (
+            "radshard_proxy_home_outstanding",
+            "gauge",
+            "Requests outstanding to the home server.",
+            |h| h.outstanding,
+        ),
+        (
+            "radshard_proxy_home_requests_total",
+            "counter",
+            "Requests forwarded to the home server.",
+            |h| h.requests,
+        ),
+        (
+            "radshard_proxy_home_answers_total",
+            "counter",
+            "Verified answers from the home server.",
+            |h| h.answers,
+        ),
+        (
+            "radshard_proxy_home_timeouts_total",
+            "counter",
+            "Forwarded requests the home server did not answer in its response window.",
+            |h| h.timeouts,
+        ),
+        (
+            "radshard_proxy_home_retransmits_total",
+            "counter",
+            "Forwarded requests sent again because the NAS retransmitted.",
+            |h| h.retransmits,
+        ),
+        (
+            "radshard_proxy_status_checks_sent_total",
+            "counter",
+            "Status-Server checks sent to the home server.",
+            |h| h.status_sent,
+        ),
+        (
+            "radshard_proxy_status_checks_answered_total",
+            "counter",
+            "Status-Server checks the home server answered.",
+            |h| h.status_answered,
+        ),
+    ];
+    for (name, kind, help, f) in fields {
+        header(out, name, kind, help);
+        for h in &homes {
+            let _ = writeln!(out, "{name}{{home=\"{}\"}} {}", h.name, f(h));
+        }
+    }
+    for (name, help, map) in [
+        (
+            "radshard_proxy_replies_refused_total",
+            "Home server replies dropped because they do not verify, by reason.",
+            &p.refused,
+        ),
+        (
+            "radshard_proxy_failures_total",
+            "Proxied requests that got no home server answer, by reason.",
+            &p.failures,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        let m = map.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (reason, v) in m {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+        }
+    }
+    header(
+        out,
+        "radshard_proxy_replies_unmatched_total",
+        "counter",
+        "Home server datagrams that answer nothing outstanding (late or duplicate).",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_proxy_replies_unmatched_total {}",
+        p.unmatched.load(Relaxed)
+    );
 }
 
 /// EAP: conversations, handshakes by kind and TLS version, logins by outcome and reason.
@@ -228,6 +369,11 @@ fn render_eap(out: &mut String, e: &super::EapMetrics) {
             "radshard_eap_conversations_refused_total",
             "EAP rounds refused because the conversation store (or the client's share) was full.",
             get(&e.conversations_refused),
+        ),
+        (
+            "radshard_eap_conversations_expired_total",
+            "EAP conversations dropped after the idle timeout with no round (abandoned by the peer or the NAS).",
+            get(&e.conversations_expired),
         ),
         (
             "radshard_eap_accepts_total",
@@ -250,10 +396,30 @@ fn render_eap(out: &mut String, e: &super::EapMetrics) {
     ] {
         let _ = writeln!(out, "radshard_eap_handshakes_total{{kind=\"{kind}\"}} {v}");
     }
+    header(
+        out,
+        "radshard_eap_tls_versions_total",
+        "counter",
+        "TLS handshakes completed, by TLS version.",
+    );
     for (version, v) in [("1.2", get(&e.tls12)), ("1.3", get(&e.tls13))] {
         let _ = writeln!(
             out,
             "radshard_eap_tls_versions_total{{version=\"{version}\"}} {v}"
+        );
+    }
+    header(
+        out,
+        "radshard_eap_accepts_by_method_total",
+        "counter",
+        "EAP logins accepted, by EAP method.",
+    );
+    for (method, c) in super::EapMetrics::METHODS.iter().zip(&e.accepts_by_method) {
+        let _ = writeln!(
+            out,
+            "radshard_eap_accepts_by_method_total{{method=\"{}\"}} {}",
+            method.label(),
+            get(c)
         );
     }
     header(
@@ -518,6 +684,32 @@ mod tests {
             "radshard_backend_latency_seconds_bucket{le=\"0.005\"} 1",
             "radshard_backend_latency_seconds_count 1",
             "radshard_backend_cache_hits_total{kind=\"negative\"} 0",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn renders_eap_conversations_methods_and_reasons() {
+        use crate::vocab::Method;
+        let e = super::super::EapMetrics::default();
+        e.accepted(Method::Peap);
+        e.accepted(Method::Peap);
+        e.accepted(Method::EapTls);
+        super::super::EapMetrics::bump(&e.conversations_expired);
+        super::super::EapMetrics::bump(&e.tls13);
+        e.reject("certificate_rejected");
+        let mut out = String::new();
+        render_eap(&mut out, &e);
+        for line in [
+            "radshard_eap_accepts_total 3",
+            "radshard_eap_accepts_by_method_total{method=\"peap\"} 2",
+            "radshard_eap_accepts_by_method_total{method=\"ttls\"} 0",
+            "radshard_eap_accepts_by_method_total{method=\"eap-tls\"} 1",
+            "radshard_eap_conversations_expired_total 1",
+            "# TYPE radshard_eap_tls_versions_total counter",
+            "radshard_eap_tls_versions_total{version=\"1.3\"} 1",
+            "radshard_eap_rejects_total{reason=\"certificate_rejected\"} 1",
         ] {
             assert!(out.contains(line), "missing {line:?} in\n{out}");
         }

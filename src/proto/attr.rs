@@ -1,5 +1,5 @@
 //! Attribute type numbers the core needs by name (RFC 2865, 2866, 2868,
-//! 2869, 3162, 3579; RFC 2548 for Microsoft). The full dictionary lives in
+//! 2869, 3162, 3579, 4372, 5580; RFC 2548 for Microsoft). The full dictionary lives in
 //! `crate::dict`; these constants exist so the codec does not depend on it.
 
 pub const USER_NAME: u8 = 1;
@@ -31,7 +31,9 @@ pub const TUNNEL_PASSWORD: u8 = 69;
 pub const EAP_MESSAGE: u8 = 79;
 pub const MESSAGE_AUTHENTICATOR: u8 = 80;
 pub const TUNNEL_PRIVATE_GROUP_ID: u8 = 81;
+pub const CHARGEABLE_USER_IDENTITY: u8 = 89;
 pub const NAS_IPV6_ADDRESS: u8 = 95;
+pub const OPERATOR_NAME: u8 = 126;
 
 /// Vendor-Id of Microsoft (SMI network management private enterprise code).
 pub const MICROSOFT: u32 = 311;

@@ -165,10 +165,7 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         if value.len() > MAX_VALUE_LEN {
             return Err(BuildError::ValueTooLong);
         }
-        let out = self.reserve(2 + value.len())?;
-        out[0] = typ;
-        out[1] = (2 + value.len()) as u8;
-        out[2..].copy_from_slice(value);
+        put_attr(self.reserve(2 + value.len())?, typ, value);
         Ok(())
     }
 
@@ -178,13 +175,7 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         if value.len() > MAX_VSA_VALUE_LEN {
             return Err(BuildError::ValueTooLong);
         }
-        let out = self.reserve(8 + value.len())?;
-        out[0] = VENDOR_SPECIFIC;
-        out[1] = (8 + value.len()) as u8;
-        out[2..6].copy_from_slice(&vendor.to_be_bytes());
-        out[6] = vtype;
-        out[7] = (2 + value.len()) as u8;
-        out[8..].copy_from_slice(value);
+        put_vsa(self.reserve(8 + value.len())?, vendor, vtype, value);
         Ok(())
     }
 
@@ -319,4 +310,24 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         }
         Ok(packet)
     }
+}
+
+/// Writes one attribute into `out`, which the caller reserved as exactly `2 + value.len()`
+/// octets (the value's length checked against [`MAX_VALUE_LEN`] first).
+pub(super) fn put_attr(out: &mut [u8], typ: u8, value: &[u8]) {
+    out[0] = typ;
+    out[1] = (2 + value.len()) as u8;
+    out[2..].copy_from_slice(value);
+}
+
+/// Writes a Vendor-Specific attribute holding one sub-attribute (RFC 2865 §5.26 layout) into
+/// `out`, reserved as exactly `8 + value.len()` octets (checked against
+/// [`MAX_VSA_VALUE_LEN`] first).
+pub(super) fn put_vsa(out: &mut [u8], vendor: u32, vtype: u8, value: &[u8]) {
+    out[0] = VENDOR_SPECIFIC;
+    out[1] = (8 + value.len()) as u8;
+    out[2..6].copy_from_slice(&vendor.to_be_bytes());
+    out[6] = vtype;
+    out[7] = (2 + value.len()) as u8;
+    out[8..].copy_from_slice(value);
 }

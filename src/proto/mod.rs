@@ -27,7 +27,11 @@ pub mod crypto;
 pub mod eap;
 mod error;
 mod packet;
+/// RADIUS/1.1 (RFC 9765) packets: Token header, no MD5; a codec for the coming TLS transports.
+pub mod radius11;
 mod secret;
+/// Length-delimited RADIUS framing over a byte stream; a codec for the coming TCP/TLS transports.
+pub mod stream;
 mod verified;
 mod verify;
 

@@ -25,6 +25,30 @@ pub struct Packet<'a> {
     ma_offset: Option<u16>,
 }
 
+/// The framing every RADIUS packet view checks first (RADIUS/UDP here, RADIUS/1.1 in
+/// [`super::radius11`]): at least 20 octets; at most 4096 ([`DecodeError::TooLong`]); a Length
+/// field in 20..=4096 and not beyond the datagram; a known code. Returns the header, the code
+/// and the packet without the octets past Length (padding, RFC 2865 §3).
+pub(super) fn frame(datagram: &[u8]) -> Result<(&[u8; HEADER_LEN], Code, &[u8]), DecodeError> {
+    let received = datagram.len();
+    let Some(header) = datagram.first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::TooShort);
+    };
+    if received > MAX_PACKET_LEN {
+        return Err(DecodeError::TooLong { received });
+    }
+    let declared = u16::from_be_bytes([header[2], header[3]]);
+    let len = usize::from(declared);
+    if !(HEADER_LEN..=MAX_PACKET_LEN).contains(&len) || len > received {
+        return Err(DecodeError::BadLength { declared, received });
+    }
+    let code = Code::from_u8(header[0]).ok_or(DecodeError::UnknownCode(header[0]))?;
+    let bytes = datagram
+        .get(..len)
+        .ok_or(DecodeError::BadLength { declared, received })?;
+    Ok((header, code, bytes))
+}
+
 impl<'a> Packet<'a> {
     /// Validates `datagram` in one pass without allocating.
     ///
@@ -35,22 +59,8 @@ impl<'a> Packet<'a> {
     /// Octets past Length are padding (RFC 2865 §3) and are dropped from the
     /// view.
     pub fn parse(datagram: &'a [u8]) -> Result<Packet<'a>, DecodeError> {
-        let received = datagram.len();
-        let Some(header) = datagram.first_chunk::<HEADER_LEN>() else {
-            return Err(DecodeError::TooShort);
-        };
-        if received > MAX_PACKET_LEN {
-            return Err(DecodeError::TooLong { received });
-        }
-        let declared = u16::from_be_bytes([header[2], header[3]]);
-        let len = usize::from(declared);
-        if !(HEADER_LEN..=MAX_PACKET_LEN).contains(&len) || len > received {
-            return Err(DecodeError::BadLength { declared, received });
-        }
-        let code = Code::from_u8(header[0]).ok_or(DecodeError::UnknownCode(header[0]))?;
-        let bytes = datagram
-            .get(..len)
-            .ok_or(DecodeError::BadLength { declared, received })?;
+        let (header, code, bytes) = frame(datagram)?;
+        let len = bytes.len();
         let (_, authenticator) = header
             .split_last_chunk::<AUTH_LEN>()
             .ok_or(DecodeError::TooShort)?;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs radshard's whole test suite on a Debian 12 machine, as root or with sudo.
-# Installs the real peers the tests talk to (FreeRADIUS's radclient/radtest and dictionaries,
-# OpenLDAP's slapd and ldap-utils, a Samba AD DC, openssl for test certificates, curl) when
+# Installs the real peers the tests talk to (FreeRADIUS's server, radclient/radtest and
+# dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC, hostap's eapol_test,
+# radsecproxy, openssl for test certificates, curl) when
 # anything the tests use is missing, and a privacyIDEA in a virtualenv (target/privacyidea-venv,
 # pip; the MFA tests start their own instance), then runs `cargo test`.
 set -euo pipefail
@@ -82,6 +83,9 @@ check() {
     # tests/eap_freeradius_reference.rs (FreeRADIUS, above, as the reference), via
     # tests/common/eapol.rs.
     want eapoltest /usr/bin/eapol_test
+    # radsecproxy 1.9.2, the RadSec peer of tests/radsec.rs and tests/proxy_radsec.rs
+    # (tests/common/radsecproxy.rs): a UDP-to-TLS client of radshard and a TLS home server.
+    want radsecproxy /usr/sbin/radsecproxy
     # The privacyIDEA virtualenv, only while it still has to be built: python3 with venv and
     # ensurepip (Debian's python3 has ensurepip only with python3-venv; a pyenv python has it).
     if [ ! -x "$PI_VENV/bin/pi-manage" ]; then

@@ -265,6 +265,7 @@ impl OwnedJob {
                 transaction_id: transaction_id.clone(),
             },
             Job::Tls(_) => unreachable!("no EAP in these tests"),
+            Job::Proxy { .. } => unreachable!("no [proxy] in these tests"),
         }
     }
 }
@@ -363,7 +364,9 @@ fn own(step: Step<'_>, req: &radshard::proto::Verified<'_>, s: &Secret) -> Got {
                     Reply::Challenge { state, prompt } => {
                         Some((state.to_vec(), prompt.to_string()))
                     }
-                    Reply::Attributes { .. } | Reply::EapChallenge { .. } => None,
+                    Reply::Attributes { .. }
+                    | Reply::EapChallenge { .. }
+                    | Reply::Proxied { .. } => None,
                 },
                 packet,
             })

@@ -5,6 +5,7 @@
 //! * `isolation_from_a_frozen_directory`: local-user PAP and accounting throughput with the
 //!   directory frozen and LDAP requests flooding in, against the same without them.
 
+mod common;
 mod ldap_common;
 
 use std::net::UdpSocket;

@@ -7,6 +7,7 @@
 //! Samba binds the standard AD ports (389, 636, 88, …) on loopback, so this file has a single
 //! test. It is skipped (with a message) when Samba is not installed; scripts/test.sh installs it.
 
+mod common;
 mod ldap_common;
 
 use std::path::Path;

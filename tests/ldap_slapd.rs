@@ -2,6 +2,7 @@
 //! end with radclient against radshard in-process: accept, reject reasons, filter injection,
 //! network policies, failover, deadlines, single-flight, the negative cache and load shedding.
 
+mod common;
 mod ldap_common;
 
 use std::sync::atomic::Ordering::Relaxed;

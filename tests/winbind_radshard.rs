@@ -257,9 +257,10 @@ fn mschapv2_through_winbind_with_ldap_groups() {
     // winbind like an outer one, and the outer Accept carries the MPPE keys and the VLAN of the
     // LDAP group's policy. alice first, with her password, so that her count of bad attempts
     // is reset before the wrong ones (the lockout threshold is 3); bob through network blocks
-    // rewritten for him, as dave's and carol's are.
+    // rewritten for him, as dave's and carol's are, in the DOMAIN\user form Windows
+    // supplicants send (the challenge hash is over the name without it, the DC gets both).
     let alice = eapol_for(certs.path(), "alice", "alice-Pw1");
-    let bob = eapol_for(certs.path(), "bob", "bob-Pw1");
+    let bob = eapol_for(certs.path(), "EXAMPLE\\bob", "bob-Pw1");
     let before = calls();
     for (who, e) in [("alice", &alice), ("bob", &bob)] {
         for m in EAP_MSCHAPV2 {

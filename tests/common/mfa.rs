@@ -406,11 +406,3 @@ pub fn privacyidea_check_answer(ok: bool) -> String {
         if ok { "ACCEPT" } else { "REJECT" }
     )
 }
-
-/// A TCP port nothing listens on (bound, then released).
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}

@@ -6,10 +6,15 @@
 //! Everything here is loopback-only and every wait is bounded.
 #![allow(dead_code)]
 
+pub mod eap_memory;
 pub mod eapol;
 pub mod freeradius_eap;
+pub mod freeradius_home;
 pub mod mfa;
 pub mod mschap;
+pub mod ports;
+pub mod radsec_client;
+pub mod radsecproxy;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
@@ -105,6 +110,21 @@ impl TestServer {
     /// The backend pool's counters (directory, winbind), when one is configured.
     pub fn backend(&self) -> Option<&radshard::metrics::BackendMetrics> {
         Some(self.handle.as_ref()?.backend.as_ref()?.metrics())
+    }
+
+    /// The first RadSec listener's address, when `[radsec]` is configured.
+    pub fn radsec(&self) -> Option<SocketAddr> {
+        self.handle.as_ref()?.radsec_addrs.first().copied()
+    }
+
+    /// The first RADIUS/TCP listener's address, when `[tcp]` is configured.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        self.handle.as_ref()?.tcp_addrs.first().copied()
+    }
+
+    /// The proxy client's counters, when `[proxy]` is configured.
+    pub fn proxy(&self) -> Option<Arc<radshard::proxy::client::ProxyMetrics>> {
+        self.handle.as_ref()?.proxy_metrics()
     }
 
     /// Stops the server and waits for it to drain (also done on drop).
@@ -537,14 +557,8 @@ pub fn flood_accounting(to: SocketAddr, prefix: &str, stop: Arc<AtomicBool>) -> 
 // Subprocess server
 // ---------------------------------------------------------------------------------------------
 
-/// A free loopback UDP port (bound and released; the tiny reuse race is acceptable on a test box).
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+#[allow(unused_imports)] // not every test crate starts a TCP peer
+pub use ports::{free_tcp_port, free_udp_port};
 
 /// `radshard serve` as a child process, killed (SIGKILL) and reaped on drop if still running.
 pub struct ChildServer {

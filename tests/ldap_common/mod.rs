@@ -4,26 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// One allocator per test process (the crate's `common`), so the two never hand out a port twice.
+pub use crate::common::ports::{free_tcp_port, free_udp_port};
 
 pub const SUFFIX: &str = "dc=example,dc=org";
 pub const ADMIN: &str = "cn=admin,dc=example,dc=org";

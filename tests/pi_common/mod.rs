@@ -86,10 +86,7 @@ pub fn start(configure: &str) -> PrivacyIdea {
         venv.display()
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = crate::common::free_tcp_port();
     let out = Command::new("bash")
         .arg("-c")
         .arg(SETUP)

@@ -30,6 +30,8 @@ pub struct PacketBuilder<'b, 'r> {
     ma_offset: Option<usize>,
     /// For replies: the request, whose Proxy-States are copied at finish.
     request: Option<Packet<'r>>,
+    /// A reply: signed with the request's authenticator, which hides its attributes.
+    reply: bool,
 }
 
 impl<'b, 'r> PacketBuilder<'b, 'r> {
@@ -46,14 +48,39 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         if code.is_request() {
             return Err(BuildError::WrongPacketKind);
         }
-        let mut b = Self::start(buf, code, request.identifier(), request.authenticator())?;
+        let mut b = Self::answer(
+            buf,
+            code,
+            request.code(),
+            request.identifier(),
+            request.authenticator(),
+        )?;
         b.request = Some(*request.packet());
+        Ok(b)
+    }
+
+    /// Starts a reply to a request known only by its code, Identifier and authenticator
+    /// (one that reached us in another form: a RADIUS/1.1 edge). Like
+    /// [`PacketBuilder::reply`], except that no Proxy-State is copied: the caller writes
+    /// them.
+    pub fn answer(
+        buf: &'b mut [u8],
+        code: Code,
+        request_code: Code,
+        identifier: u8,
+        request_authenticator: &[u8; AUTH_LEN],
+    ) -> Result<Self, BuildError> {
+        if code.is_request() {
+            return Err(BuildError::WrongPacketKind);
+        }
+        let mut b = Self::start(buf, code, identifier, request_authenticator)?;
+        b.reply = true;
         // Replies to Status-Server carry one too: RFC 5997 §3 expects every
         // response to it to be authenticated by Message-Authenticator.
         if matches!(
             code,
             Code::AccessAccept | Code::AccessReject | Code::AccessChallenge
-        ) || request.code() == Code::StatusServer
+        ) || request_code == Code::StatusServer
         {
             b.message_authenticator()?;
         }
@@ -108,6 +135,7 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
             code,
             ma_offset: None,
             request: None,
+            reply: false,
         })
     }
 
@@ -264,7 +292,7 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
     }
 
     fn reply_authenticator(&self) -> Result<[u8; AUTH_LEN], BuildError> {
-        if self.request.is_none() {
+        if !self.reply {
             return Err(BuildError::WrongPacketKind);
         }
         self.hiding_authenticator()
@@ -290,7 +318,8 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
             len,
             code,
             ma_offset,
-            request,
+            reply,
+            ..
         } = self;
         let packet = buf.get_mut(..len).ok_or(BuildError::BufferTooSmall)?;
         // len <= MAX_PACKET_LEN (checked by reserve), so it fits in u16.
@@ -303,7 +332,7 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
                 .ok_or(BuildError::BufferTooSmall)?;
             packet[off + 2..off + 2 + AUTH_LEN].copy_from_slice(&mac);
         }
-        if request.is_some() || code.has_computed_request_authenticator() {
+        if reply || code.has_computed_request_authenticator() {
             let auth =
                 md5_authenticator(secret, packet, &auth_field).ok_or(BuildError::BufferTooSmall)?;
             packet[4..HEADER_LEN].copy_from_slice(&auth);

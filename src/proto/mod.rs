@@ -26,6 +26,8 @@ mod code;
 pub mod crypto;
 pub mod eap;
 mod error;
+/// Hidden attributes, moved between two secrets or into and out of the clear.
+pub mod hidden;
 mod packet;
 /// RADIUS/1.1 (RFC 9765) packets: Token header, no MD5; a codec for the coming TLS transports.
 pub mod radius11;

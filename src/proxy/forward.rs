@@ -25,13 +25,13 @@
 //!
 //! Everything works in caller buffers; nothing allocates.
 
-use crate::proto::crypto::{mppe, user_password};
+use crate::proto::crypto::user_password;
+use crate::proto::hidden::{transcribe, Hiding, Md5Sink};
 use crate::proto::{
     verify_response, Attribute, BuildError, Code, CryptoError, DecodeError, Packet, PacketBuilder,
     Secret, Verified, VerifyError, AUTH_LEN, CHAP_CHALLENGE, CHAP_PASSWORD,
-    CHARGEABLE_USER_IDENTITY, MESSAGE_AUTHENTICATOR, MICROSOFT, MS_CHAP_MPPE_KEYS,
-    MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, OPERATOR_NAME, PROXY_STATE, TUNNEL_PASSWORD, USER_NAME,
-    USER_PASSWORD, VENDOR_SPECIFIC,
+    CHARGEABLE_USER_IDENTITY, MESSAGE_AUTHENTICATOR, OPERATOR_NAME, PROXY_STATE, USER_NAME,
+    USER_PASSWORD,
 };
 
 /// Length of our Proxy-State value: it names the outstanding entry (the caller chooses
@@ -402,41 +402,11 @@ pub fn verify_reply<'a>(
     Ok(HomeReply { packet, ours })
 }
 
-/// An attribute hidden with the Request Authenticator, which a relay must re-encrypt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HiddenAttribute {
-    TunnelPassword,
-    MppeSendKey,
-    MppeRecvKey,
-    MsChapMppeKeys,
-}
-
-/// Why a verified reply could not be relayed to the NAS.
-#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
-pub enum RelayError {
-    /// A hidden attribute from the home server does not decrypt (malformed).
-    #[error("{attribute:?} from the home server does not decrypt: {source}")]
-    Hidden {
-        attribute: HiddenAttribute,
-        source: CryptoError,
-    },
-    /// A Microsoft Vendor-Specific attribute whose sub-attributes do not parse.
-    #[error("malformed Microsoft Vendor-Specific attribute from the home server")]
-    MalformedMicrosoftVsa,
-    #[error("building the NAS's reply: {0}")]
-    Build(#[from] BuildError),
-}
-
-impl RelayError {
-    /// Stable metrics label.
-    pub const fn label(&self) -> &'static str {
-        match self {
-            RelayError::Hidden { .. } => "bad_hidden_attribute",
-            RelayError::MalformedMicrosoftVsa => "malformed_microsoft_vsa",
-            RelayError::Build(e) => e.label(),
-        }
-    }
-}
+pub use crate::proto::hidden::HiddenAttribute;
+/// Why a verified reply could not be relayed to the NAS: a hidden attribute that does not
+/// reveal with the home server's secret, a malformed Microsoft VSA, or the NAS's reply
+/// overflowing.
+pub use crate::proto::hidden::TranscribeError as RelayError;
 
 /// Builds the NAS's reply from a verified home server reply, signed with the NAS's secret.
 ///
@@ -467,42 +437,21 @@ pub fn relay_attributes(
     nas_secret: &Secret,
     keep: impl Fn(u8) -> bool,
 ) -> Result<(), RelayError> {
-    let ra = &sent.authenticator;
-    for a in reply.attributes().filter(|a| keep(a.typ)) {
-        match a.typ {
-            PROXY_STATE => {}
-            TUNNEL_PASSWORD => {
-                let hidden = |source| RelayError::Hidden {
-                    attribute: HiddenAttribute::TunnelPassword,
-                    source,
-                };
-                let salt = salt_at(a.value, 1).ok_or(hidden(CryptoError::BadLength))?;
-                let mut out = [0u8; 240];
-                let result = crate::proto::crypto::tunnel_password::decrypt(
-                    home_secret,
-                    ra,
-                    a.value,
-                    &mut out,
-                )
-                .map_err(hidden)
-                .and_then(|(tag, pw)| {
-                    b.tunnel_password(nas_secret, tag, salt, pw)
-                        .map_err(Into::into)
-                });
-                crate::proto::wipe(&mut out);
-                result?;
-            }
-            VENDOR_SPECIFIC => match ms_vsa(a.value) {
-                MsVsa::NotMicrosoft | MsVsa::Plain => b.attr(VENDOR_SPECIFIC, a.value)?,
-                MsVsa::HiddenKeys => relay_ms_vsa(b, a.value, home_secret, ra, nas_secret)?,
-                // Its key sub-attributes (if any) cannot be found to re-encrypt, and passing
-                // home-secret ciphertext to the NAS would hand it garbage keys.
-                MsVsa::Malformed => return Err(RelayError::MalformedMicrosoftVsa),
-            },
-            typ => b.attr(typ, a.value)?,
-        }
-    }
-    Ok(())
+    let from = Hiding::Md5 {
+        secret: home_secret,
+        authenticator: &sent.authenticator,
+    };
+    let attributes = reply
+        .attributes()
+        .filter(|a| a.typ != PROXY_STATE && keep(a.typ));
+    transcribe(
+        attributes,
+        from,
+        &mut Md5Sink {
+            builder: b,
+            secret: nas_secret,
+        },
+    )
 }
 
 /// A reply [`verify_reply`] accepted earlier, parsed again where it is relayed (another
@@ -521,112 +470,15 @@ pub fn trusted_reply<'a>(datagram: &'a [u8], sent: &Sent) -> Option<HomeReply<'a
     Some(HomeReply { packet, ours })
 }
 
-fn salt_at(value: &[u8], at: usize) -> Option<u16> {
-    let s = value.get(at..at + 2)?;
-    Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
-}
-
-/// What a Vendor-Specific value is to the relay.
-enum MsVsa {
-    NotMicrosoft,
-    /// Microsoft's, well formed, no hidden key: copied as is.
-    Plain,
-    /// Microsoft's, well formed, with a hidden key: re-encrypted.
-    HiddenKeys,
-    /// Microsoft's but not in the RFC 2865 §5.26 layout Microsoft always uses.
-    Malformed,
-}
-
-fn ms_vsa(value: &[u8]) -> MsVsa {
-    let Some(v) = crate::proto::VendorAttribute::from_value(value) else {
-        return MsVsa::NotMicrosoft;
-    };
-    if v.vendor != MICROSOFT {
-        return MsVsa::NotMicrosoft;
-    }
-    if !v.is_well_formed() {
-        return MsVsa::Malformed;
-    }
-    let hidden = v.sub_attributes().any(|s| {
-        matches!(
-            s.vtype,
-            MS_MPPE_SEND_KEY | MS_MPPE_RECV_KEY | MS_CHAP_MPPE_KEYS
-        )
-    });
-    if hidden {
-        MsVsa::HiddenKeys
-    } else {
-        MsVsa::Plain
-    }
-}
-
-/// Relays a Microsoft VSA holding hidden keys, one sub-attribute per VSA (the builder's
-/// layout), re-encrypting the keys.
-fn relay_ms_vsa(
-    b: &mut PacketBuilder<'_, '_>,
-    value: &[u8],
-    home_secret: &Secret,
-    ra: &[u8; AUTH_LEN],
-    nas_secret: &Secret,
-) -> Result<(), RelayError> {
-    let Some(v) = crate::proto::VendorAttribute::from_value(value) else {
-        return Ok(());
-    };
-    for s in v.sub_attributes() {
-        match s.vtype {
-            MS_MPPE_SEND_KEY | MS_MPPE_RECV_KEY => {
-                let attribute = if s.vtype == MS_MPPE_SEND_KEY {
-                    HiddenAttribute::MppeSendKey
-                } else {
-                    HiddenAttribute::MppeRecvKey
-                };
-                let hidden = |source| RelayError::Hidden { attribute, source };
-                let salt = salt_at(s.value, 0).ok_or(hidden(CryptoError::BadLength))?;
-                let mut out = [0u8; 240];
-                let result = mppe::decrypt(home_secret, ra, s.value, &mut out)
-                    .map_err(hidden)
-                    .and_then(|key| {
-                        b.mppe_key(nas_secret, s.vtype, salt, key)
-                            .map_err(Into::into)
-                    });
-                crate::proto::wipe(&mut out);
-                result?;
-            }
-            MS_CHAP_MPPE_KEYS => {
-                let hidden = |source| RelayError::Hidden {
-                    attribute: HiddenAttribute::MsChapMppeKeys,
-                    source,
-                };
-                const LEN: usize = crate::proto::crypto::mschap::V1_MPPE_KEYS_LEN;
-                if s.value.len() != LEN {
-                    return Err(hidden(CryptoError::BadLength));
-                }
-                let mut out = [0u8; user_password::MAX_LEN];
-                let mut keys = [0u8; LEN];
-                let result = user_password::unhide(home_secret, ra, s.value, &mut out)
-                    .map_err(hidden)
-                    .and_then(|plain| {
-                        // unhide strips trailing NULs, which are part of the 32 octets;
-                        // the length check above keeps `plain` within them.
-                        if let Some(dst) = keys.get_mut(..plain.len()) {
-                            dst.copy_from_slice(plain);
-                        }
-                        b.ms_chap_mppe_keys(nas_secret, &keys).map_err(Into::into)
-                    });
-                crate::proto::wipe(&mut out);
-                crate::proto::wipe(&mut keys);
-                result?;
-            }
-            vtype => b.vsa(MICROSOFT, vtype, s.value)?,
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::crypto::mppe;
     use crate::proto::{verify_request, CALLING_STATION_ID, MAX_PACKET_LEN, REPLY_MESSAGE, STATE};
+    use crate::proto::{
+        MICROSOFT, MS_CHAP_MPPE_KEYS, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, TUNNEL_PASSWORD,
+        VENDOR_SPECIFIC,
+    };
 
     fn secret(s: &str) -> Secret {
         Secret::new(s).expect("non-empty")

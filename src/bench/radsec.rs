@@ -42,6 +42,7 @@ pub fn run(args: &BenchArgs, dir: &Path, users: Vec<User>) -> Result<Report, Ben
         ca: dir.join("ca.pem"),
         certificate: dir.join("client.pem"),
         private_key: dir.join("client.key"),
+        alpn_protocols: Vec::new(),
     })
     .map_err(|e| BenchError::Invalid(format!("--radsec {}: {e}", dir.display())))?;
     let name = rustls::pki_types::ServerName::try_from(args.tls_server_name.clone())

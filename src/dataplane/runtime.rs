@@ -69,6 +69,8 @@ pub struct StreamRuntime {
     pub idle_timeout: Duration,
     /// Open connections at most on one shard (the whole server's bound over the shards).
     pub max_connections: usize,
+    /// Whether RADIUS/1.1 may, must or must not be spoken (RadSec; TCP: forbid).
+    pub radius11: crate::radsec::radius11::Radius11,
 }
 
 impl Runtime {
@@ -177,6 +179,7 @@ impl Runtime {
                         handshake_timeout: r.handshake_timeout,
                         idle_timeout: r.idle_timeout,
                         max_connections: r.max_connections.div_ceil(shards_of(config)),
+                        radius11: r.radius11,
                     }))
                 })
                 .transpose()?,
@@ -186,6 +189,7 @@ impl Runtime {
                     handshake_timeout: Duration::ZERO,
                     idle_timeout: t.idle_timeout,
                     max_connections: t.max_connections.div_ceil(shards_of(config)),
+                    radius11: crate::radsec::radius11::Radius11::Forbid,
                 })
             }),
             ldap_reject_messages: config

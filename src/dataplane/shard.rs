@@ -458,7 +458,7 @@ fn send_reply(
     }
 }
 
-fn decode_drop(e: DecodeError) -> DropReason {
+pub(super) fn decode_drop(e: DecodeError) -> DropReason {
     match e {
         DecodeError::TooShort => DropReason::TooShort,
         DecodeError::TooLong { .. } => DropReason::TooLong,

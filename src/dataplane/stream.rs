@@ -33,9 +33,12 @@ use super::runtime::{RuntimeCell, StreamRuntime};
 use super::shard::{ListenerIo, ShardRef};
 use crate::auth::Now;
 use crate::backend::crypto::CryptoPool;
+use crate::metrics::DropReason;
 use crate::metrics::{ShardMetrics, StreamClose};
+use crate::proto::Secret;
 use crate::proto::MAX_PACKET_LEN;
-use crate::radsec::conn::{ConnError, Connection};
+use crate::radsec::conn::{ConnError, Connection, Inbound};
+use crate::radsec::radius11::{EdgeError, Radius11};
 
 /// Replies waiting for one connection's writer at most.
 const MAX_QUEUED: usize = 1024;
@@ -128,7 +131,7 @@ pub(super) async fn serve(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
             admit(runtime, s.streams.len(), client)
         };
         match admitted {
-            Ok((runtime, fingerprints)) => {
+            Ok((runtime, rules)) => {
                 glommio::spawn_local(connection(
                     me.clone(),
                     cell.clone(),
@@ -136,7 +139,7 @@ pub(super) async fn serve(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
                     stream,
                     peer,
                     runtime,
-                    fingerprints,
+                    rules,
                 ))
                 .detach();
             }
@@ -149,19 +152,31 @@ pub(super) async fn serve(me: ShardRef, cell: Arc<RuntimeCell>, li: usize) {
     }
 }
 
+/// What a connection keeps of its client entry (as it was when the connection opened).
+struct PeerRules {
+    /// Certificates accepted (SHA-256); empty: any the CA signed.
+    fingerprints: Vec<[u8; 32]>,
+    /// What a RADIUS/1.1 edge signs the translated packets with.
+    secret: Secret,
+}
+
 /// Whether a new connection is served: the limits (open connections of both kinds count),
 /// and a client of the listener's transport for its address.
 fn admit(
     runtime: &Option<Arc<StreamRuntime>>,
     open: usize,
     client: Option<&crate::clients::Client>,
-) -> Result<(Arc<StreamRuntime>, Vec<[u8; 32]>), StreamClose> {
+) -> Result<(Arc<StreamRuntime>, PeerRules), StreamClose> {
     let runtime = runtime.clone().ok_or(StreamClose::Stopped)?;
     if open >= runtime.max_connections {
         return Err(StreamClose::ConnectionLimit);
     }
     let client = client.ok_or(StreamClose::UnknownClient)?;
-    Ok((runtime, client.fingerprints.clone()))
+    let rules = PeerRules {
+        fingerprints: client.fingerprints.clone(),
+        secret: client.secret.clone(),
+    };
+    Ok((runtime, rules))
 }
 
 /// Serves one connection until it closes; its outbox is registered meanwhile.
@@ -172,7 +187,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     runtime: Arc<StreamRuntime>,
-    fingerprints: Vec<[u8; 32]>,
+    rules: PeerRules,
 ) {
     let now = Instant::now();
     let made = match &runtime.tls {
@@ -210,7 +225,8 @@ async fn connection(
         &conn,
         &outbox,
         &mut reader,
-        &fingerprints,
+        &rules,
+        runtime.radius11,
         crypto.as_deref(),
     )
     .await;
@@ -246,7 +262,8 @@ async fn read_loop(
     conn: &Shared,
     outbox: &Outbox,
     reader: &mut (impl futures_lite::AsyncRead + Unpin),
-    fingerprints: &[[u8; 32]],
+    rules: &PeerRules,
+    radius11: Radius11,
     crypto: Option<&CryptoPool>,
 ) -> StreamClose {
     let mut buf = vec![0u8; READ_BUF];
@@ -286,15 +303,26 @@ async fn read_loop(
             return e.reason();
         }
         if !verified {
-            let checked = match conn.borrow().as_deref() {
+            let checked = match conn.borrow_mut().as_deref_mut() {
                 Some(c) if c.is_handshaking() => None,
-                Some(c) => Some(c.check_fingerprints(fingerprints)),
+                Some(c) => Some(c.established(&rules.fingerprints, &rules.secret, radius11)),
                 None => Some(Err(ConnError::Closed)),
             };
             match checked {
                 None => {}
-                Some(Ok(())) => verified = true,
-                Some(Err(e)) => return e.reason(),
+                Some(Ok(version)) => {
+                    verified = true;
+                    if version == crate::radsec::radius11::Version::V1_1 {
+                        me.borrow().metrics.radsec_radius11.inc();
+                    }
+                    debug!(%peer, ?version, "RadSec connection established");
+                }
+                Some(Err(e)) => {
+                    // An ALPN refusal: tell the peer before closing (RFC 7301 §3.2 has the
+                    // alert for a TLS library's own refusal; here the handshake is over).
+                    outbox.notify.notify();
+                    return e.reason();
+                }
             }
         }
         // One reading of the clocks and of the runtime cell per read, as per UDP batch.
@@ -302,13 +330,22 @@ async fn read_loop(
         me.borrow_mut().refresh(cell);
         loop {
             let next = match conn.borrow_mut().as_deref_mut() {
-                Some(c) => c
-                    .next_packet(&mut packet, now.instant)
-                    .map(|p| p.map(<[u8]>::len)),
+                Some(c) => c.next_packet(&mut packet, now.instant).map(|p| {
+                    p.map(|i| match i {
+                        Inbound::Packet(p) => Ok(p.len()),
+                        Inbound::Dropped(e) => Err(e),
+                    })
+                }),
                 None => Err(ConnError::Closed),
             };
             let len = match next {
-                Ok(Some(len)) => len,
+                Ok(Some(Ok(len))) => len,
+                Ok(Some(Err(e))) => {
+                    let s = me.borrow();
+                    s.metrics.drops[edge_drop_reason(&e) as usize].inc();
+                    debug!(%peer, error = %e, "RADIUS/1.1 packet dropped");
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     outbox.notify.notify();
@@ -331,6 +368,17 @@ async fn read_loop(
         // Handshake messages or replies to write.
         outbox.notify.notify();
         glommio::yield_if_needed().await;
+    }
+}
+
+/// How a RADIUS/1.1 packet that could not be translated is counted: as the RADIUS/1.0
+/// datagram it would have been.
+fn edge_drop_reason(e: &EdgeError) -> DropReason {
+    match e {
+        EdgeError::Decode(d) => super::shard::decode_drop(*d),
+        EdgeError::WrongDirection(_) | EdgeError::Unmatched => DropReason::NotARequest,
+        EdgeError::Outstanding => DropReason::Overloaded,
+        EdgeError::Transcribe(_) => DropReason::MalformedAttribute,
     }
 }
 

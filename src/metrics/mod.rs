@@ -116,6 +116,9 @@ reasons! {
         Backlog => "backlog",
         /// The handshake workers' queue was full.
         HandshakeOverload => "handshake_overload",
+        /// The handshake settled on no RADIUS version `radius_1_1` allows (require: no
+        /// radius/1.1; radius/1.1 over TLS 1.2).
+        AlpnMismatch => "alpn_mismatch",
         /// The peer closed it (close_notify or FIN), or the socket failed.
         PeerClosed => "peer_closed",
         /// The shard stopped.
@@ -428,6 +431,8 @@ pub struct ShardMetrics {
     pub accounting_fsync_latency: Histogram,
     /// RadSec connections accepted (TCP) on this shard.
     pub radsec_accepted: Counter,
+    /// Of those, established speaking RADIUS/1.1 (ALPN `radius/1.1`).
+    pub radsec_radius11: Counter,
     /// RadSec connections open now (a gauge).
     pub radsec_open: Counter,
     pub radsec_closed: [Counter; StreamClose::COUNT],
@@ -453,6 +458,7 @@ impl Default for ShardMetrics {
             in_progress: Counter::default(),
             accounting_fsync_latency: Histogram::default(),
             radsec_accepted: Counter::default(),
+            radsec_radius11: Counter::default(),
             radsec_open: Counter::default(),
             radsec_closed: std::array::from_fn(|_| Counter::default()),
             clients: Mutex::new(Vec::new()),

@@ -77,6 +77,17 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
     );
     header(
         &mut out,
+        "radshard_radsec_connections_radius11_total",
+        "counter",
+        "RadSec connections established speaking RADIUS/1.1 (ALPN radius/1.1, RFC 9765).",
+    );
+    let _ = writeln!(
+        out,
+        "radshard_radsec_connections_radius11_total {}",
+        sum(&|s| s.radsec_radius11.get())
+    );
+    header(
+        &mut out,
         "radshard_radsec_connections_closed_total",
         "counter",
         "RadSec connections closed or refused, by reason.",

@@ -1,8 +1,7 @@
 //! RADIUS/1.1 (RFC 9765): the packet format spoken on a RadSec connection
 //! whose ALPN negotiated [`radius/1.1`](crate::proto::radius11::ALPN_RADIUS_1_1).
-//! Sans-IO, not wired yet. The rules below were written from the RFC's design as known
-//! here, not checked line by line against its text (which was not reachable): check them, and
-//! test against a second implementation, before a listener speaks it.
+//! Sans-IO; [`crate::radsec::radius11`] translates at a connection's edge between this and
+//! the RADIUS/1.0 packets the rest of the server speaks.
 //!
 //! (Links here are absolute: the one-line doc on `pub mod radius11` in
 //! `proto/mod.rs` makes rustdoc resolve this whole text from `proto`.)
@@ -158,6 +157,19 @@ impl<'b, 'r> Builder11<'b, 'r> {
         let mut b = Self::start(buf, code, request.token())?;
         b.request = Some(*request);
         Ok(b)
+    }
+
+    /// Starts a reply carrying `token`, for a request that reached us in another form (the
+    /// RADIUS/1.0 edge): the caller writes its Proxy-States.
+    pub fn answer(
+        buf: &'b mut [u8],
+        code: Code,
+        token: [u8; TOKEN_LEN],
+    ) -> Result<Self, BuildError> {
+        if code.is_request() {
+            return Err(BuildError::WrongPacketKind);
+        }
+        Self::start(buf, code, token)
     }
 
     /// Starts a request carrying `token`, which the caller keeps unique

@@ -114,6 +114,8 @@ pub struct RawHomeTls {
     pub private_key: Spanned<PathBuf>,
     /// The name its certificate must carry; default: the address's IP.
     pub server_name: Option<Spanned<String>>,
+    /// RFC 9765 via ALPN: "allow" (the default), "require" or "forbid".
+    pub radius_1_1: Option<crate::radsec::radius11::Radius11>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -401,6 +403,7 @@ fn transport(
                 ca: resolve(t.ca.get_ref()),
                 certificate: resolve(t.certificate.get_ref()),
                 private_key: resolve(t.private_key.get_ref()),
+                alpn_protocols: t.radius_1_1.unwrap_or_default().alpn_protocols(),
             };
             let config = crate::tls::client::client_config(&settings).map_err(|x| {
                 let span = match x.file() {
@@ -420,6 +423,7 @@ fn transport(
                 config,
                 server_name: name,
                 settings,
+                radius11: t.radius_1_1.unwrap_or_default(),
             }
         }
         Some((other, span)) => {

@@ -64,6 +64,8 @@ pub enum HomeTransport {
         server_name: rustls::pki_types::ServerName<'static>,
         /// What it was built from (for comparing configurations).
         settings: crate::tls::client::ClientTlsSettings,
+        /// Whether RADIUS/1.1 may, must or must not be spoken (its ALPN is in `settings`).
+        radius11: crate::radsec::radius11::Radius11,
     },
 }
 

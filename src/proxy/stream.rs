@@ -7,17 +7,20 @@
 //! Bounds: [`QUEUE`] packets waiting per slot (more fail as `send_failed`), one 4 KiB
 //! framing buffer and one read buffer per connection.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::client::{on_reply, ProxyMetrics, Shared};
 use super::engine::{HomeId, HomeSpec, HomeTransport};
 use crate::proto::stream::StreamDecoder;
+use crate::proto::{Secret, MAX_PACKET_LEN};
+use crate::radsec::radius11::{ClientEdge, EdgeError, Version};
 
 /// Packets waiting for one connection at most.
 pub const QUEUE: usize = 1024;
@@ -50,18 +53,33 @@ pub(super) async fn slot(
         let _ = tcp.set_nodelay(true);
         match &spec.transport {
             HomeTransport::Udp => return,
-            HomeTransport::Tcp => serve(&shared, home, slot, tcp, first, &mut rx).await,
+            HomeTransport::Tcp => serve(&shared, home, slot, tcp, first, &mut rx, None).await,
             HomeTransport::Tls {
                 config,
                 server_name,
+                radius11,
                 ..
             } => {
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
                 let handshake = connector.connect(server_name.clone(), tcp);
                 match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
                     Ok(Ok(tls)) => {
-                        info!(target: "radshard::proxy", home = %spec.name, "RadSec connection up");
-                        serve(&shared, home, slot, tls, first, &mut rx).await;
+                        let c = tls.get_ref().1;
+                        let tls13 = c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+                        let version = match radius11.negotiated(c.alpn_protocol(), tls13) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                warn!(target: "radshard::proxy", home = %spec.name, error = %e,
+                                    "RadSec connection refused");
+                                fail("alpn_mismatch");
+                                continue;
+                            }
+                        };
+                        info!(target: "radshard::proxy", home = %spec.name, ?version,
+                            "RadSec connection up");
+                        let edge = (version == Version::V1_1)
+                            .then(|| ClientEdge::new(Secret::clone(&spec.secret)));
+                        serve(&shared, home, slot, tls, first, &mut rx, edge).await;
                     }
                     Ok(Err(e)) => {
                         debug!(home = %spec.name, error = %e, "RadSec handshake failed");
@@ -75,7 +93,8 @@ pub(super) async fn slot(
     }
 }
 
-/// Writes queued packets and reads framed replies until either side fails.
+/// Writes queued packets and reads framed replies until either side fails; on RADIUS/1.1
+/// (`edge`), each translated as it crosses.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     home: HomeId,
@@ -83,14 +102,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     first: Box<[u8]>,
     rx: &mut mpsc::Receiver<Box<[u8]>>,
+    edge: Option<ClientEdge>,
 ) {
+    let edge = edge.map(RefCell::new);
+    let untranslated = |e: EdgeError| {
+        debug!(error = %e, "RADIUS/1.1 packet not translated");
+        ProxyMetrics::bump(&shared.metrics.refused, "radius11_untranslatable");
+    };
     let (mut rd, mut wr) = tokio::io::split(stream);
-    if wr.write_all(&first).await.is_err() {
-        return;
-    }
     let reader = async {
         let mut decoder = StreamDecoder::new();
         let mut buf = vec![0u8; READ_BUF];
+        let mut reply_scratch = Box::new([0u8; MAX_PACKET_LEN]);
         loop {
             let n = match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
@@ -101,8 +124,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 let (consumed, got) = match decoder.decode(input) {
                     Ok(d) => {
                         let got = d.packet.is_some();
-                        if let Some(p) = d.packet {
-                            on_reply(shared, home, slot, p);
+                        match (d.packet, &edge) {
+                            (None, _) => {}
+                            (Some(p), None) => on_reply(shared, home, slot, p),
+                            (Some(p), Some(e)) => {
+                                let translated = e.borrow_mut().reply(p, &mut reply_scratch);
+                                match translated {
+                                    Ok(r) => on_reply(shared, home, slot, r),
+                                    Err(e) => untranslated(e),
+                                }
+                            }
                         }
                         (d.consumed, got)
                     }
@@ -119,10 +150,28 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
+    // Each request as the home server takes it: the engine's bytes, or their RADIUS/1.1 form.
     let writer = async {
-        while let Some(b) = rx.recv().await {
-            if wr.write_all(&b).await.is_err() {
-                return;
+        let mut scratch = Box::new([0u8; MAX_PACKET_LEN]);
+        let mut next = Some(first);
+        loop {
+            let packet = match next.take() {
+                Some(p) => p,
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let wire = match &edge {
+                None => Ok(&packet[..]),
+                Some(e) => e
+                    .borrow_mut()
+                    .request(&packet, std::time::Instant::now(), &mut scratch),
+            };
+            match wire {
+                Ok(w) if wr.write_all(w).await.is_err() => return,
+                Ok(_) => {}
+                Err(e) => untranslated(e),
             }
         }
     };

@@ -6,6 +6,7 @@
 //! max_connections = 1024        # open connections at most, whole server; more are refused
 //! handshake_timeout = "10s"     # a TLS handshake not done by then is closed (slowloris)
 //! idle_timeout = "120s"         # no request (Status-Server included) for this long: closed
+//! radius_1_1 = "allow"          # RFC 9765 via ALPN: "allow" (1.1 when offered), "require", "forbid"
 //! [radsec.tls]
 //! certificate = "server.pem"    # relative: to this file's directory
 //! private_key = "server.key"
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::radius11::Radius11;
 use crate::cfg::{ConfigError, DurationValue};
 use crate::tls::config::{server_tls, RawTls, TlsConfig};
 
@@ -39,6 +41,7 @@ pub struct RawRadsec {
     pub max_connections: Option<Spanned<usize>>,
     pub handshake_timeout: Option<Spanned<DurationValue>>,
     pub idle_timeout: Option<Spanned<DurationValue>>,
+    pub radius_1_1: Option<Radius11>,
     pub tls: Spanned<RawTls>,
 }
 
@@ -49,6 +52,7 @@ pub struct RadsecConfig {
     pub max_connections: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    pub radius11: Radius11,
     pub tls: TlsConfig,
 }
 
@@ -109,21 +113,26 @@ impl RadsecConfig {
             max_connections,
             handshake_timeout,
             idle_timeout,
+            radius11: raw.radius_1_1.unwrap_or_default(),
             tls,
         })
     }
 
     /// Reads the certificate, key and CA: the rustls configuration every connection uses
-    /// (client certificate required and verified against the CA).
+    /// (client certificate required and verified against the CA; the ALPN names of
+    /// `radius_1_1`).
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
         let tls = server_tls(&self.tls.settings, &self.tls.lines, "radsec.tls")?;
-        tls.mutual.ok_or_else(|| {
+        let mutual = tls.mutual.ok_or_else(|| {
             ConfigError::new(
                 &self.tls.lines.file,
                 self.tls.lines.table,
                 "radsec.tls.ca is required".to_string(),
             )
-        })
+        })?;
+        let mut config = (*mutual).clone();
+        config.alpn_protocols = self.radius11.alpn_protocols();
+        Ok(Arc::new(config))
     }
 }
 

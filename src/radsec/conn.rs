@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::radius11::{AlpnError, EdgeError, Radius11, ServerEdge, Version};
 use crate::metrics::StreamClose;
 use crate::proto::stream::{StreamDecoder, StreamError};
-use crate::proto::MAX_PACKET_LEN;
+use crate::proto::{Secret, MAX_PACKET_LEN};
 
 /// Plaintext read out of rustls at once (one TLS record's worth).
 const PLAIN: usize = 16 * 1024;
@@ -45,6 +46,9 @@ pub enum ConnError {
     /// The handshake workers' queue is full.
     #[error("the handshake workers are busy")]
     Overloaded,
+    /// The handshake did not settle on a RADIUS version `radius_1_1` allows.
+    #[error("{0}")]
+    Alpn(#[from] AlpnError),
 }
 
 impl ConnError {
@@ -59,6 +63,7 @@ impl ConnError {
             ConnError::Closed => StreamClose::PeerClosed,
             ConnError::Backlog => StreamClose::Backlog,
             ConnError::Overloaded => StreamClose::HandshakeOverload,
+            ConnError::Alpn(_) => StreamClose::AlpnMismatch,
         }
     }
 }
@@ -79,6 +84,17 @@ pub struct Connection {
     last_packet: Option<Instant>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
+    /// RADIUS/1.1 negotiated: the translation at the edge, and its scratch buffer.
+    edge: Option<Box<(ServerEdge, [u8; MAX_PACKET_LEN])>>,
+}
+
+/// One packet out of [`Connection::next_packet`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbound<'o> {
+    /// A RADIUS/1.0 packet for the shard (translated, on a RADIUS/1.1 connection).
+    Packet(&'o [u8]),
+    /// A RADIUS/1.1 packet that could not be translated: dropped, the connection goes on.
+    Dropped(EdgeError),
 }
 
 impl Connection {
@@ -120,6 +136,7 @@ impl Connection {
             last_packet: None,
             handshake_timeout,
             idle_timeout,
+            edge: None,
         }
     }
 
@@ -164,38 +181,60 @@ impl Connection {
             .map(|c| c.as_ref())
     }
 
-    /// Checks the leaf against the client's pinned SHA-256 fingerprints (none: any).
-    pub fn check_fingerprints(&self, pinned: &[[u8; 32]]) -> Result<(), ConnError> {
-        if pinned.is_empty() {
-            return Ok(());
+    /// Once the handshake is done: checks the leaf against the client's pinned SHA-256
+    /// fingerprints (none: any) and settles the RADIUS version; from a RADIUS/1.1 peer,
+    /// packets are translated with the client's `secret` from here on.
+    pub fn established(
+        &mut self,
+        pinned: &[[u8; 32]],
+        secret: &Secret,
+        radius11: Radius11,
+    ) -> Result<Version, ConnError> {
+        if !pinned.is_empty() {
+            use sha2::Digest;
+            let leaf = self.peer_certificate().ok_or(ConnError::Fingerprint)?;
+            let got: [u8; 32] = sha2::Sha256::digest(leaf).into();
+            // Certificates are public: an ordinary comparison leaks nothing.
+            if !pinned.contains(&got) {
+                return Err(ConnError::Fingerprint);
+            }
         }
-        use sha2::Digest;
-        let leaf = self.peer_certificate().ok_or(ConnError::Fingerprint)?;
-        let got: [u8; 32] = sha2::Sha256::digest(leaf).into();
-        // Certificates are public: an ordinary comparison leaks nothing.
-        if pinned.contains(&got) {
-            Ok(())
-        } else {
-            Err(ConnError::Fingerprint)
+        let Some(tls) = self.tls.as_ref() else {
+            return Ok(Version::V1_0);
+        };
+        let tls13 = tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        let version = radius11.negotiated(tls.alpn_protocol(), tls13)?;
+        if version == Version::V1_1 {
+            self.edge = Some(Box::new((
+                ServerEdge::new(secret.clone()),
+                [0; MAX_PACKET_LEN],
+            )));
         }
+        Ok(version)
     }
 
-    /// The next whole RADIUS packet received, copied into `out`; `None` until more bytes
-    /// arrive.
+    /// The next whole RADIUS packet received, copied (or on RADIUS/1.1 translated) into
+    /// `out`; `None` until more bytes arrive.
     pub fn next_packet<'o>(
         &mut self,
         out: &'o mut [u8; MAX_PACKET_LEN],
         now: Instant,
-    ) -> Result<Option<&'o [u8]>, ConnError> {
+    ) -> Result<Option<Inbound<'o>>, ConnError> {
         loop {
             if self.start < self.end {
                 let d = self.decoder.decode(&self.plain[self.start..self.end])?;
                 self.start += d.consumed;
                 if let Some(p) = d.packet {
+                    self.last_packet = Some(now);
+                    if let Some(edge) = self.edge.as_mut() {
+                        return Ok(Some(match edge.0.request(p, now, out) {
+                            Ok(p) => Inbound::Packet(p),
+                            Err(e) => Inbound::Dropped(e),
+                        }));
+                    }
                     let n = p.len();
                     out[..n].copy_from_slice(p);
-                    self.last_packet = Some(now);
-                    return Ok(Some(&out[..n]));
+                    return Ok(Some(Inbound::Packet(&out[..n])));
                 }
             }
             self.start = 0;
@@ -212,13 +251,32 @@ impl Connection {
         }
     }
 
-    /// Queues a reply (encrypted on [`Connection::write_tls`]).
+    /// Queues a reply (encrypted on [`Connection::write_tls`]); on RADIUS/1.1, translated
+    /// first.
     pub fn send(&mut self, packet: &[u8]) -> Result<(), ConnError> {
-        let Some(tls) = self.tls.as_mut() else {
-            if self.outbound.len() + packet.len() > TLS_BUFFER_LIMIT {
+        let Connection {
+            tls,
+            outbound,
+            edge,
+            ..
+        } = self;
+        let packet = match edge.as_deref_mut() {
+            None => packet,
+            Some((edge, scratch)) => match edge.reply(packet, scratch) {
+                Ok(p) => p,
+                // Only a reply the shard built for a request this edge never handed it, or
+                // one already answered: nothing the peer is waiting for.
+                Err(e) => {
+                    tracing::debug!(error = %e, "RADIUS/1.1 reply not translated");
+                    return Ok(());
+                }
+            },
+        };
+        let Some(tls) = tls.as_mut() else {
+            if outbound.len() + packet.len() > TLS_BUFFER_LIMIT {
                 return Err(ConnError::Backlog);
             }
-            self.outbound.extend_from_slice(packet);
+            outbound.extend_from_slice(packet);
             return Ok(());
         };
         tls.writer()
@@ -340,11 +398,16 @@ mod tests {
         pump(&mut c, &mut s);
         assert!(!s.is_handshaking() && !c.is_handshaking());
         assert!(s.peer_certificate().is_some());
-        assert!(s.check_fingerprints(&[]).is_ok());
+        let secret = Secret::new("radsec").expect("ok");
         assert!(matches!(
-            s.check_fingerprints(&[[0; 32]]),
+            s.established(&[[0; 32]], &secret, Radius11::Allow),
             Err(ConnError::Fingerprint)
         ));
+        // The client offered no ALPN: RADIUS/1.0, whatever allow permits.
+        assert_eq!(
+            s.established(&[], &secret, Radius11::Allow).ok(),
+            Some(Version::V1_0)
+        );
 
         // Two packets in one write, then one split across two writes.
         let (a, b, d) = (status_server(1), status_server(2), status_server(3));
@@ -355,12 +418,21 @@ mod tests {
         pump(&mut c, &mut s);
         let mut out = [0u8; MAX_PACKET_LEN];
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(s.next_packet(&mut out, t1).expect("ok"), Some(&a[..]));
-        assert_eq!(s.next_packet(&mut out, t1).expect("ok"), Some(&b[..]));
+        assert_eq!(
+            s.next_packet(&mut out, t1).expect("ok"),
+            Some(Inbound::Packet(&a[..]))
+        );
+        assert_eq!(
+            s.next_packet(&mut out, t1).expect("ok"),
+            Some(Inbound::Packet(&b[..]))
+        );
         assert_eq!(s.next_packet(&mut out, t1).expect("ok"), None);
         c.writer().write_all(&d[7..]).expect("w");
         pump(&mut c, &mut s);
-        assert_eq!(s.next_packet(&mut out, t1).expect("ok"), Some(&d[..]));
+        assert_eq!(
+            s.next_packet(&mut out, t1).expect("ok"),
+            Some(Inbound::Packet(&d[..]))
+        );
         assert_eq!(s.deadline(), t1 + Duration::from_secs(60));
 
         s.send(b"reply bytes").expect("send");
@@ -376,6 +448,99 @@ mod tests {
             s.next_packet(&mut out, t1),
             Err(ConnError::Framing(_))
         ));
+    }
+
+    /// Client and server offering radius/1.1 (`client_alpn`, `server`'s mode), handshaken.
+    fn negotiate(
+        client_alpn: Radius11,
+        server: Radius11,
+    ) -> (ClientConnection, Connection, Result<Version, ConnError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server_config, client) = pair(dir.path());
+        let mut sc = (*server_config).clone();
+        sc.alpn_protocols = server.alpn_protocols();
+        let mut cc = (*client).clone();
+        cc.alpn_protocols = client_alpn.alpn_protocols();
+        let t0 = Instant::now();
+        let mut s = Connection::new(
+            Arc::new(sc),
+            t0,
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        )
+        .expect("conn");
+        let mut c = ClientConnection::new(Arc::new(cc), "radius.test".try_into().expect("name"))
+            .expect("c");
+        pump(&mut c, &mut s);
+        let secret = Secret::new("radsec").expect("ok");
+        let v = s.established(&[], &secret, server);
+        (c, s, v)
+    }
+
+    #[test]
+    fn radius_1_1_is_negotiated_by_alpn_and_translated_both_ways() {
+        use crate::proto::radius11::{Builder11, Packet11};
+        use crate::proto::{verify_request, USER_NAME};
+        let (mut c, mut s, v) = negotiate(Radius11::Allow, Radius11::Allow);
+        assert_eq!(v.ok(), Some(Version::V1_1));
+        assert_eq!(c.alpn_protocol(), Some(&b"radius/1.1"[..]));
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let mut b = Builder11::request(&mut buf, Code::AccessRequest, [1, 2, 3, 4]).expect("ok");
+        b.attr(USER_NAME, b"bob").expect("ok");
+        b.attr(crate::proto::USER_PASSWORD, b"pw").expect("ok");
+        c.writer().write_all(b.finish().expect("ok")).expect("w");
+        pump(&mut c, &mut s);
+        let mut out = [0u8; MAX_PACKET_LEN];
+        let Some(Inbound::Packet(p)) = s.next_packet(&mut out, Instant::now()).expect("ok") else {
+            panic!("a translated packet");
+        };
+        let secret = Secret::new("radsec").expect("ok");
+        let v = verify_request(
+            crate::proto::Packet::parse(p).expect("parses"),
+            &secret,
+            true,
+        )
+        .expect("verifies as RADIUS/1.0");
+        let mut pw = [0u8; 128];
+        assert_eq!(v.user_password(&mut pw), Ok(&b"pw"[..]));
+        let mut rbuf = [0u8; MAX_PACKET_LEN];
+        let reply = PacketBuilder::reply(&mut rbuf, Code::AccessAccept, &v)
+            .expect("ok")
+            .finish(&secret)
+            .expect("ok")
+            .to_vec();
+        s.send(&reply).expect("send");
+        pump(&mut c, &mut s);
+        let mut got = [0u8; 64];
+        let n = c.reader().read(&mut got).expect("plaintext");
+        let r = Packet11::parse(&got[..n]).expect("a RADIUS/1.1 reply");
+        assert_eq!(r.code(), Code::AccessAccept);
+        assert_eq!(r.token(), [1, 2, 3, 4]);
+        assert!(!r.had_message_authenticator());
+
+        // Something that is no packet at all is dropped; the connection goes on.
+        c.writer()
+            .write_all(&[2, 0, 0, 20, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+            .expect("w");
+        pump(&mut c, &mut s);
+        assert!(matches!(
+            s.next_packet(&mut out, Instant::now()).expect("ok"),
+            Some(Inbound::Dropped(_))
+        ));
+    }
+
+    #[test]
+    fn alpn_fallback_and_refusals() {
+        // A client that forbids (no ALPN) with a server that allows: RADIUS/1.0.
+        let (_, _, v) = negotiate(Radius11::Forbid, Radius11::Allow);
+        assert_eq!(v.ok(), Some(Version::V1_0));
+        // A server that forbids ignores the client's offer.
+        let (c, _, v) = negotiate(Radius11::Allow, Radius11::Forbid);
+        assert_eq!(v.ok(), Some(Version::V1_0));
+        assert_eq!(c.alpn_protocol(), None);
+        // A server that requires it closes a client that did not offer it.
+        let (_, _, v) = negotiate(Radius11::Forbid, Radius11::Require);
+        assert!(matches!(v, Err(ConnError::Alpn(AlpnError::Required))));
     }
 
     #[test]

@@ -6,3 +6,4 @@
 
 pub mod config;
 pub mod conn;
+pub mod radius11;

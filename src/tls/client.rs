@@ -20,6 +20,8 @@ pub struct ClientTlsSettings {
     /// Our certificate chain and key (the server requires one).
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+    /// The ALPN names offered, most preferred first (none: no ALPN extension).
+    pub alpn_protocols: Vec<Vec<u8>>,
 }
 
 /// Reads the files and builds the configuration; every file is checked here.
@@ -45,5 +47,6 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<ClientConfig>, TlsErro
     // 1.9.2 (OpenSSL, no session id context set) fails every handshake that offers a
     // session to resume.
     config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = s.alpn_protocols.clone();
     Ok(Arc::new(config))
 }

@@ -19,7 +19,7 @@ use radshard::proto::{
     TUNNEL_PASSWORD, USER_NAME, VENDOR_SPECIFIC,
 };
 use radshard::proxy::forward::{
-    forward_request, relay_reply, status_check, verify_reply, Sent, Upstream,
+    forward_request, relay_reply, status_check, verify_reply, ForwardRules, Sent, Upstream,
 };
 use radshard::proxy::realm::{
     validate_realm, AcctTarget, AuthTarget, NaiForms, RealmForm, RealmRoute, RealmTable, StripRealm,
@@ -67,7 +67,14 @@ fn fixture() -> &'static Fixture {
             proxy_state: *b"rs\x00\x01\x00\x07\x00\x2a",
         };
         let mut fb = [0u8; MAX_PACKET_LEN];
-        let (fwd, sent) = forward_request(&nas, Some(b"bob"), &up, 4, &mut fb).expect("forwards");
+        let (fwd, sent) = forward_request(
+            &nas,
+            Some(b"bob"),
+            &up,
+            &ForwardRules::with_max_proxy_states(4),
+            &mut fb,
+        )
+        .expect("forwards");
         let forwarded = fwd.to_vec();
         let mut sb = [0u8; MAX_PACKET_LEN];
         let (_, status_sent) = status_check(&up, &mut sb).expect("builds");
@@ -162,7 +169,7 @@ fn mppe_keys(p: &Packet<'_>, s: &Secret, ra: &[u8; 16]) -> Vec<(u8, Vec<u8>)> {
 
 /// Returns whether the reply verified.
 fn check_reply(f: &Fixture, bytes: &[u8]) -> bool {
-    let Ok(hr) = verify_reply(bytes, &f.sent, &f.home_secret) else {
+    let Ok(hr) = verify_reply(bytes, &f.sent, &f.home_secret, true) else {
         return false;
     };
     let nas = nas(f);
@@ -222,7 +229,7 @@ fuzz_target!(|data: &[u8]| {
     // not panic on the way.
     check_reply(f, rest);
     // And as the answer to a Status-Server check.
-    if let Ok(hr) = verify_reply(rest, &f.status_sent, &f.home_secret) {
+    if let Ok(hr) = verify_reply(rest, &f.status_sent, &f.home_secret, true) {
         assert!(matches!(
             hr.code(),
             Code::AccessAccept | Code::AccountingResponse
@@ -261,7 +268,13 @@ fuzz_target!(|data: &[u8]| {
                 proxy_state: [0x44; 8],
             };
             let mut fb = [0u8; MAX_PACKET_LEN];
-            if let Ok((fwd, _)) = forward_request(&req, Some(route.user_name), &up, 4, &mut fb) {
+            if let Ok((fwd, _)) = forward_request(
+                &req,
+                Some(route.user_name),
+                &up,
+                &ForwardRules::with_max_proxy_states(4),
+                &mut fb,
+            ) {
                 let fp = Packet::parse(fwd).expect("our own request parses");
                 let fv =
                     verify_request(fp, &f.home_secret, true).expect("our own request verifies");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use radshard::proto::MAX_PACKET_LEN;
-use radshard::radsec::conn::Connection;
+use radshard::radsec::conn::{Connection, Inbound};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&size, stream)) = data.split_first() else {
@@ -32,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
         }
         loop {
             match conn.next_packet(&mut out, now) {
-                Ok(Some(p)) => {
+                Ok(Some(Inbound::Dropped(e))) => panic!("no RADIUS/1.1 on plain TCP: {e}"),
+                Ok(Some(Inbound::Packet(p))) => {
                     let len = usize::from(u16::from_be_bytes([p[2], p[3]]));
                     assert_eq!(len, p.len());
                     assert!((20..=MAX_PACKET_LEN).contains(&len));

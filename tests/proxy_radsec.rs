@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::radsecproxy::Radsecproxy;
 use common::*;
 use radshard::proto::{attr, Code};
+use radshard::proxy::client::ProxyMetrics;
 use radshard::tls::pki::{write_test_pki, KeyKind};
 
 fn tls_home(name: &str, addr: SocketAddr, pki: &Path, ca: &Path) -> String {
@@ -168,7 +169,7 @@ fn proxies_over_radsec_to_radsecproxy_and_to_radshard() {
     let m = front.proxy().expect("proxy metrics");
     assert!(
         wait_until(Duration::from_secs(3), || {
-            radshard::proxy::client::ProxyMetrics::count(&m.failures, "tls_handshake_failed") >= 1
+            ProxyMetrics::count(&m.failures, "tls_handshake_failed") >= 1
         }),
         "{:?}",
         m.failures.lock().expect("lock")
@@ -190,4 +191,101 @@ fn proxies_over_radsec_to_radsecproxy_and_to_radshard() {
             .filter(|(_, n)| *n > 0)
             .collect::<Vec<_>>()
     );
+}
+
+/// Keepalive over RadSec (RFC 6614 §2.3, RFC 6613 §2.6.2): an idle connection to an alive
+/// home server carries a Status-Server every check_interval and stays open; a home server
+/// that stops answering without closing (radsecproxy stopped with SIGSTOP) is a zombie after
+/// one unanswered keepalive, with no request needed to find out; once it answers again, the
+/// checks over a new connection bring it back.
+#[test]
+fn keepalive_watches_an_idle_radsec_home_server() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    write_test_pki(pki.path(), KeyKind::Rsa, false).expect("pki");
+    let port = free_tcp_port();
+    let rp = Radsecproxy::start(&format!(
+        "ListenTLS 127.0.0.1:{port}\n\
+         tls default {{\n    CACertificateFile {d}/ca.pem\n    CertificateFile {d}/server.pem\n    CertificateKeyFile {d}/server.key\n}}\n\
+         client 127.0.0.1 {{\n    type tls\n    secret radsec\n    certificateNameCheck off\n}}\n\
+         realm * {{\n    ReplyMessage \"radsecproxy test peer\"\n}}\n",
+        d = pki.path().display()
+    ));
+    let d = pki.path().display();
+    let mut body = String::from(STANDARD_BODY);
+    body.push_str(&format!(
+        "\n[proxy]\n[[proxy.home_servers]]\nname = \"rp\"\naddress = \"127.0.0.1:{port}\"\n\
+         protocol = \"tls\"\nresponse_window = \"2s\"\ncheck_interval = \"2s\"\n\
+         check_timeout = \"1s\"\nzombie_period = \"30s\"\n\
+         tls = {{ ca = \"{d}/ca.pem\", certificate = \"{d}/client.pem\", \
+         private_key = \"{d}/client.key\", server_name = \"radius.test\" }}\n\n"
+    ));
+    body.push_str(&routes("rp.test", "rp"));
+    let front = TestServer::start(1, &body);
+    let m = front.proxy().expect("proxy");
+    let home = || {
+        m.homes
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|h| h.name == "rp")
+            .cloned()
+            .unwrap_or_else(|| panic!("home rp is not published: {:?}", m.homes))
+    };
+
+    let sec = secret(SECRET);
+    let client = RadClient::new();
+    let req = access_request(&sec, 1, &random_authenticator(), "x@rp.test", "pw", true);
+    let reply = client
+        .exchange(&req, front.auth)
+        .unwrap_or_else(|| panic!("no reply:\n{}", rp.log()));
+    assert_eq!(check_reply(&reply, &req, &sec), Code::AccessReject);
+    assert!(wait_until(Duration::from_secs(3), || m
+        .homes
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|h| h.name == "rp" && h.answers == 1)));
+
+    // Idle: keepalives go out and are answered; the server stays alive.
+    assert!(
+        wait_until(Duration::from_secs(8), || home().status_answered >= 2),
+        "{:?} refused {:?}\n{}",
+        home(),
+        m.refused.lock().expect("lock"),
+        rp.log()
+    );
+    assert_eq!(home().state, "alive");
+    assert_eq!(
+        ProxyMetrics::count(&m.failures, "connect_failed")
+            + ProxyMetrics::count(&m.failures, "tls_handshake_failed"),
+        0,
+        "one connection all along"
+    );
+
+    // Gone silent, connection still open: found out by the keepalive alone.
+    rp.signal(libc::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(8), || home().state == "zombie"),
+        "{:?}",
+        home()
+    );
+    let took = stopped.elapsed();
+    assert!(
+        took <= Duration::from_secs(5),
+        "a zombie after one idle interval and one check timeout, took {took:?}"
+    );
+    assert_eq!(home().requests, 1, "no request was needed");
+
+    // Answering again: the checks revive it over a new connection.
+    rp.signal(libc::SIGCONT);
+    assert!(
+        wait_until(Duration::from_secs(15), || home().state == "alive"),
+        "{:?}\n{}",
+        home(),
+        rp.log()
+    );
+    let req = access_request(&sec, 2, &random_authenticator(), "x@rp.test", "pw", true);
+    let reply = client.exchange(&req, front.auth).expect("served again");
+    assert_eq!(check_reply(&reply, &req, &sec), Code::AccessReject);
 }

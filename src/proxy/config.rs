@@ -335,6 +335,8 @@ fn home(
         check_interval: h.check_interval.map_or(d.check_interval, |v| v.0),
         check_timeout: h.check_timeout.map_or(d.check_timeout, |v| v.0),
         num_answers_to_alive: h.num_answers_to_alive.unwrap_or(d.num_answers_to_alive),
+        // A connection whose peer vanished stays silent: watch it (RFC 6613 §2.6.2).
+        keepalive: transport.is_stream(),
     };
     settings
         .validate()
@@ -347,6 +349,9 @@ fn home(
         None => DEFAULT_MAX_OUTSTANDING,
     };
     let reply_ma = match h.require_message_authenticator {
+        // TLS authenticates every reply already (BlastRADIUS needs a forgeable transport), and
+        // radsecproxy 1.9.2 answers Status-Server unsigned: a present one is still checked.
+        None if matches!(transport, HomeTransport::Tls { .. }) => ReplyMaRule::Optional,
         None => ReplyMaRule::default(),
         Some(r) => match r.get_ref() {
             toml::Value::Boolean(true) => ReplyMaRule::Require,

@@ -6,7 +6,12 @@
 //!  Zombie ──zombie_period without either──▶ Dead
 //!  Dead ──num_answers_to_alive good Status-Server replies in a row (checks on)──▶ Alive
 //!  Dead ──revive_interval (checks off)──▶ Alive
+//!  Alive ──keepalive Status-Server unanswered within check_timeout──▶ Zombie
 //! ```
+//!
+//! Over TCP and TLS (`keepalive`), an alive server whose connection has carried nothing for
+//! check_interval is sent a Status-Server too: the application-layer watchdog RFC 6613
+//! §2.6.2 and RFC 6614 ask for, since a connection whose peer vanished stays silent.
 //!
 //! The machine keeps no per-request state. It needs none for the zombie rule: any reply
 //! received after a request was sent proves the server was answering after that request
@@ -40,6 +45,9 @@ pub struct HomeSettings {
     pub check_timeout: Duration,
     /// Good Status-Server replies in a row that bring a dead server back. Default 3.
     pub num_answers_to_alive: u32,
+    /// Whether an alive server idle for check_interval is sent a Status-Server as a
+    /// watchdog (with checks on). Set for TCP and TLS home servers.
+    pub keepalive: bool,
 }
 
 impl Default for HomeSettings {
@@ -52,6 +60,7 @@ impl Default for HomeSettings {
             check_interval: Duration::from_secs(30),
             check_timeout: Duration::from_secs(4),
             num_answers_to_alive: 3,
+            keepalive: false,
         }
     }
 }
@@ -126,6 +135,8 @@ pub enum Cause {
     ZombiePeriodOver,
     /// A dead server (checks off) sat out revive_interval.
     ReviveIntervalOver,
+    /// An alive server left a keepalive Status-Server unanswered for check_timeout.
+    KeepaliveUnanswered,
 }
 
 /// A state change, for the caller's log and counters.
@@ -153,6 +164,9 @@ pub struct HomeServer {
     next_check: Instant,
     /// Good Status-Server replies in a row while dead.
     answers: u32,
+    /// The last request or check sent, or reply received: what keepalive measures idleness
+    /// from.
+    last_activity: Instant,
 }
 
 impl HomeServer {
@@ -167,6 +181,7 @@ impl HomeServer {
             check_sent: None,
             next_check: now,
             answers: 0,
+            last_activity: now,
         }
     }
 
@@ -195,6 +210,7 @@ impl HomeServer {
         if self.state == HomeState::Alive && self.unanswered_since.is_none() {
             self.unanswered_since = Some(now);
         }
+        self.last_activity = now;
     }
 
     /// A verified reply to a proxied request arrived, however late: it proves the server
@@ -202,6 +218,7 @@ impl HomeServer {
     /// (or sit out revive_interval) whatever stray replies still arrive.
     pub fn on_reply(&mut self, now: Instant) -> Option<Transition> {
         self.last_reply = Some(now);
+        self.last_activity = now;
         self.unanswered_since = None;
         match self.state {
             HomeState::Zombie => Some(self.enter(HomeState::Alive, now, Cause::Reply)),
@@ -209,19 +226,31 @@ impl HomeServer {
         }
     }
 
-    /// Whether a Status-Server check should be sent now: checks on, the server not alive,
-    /// no check in flight, and check_interval since the last one.
+    /// Whether a Status-Server check should be sent now: checks on, no check in flight, and
+    /// either the server is not alive and check_interval passed since the last check, or
+    /// (keepalive) it is alive and its connection was idle for check_interval.
     pub fn wants_status_check(&self, now: Instant) -> bool {
         self.settings.status_checks
-            && self.state != HomeState::Alive
             && self.check_sent.is_none()
-            && now >= self.next_check
+            && self.check_due().is_some_and(|d| now >= d)
+    }
+
+    /// When the next check is due if none is in flight (`None`: alive without keepalive).
+    fn check_due(&self) -> Option<Instant> {
+        match self.state {
+            HomeState::Alive if self.settings.keepalive => {
+                Some(self.last_activity + self.settings.check_interval)
+            }
+            HomeState::Alive => None,
+            HomeState::Zombie | HomeState::Dead => Some(self.next_check),
+        }
     }
 
     /// A Status-Server check left for this server.
     pub fn on_status_sent(&mut self, now: Instant) {
         self.check_sent = Some(now);
         self.next_check = now + self.settings.check_interval;
+        self.last_activity = now;
     }
 
     /// A verified reply to our Status-Server check arrived. Ignored when no check is in
@@ -230,6 +259,7 @@ impl HomeServer {
     pub fn on_status_reply(&mut self, now: Instant) -> Option<Transition> {
         self.check_sent.take()?;
         self.last_reply = Some(now);
+        self.last_activity = now;
         match self.state {
             HomeState::Alive => None,
             HomeState::Zombie => Some(self.enter(HomeState::Alive, now, Cause::StatusReplies)),
@@ -252,7 +282,7 @@ impl HomeServer {
         };
         let check_deadline = match self.check_sent {
             Some(sent) => Some(sent + s.check_timeout),
-            None if s.status_checks && self.state != HomeState::Alive => Some(self.next_check),
+            None if s.status_checks => self.check_due(),
             None => None,
         };
         match (state_deadline, check_deadline) {
@@ -268,11 +298,15 @@ impl HomeServer {
         let mut cause = None;
         // At most one step per state (Alive → Zombie → Dead → Alive): bounded.
         for _ in 0..4 {
+            let mut keepalive_failed = None;
             if let Some(sent) = self.check_sent {
-                if now >= sent + self.settings.check_timeout {
-                    // A failed check; for the dead it breaks the run of good answers.
+                let d = sent + self.settings.check_timeout;
+                if now >= d {
+                    // A failed check; for the dead it breaks the run of good answers, and
+                    // an alive server's unanswered watchdog makes it a zombie.
                     self.check_sent = None;
                     self.answers = 0;
+                    keepalive_failed = (self.state == HomeState::Alive).then_some(d);
                 }
             }
             let s = self.settings;
@@ -281,7 +315,9 @@ impl HomeServer {
                     .unanswered_since
                     .map(|t| t + s.response_window)
                     .filter(|&d| now >= d)
-                    .map(|d| (HomeState::Zombie, d, Cause::NoReplyInWindow)),
+                    .map(|d| (HomeState::Zombie, d, Cause::NoReplyInWindow))
+                    .or(keepalive_failed
+                        .map(|d| (HomeState::Zombie, d, Cause::KeepaliveUnanswered))),
                 HomeState::Zombie => {
                     let d = self.since + s.zombie_period;
                     (now >= d).then_some((HomeState::Dead, d, Cause::ZombiePeriodOver))
@@ -390,6 +426,47 @@ mod tests {
             ..s
         };
         assert_eq!(bad.validate(), Err(HomeSettingsError::ZeroDuration));
+    }
+
+    #[test]
+    fn keepalive_checks_an_idle_connection_and_an_unanswered_one_makes_a_zombie() {
+        let settings = HomeSettings {
+            keepalive: true,
+            ..HomeSettings::default()
+        };
+        let (c, mut h) = server(settings);
+        h.on_sent(c.at(0));
+        assert_eq!(h.on_reply(c.at(1)), None);
+        // Idle from 1 s: a check is due at 31 s, not before.
+        assert_eq!(h.poll_timeout(), Some(c.at(31)));
+        assert!(!h.wants_status_check(c.at(30)));
+        assert!(h.wants_status_check(c.at(31)));
+        // Traffic postpones it.
+        h.on_sent(c.at(20));
+        h.on_reply(c.at(21));
+        assert!(!h.wants_status_check(c.at(31)));
+        assert!(h.wants_status_check(c.at(51)));
+        h.on_status_sent(c.at(51));
+        assert!(!h.wants_status_check(c.at(52)), "one in flight");
+        assert_eq!(h.on_status_reply(c.at(52)), None, "alive stays alive");
+        assert_eq!(h.poll_timeout(), Some(c.at(82)));
+        // Unanswered for check_timeout: a zombie, checked again at once.
+        h.on_status_sent(c.at(82));
+        assert_eq!(h.handle_timeout(c.at(85)), None);
+        assert_eq!(
+            h.handle_timeout(c.at(86)),
+            Some(Transition {
+                from: HomeState::Alive,
+                to: HomeState::Zombie,
+                cause: Cause::KeepaliveUnanswered,
+            })
+        );
+        assert_eq!(h.since(), c.at(86));
+        assert!(h.wants_status_check(c.at(86)));
+        // And one good answer revives it, as for any zombie.
+        h.on_status_sent(c.at(86));
+        assert!(h.on_status_reply(c.at(87)).is_some());
+        assert_eq!(h.state(), HomeState::Alive);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! leaves and arrives differs from UDP. A packet queued while no connection can be made is
 //! lost like a datagram, and its request ends at its response window.
 //!
+//! A connection opened while its home server was alive is given up once the server is not
+//! (a keepalive or a request went unanswered): the peer may be gone without a word, and the
+//! Status-Server checks that can revive the server go over a new connection. One opened
+//! while it was a zombie or dead is the probe, and is kept.
+//!
 //! Bounds: [`QUEUE`] packets waiting per slot (more fail as `send_failed`), one 4 KiB
 //! framing buffer and one read buffer per connection.
 
@@ -18,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{on_reply, ProxyMetrics, Shared};
 use super::engine::{HomeId, HomeSpec, HomeTransport};
+use super::home::HomeState;
 use crate::proto::stream::StreamDecoder;
 use crate::proto::{Secret, MAX_PACKET_LEN};
 use crate::radsec::radius11::{ClientEdge, EdgeError, Version};
@@ -37,10 +43,16 @@ pub(super) async fn slot(
     mut rx: mpsc::Receiver<Box<[u8]>>,
 ) {
     let fail = |why: &'static str| ProxyMetrics::bump(&shared.metrics.failures, why);
+    // A packet the last connection was given up for, to open the next with.
+    let mut carried: Option<Box<[u8]>> = None;
     loop {
         // Lazily: nothing to send, no connection.
-        let Some(first) = rx.recv().await else {
-            return;
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
         };
         let tcp =
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(spec.address)).await {
@@ -53,7 +65,9 @@ pub(super) async fn slot(
         let _ = tcp.set_nodelay(true);
         match &spec.transport {
             HomeTransport::Udp => return,
-            HomeTransport::Tcp => serve(&shared, home, slot, tcp, first, &mut rx, None).await,
+            HomeTransport::Tcp => {
+                carried = serve(&shared, home, slot, tcp, first, &mut rx, None).await;
+            }
             HomeTransport::Tls {
                 config,
                 server_name,
@@ -79,7 +93,7 @@ pub(super) async fn slot(
                             "RadSec connection up");
                         let edge = (version == Version::V1_1)
                             .then(|| ClientEdge::new(Secret::clone(&spec.secret)));
-                        serve(&shared, home, slot, tls, first, &mut rx, edge).await;
+                        carried = serve(&shared, home, slot, tls, first, &mut rx, edge).await;
                     }
                     Ok(Err(e)) => {
                         debug!(home = %spec.name, error = %e, "RadSec handshake failed");
@@ -93,8 +107,10 @@ pub(super) async fn slot(
     }
 }
 
-/// Writes queued packets and reads framed replies until either side fails; on RADIUS/1.1
-/// (`edge`), each translated as it crosses.
+/// Writes queued packets and reads framed replies until either side fails, or until the home
+/// server is found not alive on a connection opened while it was (then the packet that found
+/// it is returned, for the next connection); on RADIUS/1.1 (`edge`), each packet translated
+/// as it crosses.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     home: HomeId,
@@ -103,7 +119,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     first: Box<[u8]>,
     rx: &mut mpsc::Receiver<Box<[u8]>>,
     edge: Option<ClientEdge>,
-) {
+) -> Option<Box<[u8]>> {
+    let alive = || shared.engine.borrow().state(home) == Some(HomeState::Alive);
+    let opened_alive = alive();
     let edge = edge.map(RefCell::new);
     let untranslated = |e: EdgeError| {
         debug!(error = %e, "RADIUS/1.1 packet not translated");
@@ -159,9 +177,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Some(p) => p,
                 None => match rx.recv().await {
                     Some(p) => p,
-                    None => return,
+                    None => return None,
                 },
             };
+            if opened_alive && !alive() {
+                info!(target: "radshard::proxy", "home server not answering: connection given up");
+                return Some(packet);
+            }
             let wire = match &edge {
                 None => Ok(&packet[..]),
                 Some(e) => e
@@ -169,14 +191,14 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     .request(&packet, std::time::Instant::now(), &mut scratch),
             };
             match wire {
-                Ok(w) if wr.write_all(w).await.is_err() => return,
+                Ok(w) if wr.write_all(w).await.is_err() => return None,
                 Ok(_) => {}
                 Err(e) => untranslated(e),
             }
         }
     };
     tokio::select! {
-        _ = reader => {}
-        _ = writer => {}
+        _ = reader => None,
+        carried = writer => carried,
     }
 }

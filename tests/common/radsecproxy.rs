@@ -50,6 +50,15 @@ impl Radsecproxy {
         self.dir.path()
     }
 
+    /// Sends `sig` (SIGSTOP: a peer that vanished without closing its connections;
+    /// SIGCONT: back).
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
     /// A path inside its directory (for files the configuration names).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

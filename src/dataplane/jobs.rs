@@ -124,8 +124,7 @@ pub(super) fn submit(
             };
             let rx = client.submit(Request {
                 pool,
-                datagram: request.packet().as_bytes().into(),
-                nas_secret: request.secret().clone(),
+                nas: request.to_owned_request(),
                 user_name: user_name.map(Into::into),
                 key,
                 // The engine answers by then itself; the shard's own wait is the backstop.

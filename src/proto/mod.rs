@@ -47,7 +47,7 @@ pub use crypto::{chap_response, chap_verify, CryptoError};
 pub use error::{BuildError, DecodeError, SecretError, VerifyError};
 pub use packet::Packet;
 pub use secret::{wipe, Secret};
-pub use verified::Verified;
+pub use verified::{Verified, VerifiedBuf};
 pub use verify::{verify_request, verify_response};
 
 /// Size of the fixed RADIUS header: Code, Identifier, Length, Authenticator.

@@ -24,6 +24,15 @@ impl<'a> Verified<'a> {
         Verified { packet, secret }
     }
 
+    /// The request and its secret owned, to be handed to another thread (the proxy) that
+    /// views it again without checking it a second time.
+    pub fn to_owned_request(&self) -> VerifiedBuf {
+        VerifiedBuf {
+            bytes: self.packet.as_bytes().into(),
+            secret: self.secret.clone(),
+        }
+    }
+
     /// The underlying packet view.
     pub fn packet(&self) -> &Packet<'a> {
         &self.packet
@@ -94,5 +103,38 @@ impl<'a> Verified<'a> {
     pub fn chap_challenge(&self) -> &'a [u8] {
         self.attr(CHAP_CHALLENGE)
             .unwrap_or(self.authenticator().as_slice())
+    }
+}
+
+/// An owned [`Verified`]: made only by [`Verified::to_owned_request`], so its bytes passed
+/// [`super::verify_request`] once and [`VerifiedBuf::view`] need not check them again.
+#[derive(Clone)]
+pub struct VerifiedBuf {
+    bytes: Box<[u8]>,
+    secret: Secret,
+}
+
+impl VerifiedBuf {
+    /// The verified request again (its framing parsed anew: it parsed before, so this
+    /// returns `None` never; parsing is cheap, the crypto is what is skipped).
+    pub fn view(&self) -> Option<Verified<'_>> {
+        let packet = Packet::parse(&self.bytes).ok()?;
+        Some(Verified::new(packet, &self.secret))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for VerifiedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedBuf")
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
     }
 }

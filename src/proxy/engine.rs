@@ -28,7 +28,7 @@ use super::forward::{
 use super::home::{HomeServer, HomeSettings, HomeState, Transition};
 use super::ids::{IdTable, IdTableError, Key, IDS_PER_SLOT, MAX_SLOTS};
 use super::pool::{Fallback, Member, Pick, Pool, MAX_MEMBERS};
-use crate::proto::{verify_request, Code, Packet, Secret, MAX_PACKET_LEN};
+use crate::proto::{Code, Secret, VerifiedBuf, MAX_PACKET_LEN};
 
 /// A home server's place in the engine's table (configuration order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,9 +127,8 @@ pub struct PoolSpec {
 /// A NAS request to forward.
 pub struct Request<W> {
     pub pool: PoolId,
-    /// The NAS's datagram, as the shard verified it.
-    pub datagram: Box<[u8]>,
-    pub nas_secret: Secret,
+    /// The NAS's request, as the shard verified it (not checked again here).
+    pub nas: VerifiedBuf,
     /// The User-Name to send (the route's, stripped of the realm); `None` keeps the NAS's.
     pub user_name: Option<Box<[u8]>>,
     /// [`super::pool::balance_key`] of the request (keyed-balance pools).
@@ -145,8 +144,7 @@ impl<W> Request<W> {
     pub fn with_waiter<V>(self, waiter: V) -> Request<V> {
         Request {
             pool: self.pool,
-            datagram: self.datagram,
-            nas_secret: self.nas_secret,
+            nas: self.nas,
             user_name: self.user_name,
             key: self.key,
             deadline: self.deadline,
@@ -405,7 +403,7 @@ impl<W> Engine<W> {
 
     /// Forwards `req`: the datagram to send, or at once why not (with the waiter back).
     pub fn submit(&mut self, req: Request<W>, now: Instant) -> Result<Transmit, (W, Failure)> {
-        let Some(nas) = NasRequest::of(&req.datagram) else {
+        let Some(nas) = NasRequest::of(req.nas.as_bytes()) else {
             return Err((req.waiter, Failure::Unverified));
         };
         let Some(home) = self.pick(req.pool, req.key) else {
@@ -425,27 +423,23 @@ impl<W> Engine<W> {
             Ok(k) => k,
             Err(_) => return Err((req.waiter, Failure::Busy)),
         };
-        let built = Packet::parse(&req.datagram)
-            .ok()
-            .and_then(|p| verify_request(p, &req.nas_secret, false).ok())
-            .ok_or(Failure::Unverified)
-            .and_then(|nas| {
-                let upstream = Upstream {
-                    secret: &h.spec.secret,
-                    identifier: key.id,
-                    authenticator: rand::random(),
-                    proxy_state,
-                };
-                forward_request(
-                    &nas,
-                    req.user_name.as_deref(),
-                    &upstream,
-                    &self.rules,
-                    &mut self.buf[..],
-                )
-                .map(|(bytes, sent)| (Box::<[u8]>::from(bytes), sent))
-                .map_err(Failure::Forward)
-            });
+        let built = req.nas.view().ok_or(Failure::Unverified).and_then(|nas| {
+            let upstream = Upstream {
+                secret: &h.spec.secret,
+                identifier: key.id,
+                authenticator: rand::random(),
+                proxy_state,
+            };
+            forward_request(
+                &nas,
+                req.user_name.as_deref(),
+                &upstream,
+                &self.rules,
+                &mut self.buf[..],
+            )
+            .map(|(bytes, sent)| (Box::<[u8]>::from(bytes), sent))
+            .map_err(Failure::Forward)
+        });
         let (bytes, sent) = match built {
             Ok(b) => b,
             Err(why) => {

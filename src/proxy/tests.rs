@@ -253,8 +253,9 @@ fn engine_reply_message_authenticator_rules() {
             .submit(
                 Request {
                     pool: PoolId(0),
-                    datagram: nas.into(),
-                    nas_secret: sim.nas_secret.clone(),
+                    nas: verify_request(Packet::parse(&nas).expect("ok"), &sim.nas_secret, true)
+                        .expect("verifies")
+                        .to_owned_request(),
                     user_name: None,
                     key: 0,
                     deadline: t0 + Duration::from_secs(30),

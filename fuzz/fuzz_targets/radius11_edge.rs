@@ -92,7 +92,7 @@ fn client(wire: &[u8], secret: &Secret) {
     let req = b.finish(secret).expect("ok").to_vec();
     let mut out = [0u8; MAX_PACKET_LEN];
     let sent = edge
-        .request(&req, &mut out)
+        .request(&req, std::time::Instant::now(), &mut out)
         .expect("ours translates")
         .to_vec();
     let token = Packet11::parse(&sent).expect("parses").token();

@@ -4,7 +4,8 @@
 # dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC, hostap's eapol_test,
 # radsecproxy, openssl for test certificates, curl) when
 # anything the tests use is missing, and a privacyIDEA in a virtualenv (target/privacyidea-venv,
-# pip; the MFA tests start their own instance), then runs `cargo test`.
+# pip; the MFA tests start their own instance), then runs `cargo test` (all binaries, even
+# after a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -125,4 +126,6 @@ if [ ! -x "$PI_VENV/bin/pi-manage" ]; then
     "$PI_VENV/bin/pip" install -q "privacyidea==3.14"
 fi
 
-cargo test --all-targets "$@"
+# --no-fail-fast: every test binary runs even after one fails, so a failing run names every
+# failing test (a CI log that stops at the first binary hides the rest).
+cargo test --all-targets --no-fail-fast "$@"

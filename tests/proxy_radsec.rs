@@ -272,7 +272,7 @@ fn keepalive_watches_an_idle_radsec_home_server() {
     );
     let took = stopped.elapsed();
     assert!(
-        took <= Duration::from_secs(5),
+        took <= Duration::from_secs(6),
         "a zombie after one idle interval and one check timeout, took {took:?}"
     );
     assert_eq!(home().requests, 1, "no request was needed");

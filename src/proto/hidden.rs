@@ -121,10 +121,17 @@ impl Sink for Md5Sink<'_, '_, '_> {
             HiddenAttribute::MppeSendKey => b.mppe_key(s, MS_MPPE_SEND_KEY, salt, plain),
             HiddenAttribute::MppeRecvKey => b.mppe_key(s, MS_MPPE_RECV_KEY, salt, plain),
             HiddenAttribute::MsChapMppeKeys => {
-                let keys: &[u8; V1_MPPE_KEYS_LEN] = plain
-                    .try_into()
-                    .map_err(|_| BuildError::Crypto(CryptoError::BadLength))?;
-                b.ms_chap_mppe_keys(s, keys)
+                // LM-Key 8 and NT-Key 16, then padding: a RADIUS/1.1 peer may send the 24
+                // octets without it.
+                let mut keys = [0u8; V1_MPPE_KEYS_LEN];
+                let dst = keys
+                    .get_mut(..plain.len())
+                    .filter(|_| plain.len() >= 24)
+                    .ok_or(BuildError::Crypto(CryptoError::BadLength))?;
+                dst.copy_from_slice(plain);
+                let r = b.ms_chap_mppe_keys(s, &keys);
+                wipe(&mut keys);
+                r
             }
         }
     }
@@ -319,5 +326,124 @@ fn ms_vsa(value: &[u8]) -> MsVsa<'_> {
         MsVsa::Keys(v)
     } else {
         MsVsa::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::radius11::Packet11;
+    use crate::proto::{Code, Packet, MAX_PACKET_LEN, MESSAGE_AUTHENTICATOR};
+
+    /// Every hidden kind, hidden with `s` for a reply to a request with authenticator `ra`.
+    fn reply10(s: &Secret, ra: &[u8; 16], buf: &mut [u8; MAX_PACKET_LEN]) -> Vec<u8> {
+        let mut b =
+            PacketBuilder::answer(&mut buf[..], Code::AccessAccept, Code::AccessRequest, 1, ra)
+                .expect("ok");
+        b.tunnel_password(s, 3, 0x8111, b"tunnel").expect("ok");
+        b.mppe_key(s, MS_MPPE_SEND_KEY, 0x8222, &[5; 32])
+            .expect("ok");
+        b.ms_chap_mppe_keys(s, &[6; 32]).expect("ok");
+        b.vsa(MICROSOFT, 26, b"not hidden").expect("ok");
+        b.finish(s).expect("ok").to_vec()
+    }
+
+    #[test]
+    fn md5_to_clear_and_back_keeps_every_value() {
+        let (s, ra) = (Secret::new("one").expect("ok"), [9u8; 16]);
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let r10 = reply10(&s, &ra, &mut buf);
+        let p = Packet::parse(&r10).expect("parses");
+        let mut out = [0u8; MAX_PACKET_LEN];
+        let mut b = Builder11::answer(&mut out, Code::AccessAccept, [0; 4]).expect("ok");
+        let from = Hiding::Md5 {
+            secret: &s,
+            authenticator: &ra,
+        };
+        let attrs = p.attributes().filter(|a| a.typ != MESSAGE_AUTHENTICATOR);
+        transcribe(attrs, from, &mut b).expect("reveals");
+        let clear = b.finish().expect("ok").to_vec();
+        let c = Packet11::parse(&clear).expect("parses");
+        assert_eq!(c.attr(TUNNEL_PASSWORD), Some(&b"\x03tunnel"[..]));
+        let subs: Vec<(u8, Vec<u8>)> = c
+            .attributes()
+            .filter_map(|a| VendorAttribute::from_value(a.value))
+            .flat_map(|v| v.sub_attributes().map(|s| (s.vtype, s.value.to_vec())))
+            .collect();
+        assert_eq!(
+            subs,
+            vec![
+                (MS_MPPE_SEND_KEY, vec![5; 32]),
+                (MS_CHAP_MPPE_KEYS, vec![6; 32]),
+                (26, b"not hidden".to_vec()),
+            ]
+        );
+
+        // And into another secret: what a NAS would decrypt.
+        let (s2, ra2) = (Secret::new("two").expect("ok"), [7u8; 16]);
+        let mut out2 = [0u8; MAX_PACKET_LEN];
+        let mut b2 =
+            PacketBuilder::answer(&mut out2, Code::AccessAccept, Code::AccessRequest, 1, &ra2)
+                .expect("ok");
+        transcribe(
+            c.attributes(),
+            Hiding::Clear,
+            &mut Md5Sink {
+                builder: &mut b2,
+                secret: &s2,
+            },
+        )
+        .expect("hides");
+        let again = b2.finish(&s2).expect("ok").to_vec();
+        let p2 = Packet::parse(&again).expect("parses");
+        let mut k = [0u8; 240];
+        let tp = p2.attr(TUNNEL_PASSWORD).expect("present");
+        assert_eq!(
+            tunnel_password::decrypt(&s2, &ra2, tp, &mut k),
+            Ok((3, &b"tunnel"[..]))
+        );
+        let key = p2
+            .vendor_attr(MICROSOFT, MS_MPPE_SEND_KEY)
+            .expect("present");
+        assert_eq!(mppe::decrypt(&s2, &ra2, key, &mut k), Ok(&[5u8; 32][..]));
+    }
+
+    #[test]
+    fn short_clear_ms_chap_keys_are_padded_and_garbage_is_refused() {
+        let (s, ra) = (Secret::new("one").expect("ok"), [9u8; 16]);
+        let mut out = [0u8; MAX_PACKET_LEN];
+        let mut b =
+            PacketBuilder::answer(&mut out, Code::AccessAccept, Code::AccessRequest, 1, &ra)
+                .expect("ok");
+        let mut sink = Md5Sink {
+            builder: &mut b,
+            secret: &s,
+        };
+        assert!(sink
+            .hidden(HiddenAttribute::MsChapMppeKeys, 0, None, &[1; 24])
+            .is_ok());
+        assert!(sink
+            .hidden(HiddenAttribute::MsChapMppeKeys, 0, None, &[1; 10])
+            .is_err());
+        // A hidden value that is no ciphertext at all does not reveal.
+        let mut v = MICROSOFT.to_be_bytes().to_vec();
+        v.extend_from_slice(&[MS_MPPE_SEND_KEY, 5, 1, 2, 3]);
+        let attr = Attribute {
+            typ: VENDOR_SPECIFIC,
+            value: &v,
+        };
+        let from = Hiding::Md5 {
+            secret: &s,
+            authenticator: &ra,
+        };
+        let mut out11 = [0u8; MAX_PACKET_LEN];
+        let mut b11 = Builder11::answer(&mut out11, Code::AccessAccept, [0; 4]).expect("ok");
+        assert!(matches!(
+            transcribe(std::iter::once(attr), from, &mut b11),
+            Err(TranscribeError::Hidden {
+                attribute: HiddenAttribute::MppeSendKey,
+                ..
+            })
+        ));
     }
 }

@@ -2,7 +2,8 @@
 # RadSec vs UDP on the same box: radshard (one shard, pinned to cpu0) serving perf/bench.toml's
 # 1000 local PAP users over UDP and over RadSec (a [radsec] listener added, test PKI from
 # `radshard certs`), loaded by `radshard bench` on cpu1: UDP (4 sockets, window 256), RadSec
-# over one TLS connection (window 256) and over 100 connections (window 1000).
+# over one TLS connection (window 256) and over 100 connections (window 1000), each in
+# RADIUS/1.0 and RADIUS/1.1 (`--radius11`: the server negotiates it by ALPN, default allow).
 #
 #   perf/radsec_compare.sh                     # 3 rounds × 5 s
 #   ROUNDS=1 SECS=2 perf/radsec_compare.sh     # smoke check
@@ -64,9 +65,11 @@ declare -A ARGS=(
     [udp]="--server 127.0.0.1:11812 --sockets 4 --window 256"
     [tls-1]="--server 127.0.0.1:12083 --radsec $WORK/certs --secret radsec --sockets 1 --window 256"
     [tls-100]="--server 127.0.0.1:12083 --radsec $WORK/certs --secret radsec --sockets 100 --window 1000"
+    [v11-1]="--server 127.0.0.1:12083 --radsec $WORK/certs --secret radsec --radius11 --sockets 1 --window 256"
+    [v11-100]="--server 127.0.0.1:12083 --radsec $WORK/certs --secret radsec --radius11 --sockets 100 --window 1000"
 )
 for round in $(seq "$ROUNDS"); do
-    for name in udp tls-1 tls-100; do
+    for name in udp tls-1 tls-100 v11-1 v11-100; do
         # shellcheck disable=SC2086
         run "$name" ${ARGS[$name]} --duration 1s >/dev/null || true
         # shellcheck disable=SC2086
@@ -80,12 +83,14 @@ python3 - "$OUT" "$ROUNDS" "$SECS" <<'PY'
 import glob, json, os, statistics, sys
 out, rounds, secs = sys.argv[1:4]
 label = {"udp": "UDP, 4 sockets, window 256", "tls-1": "RadSec, 1 connection, window 256",
-         "tls-100": "RadSec, 100 connections, window 1000 (10 each)"}
+         "tls-100": "RadSec, 100 connections, window 1000 (10 each)",
+         "v11-1": "RadSec RADIUS/1.1, 1 connection, window 256",
+         "v11-100": "RadSec RADIUS/1.1, 100 connections, window 1000 (10 each)"}
 print(f"### radshard (1 shard, cpu0), PAP accepts, loader on cpu1 ({rounds} × {secs} s, medians)\n")
 print("| transport | accepted/s | p50 µs | p99 µs | rounds (accepted/s) | failures |")
 print("| --- | ---: | ---: | ---: | --- | ---: |")
 failed = False
-for name in ("udp", "tls-1", "tls-100"):
+for name in ("udp", "tls-1", "tls-100", "v11-1", "v11-100"):
     runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(out, f"{name}-*.json")))]
     acc = [r["counts"]["access_accept"] / r["elapsed_s"] for r in runs]
     errors = sum(r["counts"][k] for r in runs for k in ("timeouts", "bad_authenticator", "malformed", "unmatched", "unexpected", "access_reject"))

@@ -289,70 +289,77 @@ fn radsecproxy_forwards_udp_to_radshard_over_tls() {
     assert!(closed(&server, StreamClose::BadCertificate) >= 1);
 }
 
-/// `radshard bench --radsec`: the loader's RadSec mode against radshard, every reply verified.
+/// `radshard bench --radsec`: the loader's RadSec mode against radshard, every reply verified;
+/// then the same over RADIUS/1.1 (`--radius11`), which the server must have negotiated on
+/// every connection.
 #[test]
-fn the_loader_speaks_radsec() {
+fn the_loader_speaks_radsec_and_radius_1_1() {
     let pki = tempfile::tempdir().expect("tempdir");
     write_test_pki(pki.path(), KeyKind::Ecdsa, false).expect("pki");
-    let server = TestServer::start(1, &body(pki.path(), ""));
-    let to = server.radsec().expect("radsec listener").to_string();
-    let dir = pki.path().display().to_string();
-    let argv = [
-        "radshard",
-        "bench",
-        "--server",
-        &to,
-        "--radsec",
-        &dir,
-        "--secret",
-        "radsec",
-        "--users-file",
-        "/dev/null",
-        "--quiet",
-        "--count",
-        "300",
-        "--duration",
-        "10s",
-        "--sockets",
-        "3",
-        "--window",
-        "30",
-    ];
-    let users = pki.path().join("users");
     // Each connection cycles through the file from its start: 50 of its 100 for each line.
+    let users = pki.path().join("users");
     std::fs::write(&users, "alice alice-pw\nalice wrong\n").expect("users");
-    let users = users.display().to_string();
-    let argv: Vec<&str> = argv
-        .iter()
-        .map(|a| if *a == "/dev/null" { users.as_str() } else { a })
-        .collect();
-    let args = match <radshard::cli::Cli as clap::Parser>::try_parse_from(argv)
-        .expect("parses")
-        .command
-    {
-        radshard::cli::Command::Bench(a) => a,
-        other => panic!("not bench: {other:?}"),
-    };
-    let r = radshard::bench::run(&args).expect("runs");
-    let c = &r.counts;
-    assert_eq!(c.sent, 300, "{}", r.to_table());
-    assert_eq!(
-        (c.access_accept, c.access_reject),
-        (150, 150),
-        "{}",
-        r.to_table()
+    let (users, dir) = (
+        users.display().to_string(),
+        pki.path().display().to_string(),
     );
-    assert_eq!(
-        (c.timeouts, c.bad(), c.unexpected),
-        (0, 0, 150),
-        "{}",
-        r.to_table()
-    );
-    assert_eq!(
-        server.sum(|m| m.radsec_accepted.get()),
-        3,
-        "one connection per --sockets"
-    );
+    for radius11 in [false, true] {
+        let server = TestServer::start(1, &body(pki.path(), ""));
+        let to = server.radsec().expect("radsec listener").to_string();
+        let mut argv = vec![
+            "radshard",
+            "bench",
+            "--server",
+            &to,
+            "--radsec",
+            &dir,
+            "--secret",
+            "radsec",
+            "--users-file",
+            &users,
+            "--quiet",
+            "--count",
+            "300",
+            "--duration",
+            "10s",
+            "--sockets",
+            "3",
+            "--window",
+            "30",
+        ];
+        if radius11 {
+            argv.push("--radius11");
+        }
+        let args = match <radshard::cli::Cli as clap::Parser>::try_parse_from(argv)
+            .expect("parses")
+            .command
+        {
+            radshard::cli::Command::Bench(a) => a,
+            other => panic!("not bench: {other:?}"),
+        };
+        let r = radshard::bench::run(&args).expect("runs");
+        let c = &r.counts;
+        assert_eq!(c.sent, 300, "{}", r.to_table());
+        assert_eq!(
+            (c.access_accept, c.access_reject),
+            (150, 150),
+            "{}",
+            r.to_table()
+        );
+        assert_eq!(
+            (c.timeouts, c.bad(), c.unexpected, c.unmatched),
+            (0, 0, 150, 0),
+            "{}",
+            r.to_table()
+        );
+        assert_eq!(
+            server.sum(|m| m.radsec_accepted.get()),
+            3,
+            "one connection per --sockets"
+        );
+        let expected = if radius11 { 3 } else { 0 };
+        assert_eq!(server.sum(|m| m.radsec_radius11.get()), expected);
+    }
 }
 
 /// RADIUS over TCP (RFC 6613, `[tcp]`): FreeRADIUS's radclient over TCP logs in and sends

@@ -125,6 +125,10 @@ pub struct BenchArgs {
     /// RadSec: the name the server's certificate must carry.
     #[arg(long, default_value = "radius.test", value_name = "NAME")]
     pub tls_server_name: String,
+    /// RadSec: speak RADIUS/1.1 (RFC 9765; ALPN `radius/1.1` required, the run fails on a
+    /// server that does not negotiate it).
+    #[arg(long, requires = "radsec")]
+    pub radius11: bool,
 
     /// Instead of generating load, run a trivial responder on ADDR:PORT that answers every
     /// request with a signed Accept (or Accounting-Response) and nothing else; used to show

@@ -4,6 +4,11 @@
 //! connection's secret. TCP delivers or the connection fails, so there are no
 //! retransmissions: a request without a reply by `--timeout` ends the connection's run and
 //! every request still outstanding on it counts as timed out.
+//!
+//! `--radius11`: the connection must negotiate RADIUS/1.1 (RFC 9765); requests are built as
+//! for RADIUS/1.0 and translated by the same edge radshard's proxy uses
+//! ([`crate::radsec::radius11::ClientEdge`]), so every reply is still judged (code, expected
+//! attributes); over RADIUS/1.1 only TLS authenticates it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,7 +25,8 @@ use super::report::{Counters, Report};
 use super::request::{Built, RequestFactory, REQUEST_MAX};
 use super::users::User;
 use crate::proto::stream::StreamDecoder;
-use crate::proto::{verify_response, Code, Packet};
+use crate::proto::{verify_response, Code, Packet, MAX_PACKET_LEN};
+use crate::radsec::radius11::{ClientEdge, Radius11};
 use crate::tls::client::{client_config, ClientTlsSettings};
 
 const IDS: usize = 256;
@@ -42,7 +48,11 @@ pub fn run(args: &BenchArgs, dir: &Path, users: Vec<User>) -> Result<Report, Ben
         ca: dir.join("ca.pem"),
         certificate: dir.join("client.pem"),
         private_key: dir.join("client.key"),
-        alpn_protocols: Vec::new(),
+        alpn_protocols: if args.radius11 {
+            Radius11::Require.alpn_protocols()
+        } else {
+            Vec::new()
+        },
     })
     .map_err(|e| BenchError::Invalid(format!("--radsec {}: {e}", dir.display())))?;
     let name = rustls::pki_types::ServerName::try_from(args.tls_server_name.clone())
@@ -59,6 +69,7 @@ pub fn run(args: &BenchArgs, dir: &Path, users: Vec<User>) -> Result<Report, Ben
                 .map(|c| c / connections as u64 + u64::from((k as u64) < c % connections as u64)),
             stop: args.duration.map(|d| start + d),
             timeout: args.timeout,
+            radius11: args.radius11,
         };
         let (config, name) = (config.clone(), name.clone());
         threads.push(std::thread::spawn(move || {
@@ -86,6 +97,7 @@ struct Share {
     count: Option<u64>,
     stop: Option<Instant>,
     timeout: Duration,
+    radius11: bool,
 }
 
 type Outcome = Result<(Counters, Histogram<u64>), BenchError>;
@@ -103,6 +115,18 @@ fn connection(
     let conn = rustls::ClientConnection::new(config, name)
         .map_err(|e| BenchError::Invalid(format!("TLS: {e}")))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut edge = None;
+    if share.radius11 {
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).map_err(io)?;
+        }
+        let tls13 = tls.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        Radius11::Require
+            .negotiated(tls.conn.alpn_protocol(), tls13)
+            .map_err(|e| BenchError::Invalid(format!("--radius11: {e}")))?;
+        edge = Some(ClientEdge::new(factory.secret().clone()));
+    }
+    let mut wire = [0u8; MAX_PACKET_LEN];
     let mut c = Counters::default();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| BenchError::Invalid(e.to_string()))?;
@@ -123,7 +147,13 @@ fn connection(
                 next_id = (next_id + 1) % IDS;
             }
             let built = factory.build(next_id as u8, &mut buf)?;
-            out.extend_from_slice(&buf[..built.len]);
+            match edge.as_mut() {
+                None => out.extend_from_slice(&buf[..built.len]),
+                Some(e) => out.extend_from_slice(
+                    e.request(&buf[..built.len], Instant::now(), &mut wire)
+                        .map_err(|e| BenchError::Invalid(format!("RADIUS/1.1: {e}")))?,
+                ),
+            }
             slots[next_id] = Some((built, Instant::now()));
             next_id = (next_id + 1) % IDS;
             outstanding += 1;
@@ -157,6 +187,17 @@ fn connection(
             };
             let consumed = d.consumed;
             let Some(p) = d.packet else { break };
+            let p = match edge.as_mut() {
+                None => p,
+                Some(e) => match e.reply(p, &mut wire) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        c.unmatched += 1;
+                        input = &input[consumed..];
+                        continue;
+                    }
+                },
+            };
             outstanding -= reply(p, &mut slots, &factory, &mut c, &mut hist, now);
             input = &input[consumed..];
         }

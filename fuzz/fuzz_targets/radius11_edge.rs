@@ -18,7 +18,7 @@ use radshard::proto::{
     verify_request, verify_response, Code, Packet, PacketBuilder, Secret, MAX_PACKET_LEN,
     USER_NAME, USER_PASSWORD,
 };
-use radshard::radsec::radius11::{ClientEdge, ServerEdge};
+use radshard::radsec::radius11::{ClientEdge, MaNeeds, ServerEdge};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&side, wire)) = data.split_first() else {
@@ -33,7 +33,13 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn server(wire: &[u8], secret: &Secret) {
-    let mut edge = ServerEdge::new(secret.clone());
+    let mut edge = ServerEdge::new(
+        secret.clone(),
+        MaNeeds {
+            always: true,
+            with_proxy_state: true,
+        },
+    );
     let mut out = [0u8; MAX_PACKET_LEN];
     let Ok(r10) = edge.request(wire, std::time::Instant::now(), &mut out) else {
         return;

@@ -38,7 +38,7 @@ use crate::metrics::{ShardMetrics, StreamClose};
 use crate::proto::Secret;
 use crate::proto::MAX_PACKET_LEN;
 use crate::radsec::conn::{ConnError, Connection, Inbound};
-use crate::radsec::radius11::{EdgeError, Radius11};
+use crate::radsec::radius11::{EdgeError, MaNeeds, Radius11};
 
 /// Replies waiting for one connection's writer at most.
 const MAX_QUEUED: usize = 1024;
@@ -158,6 +158,8 @@ struct PeerRules {
     fingerprints: Vec<[u8; 32]>,
     /// What a RADIUS/1.1 edge signs the translated packets with.
     secret: Secret,
+    /// When its Access-Requests must carry a Message-Authenticator (the edge adds one).
+    ma: MaNeeds,
 }
 
 /// Whether a new connection is served: the limits (open connections of both kinds count),
@@ -175,6 +177,10 @@ fn admit(
     let rules = PeerRules {
         fingerprints: client.fingerprints.clone(),
         secret: client.secret.clone(),
+        ma: MaNeeds {
+            always: client.require_message_authenticator,
+            with_proxy_state: client.limit_proxy_state,
+        },
     };
     Ok((runtime, rules))
 }
@@ -305,7 +311,9 @@ async fn read_loop(
         if !verified {
             let checked = match conn.borrow_mut().as_deref_mut() {
                 Some(c) if c.is_handshaking() => None,
-                Some(c) => Some(c.established(&rules.fingerprints, &rules.secret, radius11)),
+                Some(c) => {
+                    Some(c.established(&rules.fingerprints, &rules.secret, rules.ma, radius11))
+                }
                 None => Some(Err(ConnError::Closed)),
             };
             match checked {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
-use super::radius11::{AlpnError, EdgeError, Radius11, ServerEdge, Version};
+use super::radius11::{AlpnError, EdgeError, MaNeeds, Radius11, ServerEdge, Version};
 use crate::metrics::StreamClose;
 use crate::proto::stream::{StreamDecoder, StreamError};
 use crate::proto::{Secret, MAX_PACKET_LEN};
@@ -188,6 +188,7 @@ impl Connection {
         &mut self,
         pinned: &[[u8; 32]],
         secret: &Secret,
+        ma: MaNeeds,
         radius11: Radius11,
     ) -> Result<Version, ConnError> {
         if !pinned.is_empty() {
@@ -206,7 +207,7 @@ impl Connection {
         let version = radius11.negotiated(tls.alpn_protocol(), tls13)?;
         if version == Version::V1_1 {
             self.edge = Some(Box::new((
-                ServerEdge::new(secret.clone()),
+                ServerEdge::new(secret.clone(), ma),
                 [0; MAX_PACKET_LEN],
             )));
         }
@@ -330,6 +331,11 @@ mod tests {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::ClientConnection;
 
+    const NO_MA: MaNeeds = MaNeeds {
+        always: false,
+        with_proxy_state: false,
+    };
+
     fn pair(dir: &std::path::Path) -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
         write_test_pki(dir, KeyKind::Ecdsa, false).expect("pki");
         let mut s = TlsSettings::new(dir.join("server.pem"), dir.join("server.key"));
@@ -400,12 +406,12 @@ mod tests {
         assert!(s.peer_certificate().is_some());
         let secret = Secret::new("radsec").expect("ok");
         assert!(matches!(
-            s.established(&[[0; 32]], &secret, Radius11::Allow),
+            s.established(&[[0; 32]], &secret, NO_MA, Radius11::Allow),
             Err(ConnError::Fingerprint)
         ));
         // The client offered no ALPN: RADIUS/1.0, whatever allow permits.
         assert_eq!(
-            s.established(&[], &secret, Radius11::Allow).ok(),
+            s.established(&[], &secret, NO_MA, Radius11::Allow).ok(),
             Some(Version::V1_0)
         );
 
@@ -473,7 +479,7 @@ mod tests {
             .expect("c");
         pump(&mut c, &mut s);
         let secret = Secret::new("radsec").expect("ok");
-        let v = s.established(&[], &secret, server);
+        let v = s.established(&[], &secret, NO_MA, server);
         (c, s, v)
     }
 
@@ -498,7 +504,8 @@ mod tests {
         let v = verify_request(
             crate::proto::Packet::parse(p).expect("parses"),
             &secret,
-            true,
+            // No Message-Authenticator was added: a TLS client needs none by default.
+            false,
         )
         .expect("verifies as RADIUS/1.0");
         let mut pw = [0u8; 128];

@@ -30,7 +30,7 @@ use crate::proto::hidden::{transcribe, Hiding, Md5Sink, TranscribeError};
 use crate::proto::radius11::{Builder11, Packet11, ALPN_RADIUS_1_0, ALPN_RADIUS_1_1, TOKEN_LEN};
 use crate::proto::{
     BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, AUTH_LEN, MAX_PACKET_LEN,
-    MESSAGE_AUTHENTICATOR,
+    MESSAGE_AUTHENTICATOR, PROXY_STATE,
 };
 
 /// `radius_1_1` on `[radsec]` and on a TLS home server: RFC 9765 §3.3's configuration flag.
@@ -131,6 +131,9 @@ struct Pending {
     authenticator: [u8; AUTH_LEN],
     /// When it crossed.
     since: Instant,
+    /// Its Identifier was taken back from a request left unanswered for [`STALE`]: a reply
+    /// under it may still be that one's, so replies are checked against `authenticator`.
+    reused: bool,
 }
 
 /// Outstanding requests by RADIUS/1.0 Identifier.
@@ -149,19 +152,26 @@ impl Outstanding {
         }
     }
 
-    /// A free Identifier, or else the one held longest if it is [`STALE`].
-    fn free_id(&mut self, now: Instant) -> Option<u8> {
+    /// A free Identifier, or else the one held longest if it is [`STALE`]; and whether it
+    /// was taken back so.
+    fn free_id(&mut self, now: Instant) -> Option<(u8, bool)> {
         let ids = (0..=255u8).map(|i| self.next.wrapping_add(i));
         let free = ids
             .clone()
             .find(|&id| self.by_id[usize::from(id)].is_none());
-        let id = free.or_else(|| {
-            let oldest = ids.min_by_key(|&id| self.by_id[usize::from(id)].map(|p| p.since))?;
-            let p = self.by_id[usize::from(oldest)]?;
-            (now.saturating_duration_since(p.since) >= STALE).then_some(oldest)
-        })?;
+        let (id, reused) = match free {
+            Some(id) => (id, false),
+            None => {
+                let oldest = ids.min_by_key(|&id| self.by_id[usize::from(id)].map(|p| p.since))?;
+                let p = self.by_id[usize::from(oldest)]?;
+                if now.saturating_duration_since(p.since) < STALE {
+                    return None;
+                }
+                (oldest, true)
+            }
+        };
         self.next = id.wrapping_add(1);
-        Some(id)
+        Some((id, reused))
     }
 }
 
@@ -169,13 +179,27 @@ impl Outstanding {
 pub struct ServerEdge {
     /// The client entry's secret: what the shard verifies and signs with.
     secret: Secret,
+    /// When an Access-Request gets a Message-Authenticator: what the client entry makes the
+    /// shard insist on. TLS clients need none by default (TLS authenticates every packet,
+    /// and each one costs the shard an HMAC).
+    ma: MaNeeds,
     outstanding: Outstanding,
 }
 
+/// What makes the shard insist on a Message-Authenticator in a client's Access-Requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaNeeds {
+    /// `require_message_authenticator`: in every one.
+    pub always: bool,
+    /// `limit_proxy_state`: in every one that carries a Proxy-State.
+    pub with_proxy_state: bool,
+}
+
 impl ServerEdge {
-    pub fn new(secret: Secret) -> Self {
+    pub fn new(secret: Secret, ma: MaNeeds) -> Self {
         ServerEdge {
             secret,
+            ma,
             outstanding: Outstanding::new(),
         }
     }
@@ -193,7 +217,7 @@ impl ServerEdge {
         if !code.is_request() {
             return Err(EdgeError::WrongDirection(code));
         }
-        let id = self
+        let (id, reused) = self
             .outstanding
             .free_id(now)
             .ok_or(EdgeError::Outstanding)?;
@@ -201,7 +225,9 @@ impl ServerEdge {
         // duplicate detection keys on: fresh per request.
         let nonce: [u8; AUTH_LEN] = rand::random();
         let mut b = PacketBuilder::request(&mut out[..], code, id, &nonce)?;
-        if code == Code::AccessRequest {
+        let needs_ma =
+            self.ma.always || (self.ma.with_proxy_state && p.attr(PROXY_STATE).is_some());
+        if code == Code::AccessRequest && needs_ma {
             b.message_authenticator()?;
         }
         transcribe(
@@ -220,6 +246,7 @@ impl ServerEdge {
             token: p.token(),
             authenticator,
             since: now,
+            reused,
         });
         Ok(bytes)
     }
@@ -236,8 +263,11 @@ impl ServerEdge {
         }
         let slot = &mut self.outstanding.by_id[usize::from(p.identifier())];
         let pending = slot.ok_or(EdgeError::Unmatched)?;
-        // Signed with this request's authenticator, or it answers an earlier one.
-        if !md5_authenticator_ok(&self.secret, p.as_bytes(), &pending.authenticator) {
+        // Under a reused Identifier, only a reply signed with this request's authenticator is
+        // its own (the shard signs every reply; one for the stale request may come late).
+        if pending.reused
+            && !md5_authenticator_ok(&self.secret, p.as_bytes(), &pending.authenticator)
+        {
             return Err(EdgeError::Unmatched);
         }
         *slot = None;
@@ -306,6 +336,7 @@ impl ClientEdge {
             token,
             authenticator: *p.authenticator(),
             since: now,
+            reused: false,
         });
         Ok(bytes)
     }
@@ -361,6 +392,10 @@ mod tests {
     }
 
     const TOKEN: [u8; 4] = [9, 8, 7, 6];
+    const ALWAYS: MaNeeds = MaNeeds {
+        always: true,
+        with_proxy_state: true,
+    };
 
     fn request11(buf: &mut [u8; MAX_PACKET_LEN], code: Code, token: [u8; 4]) -> Vec<u8> {
         let mut b = Builder11::request(&mut buf[..], code, token).expect("ok");
@@ -391,7 +426,7 @@ mod tests {
 
     #[test]
     fn a_server_edge_request_verifies_as_radius_1_0_and_its_reply_goes_back_in_the_clear() {
-        let mut edge = ServerEdge::new(secret());
+        let mut edge = ServerEdge::new(secret(), ALWAYS);
         let mut buf = [0u8; MAX_PACKET_LEN];
         let wire = request11(&mut buf, Code::AccessRequest, TOKEN);
         let mut out = [0u8; MAX_PACKET_LEN];
@@ -447,8 +482,45 @@ mod tests {
     }
 
     #[test]
+    fn a_message_authenticator_only_where_the_client_entry_needs_one() {
+        let has_ma = |ma: MaNeeds, proxy_state: bool| {
+            let mut edge = ServerEdge::new(secret(), ma);
+            let mut buf = [0u8; MAX_PACKET_LEN];
+            let mut b = Builder11::request(&mut buf, Code::AccessRequest, TOKEN).expect("ok");
+            b.attr(USER_NAME, b"bob").expect("ok");
+            if proxy_state {
+                b.attr(PROXY_STATE, b"upstream").expect("ok");
+            }
+            let wire = b.finish().expect("ok").to_vec();
+            let mut out = [0u8; MAX_PACKET_LEN];
+            let r = edge.request(&wire, Instant::now(), &mut out).expect("ok");
+            let p = Packet::parse(r).expect("parses");
+            verify_request(p, &secret(), false).expect("verifies");
+            p.message_authenticator_offset().is_some()
+        };
+        let tls_default = MaNeeds {
+            always: false,
+            with_proxy_state: true,
+        };
+        assert!(
+            !has_ma(tls_default, false),
+            "a NAS's own request: none needed"
+        );
+        assert!(
+            has_ma(tls_default, true),
+            "a proxied one: limit_proxy_state"
+        );
+        assert!(has_ma(ALWAYS, false));
+        let never = MaNeeds {
+            always: false,
+            with_proxy_state: false,
+        };
+        assert!(!has_ma(never, true));
+    }
+
+    #[test]
     fn a_server_edge_accounting_request_gets_its_computed_authenticator() {
-        let mut edge = ServerEdge::new(secret());
+        let mut edge = ServerEdge::new(secret(), ALWAYS);
         let mut buf = [0u8; MAX_PACKET_LEN];
         let wire = request11(&mut buf, Code::AccountingRequest, TOKEN);
         let mut out = [0u8; MAX_PACKET_LEN];
@@ -461,7 +533,7 @@ mod tests {
 
     #[test]
     fn at_most_256_outstanding_and_a_reply_for_a_reused_identifier_is_refused() {
-        let mut edge = ServerEdge::new(secret());
+        let mut edge = ServerEdge::new(secret(), ALWAYS);
         let mut buf = [0u8; MAX_PACKET_LEN];
         let mut first = Vec::new();
         for i in 0..MAX_OUTSTANDING as u32 {
@@ -481,29 +553,20 @@ mod tests {
             edge.request(&wire, Instant::now(), &mut out).err(),
             Some(EdgeError::Outstanding)
         );
-        // A reply signed for another authenticator under the first one's Identifier.
         let s = secret();
         let v = verify_request(Packet::parse(&first).expect("parses"), &s, true).expect("ok");
         let mut rbuf = [0u8; MAX_PACKET_LEN];
-        let mut forged = PacketBuilder::reply(&mut rbuf, Code::AccessAccept, &v)
-            .expect("ok")
-            .finish(&s)
-            .expect("ok")
-            .to_vec();
-        forged[10] ^= 1;
-        assert_eq!(
-            edge.reply(&forged, &mut out).err(),
-            Some(EdgeError::Unmatched)
-        );
         assert_eq!(edge.outstanding(), MAX_OUTSTANDING);
         // Unanswered for STALE: the longest-held Identifier is taken again.
         let later = Instant::now() + STALE;
         let wire = request11(&mut buf, Code::StatusServer, [2; 4]);
         let r = edge
             .request(&wire, later, &mut out)
-            .expect("a stale Identifier reused");
+            .expect("a stale Identifier reused")
+            .to_vec();
         assert_eq!(r[1], first[1]);
-        // The first request's reply no longer matches (signed for its authenticator).
+        // The first request's reply, late, no longer matches (signed for its authenticator);
+        // the new request's own does.
         let late = PacketBuilder::reply(&mut rbuf, Code::AccessAccept, &v)
             .expect("ok")
             .finish(&s)
@@ -513,6 +576,14 @@ mod tests {
             edge.reply(&late, &mut out).err(),
             Some(EdgeError::Unmatched)
         );
+        let v2 = verify_request(Packet::parse(&r).expect("parses"), &s, true).expect("ok");
+        let own = PacketBuilder::reply(&mut rbuf, Code::AccessAccept, &v2)
+            .expect("ok")
+            .finish(&s)
+            .expect("ok")
+            .to_vec();
+        let back = edge.reply(&own, &mut out).expect("its own reply");
+        assert_eq!(Packet11::parse(back).expect("parses").token(), [2; 4]);
     }
 
     #[test]

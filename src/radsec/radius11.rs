@@ -17,9 +17,10 @@
 //! server side a request the shard never answers (dropped: overload, no home server alive)
 //! holds its Identifier for [`STALE`], after which the Identifier may be reused; a request
 //! arriving while all 256 are held is refused ([`EdgeError::Outstanding`]). A reply is
-//! matched by its Identifier and checked against the authenticator of the request it
-//! answers, so a late reply to an Identifier since reused never reaches the wrong request.
-//! Nothing allocates after construction.
+//! matched by its Identifier (client side: by its whole Token); under an Identifier taken
+//! back so, it is also checked against the authenticator of the request it answers, so a
+//! late reply for the stale request never reaches the new one. Nothing allocates after
+//! construction.
 
 use std::time::{Duration, Instant};
 

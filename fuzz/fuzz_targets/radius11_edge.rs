@@ -8,15 +8,17 @@
 //! Client side: a reply that translates must verify as the home server's reply to our
 //! request (Response Authenticator, Message-Authenticator) and match only once.
 //!
-//! Input: octet 0 picks the side (even: server, odd: client), the rest is the packet.
+//! Input: octet 0 picks the side (bit 0 clear: server, set: client) and, for the server, the
+//! client entry's Message-Authenticator needs (bit 1: always, bit 2: with Proxy-State); the
+//! rest is the packet.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use radshard::proto::radius11::Packet11;
 use radshard::proto::{
-    verify_request, verify_response, Code, Packet, PacketBuilder, Secret, MAX_PACKET_LEN,
-    USER_NAME, USER_PASSWORD,
+    verify_request, verify_response, Code, Packet, PacketBuilder, Secret, EAP_MESSAGE,
+    MAX_PACKET_LEN, PROXY_STATE, USER_NAME, USER_PASSWORD,
 };
 use radshard::radsec::radius11::{ClientEdge, MaNeeds, ServerEdge};
 
@@ -25,21 +27,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let secret = Secret::new("radsec").expect("non-empty");
-    if side % 2 == 0 {
-        server(wire, &secret);
+    if side & 1 == 0 {
+        let ma = MaNeeds {
+            always: side & 2 != 0,
+            with_proxy_state: side & 4 != 0,
+        };
+        server(wire, &secret, ma);
     } else {
         client(wire, &secret);
     }
 });
 
-fn server(wire: &[u8], secret: &Secret) {
-    let mut edge = ServerEdge::new(
-        secret.clone(),
-        MaNeeds {
-            always: true,
-            with_proxy_state: true,
-        },
-    );
+fn server(wire: &[u8], secret: &Secret, ma: MaNeeds) {
+    let mut edge = ServerEdge::new(secret.clone(), ma);
     let mut out = [0u8; MAX_PACKET_LEN];
     let Ok(r10) = edge.request(wire, std::time::Instant::now(), &mut out) else {
         return;
@@ -47,7 +47,16 @@ fn server(wire: &[u8], secret: &Secret) {
     let r10 = r10.to_vec();
     let p11 = Packet11::parse(wire).expect("translated, so it parses");
     let p = Packet::parse(&r10).expect("our own packet parses");
-    let v = verify_request(p, secret, p.code() == Code::AccessRequest).expect("and verifies");
+    // A Message-Authenticator exactly where the client entry makes the shard insist on one.
+    let needs_ma = p.code() == Code::AccessRequest
+        && (ma.always
+            || p11.attr(EAP_MESSAGE).is_some()
+            || (ma.with_proxy_state && p11.attr(PROXY_STATE).is_some()));
+    assert_eq!(
+        p.message_authenticator_offset().is_some(),
+        needs_ma || p.code() == Code::StatusServer
+    );
+    let v = verify_request(p, secret, needs_ma).expect("and verifies");
     if let Some(plain) = p11.attr(USER_PASSWORD) {
         let mut pw = [0u8; 128];
         if let Ok(got) = v.user_password(&mut pw) {

@@ -30,8 +30,8 @@ use crate::proto::crypto::authenticator::md5_authenticator_ok;
 use crate::proto::hidden::{transcribe, Hiding, Md5Sink, TranscribeError};
 use crate::proto::radius11::{Builder11, Packet11, ALPN_RADIUS_1_0, ALPN_RADIUS_1_1, TOKEN_LEN};
 use crate::proto::{
-    BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, AUTH_LEN, MAX_PACKET_LEN,
-    MESSAGE_AUTHENTICATOR, PROXY_STATE,
+    BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, AUTH_LEN, EAP_MESSAGE,
+    MAX_PACKET_LEN, MESSAGE_AUTHENTICATOR, PROXY_STATE,
 };
 
 /// `radius_1_1` on `[radsec]` and on a TLS home server: RFC 9765 §3.3's configuration flag.
@@ -226,8 +226,10 @@ impl ServerEdge {
         // duplicate detection keys on: fresh per request.
         let nonce: [u8; AUTH_LEN] = rand::random();
         let mut b = PacketBuilder::request(&mut out[..], code, id, &nonce)?;
-        let needs_ma =
-            self.ma.always || (self.ma.with_proxy_state && p.attr(PROXY_STATE).is_some());
+        // RFC 3579 §3.2: EAP-Message always travels with one, and the shard enforces it.
+        let needs_ma = self.ma.always
+            || p.attr(EAP_MESSAGE).is_some()
+            || (self.ma.with_proxy_state && p.attr(PROXY_STATE).is_some());
         if code == Code::AccessRequest && needs_ma {
             b.message_authenticator()?;
         }

@@ -156,16 +156,7 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
 
     /// Reserves room for `n` more octets, returning the slice to fill.
     fn reserve(&mut self, n: usize) -> Result<&mut [u8], BuildError> {
-        let end = self.len + n;
-        if end > MAX_PACKET_LEN {
-            return Err(BuildError::PacketTooLong);
-        }
-        let out = self
-            .buf
-            .get_mut(self.len..end)
-            .ok_or(BuildError::BufferTooSmall)?;
-        self.len = end;
-        Ok(out)
+        reserve(self.buf, &mut self.len, n)
     }
 
     /// Adds a Message-Authenticator (value computed by `finish`). Idempotent:
@@ -339,6 +330,22 @@ impl<'b, 'r> PacketBuilder<'b, 'r> {
         }
         Ok(packet)
     }
+}
+
+/// The next `n` octets of `buf` after the `len` already written (`len` advanced past them),
+/// within [`MAX_PACKET_LEN`]: the one bounds check both packet builders write through.
+pub(super) fn reserve<'a>(
+    buf: &'a mut [u8],
+    len: &mut usize,
+    n: usize,
+) -> Result<&'a mut [u8], BuildError> {
+    let end = *len + n;
+    if end > MAX_PACKET_LEN {
+        return Err(BuildError::PacketTooLong);
+    }
+    let out = buf.get_mut(*len..end).ok_or(BuildError::BufferTooSmall)?;
+    *len = end;
+    Ok(out)
 }
 
 /// Writes one attribute into `out`, which the caller reserved as exactly `2 + value.len()`

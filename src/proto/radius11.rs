@@ -27,7 +27,7 @@ use super::attr::{MESSAGE_AUTHENTICATOR, PROXY_STATE, USER_PASSWORD};
 use super::attributes::{split_tlv, Attribute, Attributes};
 use super::code::Code;
 use super::error::{BuildError, DecodeError};
-use super::{attr::MAX_VALUE_LEN, attr::MAX_VSA_VALUE_LEN, HEADER_LEN, MAX_PACKET_LEN};
+use super::{attr::MAX_VALUE_LEN, attr::MAX_VSA_VALUE_LEN, HEADER_LEN};
 
 /// ALPN protocol name of historic RADIUS/TLS (MD5 and shared secret kept).
 pub const ALPN_RADIUS_1_0: &[u8] = b"radius/1.0";
@@ -201,16 +201,7 @@ impl<'b, 'r> Builder11<'b, 'r> {
     }
 
     fn reserve(&mut self, n: usize) -> Result<&mut [u8], BuildError> {
-        let end = self.len + n;
-        if end > MAX_PACKET_LEN {
-            return Err(BuildError::PacketTooLong);
-        }
-        let out = self
-            .buf
-            .get_mut(self.len..end)
-            .ok_or(BuildError::BufferTooSmall)?;
-        self.len = end;
-        Ok(out)
+        super::builder::reserve(self.buf, &mut self.len, n)
     }
 
     /// Appends an attribute, its value as is: on RADIUS/1.1 that includes

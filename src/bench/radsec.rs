@@ -120,9 +120,8 @@ fn connection(
         while tls.conn.is_handshaking() {
             tls.conn.complete_io(&mut tls.sock).map_err(io)?;
         }
-        let tls13 = tls.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
         Radius11::Require
-            .negotiated(tls.conn.alpn_protocol(), tls13)
+            .settle(&tls.conn)
             .map_err(|e| BenchError::Invalid(format!("--radius11: {e}")))?;
         edge = Some(ClientEdge::new(factory.secret().clone()));
     }

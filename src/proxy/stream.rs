@@ -78,9 +78,7 @@ pub(super) async fn slot(
                 let handshake = connector.connect(server_name.clone(), tcp);
                 match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
                     Ok(Ok(tls)) => {
-                        let c = tls.get_ref().1;
-                        let tls13 = c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-                        let version = match radius11.negotiated(c.alpn_protocol(), tls13) {
+                        let version = match radius11.settle(tls.get_ref().1) {
                             Ok(v) => v,
                             Err(e) => {
                                 warn!(target: "radshard::proxy", home = %spec.name, error = %e,

@@ -203,8 +203,7 @@ impl Connection {
         let Some(tls) = self.tls.as_ref() else {
             return Ok(Version::V1_0);
         };
-        let tls13 = tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-        let version = radius11.negotiated(tls.alpn_protocol(), tls13)?;
+        let version = radius11.settle(tls)?;
         if version == Version::V1_1 {
             self.edge = Some(Box::new((
                 ServerEdge::new(secret.clone(), ma),

@@ -77,6 +77,12 @@ impl Radius11 {
         }
     }
 
+    /// What a connection whose handshake is done speaks (its ALPN and TLS version).
+    pub fn settle(self, tls: &rustls::CommonState) -> Result<Version, AlpnError> {
+        let tls13 = tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        self.negotiated(tls.alpn_protocol(), tls13)
+    }
+
     /// What a connection whose handshake chose `alpn` over TLS 1.3 (or not) speaks.
     pub fn negotiated(self, alpn: Option<&[u8]>, tls13: bool) -> Result<Version, AlpnError> {
         match alpn {

@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         nas: "127.0.0.1:40000".parse().expect("addr"),
         shard: 0,
         when: (1_764_124_200, 42),
+        session: None,
     };
     c.bench_function("write_accounting_record_11_attributes", |b| {
         b.iter(|| {

@@ -2,7 +2,7 @@
 # Runs radshard's whole test suite on a Debian 12 machine, as root or with sudo.
 # Installs the real peers the tests talk to (FreeRADIUS's server, radclient/radtest and
 # dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC, hostap's eapol_test,
-# radsecproxy, openssl for test certificates, curl) when
+# radsecproxy, hostapd and wpa_supplicant with iproute2, openssl for test certificates, curl) when
 # anything the tests use is missing, and a privacyIDEA in a virtualenv (target/privacyidea-venv,
 # pip; the MFA tests start their own instance), then runs `cargo test` (all binaries, even
 # after a failure).
@@ -87,6 +87,12 @@ check() {
     # radsecproxy 1.9.2, the RadSec peer of tests/radsec.rs and tests/proxy_radsec.rs
     # (tests/common/radsecproxy.rs): a UDP-to-TLS client of radshard and a TLS home server.
     want radsecproxy /usr/sbin/radsecproxy
+    # hostapd (wired driver, its DAS on) as the real 802.1X NAS of tests/sessions_hostapd.rs,
+    # a wpa_supplicant -Dwired peer in a network namespace made with iproute2's `ip netns`
+    # (tests/common/hostapd.rs).
+    want hostapd /usr/sbin/hostapd
+    want wpasupplicant /usr/sbin/wpa_supplicant
+    want iproute2 ip
     # The privacyIDEA virtualenv, only while it still has to be built: python3 with venv and
     # ensurepip (Debian's python3 has ensurepip only with python3-venv; a pyenv python has it).
     if [ ! -x "$PI_VENV/bin/pi-manage" ]; then

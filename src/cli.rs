@@ -30,6 +30,90 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Write a throwaway test PKI (CA, server and client certificates) for EAP.
     Certs(CertsArgs),
+    /// List open sessions (through the admin API of a running server).
+    Sessions(SessionsArgs),
+    /// Disconnect a session, or all of a user's (Disconnect-Request to the NAS). Exits 0 only
+    /// when every NAS acknowledged; 1 on a NAK (its Error-Cause is printed), a timeout or no
+    /// session; 2 when the API could not be asked.
+    Disconnect(DisconnectArgs),
+    /// Change a session's authorization (CoA-Request to the NAS), e.g.
+    /// `radshard coa --session ID Session-Timeout=3600`. Exit codes as for disconnect.
+    Coa(CoaArgs),
+}
+
+/// How the CLI reaches the admin API: `[admin]` of the config names the address, TLS and the
+/// token file.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The bearer token [default: $RADSHARD_ADMIN_TOKEN, else the first plain token of
+    /// [admin] token_file]. Prefer those two: a command line is visible to other users.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// With [admin.tls]: trust the API's certificate if it chains to this CA (PEM) instead of
+    /// pinning the configured certificate itself.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// With --ca: the name the certificate must carry [default: its first DNS name].
+    #[arg(long = "server-name", value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Only the sessions of this (authenticated) user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only the sessions of this NAS: client name, address, NAS-IP-Address or NAS-Identifier.
+    #[arg(long, value_name = "NAS")]
+    pub nas: Option<String>,
+    /// Only the session with this Framed-IP-Address.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<std::net::IpAddr>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["user", "session"]))]
+pub struct DisconnectArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Every session of this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The session with this id (Acct-Unique-Session-Id, as `radshard sessions` shows).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CoaArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The session to change.
+    #[arg(long, value_name = "ID")]
+    pub session: String,
+    /// Attributes by dictionary name, e.g. Session-Timeout=3600 Filter-Id=gold.
+    #[arg(value_name = "ATTR=VALUE", required = true, value_parser = parse_attr)]
+    pub attributes: Vec<(String, String)>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_attr(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?}: expected ATTR=VALUE")),
+    }
 }
 
 #[derive(Debug, Args)]

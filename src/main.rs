@@ -3,6 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use mimalloc::MiMalloc;
 
+use std::sync::Arc;
+
+use radshard::admin::{AdminHandle, AdminMetrics, AdminState};
 use radshard::cli::{CertsArgs, Cli, Command, ServeArgs};
 use radshard::config::{Config, LogFormat};
 use radshard::dataplane::{self, runtime::Runtime};
@@ -17,6 +20,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => radshard::bench::main(&args),
         Command::Certs(args) => certs(&args),
+        Command::Sessions(args) => radshard::admin::client::sessions(&args),
+        Command::Disconnect(args) => radshard::admin::client::disconnect(&args),
+        Command::Coa(args) => radshard::admin::client::coa(&args),
     }
 }
 
@@ -56,8 +62,12 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
                 let methods: Vec<&str> = e.methods.iter().map(|m| m.label()).collect();
                 format!(", eap: {}", methods.join(", "))
             });
+            let admin = config.admin.as_ref().map_or(String::new(), |a| {
+                let scheme = if a.tls.is_some() { "https" } else { "http" };
+                format!(", admin API: {scheme}://{}", a.listen)
+            });
             println!(
-                "{}: OK ({} clients, {} users, {} policies{directory}{eap})",
+                "{}: OK ({} clients, {} users, {} policies{directory}{eap}{admin})",
                 config.path.display(),
                 config.clients.len(),
                 config.users.len(),
@@ -113,17 +123,41 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The HTTP listeners run on the control runtime, apart from the shards.
+    let state = AdminState {
+        sessions: server.sessions.clone(),
+        dispatcher: Some(server.dispatcher.clone()),
+        runtime: server.cell.clone(),
+        shards: server.metrics.clone(),
+        metrics: Arc::new(AdminMetrics::default()),
+    };
     if let Some(addr) = config.metrics.listen {
-        match radshard::metrics::http::serve(addr, server.metrics.clone()) {
-            Ok((bound, _)) => tracing::info!(%bound, "metrics at http://{bound}/metrics"),
+        match radshard::admin::serve_metrics(server.control.handle(), addr, state.clone()) {
+            Ok(bound) => tracing::info!(%bound, "metrics at http://{bound}/metrics"),
             Err(e) => {
-                eprintln!("error: cannot serve metrics on {addr}: {e}");
-                tracing::error!("cannot serve metrics on {addr}: {e}");
+                eprintln!("error: cannot serve metrics: {e}");
+                tracing::error!("cannot serve metrics: {e}");
                 server.stop();
                 return ExitCode::FAILURE;
             }
         }
     }
+    let admin = match &config.admin {
+        None => None,
+        Some(a) => match radshard::admin::serve_admin(server.control.handle(), a, state) {
+            Ok(h) => {
+                let scheme = if a.tls.is_some() { "https" } else { "http" };
+                tracing::info!(bound = %h.addr, tokens = a.tokens.len(), "admin API at {scheme}://{}/api/v1/", h.addr);
+                Some(h)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                tracing::error!("{e}");
+                server.stop();
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     tracing::info!(
         shards = server.shards,
         auth = ?server.auth_addrs,
@@ -133,7 +167,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     );
     loop {
         match signals::wait(&signals) {
-            libc::SIGHUP => reload(&server, args),
+            libc::SIGHUP => reload(&server, admin.as_ref(), &config, args),
             sig => {
                 tracing::info!(
                     signal = sig,
@@ -148,7 +182,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
 }
 
 /// SIGHUP: re-read the configuration; keep the running one if the new one is invalid.
-fn reload(server: &dataplane::ServerHandle, args: &ServeArgs) {
+fn reload(
+    server: &dataplane::ServerHandle,
+    admin: Option<&AdminHandle>,
+    started: &Config,
+    args: &ServeArgs,
+) {
     let result = Config::load(args.config.config.as_deref()).and_then(|mut c| {
         c.apply(&args.overrides());
         server.reload(&c).map(|ignored| (c, ignored))
@@ -161,9 +200,28 @@ fn reload(server: &dataplane::ServerHandle, args: &ServeArgs) {
             for key in ignored {
                 tracing::warn!("reload: {key} changed; it takes effect only after a restart");
             }
+            reload_admin(admin, started, &c);
             tracing::info!(clients = c.clients.len(), users = c.users.len(), config = %c.path.display(), "configuration reloaded");
         }
         Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+    }
+}
+
+/// The admin API takes a reloaded token file at once (a revoked token stops working); its
+/// listener and TLS stay as started.
+fn reload_admin(admin: Option<&AdminHandle>, started: &Config, new: &Config) {
+    let listener = |c: &Config| {
+        c.admin
+            .as_ref()
+            .map(|a| (a.listen, a.tls.as_ref().map(|t| t.settings.clone())))
+    };
+    if listener(started) != listener(new) {
+        tracing::warn!(
+            "reload: [admin] listen or TLS changed; it takes effect only after a restart"
+        );
+    }
+    if let (Some(h), Some(a)) = (admin, &new.admin) {
+        h.set_tokens(a.tokens.clone());
     }
 }
 

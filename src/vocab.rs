@@ -126,6 +126,8 @@ pub enum RejectReason {
     Overloaded,
     /// No network policy matched (or the matching one rejects).
     PolicyReject,
+    /// The user has as many open sessions as a Simultaneous-Use cap allows.
+    SimultaneousUse,
     /// MFA: the State is not one we issued for this client and user (forged or altered).
     MfaStateInvalid,
     /// MFA: the State's challenge expired.
@@ -220,6 +222,7 @@ impl RejectReason {
             RejectReason::DirectoryUnavailable => "directory_unavailable",
             RejectReason::Overloaded => "overloaded",
             RejectReason::PolicyReject => "policy_reject",
+            RejectReason::SimultaneousUse => "simultaneous_use",
             RejectReason::MfaStateInvalid => "mfa_state_invalid",
             RejectReason::MfaStateExpired => "mfa_state_expired",
             RejectReason::MfaStateReplayed => "mfa_state_replayed",

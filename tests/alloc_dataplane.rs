@@ -84,9 +84,13 @@ fn drive(sock: &UdpSocket, secret: &Secret, kind: Kind, total: usize, seq: &mut 
                 let mut b =
                     PacketBuilder::request(&mut bufs[i], Code::AccountingRequest, id, &auth)
                         .unwrap();
-                b.attr(attr::ACCT_STATUS_TYPE, &1u32.to_be_bytes()).unwrap();
+                // Interim-Updates of a thousand sessions, which the warm-up opens in the
+                // session table: an open session's updates are the steady state. (A Start
+                // allocates the session it opens, once, bounded by `max_sessions`.)
+                b.attr(attr::ACCT_STATUS_TYPE, &3u32.to_be_bytes()).unwrap();
                 b.attr(attr::USER_NAME, b"alice").unwrap();
-                b.attr(attr::ACCT_SESSION_ID, &seq.to_be_bytes()).unwrap();
+                b.attr(attr::ACCT_SESSION_ID, &(*seq % 1000).to_be_bytes())
+                    .unwrap();
                 b.finish(secret).unwrap().len()
             } else {
                 let mut b =

@@ -36,6 +36,9 @@ pub struct Origin<'a> {
     pub shard: usize,
     /// Unix seconds and microseconds.
     pub when: (i64, u32),
+    /// The session the record belongs to and whose it is, as the session table resolved
+    /// them: written as `"session":{"id":…,"user":…}`, which the table is rebuilt from.
+    pub session: Option<(&'a crate::session::UniqueId, &'a str)>,
 }
 
 /// Appends one record line (with its trailing newline) to `out`.
@@ -51,6 +54,7 @@ pub fn write_record(
         nas,
         shard,
         when: (secs, micros),
+        session,
     } = origin;
     let bytes = req.packet().as_bytes();
     collect(&mut scratch.items, req, bytes);
@@ -121,7 +125,15 @@ pub fn write_record(
             out.push(b']');
         }
     }
-    out.extend_from_slice(b"}}\n");
+    out.push(b'}');
+    if let Some((id, user)) = session {
+        out.extend_from_slice(b",\"session\":{\"id\":\"");
+        out.extend_from_slice(&id.hex());
+        out.extend_from_slice(b"\",\"user\":");
+        json_str(out, user);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Lists the packet's attributes (vendor attributes unpacked) as (key, offset, length) into
@@ -239,6 +251,7 @@ mod tests {
             nas: "127.0.0.1:4000".parse().unwrap(),
             shard: 1,
             when: (1_764_124_200, 5),
+            session: None,
         };
         write_record(&mut out, &mut scratch, &req, origin, &dict);
         assert_eq!(out.last(), Some(&b'\n'));

@@ -55,6 +55,40 @@ pub fn write_rfc3339(out: &mut Vec<u8>, secs: i64, micros: u32) {
     );
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(d: Date) -> i64 {
+    let y = d.year - i64::from(d.month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(d.month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d.day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix seconds of `YYYY-MM-DDTHH:MM:SS[.f…]Z`, the form [`write_rfc3339`] writes.
+pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let date = Date {
+        year: num(0..4)?,
+        month: u32::try_from(num(5..7)?)
+            .ok()
+            .filter(|m| (1..=12).contains(m))?,
+        day: u32::try_from(num(8..10)?)
+            .ok()
+            .filter(|d| (1..=31).contains(d))?,
+    };
+    let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':' || b[16] != b':' || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(date) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +128,24 @@ mod tests {
                 day: 31
             }
         );
+    }
+
+    #[test]
+    fn parses_what_it_writes() {
+        for secs in [0i64, 951_782_400, 1_764_124_200, 4_102_444_799] {
+            let mut v = Vec::new();
+            write_rfc3339(&mut v, secs, 42);
+            assert_eq!(
+                parse_rfc3339_utc(std::str::from_utf8(&v).unwrap()),
+                Some(secs)
+            );
+            assert_eq!(
+                civil_from_days(days_from_civil(date_of(secs))),
+                date_of(secs)
+            );
+        }
+        assert_eq!(parse_rfc3339_utc("2025-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339_utc("garbage"), None);
     }
 
     #[test]

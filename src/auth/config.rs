@@ -33,6 +33,8 @@ pub struct RawUser {
     pub groups: Vec<String>,
     /// Base32 TOTP secret (RFC 6238) for the built-in `[mfa] provider = "totp"`.
     pub totp_secret: Option<Spanned<String>>,
+    /// Simultaneous-Use: this user's open sessions at most (a login past it is rejected).
+    pub simultaneous_use: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,7 @@ pub struct UserConfig {
     pub groups: Vec<String>,
     /// Base32 TOTP secret, checked to decode at load; never logged.
     pub totp_secret: Option<SecretText>,
+    pub simultaneous_use: Option<u32>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -182,12 +185,23 @@ impl UserConfig {
                 });
             }
         }
+        let simultaneous_use = match u.simultaneous_use {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(ConfigError::new(
+                    file,
+                    lines.line(n.span().start),
+                    format!("user {:?}: simultaneous_use must be at least 1", u.name),
+                ))
+            }
+            n => n.map(Spanned::into_inner),
+        };
         Ok(UserConfig {
             name: u.name,
             password,
             reply,
             groups: u.groups,
             totp_secret,
+            simultaneous_use,
             file: file.to_path_buf(),
             line,
         })

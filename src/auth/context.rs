@@ -35,6 +35,8 @@ pub struct Context<'a> {
     pub mfa: Option<&'a Mfa>,
     /// Open conversations (MFA challenges), keyed by their State; shared by every shard.
     pub conversations: &'a Conversations<Conversation>,
+    /// `[sessions]`: open sessions, for Simultaneous-Use and the Class an Accept carries.
+    pub sessions: Option<&'a crate::session::SessionStore>,
     /// A directory is configured (users not defined locally are looked up there).
     pub directory: Option<DirectorySettings>,
     /// Reply-Message on every Access-Reject, if configured.

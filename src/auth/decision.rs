@@ -9,7 +9,7 @@ use super::mschap::MethodReply;
 use super::{Method, RejectReason};
 use crate::policy::ReplyAttributes;
 use crate::proto::{
-    BuildError, Code, PacketBuilder, Secret, CALLING_STATION_ID, CHARGEABLE_USER_IDENTITY,
+    BuildError, Code, PacketBuilder, Secret, CALLING_STATION_ID, CHARGEABLE_USER_IDENTITY, CLASS,
     REPLY_MESSAGE, STATE,
 };
 use crate::vocab::AuthSource;
@@ -126,6 +126,8 @@ pub struct Decision<'a> {
     /// Where the user was authenticated, once known.
     pub source: Option<AuthSource>,
     pub method: Option<Method>,
+    /// An Access-Accept's session: our Class, and the session Simultaneous-Use displaces.
+    pub session: Option<crate::session::Grant>,
 }
 
 impl<'a> Decision<'a> {
@@ -142,6 +144,7 @@ impl<'a> Decision<'a> {
             policy: None,
             source: None,
             method: None,
+            session: None,
         }
     }
 
@@ -192,6 +195,22 @@ impl<'a> Decision<'a> {
 
     /// Appends the reply's attributes (the builder adds the Message-Authenticator).
     pub fn apply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
+        self.apply_reply(b, s)?;
+        if let Some(class) = self.granted().and_then(|g| g.class.as_ref()) {
+            b.attr(CLASS, class.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The session an Access-Accept opens. A challenge made from an accept on its way (a
+    /// second factor still to come) grants nothing yet.
+    pub fn granted(&self) -> Option<&crate::session::Grant> {
+        self.session
+            .as_ref()
+            .filter(|_| self.code() == Code::AccessAccept)
+    }
+
+    fn apply_reply(&self, b: &mut PacketBuilder<'_, '_>, s: &Secret) -> Result<(), BuildError> {
         match &self.reply {
             Reply::Attributes {
                 message,

@@ -18,6 +18,8 @@ pub struct LocalUser {
     pub groups: Vec<String>,
     /// The built-in TOTP provider's secret, if enrolled.
     pub totp: Option<crate::backend::mfa::totp::TotpSecret>,
+    /// Simultaneous-Use: open sessions at most.
+    pub simultaneous_use: Option<u32>,
 }
 
 /// The local user table. Read-only once built; shared by all shards.
@@ -62,6 +64,7 @@ impl LocalUsers {
                     reply,
                     groups: u.groups.clone(),
                     totp: totp(u)?,
+                    simultaneous_use: u.simultaneous_use,
                 },
             );
         }

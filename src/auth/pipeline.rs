@@ -28,6 +28,9 @@ use crate::proto::{CALLING_STATION_ID, EAP_MESSAGE, STATE};
 use crate::vocab::AuthSource;
 
 /// What the driver does next with a request.
+// A decided reply carries its Class inline (a session's, up to 253 octets): a Step is moved a
+// few times per request on the stack, where boxing it would allocate per Access-Accept.
+#[allow(clippy::large_enum_variant)]
 pub enum Step<'a> {
     /// Send this reply.
     Reply(Decision<'a>),
@@ -405,10 +408,21 @@ pub(super) fn policies<'a>(
             if let Some(p) = p {
                 tracing::debug!(policy = %p.name, mfa = p.mfa, "network policy matched");
             }
-            let user = (id.source == AuthSource::Local)
+            let local = (id.source == AuthSource::Local)
                 .then(|| r.user.and_then(|n| ctx.users.get(n)))
-                .flatten()
-                .map(|u| &u.reply);
+                .flatten();
+            let user = local.map(|u| &u.reply);
+            let session = match ctx.sessions {
+                None => None,
+                Some(store) => {
+                    let limit = session_limit(p, local);
+                    let identity = r.user.unwrap_or(id.presented.as_bytes());
+                    match crate::session::grant(store, identity, limit) {
+                        Ok(g) => Some(g),
+                        Err(why) => return (p, Err(why)),
+                    }
+                }
+            };
             // MS-CHAP: S= and the MPPE keys, from the NT key the source proved.
             let method = id.method.zip(id.nt_key).and_then(|(m, key)| {
                 Some(
@@ -430,6 +444,7 @@ pub(super) fn policies<'a>(
                     policy: p.map(|p| p.name.as_str()),
                     source: Some(id.source),
                     method: r.method_seen(id.method),
+                    session,
                 }),
             )
         }
@@ -441,6 +456,21 @@ pub(super) fn policies<'a>(
             (p, Err(RejectReason::PolicyReject))
         }
     }
+}
+
+/// The Simultaneous-Use cap of a login: the policy's, else the local user's (rejecting at it).
+fn session_limit(
+    policy: Option<&crate::policy::NetworkPolicy>,
+    local: Option<&super::local::LocalUser>,
+) -> Option<crate::session::SessionLimit> {
+    policy.and_then(|p| p.simultaneous_use).or_else(|| {
+        local
+            .and_then(|u| u.simultaneous_use)
+            .map(|cap| crate::session::SessionLimit {
+                cap,
+                at_cap: crate::session::AtCap::Reject,
+            })
+    })
 }
 
 /// A reject decided after the policies (it names the policy and the source).

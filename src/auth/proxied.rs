@@ -19,6 +19,7 @@ use crate::proxy::realm::{AcctAction, AuthAction, RouteReject};
 use crate::vocab::AuthSource;
 
 /// What the realm makes of an Access-Request.
+#[allow(clippy::large_enum_variant)] // as `Step` (the Class inline): moved, never boxed
 pub(super) enum Routed<'a> {
     /// Answered here, as this request (its User-Name stripped of the realm if the realm says).
     Local(Request<'a>),
@@ -161,6 +162,7 @@ pub(super) fn answered<'a>(
         policy: None,
         source: Some(AuthSource::Proxy),
         method: None,
+        session: None,
     };
     match code {
         Code::AccessAccept => {
@@ -174,8 +176,10 @@ pub(super) fn answered<'a>(
             };
             // The network policies have the last word on a visitor, as on our own users.
             match policies(ctx, r, &id) {
-                (p, Ok(_)) => Step::Reply(Decision {
+                (p, Ok(d)) => Step::Reply(Decision {
                     policy: p.map(|p| p.name.as_str()),
+                    // Simultaneous-Use and our Class hold for visitors too.
+                    session: d.session,
                     ..relayed(Outcome::Accept, p.map(|p| &p.reply))
                 }),
                 (_, Err(why)) => reject(why),

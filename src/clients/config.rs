@@ -35,6 +35,12 @@ pub struct RawClient {
     pub rate_limit: Option<Spanned<u32>>,
     /// A group name network policies can match (`client_groups`).
     pub group: Option<String>,
+    /// Where Disconnect-Requests and CoA-Requests for this NAS's sessions go (RFC 5176).
+    pub das: Option<Spanned<crate::dynauth::RawDas>>,
+    /// May send Disconnect/CoA requests to the `[dynauth] listen` CoA listener (a billing
+    /// system, an upstream proxy).
+    #[serde(default)]
+    pub dynauth_upstream: bool,
 }
 
 fn default_true() -> bool {
@@ -53,6 +59,10 @@ pub struct ClientConfig {
     pub transport: Transport,
     /// TLS: the client certificates accepted (SHA-256 of their DER); empty: any the CA signed.
     pub fingerprints: Vec<[u8; 32]>,
+    /// Its DAS (RFC 5176): where Disconnect and CoA requests for its sessions go.
+    pub das: Option<crate::dynauth::DasConfig>,
+    /// May send Disconnect/CoA requests to our CoA listener.
+    pub dynauth_upstream: bool,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -177,9 +187,34 @@ impl ClientConfig {
             }
             r => r.map(Spanned::into_inner),
         };
+        if c.dynauth_upstream && transport != Transport::Udp {
+            return Err(ConfigError::new(
+                origin,
+                line,
+                format!(
+                    "client {:?}: dynauth_upstream is for UDP clients (the CoA listener is UDP)",
+                    c.name
+                ),
+            ));
+        }
+        let networks: Vec<IpNet> = c.addresses.into_iter().map(|a| a.into_inner().0).collect();
+        let das = c
+            .das
+            .map(|d| {
+                let das_line = at(d.span());
+                crate::dynauth::DasConfig::from_raw(
+                    d.into_inner(),
+                    &c.name,
+                    &networks,
+                    origin,
+                    das_line,
+                    at,
+                )
+            })
+            .transpose()?;
         Ok(ClientConfig {
             name: c.name,
-            networks: c.addresses.into_iter().map(|a| a.into_inner().0).collect(),
+            networks,
             secret: SecretText::new(secret),
             require_message_authenticator,
             limit_proxy_state: c.limit_proxy_state,
@@ -187,6 +222,8 @@ impl ClientConfig {
             group: c.group,
             transport,
             fingerprints,
+            das,
+            dynauth_upstream: c.dynauth_upstream,
             file: origin.to_path_buf(),
             line,
         })

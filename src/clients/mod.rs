@@ -40,6 +40,10 @@ pub struct Client {
     pub transport: Transport,
     /// TLS: the certificates accepted (SHA-256 of the DER); empty: any the CA signed.
     pub fingerprints: Vec<[u8; 32]>,
+    /// Its DAS (RFC 5176), ready to send to.
+    pub das: Option<crate::dynauth::DasTarget>,
+    /// May send Disconnect/CoA requests to our CoA listener.
+    pub dynauth_upstream: bool,
 }
 
 /// Lookup by source address: single addresses by hash, networks by longest prefix; UDP
@@ -83,6 +87,14 @@ impl ClientTable {
             let secret = Secret::new(c.secret.expose().as_bytes()).map_err(|e| {
                 ConfigError::new(&c.file, c.line, format!("client {:?}: {e}", c.name))
             })?;
+            let das = c
+                .das
+                .as_ref()
+                .map(crate::dynauth::DasTarget::from_config)
+                .transpose()
+                .map_err(|e| {
+                    ConfigError::new(&c.file, c.line, format!("client {:?}: das: {e}", c.name))
+                })?;
             let ix = match c.transport {
                 Transport::Udp => &mut t.udp,
                 Transport::Tcp => &mut t.tcp,
@@ -105,6 +117,8 @@ impl ClientTable {
                 group: c.group.clone(),
                 transport: c.transport,
                 fingerprints: c.fingerprints.clone(),
+                das,
+                dynauth_upstream: c.dynauth_upstream,
             });
         }
         for ix in [&mut t.udp, &mut t.tcp, &mut t.tls] {
@@ -149,6 +163,21 @@ impl ClientTable {
 
     pub fn iter(&self) -> impl Iterator<Item = &Client> {
         self.clients.iter()
+    }
+
+    /// The DAS of the client named `name` (what `dynauth::Dispatcher` sends to).
+    pub fn das_of(&self, name: &str) -> Option<crate::dynauth::DasTarget> {
+        self.clients.iter().find(|c| c.name == name)?.das.clone()
+    }
+
+    /// The UDP client at `ip`, if it may send us Disconnect/CoA requests (the CoA listener).
+    pub fn dynauth_upstream(&self, ip: IpAddr) -> Option<crate::dynauth::Upstream> {
+        self.lookup(ip)
+            .filter(|c| c.dynauth_upstream)
+            .map(|c| crate::dynauth::Upstream {
+                name: c.name.clone(),
+                secret: c.secret.clone(),
+            })
     }
 }
 

@@ -66,6 +66,13 @@ pub struct Config {
     pub radsec: Option<crate::radsec::config::RadsecConfig>,
     /// `[tcp]`: RADIUS/TCP listeners; their peers are the `transport = "tcp"` clients.
     pub tcp: Option<crate::radsec::config::TcpConfig>,
+    /// `[sessions]`: the session table (on by default).
+    pub sessions: crate::session::SessionsConfig,
+    /// `[admin]`: the admin API; without it, none is served.
+    pub admin: Option<crate::admin::config::AdminConfig>,
+    /// `[dynauth]`: Disconnect/CoA sending limits and the CoA listener; absent: the defaults
+    /// apply to clients with a `das`, and no listener.
+    pub dynauth: Option<crate::dynauth::DynAuthConfig>,
     /// Things that work but deserve an operator's attention; `check-config` prints them.
     pub warnings: Vec<ConfigError>,
 }
@@ -319,6 +326,23 @@ impl Config {
             .tcp
             .map(|t| crate::radsec::config::TcpConfig::from_raw(t.into_inner(), origin, &at))
             .transpose()?;
+        let sessions = crate::session::SessionsConfig::from_raw(raw.sessions, origin, &at)?;
+        let admin = raw
+            .admin
+            .map(|a| {
+                crate::admin::config::AdminConfig::from_raw(a, origin, &at, &resolve, &mut warnings)
+            })
+            .transpose()?;
+        let dynauth = raw
+            .dynauth
+            .map(|d| {
+                let line = at(d.span());
+                crate::dynauth::DynAuthConfig::from_raw(d.into_inner(), origin, &at)
+                    .map(|c| (c, line))
+            })
+            .transpose()?;
+        check_dynauth(dynauth.as_ref(), &clients, origin, &mut warnings);
+        let dynauth = dynauth.map(|(c, _)| c);
         let mut policies = Vec::with_capacity(raw.policies.len());
         for p in raw.policies {
             check_policy_clients(&p, origin, text, &clients)?;
@@ -462,6 +486,9 @@ impl Config {
             proxy,
             radsec,
             tcp,
+            sessions,
+            admin,
+            dynauth,
             server,
             log: LogConfig {
                 level,
@@ -540,6 +567,33 @@ fn check_policy_clients(
         }
     }
     Ok(())
+}
+
+/// A CoA listener nobody may use, or upstreams with no listener to send to, are warned about.
+fn check_dynauth(
+    dynauth: Option<&(crate::dynauth::DynAuthConfig, usize)>,
+    clients: &[ClientConfig],
+    origin: &Path,
+    warnings: &mut Vec<ConfigError>,
+) {
+    let listening = dynauth.is_some_and(|(d, _)| !d.listen.is_empty());
+    let upstream = clients.iter().find(|c| c.dynauth_upstream);
+    match (dynauth, upstream) {
+        (Some((d, line)), None) if !d.listen.is_empty() => warnings.push(ConfigError::new(
+            origin,
+            *line,
+            "[dynauth] listen is set but no client has dynauth_upstream = true: every request to the CoA listener will be dropped",
+        )),
+        (_, Some(c)) if !listening => warnings.push(ConfigError::new(
+            &c.file,
+            c.line,
+            format!(
+                "client {:?} has dynauth_upstream = true but there is no [dynauth] listen: nothing receives its requests",
+                c.name
+            ),
+        )),
+        _ => {}
+    }
 }
 
 /// How a policy wants User-Password read (see `NetworkPolicies::read_mode`).

@@ -52,6 +52,13 @@ pub struct RawConfig {
     pub radsec: Option<Spanned<crate::radsec::config::RawRadsec>>,
     /// RADIUS over TCP listeners.
     pub tcp: Option<Spanned<crate::radsec::config::RawTcp>>,
+    /// The session table (from accounting) and Simultaneous-Use.
+    #[serde(default)]
+    pub sessions: crate::session::config::RawSessions,
+    /// The admin API (sessions, disconnect, CoA) and its bearer tokens.
+    pub admin: Option<Spanned<crate::admin::config::RawAdmin>>,
+    /// Dynamic authorization (RFC 5176): the Disconnect/CoA sender's limits, the CoA listener.
+    pub dynauth: Option<Spanned<crate::dynauth::RawDynAuth>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -71,6 +71,13 @@ pub enum StartError {
     IoUring(String),
     #[error("cannot start the backend pool: {0}")]
     Backend(String),
+    #[error("cannot rebuild the session table from the accounting log in {}: {source}", dir.display())]
+    Sessions {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the control thread: {0}")]
+    Control(std::io::Error),
     #[error("cannot start shard {shard}: {reason}")]
     Shard { shard: usize, reason: String },
 }
@@ -87,9 +94,19 @@ pub struct ServerHandle {
     pub metrics: Vec<Arc<ShardMetrics>>,
     /// The backend pool, when a directory is configured.
     pub backend: Option<Arc<BackendPool>>,
+    /// The control plane's thread: the admin API, `/metrics`, dynamic authorization and the
+    /// session table's sweeps run on it.
+    pub control: crate::control::ControlRuntime,
+    /// `[sessions]`: the session table (rebuilt from the accounting log at start).
+    pub sessions: Option<Arc<crate::session::SessionStore>>,
+    /// Sends Disconnect-Request and CoA-Request to the NASes' DASes.
+    pub dispatcher: Arc<crate::dynauth::Dispatcher>,
+    /// `[dynauth] listen`: CoA and Disconnect from upstreams, relayed to the sessions' NASes.
+    pub dynauth_listener: Option<crate::dynauth::listener::Listener>,
     stop: Arc<StopSignal>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
-    cell: Arc<RuntimeCell>,
+    /// The running configuration's tables (replaced on reload).
+    pub cell: Arc<RuntimeCell>,
     /// What a reload cannot change without a restart.
     fixed: Fixed,
 }
@@ -107,6 +124,8 @@ struct Fixed {
     backend: String,
     /// `[mfa]`, by its Debug form: the challenge store (and its key) lives for the process.
     mfa: String,
+    /// `[sessions]`: the table (and its Class key) lives for the process.
+    sessions: crate::session::SessionsConfig,
 }
 
 impl Fixed {
@@ -130,6 +149,7 @@ impl Fixed {
             ),
             backend: format!("{:?} {:?}", config.backend, config.ldap),
             mfa: format!("{:?}", config.mfa),
+            sessions: config.sessions.clone(),
         }
     }
 }
@@ -174,6 +194,9 @@ impl ServerHandle {
         }
         if new.reply_cache != self.fixed.reply_cache {
             ignored.push("server.reply_cache_ttl/reply_cache_entries");
+        }
+        if new.sessions != self.fixed.sessions {
+            ignored.push("sessions");
         }
         self.cell.store(Arc::new(rt));
         Ok(ignored)
@@ -255,7 +278,7 @@ fn shard_cpus(config: &Config) -> Vec<usize> {
     }
 }
 
-pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, StartError> {
+pub fn start_with(config: &Config, mut rt: Arc<Runtime>) -> Result<ServerHandle, StartError> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -327,8 +350,36 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         }
     }
 
+    let control = crate::control::ControlRuntime::start().map_err(StartError::Control)?;
+    if let Some(store) = &rt.sessions {
+        restore_sessions(store, &rt.accounting_dir)?;
+        control.handle().spawn(sweep_sessions(store.clone()));
+    }
+    let sessions = rt.sessions.clone();
     let backend = rt.backend.clone();
+    // The DAS of a session's client is looked up in the running configuration at send time,
+    // so a reload that changes a `das` applies to the next request.
+    let cell_slot: Arc<std::sync::OnceLock<std::sync::Weak<RuntimeCell>>> = Arc::default();
+    let das_of = {
+        let slot = cell_slot.clone();
+        Arc::new(move |client: &str| {
+            let cell = slot.get()?.upgrade()?;
+            let (_, rt) = cell.load();
+            rt.clients.das_of(client)
+        })
+    };
+    let dispatcher = crate::dynauth::Dispatcher::new(
+        control.handle().clone(),
+        config.dynauth.clone().unwrap_or_default(),
+        das_of,
+    )
+    .map_err(StartError::Control)?;
+    if let Some(rt) = Arc::get_mut(&mut rt) {
+        rt.dynauth = Some(dispatcher.clone());
+    }
     let cell = Arc::new(RuntimeCell::new(rt));
+    let _ = cell_slot.set(Arc::downgrade(&cell));
+    let dynauth_listener = coa_listener(config, &cell, sessions.as_ref(), &dispatcher)?;
     let stop = Arc::new(StopSignal::default());
     let metrics: Vec<Arc<ShardMetrics>> = (0..shards)
         .map(|_| Arc::new(ShardMetrics::default()))
@@ -391,7 +442,89 @@ pub fn start_with(config: &Config, rt: Arc<Runtime>) -> Result<ServerHandle, Sta
         tcp_addrs,
         metrics,
         backend,
+        control,
+        sessions,
+        dispatcher,
+        dynauth_listener,
         stop,
         joins,
     })
+}
+
+/// `[dynauth] listen`: the CoA listener, which finds sessions in the table (so it needs one)
+/// and its upstreams in the running client table.
+fn coa_listener(
+    config: &Config,
+    cell: &Arc<RuntimeCell>,
+    sessions: Option<&Arc<crate::session::SessionStore>>,
+    dispatcher: &Arc<crate::dynauth::Dispatcher>,
+) -> Result<Option<crate::dynauth::listener::Listener>, StartError> {
+    let Some(listen) = config
+        .dynauth
+        .as_ref()
+        .map(|d| &d.listen)
+        .filter(|l| !l.is_empty())
+    else {
+        return Ok(None);
+    };
+    let Some(sessions) = sessions else {
+        return Err(StartError::Config(ConfigError::new(
+            &config.path,
+            0,
+            "dynauth.listen needs the session table ([sessions] enabled = true): requests are routed by the sessions they name",
+        )));
+    };
+    let weak = Arc::downgrade(cell);
+    let upstream_of: crate::dynauth::listener::UpstreamOf = Arc::new(move |ip| {
+        let cell = weak.upgrade()?;
+        let (_, rt) = cell.load();
+        rt.clients.dynauth_upstream(ip)
+    });
+    crate::dynauth::listener::Listener::bind(
+        listen,
+        sessions.clone(),
+        dispatcher.clone(),
+        upstream_of,
+    )
+    .map(Some)
+    .map_err(|source| StartError::Bind {
+        addr: listen[0],
+        source,
+    })
+}
+
+/// Rebuilds the session table from the accounting log before any shard serves.
+fn restore_sessions(
+    store: &crate::session::SessionStore,
+    dir: &std::path::Path,
+) -> Result<(), StartError> {
+    let now = crate::accounting::time::now_unix().0;
+    let report = crate::session::rebuild::rebuild(store, dir, now).map_err(|source| {
+        StartError::Sessions {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    })?;
+    tracing::info!(
+        files = report.files,
+        records = report.records,
+        unreadable = report.unreadable,
+        open = report.open,
+        stale = report.stale,
+        ms = report.elapsed.as_millis() as u64,
+        "session table rebuilt from the accounting log"
+    );
+    Ok(())
+}
+
+/// How often the session table is swept for sessions that stopped sending updates.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+
+async fn sweep_sessions(store: Arc<crate::session::SessionStore>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        store.sweep(crate::accounting::time::now_unix().0);
+    }
 }

@@ -39,6 +39,12 @@ pub struct Runtime {
     /// Open conversations (MFA challenges) by State: one per process, kept across reloads
     /// (`dataplane::start` hands a reloaded runtime the running one's).
     pub conversations: Arc<Conversations<Conversation>>,
+    /// `[sessions]`: who is online, from accounting; shared by every shard and the control
+    /// plane, and kept across reloads.
+    pub sessions: Option<Arc<crate::session::SessionStore>>,
+    /// Sends Disconnect-Request and CoA-Request to NASes (on the control thread); set at
+    /// start, kept across reloads.
+    pub dynauth: Option<Arc<crate::dynauth::Dispatcher>>,
     /// Reply-Message per directory reject reason (label), if configured.
     pub ldap_reject_messages: BTreeMap<String, String>,
     /// `[eap]`: its settings and TLS configurations (rebuilt on reload: new certificates
@@ -81,6 +87,7 @@ impl Runtime {
             policies: &self.policies,
             mfa: self.mfa.as_deref(),
             conversations: &self.conversations,
+            sessions: self.sessions.as_deref(),
             directory: self
                 .backend
                 .as_ref()
@@ -109,6 +116,8 @@ impl Runtime {
         self.mfa = current.mfa.clone();
         self.crypto = current.crypto.clone();
         self.conversations = current.conversations.clone();
+        self.sessions = current.sessions.clone();
+        self.dynauth = current.dynauth.clone();
         // The running client keeps its liveness and outstanding requests when the home
         // servers and pools are unchanged; otherwise the routes stay the running ones too
         // (they name its pools) and the change waits for a restart.
@@ -162,6 +171,11 @@ impl Runtime {
                 })
                 .on_expired(Conversation::expired),
             ),
+            dynauth: None,
+            sessions: config
+                .sessions
+                .enabled
+                .then(|| Arc::new(crate::session::SessionStore::new(config.sessions.clone()))),
             eap: config
                 .eap
                 .as_ref()

@@ -34,11 +34,13 @@ use crate::auth::credential::PasswordBuf;
 use crate::auth::decision::{self, Logged};
 use crate::auth::{self, Await, Job, JobResult, Now, RejectReason, Request, Step};
 use crate::metrics::{ClientCounters, DropReason, DuplicateKind, ShardMetrics};
+use crate::proto::attr::MAX_VALUE_LEN;
 use crate::proto::{
     verify_request, BuildError, Code, DecodeError, Packet, PacketBuilder, Secret, Verified,
     VerifyError, MAX_PACKET_LEN, PROXY_STATE,
 };
 use crate::proxy::engine::NasRequest;
+use crate::session::Update;
 
 /// Datagrams drained per `recvmmsg`. Large enough to amortise the syscall, small enough that
 /// one socket's burst does not starve the shard's other sockets.
@@ -282,11 +284,27 @@ impl Shard {
                         return warn!(error = %e, "cannot build Accounting-Response");
                     }
                 };
+                let when = now_unix();
+                let mut identity = [0u8; MAX_VALUE_LEN];
+                let session = rt.sessions.as_deref().map(|store| {
+                    let u = Update::from_request(
+                        &req,
+                        &client.name,
+                        from.ip(),
+                        when.0,
+                        &store.seal,
+                        &mut identity,
+                    );
+                    (store, u)
+                });
                 let origin = Origin {
                     client: &client.name,
                     nas: from,
                     shard: *id,
-                    when: now_unix(),
+                    when,
+                    session: session
+                        .as_ref()
+                        .and_then(|(_, u)| Some((u.id.as_ref()?, u.user.as_ref()))),
                 };
                 acct.push(
                     |out| write_record(out, acct_scratch, &req, origin, &rt.dict),
@@ -295,12 +313,17 @@ impl Shard {
                     (li, client.index),
                     from,
                 );
+                // The table follows what is recorded; a record whose commit fails is
+                // retried by the NAS and applies again, to the same effect.
+                if let Some((store, u)) = &session {
+                    store.apply(u);
+                }
                 acct_notify.notify();
                 return;
             }
             None => {
                 let step = auth::start(&ctx, &r, now, &mut buf);
-                match carry_out(step, &r, &m, cache, key, now.instant, tx) {
+                match carry_out(rt, step, &r, &m, cache, key, now.instant, tx) {
                     Some(wait) => wait,
                     None => return,
                 }
@@ -363,7 +386,7 @@ impl Shard {
             job,
             deadline,
             then,
-        }) = carry_out(step, &r, &m, cache, key, now.instant, tx)
+        }) = carry_out(&rt, step, &r, &m, cache, key, now.instant, tx)
         else {
             return;
         };
@@ -434,6 +457,21 @@ pub(super) fn build_reply(
     Ok(b.finish(req.secret())?.len())
 }
 
+/// Simultaneous-Use `disconnect_oldest`: the session an Access-Accept displaced is sent a
+/// Disconnect-Request, from the control thread (the shard only hands it over).
+fn displace(rt: &Runtime, id: &crate::session::UniqueId) {
+    let (Some(store), Some(dynauth)) = (rt.sessions.as_deref(), rt.dynauth.as_ref()) else {
+        return;
+    };
+    if let Some(view) = store.get_id(id) {
+        store
+            .counters
+            .limit_displaced
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        dynauth.disconnect_detached(view);
+    }
+}
+
 /// Builds a reply into the next slot of `tx`; with `cache`, also remembers it for
 /// retransmissions (everything but Status-Server, RFC 5997 §3).
 fn send_reply(
@@ -497,7 +535,9 @@ fn request<'a>(
 /// Carries out a pipeline step for `r` (from `key.peer`): a reply into `tx` (remembered by
 /// the reply cache), or a drop (counted; the cache forgets the request so a retransmission is
 /// processed afresh). A job to wait for is handed back to the caller, who records it.
+#[allow(clippy::too_many_arguments)]
 fn carry_out<'a>(
+    rt: &Runtime,
     step: Step<'a>,
     r: &Request<'_>,
     m: &Counts<'_>,
@@ -519,6 +559,9 @@ fn carry_out<'a>(
                 m,
                 Some((cache, key, now)),
             );
+            if let Some(id) = d.granted().and_then(|g| g.displace) {
+                displace(rt, &id);
+            }
             None
         }
         Step::Drop(why) => {

@@ -666,6 +666,11 @@ fn histogram_values(
 }
 
 /// Escapes a label value (backslash, quote, newline).
+/// A label value with `\\`, `"` and newlines escaped.
+pub fn escape_label(v: &str) -> String {
+    escape(v)
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")

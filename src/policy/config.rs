@@ -61,6 +61,10 @@ pub struct RawPolicy {
     pub primary: Option<Spanned<String>>,
     #[serde(default)]
     pub reply: BTreeMap<String, Spanned<AttrValues>>,
+    /// Simultaneous-Use: open sessions at most per user this policy accepts.
+    pub simultaneous_use: Option<Spanned<u32>>,
+    /// At the cap: "reject" (default) or "disconnect_oldest".
+    pub on_simultaneous_use: Option<Spanned<String>>,
 }
 
 /// One `[[policies]]` entry, validated (names are resolved when the runtime is built).
@@ -87,6 +91,7 @@ pub struct PolicyConfig {
     /// Where `primary` was written (the policy's line if not).
     pub primary_line: usize,
     pub reply: Vec<Located<(String, String)>>,
+    pub simultaneous_use: Option<crate::session::config::SessionLimit>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -257,6 +262,7 @@ impl PolicyConfig {
             }
             None => Ok(None),
         };
+        let simultaneous_use = session_limit(&p, &at, &err)?;
         let called_station_id = regex(p.called_station_id, "called_station_id")?;
         let certificate_issuer = regex(p.certificate_issuer, "certificate_issuer")?;
         let certificate_subject = regex(p.certificate_subject, "certificate_subject")?;
@@ -311,8 +317,46 @@ impl PolicyConfig {
             primary_by_nas,
             primary_line,
             reply,
+            simultaneous_use,
             file: file.to_path_buf(),
             line,
         })
+    }
+}
+
+/// `simultaneous_use` and `on_simultaneous_use`.
+fn session_limit(
+    p: &RawPolicy,
+    at: &impl Fn(std::ops::Range<usize>) -> usize,
+    err: &impl Fn(usize, String) -> ConfigError,
+) -> Result<Option<crate::session::config::SessionLimit>, ConfigError> {
+    use crate::session::config::{AtCap, SessionLimit};
+    let at_cap = match &p.on_simultaneous_use {
+        None => AtCap::Reject,
+        Some(m) => AtCap::from_label(m.get_ref()).ok_or_else(|| {
+            err(
+                at(m.span()),
+                format!(
+                    "on_simultaneous_use {:?} is not \"reject\" or \"disconnect_oldest\"",
+                    m.get_ref()
+                ),
+            )
+        })?,
+    };
+    match &p.simultaneous_use {
+        Some(n) if *n.get_ref() == 0 => Err(err(
+            at(n.span()),
+            "simultaneous_use must be at least 1 (use action = \"reject\" to refuse every login)"
+                .into(),
+        )),
+        Some(n) => Ok(Some(SessionLimit {
+            cap: *n.get_ref(),
+            at_cap,
+        })),
+        None if p.on_simultaneous_use.is_some() => Err(err(
+            p.on_simultaneous_use.as_ref().map_or(0, |m| at(m.span())),
+            "on_simultaneous_use needs simultaneous_use = N".into(),
+        )),
+        None => Ok(None),
     }
 }

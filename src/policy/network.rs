@@ -82,6 +82,8 @@ pub struct NetworkPolicy {
     /// `primary = "nas"`: the clients this policy names did the primary authentication; the
     /// request carries only the second factor.
     pub primary_by_nas: bool,
+    /// Simultaneous-Use: the cap on open sessions per user, and what happens at it.
+    pub simultaneous_use: Option<crate::session::config::SessionLimit>,
     pub reply: ReplyAttributes,
 }
 
@@ -223,6 +225,7 @@ impl NetworkPolicies {
                 mfa: p.mfa,
                 mfa_mode: p.mfa_mode,
                 primary_by_nas: p.primary_by_nas,
+                simultaneous_use: p.simultaneous_use,
                 reply: ReplyAttributes::compile(&p.reply, dict)?,
             });
         }

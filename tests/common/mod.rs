@@ -8,8 +8,10 @@
 
 pub mod eap_memory;
 pub mod eapol;
+pub mod freeradius_das;
 pub mod freeradius_eap;
 pub mod freeradius_home;
+pub mod hostapd;
 pub mod mfa;
 pub mod mschap;
 pub mod ports;
@@ -120,6 +122,11 @@ impl TestServer {
     /// The first RADIUS/TCP listener's address, when `[tcp]` is configured.
     pub fn tcp(&self) -> Option<SocketAddr> {
         self.handle.as_ref()?.tcp_addrs.first().copied()
+    }
+
+    /// The session table, when `[sessions]` is on (the default).
+    pub fn sessions(&self) -> Option<Arc<radshard::session::SessionStore>> {
+        self.handle.as_ref()?.sessions.clone()
     }
 
     /// The proxy client's counters, when `[proxy]` is configured.

@@ -400,6 +400,7 @@ fn challenge<'a>(
         policy: None,
         source: None,
         method: Some(method),
+        session: None,
     })
 }
 

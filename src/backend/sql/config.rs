@@ -39,6 +39,17 @@ pub struct RawSql {
     pub cache_ttl: Option<Spanned<DurationValue>>,
 }
 
+impl std::fmt::Debug for RawSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the login's password.
+        f.debug_struct("RawSql")
+            .field("server", self.server.get_ref())
+            .field("database", &self.database)
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A validated `[sql]`. Its `Debug` never shows the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlConfig {

@@ -71,7 +71,7 @@ fn the_shipped_coa_config_runs_as_written() {
             format!("{:?}", d.join("acct").display().to_string()),
         ),
     ] {
-        text = replace_once(&text, &from, &to);
+        text = replace_once(&text, from, &to);
     }
     let config = d.join("coa.toml");
     std::fs::write(&config, text).expect("config");

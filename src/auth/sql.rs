@@ -204,7 +204,7 @@ fn check<'a>(p: &Passwords, r: &Request<'_>, cred: &Extracted<'a>) -> Checked<'a
     match cred.credential {
         _ if method.is_some_and(|m| !wanted(m)) => done(Err(RejectReason::UnsupportedAuthType)),
         Credential::Pap(Err(why)) => done(Err(why)),
-        Credential::Pap(Ok(pw)) if pw.is_empty() => done(Err(RejectReason::EmptyPassword)),
+        Credential::Pap(Ok([])) => done(Err(RejectReason::EmptyPassword)),
         Credential::Pap(Ok(pw)) => match &p.pap {
             None => done(Err(RejectReason::NoPassword)),
             Some(k) if k.is_slow() => Checked::Slow(k.clone(), pw),

@@ -314,7 +314,10 @@ mod tests {
             RawRow::new("Reply-Message", ":=", "`%{exec:/bin/sh}`"),
             RawRow::new("NT-Password", ":=", "0xZZ"),
         ] {
-            assert!(parse_rows(&[row.clone()], &dict).is_err(), "{row:?}");
+            assert!(
+                parse_rows(std::slice::from_ref(&row), &dict).is_err(),
+                "{row:?}"
+            );
         }
         let null = RawRow {
             value: None,

@@ -210,6 +210,9 @@ fn crypt_check(password: &[u8], hash: &[u8]) -> Result<bool, Unusable> {
     let (Ok(pw), Ok(h)) = (std::str::from_utf8(password), std::str::from_utf8(hash)) else {
         return Ok(false);
     };
+    if too_costly(h) {
+        return Err(Unusable("Crypt-Password cost above radshard's bound"));
+    }
     if let Some(rest) = h.strip_prefix("$1$") {
         let computed = md5_crypt(password, rest.as_bytes());
         return Ok(bool::from(computed.as_bytes().ct_eq(hash)));
@@ -226,6 +229,25 @@ fn crypt_check(password: &[u8], hash: &[u8]) -> Result<bool, Unusable> {
     Err(Unusable(
         "Crypt-Password scheme not supported (DES, yescrypt, …)",
     ))
+}
+
+/// Whether a hash asks for more work than a blocking thread should spend on one login
+/// (the database is trusted for passwords, not for CPU): bcrypt cost above 15, SHA-crypt
+/// above 1,000,000 rounds.
+fn too_costly(h: &str) -> bool {
+    if ["$2a$", "$2b$", "$2y$"].iter().any(|p| h.starts_with(p)) {
+        return h
+            .get(4..6)
+            .and_then(|c| c.parse::<u32>().ok())
+            .map_or(true, |c| c > 15);
+    }
+    match h.get(3..).and_then(|r| r.strip_prefix("rounds=")) {
+        Some(r) if h.starts_with("$5$") || h.starts_with("$6$") => {
+            let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().map_or(true, |n| n > 1_000_000)
+        }
+        _ => false,
+    }
 }
 
 /// Poul-Henning Kamp's MD5-crypt (`$1$salt$hash`), as glibc's `crypt` computes it: `salt`
@@ -466,6 +488,15 @@ mod tests {
         assert!(kg(Server::Md5Password, "short").verify(b"x").is_err());
         assert!(kg(Server::LmPassword, "00").verify(b"x").is_err());
         assert_eq!(kg(Server::CryptPassword, "$6$bad").verify(b"x"), Ok(false));
+        assert!(kg(
+            Server::CryptPassword,
+            "$2b$31$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        )
+        .verify(b"x")
+        .is_err());
+        assert!(kg(Server::CryptPassword, "$6$rounds=999999999$salt$x")
+            .verify(b"x")
+            .is_err());
     }
 
     #[test]

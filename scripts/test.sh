@@ -2,7 +2,8 @@
 # Runs radshard's whole test suite on a Debian 12 machine, as root or with sudo.
 # Installs the real peers the tests talk to (FreeRADIUS's server, radclient/radtest and
 # dictionaries, OpenLDAP's slapd and ldap-utils, a Samba AD DC, hostap's eapol_test,
-# radsecproxy, hostapd and wpa_supplicant with iproute2, openssl for test certificates, curl) when
+# radsecproxy, hostapd and wpa_supplicant with iproute2, PostgreSQL 15 and FreeRADIUS's
+# rlm_sql_postgresql, openssl for test certificates, curl) when
 # anything the tests use is missing, and a privacyIDEA in a virtualenv (target/privacyidea-venv,
 # pip; the MFA tests start their own instance), then runs `cargo test` (all binaries, even
 # after a failure).
@@ -90,6 +91,14 @@ check() {
     # hostapd (wired driver, its DAS on) as the real 802.1X NAS of tests/sessions_hostapd.rs,
     # a wpa_supplicant -Dwired peer in a network namespace made with iproute2's `ip netns`
     # (tests/common/hostapd.rs).
+    # PostgreSQL 15 (initdb, pg_ctl, psql) with FreeRADIUS's own schema files and its
+    # rlm_sql_postgresql driver: tests/sql_freeradius.rs runs radshard and FreeRADIUS 3.2 with
+    # rlm_sql on one database (tests/common/postgres.rs); scripts/sql-postgresql-db.sh.
+    want freeradius-config /etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql \
+        /etc/freeradius/3.0/mods-config/sql/ippool/postgresql/schema.sql
+    want postgresql-15 /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/pg_ctl
+    want postgresql-client-15 /usr/lib/postgresql/15/bin/psql
+    want freeradius-postgresql /usr/lib/freeradius/rlm_sql_postgresql.so
     want hostapd /usr/sbin/hostapd
     want wpasupplicant /usr/sbin/wpa_supplicant
     want iproute2 ip

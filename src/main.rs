@@ -58,6 +58,9 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
             let directory = config.ldap.as_ref().map_or(String::new(), |l| {
                 format!(", ldap: {} server(s)", l.servers.len())
             });
+            let sql = config.sql.as_ref().map_or(String::new(), |s| {
+                format!(", sql: {}:{}/{}", s.server, s.port, s.database)
+            });
             let eap = config.eap.as_ref().map_or(String::new(), |e| {
                 let methods: Vec<&str> = e.methods.iter().map(|m| m.label()).collect();
                 format!(", eap: {}", methods.join(", "))
@@ -67,7 +70,7 @@ fn check_config(path: Option<&std::path::Path>) -> ExitCode {
                 format!(", admin API: {scheme}://{}", a.listen)
             });
             println!(
-                "{}: OK ({} clients, {} users, {} policies{directory}{eap}{admin})",
+                "{}: OK ({} clients, {} users, {} policies{directory}{sql}{eap}{admin})",
                 config.path.display(),
                 config.clients.len(),
                 config.users.len(),

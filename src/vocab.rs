@@ -196,6 +196,18 @@ pub enum RejectReason {
     ProxyLoop,
     /// Proxy: the request could not be forwarded or the answer relayed (malformed).
     ProxyFailed,
+    /// SQL: the user's check items say `Auth-Type := Reject`.
+    AuthTypeReject,
+    /// SQL: `Auth-Type` names a method the request does not use, or one radshard lacks.
+    UnsupportedAuthType,
+    /// SQL: the user's known-good password is in a form radshard cannot check (DES crypt,
+    /// LM, PBKDF2, a digest of the wrong length).
+    UnsupportedHash,
+    /// SQL: a row of the user's (or a group's) is unusable: an unknown attribute, a value
+    /// that does not parse (FreeRADIUS fails the lookup the same way).
+    SqlInvalidRow,
+    /// SQL: the database did not answer within the deadline and the policy says reject.
+    SqlUnavailable,
 }
 
 impl RejectReason {
@@ -254,6 +266,11 @@ impl RejectReason {
             RejectReason::HomeServerTimeout => "home_server_timeout",
             RejectReason::ProxyLoop => "proxy_loop",
             RejectReason::ProxyFailed => "proxy_failed",
+            RejectReason::AuthTypeReject => "auth_type_reject",
+            RejectReason::UnsupportedAuthType => "unsupported_auth_type",
+            RejectReason::UnsupportedHash => "unsupported_password_hash",
+            RejectReason::SqlInvalidRow => "sql_invalid_row",
+            RejectReason::SqlUnavailable => "sql_unavailable",
         }
     }
 }
@@ -270,6 +287,8 @@ pub enum AuthSource {
     Certificate,
     /// A home server answered (`[proxy]`).
     Proxy,
+    /// The SQL user store (`[sql]`, FreeRADIUS's schema).
+    Sql,
 }
 
 impl AuthSource {
@@ -280,6 +299,7 @@ impl AuthSource {
             AuthSource::Nas => "nas",
             AuthSource::Certificate => "certificate",
             AuthSource::Proxy => "proxy",
+            AuthSource::Sql => "sql",
         }
     }
 }

@@ -25,6 +25,15 @@ pub struct DirectorySettings {
     pub ms_chap: bool,
 }
 
+/// The SQL user store's settings the pipeline needs (the store itself is the driver's).
+#[derive(Debug, Clone, Copy)]
+pub struct SqlSettings {
+    /// How long a request may wait for the database, from its arrival.
+    pub deadline: std::time::Duration,
+    pub on_overload: ShedPolicy,
+    pub on_unavailable: ShedPolicy,
+}
+
 /// Everything the pipeline reads but never writes (the second factor's store has its own
 /// interior state: pending challenges, used codes).
 #[derive(Clone, Copy)]
@@ -39,6 +48,11 @@ pub struct Context<'a> {
     pub sessions: Option<&'a crate::session::SessionStore>,
     /// A directory is configured (users not defined locally are looked up there).
     pub directory: Option<DirectorySettings>,
+    /// `[sql]` with `users = true`: users not defined locally are looked up in the database
+    /// (before the directory).
+    pub sql: Option<SqlSettings>,
+    /// The dictionary: the SQL store's rows name attributes by it.
+    pub dict: &'a crate::dict::Dictionary,
     /// Reply-Message on every Access-Reject, if configured.
     pub reject_message: Option<&'a [u8]>,
     /// Reply-Message per directory reject reason (label), if configured.

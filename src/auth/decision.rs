@@ -52,6 +52,8 @@ pub enum Reply<'a> {
     Attributes {
         message: Option<&'a [u8]>,
         user: Option<&'a ReplyAttributes>,
+        /// The attributes a source read for the user (SQL's radreply and radgroupreply).
+        source: Option<std::sync::Arc<super::SourceGrant>>,
         policy: Option<&'a ReplyAttributes>,
         /// The method's own attributes (MS-CHAP's success or error, MPPE keys).
         method: Option<MethodReply>,
@@ -81,12 +83,14 @@ impl std::fmt::Debug for Reply<'_> {
             Reply::Attributes {
                 message,
                 user,
+                source,
                 policy,
                 method,
             } => f
                 .debug_struct("Attributes")
                 .field("message", &message.map(String::from_utf8_lossy))
                 .field("user", user)
+                .field("source", &source.as_ref().map(|s| &s.reply))
                 .field("policy", policy)
                 .field("method", method)
                 .finish(),
@@ -138,6 +142,7 @@ impl<'a> Decision<'a> {
             reply: Reply::Attributes {
                 message,
                 user: None,
+                source: None,
                 policy: None,
                 method: None,
             },
@@ -215,6 +220,7 @@ impl<'a> Decision<'a> {
             Reply::Attributes {
                 message,
                 user,
+                source,
                 policy,
                 method,
             } => {
@@ -226,6 +232,9 @@ impl<'a> Decision<'a> {
                 }
                 if let Some(r) = user {
                     r.apply(b, s)?;
+                }
+                if let Some(g) = source {
+                    g.reply.apply(b, s)?;
                 }
                 if let Some(r) = policy {
                     r.apply(b, s)?;

@@ -14,8 +14,9 @@ pub mod pipeline;
 pub mod proxied;
 pub mod second_factor;
 pub mod sources;
+pub mod sql;
 
-pub use context::{Context, DirectorySettings, Now, Request};
+pub use context::{Context, DirectorySettings, Now, Request, SqlSettings};
 pub use decision::{Decision, Outcome, Reply, Waiver};
 pub use pipeline::{resume, start, Await, Continuation, Job, JobResult, Step};
 
@@ -36,4 +37,14 @@ pub struct Identity<'i> {
     pub nt_key: Option<mschap::NtKey>,
     /// EAP-TLS: the client certificate (policies match its issuer and names).
     pub certificate: Option<&'i crate::tls::PeerCertificate>,
+    /// What a source that stores per-user attributes (SQL) grants with an accept.
+    pub granted: Option<&'i std::sync::Arc<SourceGrant>>,
+}
+
+/// The reply attributes and Simultaneous-Use cap a source read for the user (the SQL
+/// store's radreply and radgroupreply, its Simultaneous-Use check item).
+#[derive(Debug, Default)]
+pub struct SourceGrant {
+    pub reply: crate::policy::ReplyAttributes,
+    pub simultaneous_use: Option<u32>,
 }

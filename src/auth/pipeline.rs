@@ -58,6 +58,13 @@ pub enum Job<'a> {
     VerifyHash { user: &'a [u8], password: &'a [u8] },
     /// Have the directory (a bind, its NT hash, or winbind) check `user`'s proof.
     Directory { user: &'a str, proof: Proof<'a> },
+    /// Read `user`'s rows from the SQL store.
+    Sql { user: &'a str },
+    /// Check a password against a slow known-good form the SQL store holds (Crypt-Password).
+    SqlHash {
+        known: crate::backend::sql::known_good::KnownGood,
+        password: &'a [u8],
+    },
     /// Hold the request for a push to `user` (the name the provider knows; single-flight
     /// per client, user and device).
     Push {
@@ -102,6 +109,11 @@ impl std::fmt::Debug for Job<'_> {
                 .field("user", user)
                 .field("proof", proof)
                 .finish(),
+            Job::Sql { user } => f.debug_struct("Sql").field("user", user).finish(),
+            Job::SqlHash { known, .. } => f
+                .debug_struct("SqlHash")
+                .field("known", known)
+                .finish_non_exhaustive(),
             Job::Push { client, user, .. } => f
                 .debug_struct("Push")
                 .field("client", client)
@@ -130,6 +142,8 @@ impl std::fmt::Debug for Job<'_> {
 pub enum JobResult {
     Hash(bool),
     Directory(DirectoryOutcome),
+    /// The SQL store's rows for the user, or why there are none.
+    Sql(crate::backend::sql::Lookup),
     /// The provider's answer; `None`: none by the deadline, or it could not be asked.
     SecondFactor(Option<Result<PiAnswer, PiError>>),
     /// The conversation after its handshake step; `None`: the workers were full or did not
@@ -143,7 +157,8 @@ impl JobResult {
     /// What a job that did not answer by its deadline is taken to have said.
     pub fn timed_out(job: &Job<'_>) -> JobResult {
         match job {
-            Job::VerifyHash { .. } => JobResult::Hash(false),
+            Job::VerifyHash { .. } | Job::SqlHash { .. } => JobResult::Hash(false),
+            Job::Sql { .. } => JobResult::Sql(crate::backend::sql::Lookup::Unavailable),
             Job::Directory { .. } => JobResult::Directory(DirectoryOutcome::Unavailable),
             Job::Push { .. } | Job::Trigger { .. } | Job::Check { .. } => {
                 JobResult::SecondFactor(None)
@@ -159,6 +174,9 @@ impl JobResult {
 pub enum Continuation {
     /// A source's slow work: its answer is the primary authentication.
     Source(Source),
+    /// A slow known-good password of the SQL store's user, whose rows are decided again
+    /// with the check's answer.
+    SqlHash(std::sync::Arc<crate::backend::sql::eval::UserRows>),
     /// The second factor, for what the primary authentication found. `trigger`: the answer is
     /// that of privacyIDEA's triggered challenge (an Access-Challenge for a code token).
     SecondFactor { pending: Pending, trigger: bool },
@@ -249,8 +267,33 @@ pub(super) fn primary<'a>(
     cred: &Extracted<'a>,
     now: Now,
 ) -> Step<'a> {
+    primary_from(ctx, r, cred, now, 0)
+}
+
+/// The sources after `source` (which did not know the user), as [`primary`].
+pub(super) fn primary_after<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    cred: &Extracted<'a>,
+    now: Now,
+    source: Source,
+) -> Step<'a> {
+    let next = Source::CHAIN
+        .iter()
+        .position(|s| *s == source)
+        .map_or(Source::CHAIN.len(), |i| i + 1);
+    primary_from(ctx, r, cred, now, next)
+}
+
+fn primary_from<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    cred: &Extracted<'a>,
+    now: Now,
+    first: usize,
+) -> Step<'a> {
     let mut skipped = RejectReason::UnknownUser;
-    for source in Source::CHAIN {
+    for source in Source::CHAIN.into_iter().skip(first) {
         match source.authenticate(ctx, r, cred) {
             SourceStep::Skip(why) => {
                 if skipped == RejectReason::UnknownUser {
@@ -262,6 +305,7 @@ pub(super) fn primary<'a>(
             SourceStep::Await(job) => {
                 let deadline = match job {
                     Job::Directory { .. } => ctx.directory.map(|d| r.arrived + d.deadline),
+                    Job::Sql { .. } => ctx.sql.map(|s| r.arrived + s.deadline),
                     _ => None,
                 };
                 return Step::Await(Await {
@@ -309,6 +353,12 @@ pub(super) fn pick_up_with<'a>(
         (Continuation::Source(Source::Directory), JobResult::Directory(outcome)) => {
             directory_answered(ctx, r, outcome, cred, now)
         }
+        (Continuation::Source(Source::Sql), JobResult::Sql(lookup)) => {
+            super::sql::answered(ctx, r, lookup, cred, now)
+        }
+        (Continuation::SqlHash(rows), JobResult::Hash(ok)) => {
+            super::sql::decide(ctx, r, &rows, cred, now, Some(ok))
+        }
         (Continuation::SecondFactor { pending, trigger }, JobResult::SecondFactor(answer)) => {
             factor_answered(ctx, r, pending, trigger, answer, now)
         }
@@ -321,7 +371,7 @@ pub(super) fn pick_up_with<'a>(
 }
 
 /// An Access-Reject for `why` after the method read `cred`.
-fn reject<'a>(ctx: &Context<'a>, why: RejectReason, cred: &Extracted<'_>) -> Step<'a> {
+pub(super) fn reject<'a>(ctx: &Context<'a>, why: RejectReason, cred: &Extracted<'_>) -> Step<'a> {
     Step::Reply(
         Decision::reject(why, ctx.reject_message).with_method(cred.credential.method(), None),
     )
@@ -344,6 +394,7 @@ fn directory_answered<'a>(
                 groups: &found.groups,
                 nt_key: found.nt_key,
                 certificate: None,
+                granted: None,
             };
             return accepted(ctx, r, &id, cred.read, now);
         }
@@ -415,7 +466,7 @@ pub(super) fn policies<'a>(
             let session = match ctx.sessions {
                 None => None,
                 Some(store) => {
-                    let limit = session_limit(p, local);
+                    let limit = session_limit(p, local, id.granted.map(|g| &**g));
                     let identity = r.user.unwrap_or(id.presented.as_bytes());
                     match crate::session::grant(store, identity, limit) {
                         Ok(g) => Some(g),
@@ -438,6 +489,7 @@ pub(super) fn policies<'a>(
                     reply: Reply::Attributes {
                         message: None,
                         user,
+                        source: id.granted.cloned(),
                         policy: p.map(|p| &p.reply),
                         method,
                     },
@@ -462,10 +514,12 @@ pub(super) fn policies<'a>(
 fn session_limit(
     policy: Option<&crate::policy::NetworkPolicy>,
     local: Option<&super::local::LocalUser>,
+    granted: Option<&super::SourceGrant>,
 ) -> Option<crate::session::SessionLimit> {
     policy.and_then(|p| p.simultaneous_use).or_else(|| {
         local
             .and_then(|u| u.simultaneous_use)
+            .or_else(|| granted.and_then(|g| g.simultaneous_use))
             .map(|cap| crate::session::SessionLimit {
                 cap,
                 at_cap: crate::session::AtCap::Reject,
@@ -487,7 +541,7 @@ pub(super) fn rejected<'a>(
 }
 
 /// The primary authentication passed: the policies, then the second factor.
-fn accepted<'a>(
+pub(super) fn accepted<'a>(
     ctx: &Context<'a>,
     r: &Request<'a>,
     id: &Identity<'_>,
@@ -684,6 +738,7 @@ fn after_second<'a>(
         groups: &pending.groups,
         nt_key: pending.nt_key,
         certificate: pending.certificate.as_deref(),
+        granted: pending.granted.as_ref(),
     };
     match policies(ctx, r, &id) {
         (_, Ok(d)) => {

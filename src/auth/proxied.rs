@@ -173,6 +173,7 @@ pub(super) fn answered<'a>(
                 groups: &[],
                 nt_key: None,
                 certificate: None,
+                granted: None,
             };
             // The network policies have the last word on a visitor, as on our own users.
             match policies(ctx, r, &id) {

@@ -36,6 +36,8 @@ pub struct Pending {
     /// EAP-TLS: the client certificate's fields, for the policies after the second factor
     /// (or a resumption).
     pub certificate: Option<Box<crate::tls::PeerCertificate>>,
+    /// The source's reply attributes and cap (SQL), for the accept after the second factor.
+    pub granted: Option<std::sync::Arc<super::SourceGrant>>,
 }
 
 /// Opens a challenge for `pending` in the conversation store: its State, or why not.
@@ -233,6 +235,7 @@ pub fn pending(id: &Identity<'_>, transaction_id: Option<String>) -> Pending {
         transaction_id,
         nt_key: id.nt_key,
         certificate: id.certificate.map(|c| Box::new(c.clone())),
+        granted: id.granted.cloned(),
     }
 }
 

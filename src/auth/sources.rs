@@ -1,5 +1,5 @@
 //! Primary sources, asked in order: the NAS itself (for clients a policy trusts with the
-//! primary authentication), local users, the directory. Each says `Skip` (not my user, or a
+//! primary authentication), local users, the SQL store, the directory. Each says `Skip` (not my user, or a
 //! credential I cannot verify), `Done` (an identity, or why not) or `Await` (slow work).
 
 use super::context::{Context, Request};
@@ -28,11 +28,13 @@ pub enum Source {
     /// request carries only the second factor.
     Nas,
     Local,
+    /// The SQL user store (`[sql]`): FreeRADIUS's tables, read off the shard.
+    Sql,
     Directory,
 }
 
 impl Source {
-    pub const CHAIN: [Source; 3] = [Source::Nas, Source::Local, Source::Directory];
+    pub const CHAIN: [Source; 4] = [Source::Nas, Source::Local, Source::Sql, Source::Directory];
 
     pub fn authenticate<'a>(
         self,
@@ -43,6 +45,7 @@ impl Source {
         match self {
             Source::Nas => nas(r, cred),
             Source::Local => local(ctx, r, cred),
+            Source::Sql => super::sql::source(ctx, r),
             Source::Directory => directory(ctx, r, cred),
         }
     }
@@ -67,6 +70,7 @@ fn nas<'a>(r: &Request<'a>, cred: &Extracted<'a>) -> SourceStep<'a> {
         groups: &[],
         nt_key: None,
         certificate: None,
+        granted: None,
     }))
 }
 
@@ -82,6 +86,7 @@ fn local_identity<'a>(
         groups: &user.groups,
         nt_key,
         certificate: None,
+        granted: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod crypto;
 pub mod ldap;
 pub mod mfa;
+pub mod sql;
 pub mod winbind;
 
 use std::collections::HashMap;

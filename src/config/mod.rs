@@ -53,6 +53,8 @@ pub struct Config {
     pub backend: BackendConfig,
     /// The directory for users not defined locally.
     pub ldap: Option<LdapConfig>,
+    /// `[sql]`: the SQL database (users, the nas table as clients).
+    pub sql: Option<crate::backend::sql::SqlConfig>,
     /// `[winbind]`: MS-CHAP for users not defined locally, checked by Active Directory.
     pub winbind: Option<crate::backend::winbind::WinbindConfig>,
     pub policies: Vec<PolicyConfig>,
@@ -275,6 +277,12 @@ impl Config {
             )?),
             None => None,
         };
+        let sql = raw
+            .sql
+            .map(|s| {
+                crate::backend::sql::SqlConfig::from_raw(s.into_inner(), origin, &at, &resolve)
+            })
+            .transpose()?;
         let winbind = raw
             .winbind
             .map(|w| crate::backend::winbind::WinbindConfig::from_raw(w.into_inner(), origin, &at))
@@ -479,6 +487,7 @@ impl Config {
             path: origin.to_path_buf(),
             backend,
             ldap,
+            sql,
             winbind,
             policies,
             mfa,

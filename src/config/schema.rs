@@ -38,6 +38,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub backend: RawBackend,
     pub ldap: Option<Spanned<crate::backend::ldap::RawLdap>>,
+    /// The SQL database (FreeRADIUS's schema): users and the nas table.
+    pub sql: Option<Spanned<crate::backend::sql::RawSql>>,
     /// MS-CHAP through Samba's winbind (Active Directory).
     pub winbind: Option<Spanned<crate::backend::winbind::RawWinbind>>,
     #[serde(default)]

@@ -1,5 +1,5 @@
 //! Hands the pipeline's jobs to the workers that do them, never on the shard: slow hashes to
-//! glommio's blocking pool, directory binds to the backend pool, second factors to the MFA
+//! glommio's blocking pool, directory binds and SQL lookups to the backend pool, second factors to the MFA
 //! provider's runtime. Each becomes one future that ends with the job's result, or with its
 //! "no answer" at the job's deadline.
 
@@ -44,6 +44,29 @@ pub(super) fn submit(
                     })
                     .await;
                 JobResult::Hash(ok)
+            })
+        }
+        Job::SqlHash { known, password } => {
+            let password = Wiped(password.to_vec());
+            Box::pin(async move {
+                let ok = glommio::executor()
+                    .spawn_blocking(move || known.verify(&password.0).unwrap_or(false))
+                    .await;
+                JobResult::Hash(ok)
+            })
+        }
+        Job::Sql { user } => {
+            use crate::backend::sql::Lookup;
+            let Some(store) = rt.sql.as_ref() else {
+                return ready(no_answer);
+            };
+            // The store answers every lookup by its deadline; the shard's own wait is the
+            // backstop.
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            let rx = store.submit(user, deadline);
+            until(Some(deadline), no_answer, async move {
+                // A dropped sender means the store's runtime stopped.
+                JobResult::Sql(rx.await.unwrap_or(Lookup::Unavailable))
             })
         }
         Job::Directory { user, proof } => {

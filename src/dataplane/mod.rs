@@ -147,7 +147,7 @@ impl Fixed {
                 config.server.reply_cache_ttl,
                 config.server.reply_cache_entries,
             ),
-            backend: format!("{:?} {:?}", config.backend, config.ldap),
+            backend: format!("{:?} {:?} {:?}", config.backend, config.ldap, config.sql),
             mfa: format!("{:?}", config.mfa),
             sessions: config.sessions.clone(),
         }
@@ -166,8 +166,14 @@ impl ServerHandle {
     /// under the runtime it started with. A config that does not build is refused and the
     /// running one stays. Returns the settings that changed but need a restart.
     pub fn reload(&self, config: &Config) -> Result<Vec<&'static str>, ConfigError> {
-        let mut rt = Runtime::build(config)?;
         let (_, current) = self.cell.load();
+        let sql_clients = match current.sql.as_deref() {
+            Some(store) if config.sql.as_ref().is_some_and(|s| s.clients) => {
+                nas_clients(store, config).unwrap_or_else(|| current.sql_clients.clone())
+            }
+            _ => Vec::new(),
+        };
+        let mut rt = Runtime::build_with(config, sql_clients)?;
         rt.continue_from(&current);
         let new = Fixed::of(
             config,
@@ -187,7 +193,7 @@ impl ServerHandle {
             ignored.push("accounting.directory");
         }
         if new.backend != self.fixed.backend {
-            ignored.push("backend/ldap");
+            ignored.push("backend/ldap/sql");
         }
         if new.mfa != self.fixed.mfa {
             ignored.push("mfa");
@@ -226,7 +232,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Starts the data plane for `config`.
 pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     let mut rt = Runtime::build(config)?;
-    if config.ldap.is_some() || config.winbind.is_some() {
+    if config.ldap.is_some() || config.winbind.is_some() || config.sql.is_some() {
         rt.backend = Some(
             BackendPool::start(
                 &config.backend,
@@ -235,6 +241,25 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             )
             .map_err(|e| StartError::Backend(e.to_string()))?,
         );
+    }
+    if let (Some(sql), Some(backend)) = (&config.sql, &rt.backend) {
+        let handle = backend
+            .handle()
+            .ok_or_else(|| StartError::Backend("the backend runtime is gone".into()))?;
+        let store = Arc::new(crate::backend::sql::SqlStore::new(
+            sql.clone(),
+            handle,
+            config.backend.max_in_flight,
+        ));
+        if sql.clients {
+            // The nas table's clients join the configured ones; without the database at
+            // start only the configured ones serve (a reload reads the table again).
+            let clients = nas_clients(&store, config).unwrap_or_default();
+            let backend = rt.backend.take();
+            rt = Runtime::build_with(config, clients)?;
+            rt.backend = backend;
+        }
+        rt.sql = Some(store);
     }
     // EAP's handshakes and RadSec's share the workers ([eap] workers and queue when EAP is
     // configured; else one per core and 1024).
@@ -264,6 +289,28 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         );
     }
     start_with(config, Arc::new(rt))
+}
+
+/// The `nas` table's rows as clients, or `None` (logged) when the table cannot be read.
+fn nas_clients(
+    store: &crate::backend::sql::SqlStore,
+    config: &Config,
+) -> Option<Vec<crate::clients::ClientConfig>> {
+    match store.load_nas() {
+        Ok(rows) => {
+            let clients = crate::backend::sql::nas::clients_from(&rows, &config.clients);
+            tracing::info!(
+                rows = rows.len(),
+                clients = clients.len(),
+                "clients read from the sql nas table"
+            );
+            Some(clients)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the sql nas table: its clients are not (re)loaded");
+            None
+        }
+    }
 }
 
 /// The cores the shards are pinned to (none when there are more shards than cores: then the

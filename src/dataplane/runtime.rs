@@ -33,6 +33,12 @@ pub struct Runtime {
     /// The pool serving users not defined locally (a directory is configured); set by
     /// `dataplane::start`, kept across reloads.
     pub backend: Option<Arc<BackendPool>>,
+    /// `[sql]`: the SQL store (its connections live on the backend pool's runtime); set by
+    /// `dataplane::start`, kept across reloads.
+    pub sql: Option<Arc<crate::backend::sql::SqlStore>>,
+    /// The clients read from the SQL store's `nas` table (`[sql] clients = true`), already in
+    /// `clients`; kept for a reload that cannot read the table.
+    pub sql_clients: Vec<crate::clients::ClientConfig>,
     /// The MFA challenge store, when `[mfa]` is configured; set by `dataplane::start`, kept
     /// across reloads (pending challenges survive a SIGHUP).
     pub mfa: Option<Arc<crate::backend::mfa::Mfa>>,
@@ -98,6 +104,19 @@ impl Runtime {
                     passwords: b.checks_passwords(),
                     ms_chap: b.checks_ms_chap(),
                 }),
+            sql: self.sql.as_ref().filter(|s| s.config().users).map(|s| {
+                let backend = self
+                    .backend
+                    .as_ref()
+                    .map(|b| b.config.clone())
+                    .unwrap_or_default();
+                crate::auth::SqlSettings {
+                    deadline: s.config().deadline.unwrap_or(backend.deadline),
+                    on_overload: backend.on_overload,
+                    on_unavailable: backend.on_unavailable,
+                }
+            }),
+            dict: &self.dict,
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,
             eap: self.eap.as_deref(),
@@ -113,6 +132,7 @@ impl Runtime {
     /// (they still resume, when the resumption settings did not change).
     pub fn continue_from(&mut self, current: &Runtime) {
         self.backend = current.backend.clone();
+        self.sql = current.sql.clone();
         self.mfa = current.mfa.clone();
         self.crypto = current.crypto.clone();
         self.conversations = current.conversations.clone();
@@ -136,6 +156,15 @@ impl Runtime {
     }
 
     pub fn build(config: &Config) -> Result<Runtime, ConfigError> {
+        Runtime::build_with(config, Vec::new())
+    }
+
+    /// [`Runtime::build`] with clients read from the SQL store's `nas` table besides the
+    /// configured ones (those already skip networks the configuration names).
+    pub fn build_with(
+        config: &Config,
+        sql_clients: Vec<crate::clients::ClientConfig>,
+    ) -> Result<Runtime, ConfigError> {
         let mut dict = Dictionary::builtin();
         for d in &config.server.dictionaries {
             dict.load_file(&d.value).map_err(|e| {
@@ -153,8 +182,11 @@ impl Runtime {
                 "reject_reply_message is longer than 253 octets",
             ));
         }
+        let all_clients: Vec<_> = config.clients.iter().chain(&sql_clients).cloned().collect();
         Ok(Runtime {
-            clients: ClientTable::build(&config.clients)?,
+            clients: ClientTable::build(&all_clients)?,
+            sql: None,
+            sql_clients,
             users: LocalUsers::build(&config.users, &dict)?,
             policies: NetworkPolicies::build(&config.policies, &dict)?,
             dict,

@@ -10,7 +10,7 @@
 //! the `wire` module docs for what the data plane can encode.
 
 mod builtin;
-mod datetime;
+pub(crate) mod datetime;
 mod dictionary;
 mod encode;
 mod error;

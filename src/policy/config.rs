@@ -131,10 +131,13 @@ impl PolicyConfig {
                 "ldap" => AuthSource::Ldap,
                 "certificate" => AuthSource::Certificate,
                 "proxy" => AuthSource::Proxy,
+                "sql" => AuthSource::Sql,
                 other => {
                     return Err(err(
                         at(s.span()),
-                        format!("auth source {other:?} is not local, ldap, certificate or proxy"),
+                        format!(
+                            "auth source {other:?} is not local, ldap, sql, certificate or proxy"
+                        ),
                     ))
                 }
             });

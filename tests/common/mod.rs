@@ -15,6 +15,7 @@ pub mod hostapd;
 pub mod mfa;
 pub mod mschap;
 pub mod ports;
+pub mod postgres;
 pub mod radsec_client;
 pub mod radsecproxy;
 

@@ -434,6 +434,7 @@ fn accept<'a>(ctx: &Context<'a>, r: &Request<'a>, session: &EapSession, now: Now
         groups: &who.groups,
         nt_key: None,
         certificate: who.certificate.as_deref(),
+        granted: who.granted.as_ref(),
     };
     match pipeline::policies(ctx, &named, &id) {
         (_, Ok(d)) => {

@@ -143,6 +143,7 @@ mod tests {
             transaction_id: None,
             nt_key: None,
             certificate: None,
+            granted: None,
         }
     }
 

@@ -488,6 +488,7 @@ fn certificate_login(
         transaction_id: None,
         nt_key: None,
         certificate: Some(Box::new(cert)),
+        granted: None,
     })
 }
 

@@ -34,6 +34,17 @@ pub struct SqlSettings {
     pub on_unavailable: ShedPolicy,
 }
 
+/// Several radshard nodes on one PostgreSQL (`[sql] shared_state`, `sessions`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterSettings {
+    /// MFA challenges: their State carries what they remember (sealed under the shared
+    /// `[mfa] state_key_file` key), so any node finishes them, and each is redeemed once for
+    /// all nodes in the database (`radshard_state_redeemed`).
+    pub shared_state: bool,
+    /// How long a request may wait for the database, from its arrival.
+    pub deadline: std::time::Duration,
+}
+
 /// Everything the pipeline reads but never writes (the second factor's store has its own
 /// interior state: pending challenges, used codes).
 #[derive(Clone, Copy)]
@@ -51,6 +62,8 @@ pub struct Context<'a> {
     /// `[sql]` with `users = true`: users not defined locally are looked up in the database
     /// (before the directory).
     pub sql: Option<SqlSettings>,
+    /// Several nodes on one database; `None`: this node alone (no database needed).
+    pub cluster: Option<ClusterSettings>,
     /// The dictionary: the SQL store's rows name attributes by it.
     pub dict: &'a crate::dict::Dictionary,
     /// Reply-Message on every Access-Reject, if configured.

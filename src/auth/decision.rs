@@ -60,7 +60,7 @@ pub enum Reply<'a> {
     },
     /// Access-Challenge: the State of the conversation and the prompt.
     Challenge {
-        state: [u8; STATE_LEN],
+        state: super::conversation::state::StateBuf,
         prompt: &'a str,
     },
     /// Access-Challenge of an EAP conversation: its State and our next EAP request.
@@ -242,7 +242,7 @@ impl<'a> Decision<'a> {
                 Ok(())
             }
             Reply::Challenge { state, prompt } => {
-                b.attr(STATE, state)?;
+                b.attr(STATE, state.as_slice())?;
                 b.attr(REPLY_MESSAGE, prompt.as_bytes())
             }
             Reply::EapChallenge { state, eap } => {

@@ -86,6 +86,12 @@ pub enum Job<'a> {
     },
     /// Run a TLS handshake step of this EAP conversation on a handshake worker.
     Tls(Box<super::eap::EapSession>),
+    /// Several nodes: redeem a challenge's State once for all of them (its nonce into
+    /// `radshard_state_redeemed`; a conflict is a replay).
+    RedeemState {
+        nonce: super::conversation::state::Nonce,
+        expiry: u64,
+    },
     /// Forward `request` to a home server of `pool` (with `user_name` in place of the NAS's
     /// when the realm is stripped; `key` keeps a keyed-balance conversation on one server).
     Proxy {
@@ -129,6 +135,11 @@ impl std::fmt::Debug for Job<'_> {
                 .field("user", user)
                 .finish_non_exhaustive(),
             Job::Tls(s) => f.debug_struct("Tls").field("method", &s.method).finish(),
+            // Never the nonce (a part of the State).
+            Job::RedeemState { expiry, .. } => f
+                .debug_struct("RedeemState")
+                .field("expiry", expiry)
+                .finish_non_exhaustive(),
             Job::Proxy { pool, .. } => f
                 .debug_struct("Proxy")
                 .field("pool", pool)
@@ -151,6 +162,8 @@ pub enum JobResult {
     Tls(Option<Box<super::eap::EapSession>>),
     /// The home server's verified answer, or why there is none.
     Proxy(crate::proxy::client::Outcome),
+    /// Whether the database redeemed a State now (first time on any node).
+    StateRedeemed(crate::backend::sql::Redemption),
 }
 
 impl JobResult {
@@ -164,6 +177,9 @@ impl JobResult {
                 JobResult::SecondFactor(None)
             }
             Job::Tls(_) => JobResult::Tls(None),
+            Job::RedeemState { .. } => {
+                JobResult::StateRedeemed(crate::backend::sql::Redemption::Unavailable)
+            }
             Job::Proxy { .. } => JobResult::Proxy(Err(crate::proxy::engine::Failure::NoAnswer)),
         }
     }
@@ -184,6 +200,9 @@ pub enum Continuation {
     Eap(super::eap::EapThen),
     /// A request forwarded to a home server of `pool`.
     Proxy { pool: crate::proxy::engine::PoolId },
+    /// A challenge taken by its State, waiting for the database to redeem the State once for
+    /// all nodes; then its code is checked.
+    Redeem(Pending),
 }
 
 /// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
@@ -329,6 +348,9 @@ fn pick_up<'a>(
 ) -> Step<'a> {
     if let Continuation::Eap(then) = then {
         return super::eap::resume(ctx, r, then, result, now, buf);
+    }
+    if let Continuation::Redeem(pending) = then {
+        return state_redeemed(ctx, r, pending, result, now, buf);
     }
     let cred = extract(ctx, r, buf);
     pick_up_with(ctx, r, then, result, now, &cred)
@@ -631,7 +653,7 @@ impl<'a> Job<'a> {
 fn challenge<'a>(
     ctx: &Context<'a>,
     base: Decision<'a>,
-    state: [u8; super::conversation::state::STATE_LEN],
+    state: super::conversation::state::StateBuf,
 ) -> Decision<'a> {
     let prompt = ctx.mfa.map_or("", |m| m.config.prompt.as_str());
     Decision {
@@ -696,7 +718,72 @@ fn redeemed<'a>(
     code: Result<&[u8], RejectReason>,
     now: Now,
 ) -> Step<'a> {
-    let step = match second_factor::redeem(ctx, mfa, r, state, code, now.unix) {
+    // Several nodes: the challenge is taken here or unsealed from the State, then the
+    // database redeems the State once for all of them before the code is looked at. An EAP
+    // tunnel's challenge stays on its node (its conversation does).
+    if let Some(cluster) = ctx.cluster.filter(|c| c.shared_state && r.tunnel.is_none()) {
+        let why = match second_factor::take_challenge(ctx, mfa, r, state, now.unix) {
+            Ok((pending, nonce, expiry)) => {
+                return Step::Await(Await {
+                    job: Job::RedeemState { nonce, expiry },
+                    deadline: Some(r.arrived + cluster.deadline),
+                    then: Continuation::Redeem(pending),
+                })
+            }
+            Err(why) => why,
+        };
+        let d = Decision::reject(why, ctx.reject_message)
+            .with_method(r.method_seen(Method::of(r.packet)), None);
+        mfa.metrics.outcome(d.mfa_label());
+        return Step::Reply(d);
+    }
+    let checked = second_factor::redeem(ctx, mfa, r, state, code, now.unix);
+    code_checked(ctx, r, mfa, checked, now)
+}
+
+/// The database answered whether the State of `pending`'s challenge was redeemed now: its
+/// code is checked then, else the follow-up is refused (a replay on some node, or no answer:
+/// fail-secure).
+fn state_redeemed<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    pending: Pending,
+    result: JobResult,
+    now: Now,
+    buf: &'a mut PasswordBuf,
+) -> Step<'a> {
+    use crate::backend::sql::Redemption;
+    let Some(mfa) = ctx.mfa else {
+        return Step::Drop(RejectReason::MfaUnavailable);
+    };
+    let why = match result {
+        JobResult::StateRedeemed(Redemption::Fresh) => None,
+        JobResult::StateRedeemed(Redemption::Replayed) => Some(RejectReason::MfaStateReplayed),
+        _ => Some(RejectReason::SqlUnavailable),
+    };
+    if let Some(why) = why {
+        let d = Decision::reject(why, ctx.reject_message)
+            .with_method(pending.method, Some(pending.source));
+        mfa.metrics.outcome(d.mfa_label());
+        return Step::Reply(d);
+    }
+    let code = r
+        .packet
+        .user_password(buf.bytes())
+        .map_err(|_| RejectReason::MfaBadCode);
+    let checked = second_factor::check_code(ctx, mfa, r, pending, code, now.unix);
+    code_checked(ctx, r, mfa, checked, now)
+}
+
+/// A challenge's code checked: accept, reject, or the provider's check off the shard.
+fn code_checked<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    mfa: &'a Mfa,
+    checked: Result<Redeemed, RejectReason>,
+    now: Now,
+) -> Step<'a> {
+    let step = match checked {
         Ok(Redeemed::Done(pending)) => after_second(ctx, r, &pending, None),
         // Checked by the HTTP provider off the shard.
         Ok(Redeemed::Remote(pending, code)) => {

@@ -6,8 +6,8 @@
 use tracing::warn;
 
 use super::context::{Context, Request};
-use super::conversation::state::STATE_LEN;
-use super::conversation::{Conversation, ConversationError};
+use super::conversation::state::{Nonce, StateBuf, MAX_PAYLOAD};
+use super::conversation::{Conversation, ConversationError, Taken};
 use super::credential::PasswordRead;
 use super::decision::Waiver;
 use super::mschap::NtKey;
@@ -47,14 +47,21 @@ pub fn open_challenge(
     r: &Request<'_>,
     pending: Pending,
     now_unix: u64,
-) -> Result<[u8; STATE_LEN], RejectReason> {
+) -> Result<StateBuf, RejectReason> {
     let ttl = mfa.config.challenge_ttl.as_secs();
+    // Several nodes on one database: the State carries what the challenge remembers, so
+    // that any node can finish it (an EAP tunnel's stays on its node, as its conversation).
+    let sealed = ctx
+        .cluster
+        .filter(|c| c.shared_state && r.tunnel.is_none())
+        .and_then(|_| seal_pending(&pending));
     let state = ctx
         .conversations
-        .open(
+        .open_sealed(
             r.client,
             r.user_name(),
             Conversation::SecondFactor(pending),
+            sealed.as_deref(),
             ttl,
             now_unix,
         )
@@ -70,6 +77,9 @@ pub fn open_challenge(
 }
 
 /// What the second-factor stage makes of a primary accept.
+// A State inline (253 octets at most): decided once per login on the stack, where boxing it
+// would allocate per challenge.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Second {
     /// No second factor required: accept.
@@ -83,7 +93,7 @@ pub enum Second {
     /// Access-Challenge (code token) or, for a push token, the answer once the user decided.
     Trigger,
     /// Answer Access-Challenge with this State and the prompt.
-    Challenge([u8; STATE_LEN]),
+    Challenge(StateBuf),
     /// Combined mode: the code in User-Password was checked here and is good.
     CodeOk,
     /// Combined mode: hold the request while the HTTP provider checks this code.
@@ -282,7 +292,8 @@ pub enum Redeemed {
 
 /// A follow-up carrying a State: the primary-auth facts of its challenge if the State (and,
 /// for local providers, the code) are good, else why not. The challenge is consumed whatever
-/// the code's fate.
+/// the code's fate. Node-local only: a sealed State (several nodes) goes through
+/// [`take_challenge`], the database, then [`check_code`].
 pub fn redeem(
     ctx: &Context<'_>,
     mfa: &Mfa,
@@ -291,7 +302,6 @@ pub fn redeem(
     code: Result<&[u8], RejectReason>,
     now_unix: u64,
 ) -> Result<Redeemed, RejectReason> {
-    // The name the challenge was issued to: the User-Name, or an EAP tunnel's inner identity.
     let user = r.user.ok_or(RejectReason::NoUserName)?;
     let taken = ctx.conversations.take(state, r.client, user, now_unix);
     mfa.metrics.pending.store(
@@ -301,12 +311,58 @@ pub fn redeem(
     let pending = match taken {
         Ok(Conversation::SecondFactor(p)) => p,
         // An EAP conversation's State on a request without EAP-Message: not a challenge.
-        Ok(Conversation::Eap(_)) | Err(ConversationError::Invalid) => {
-            return Err(RejectReason::MfaStateInvalid)
-        }
-        Err(ConversationError::Expired) => return Err(RejectReason::MfaStateExpired),
-        Err(ConversationError::Replayed) => return Err(RejectReason::MfaStateReplayed),
+        Ok(Conversation::Eap(_)) => return Err(RejectReason::MfaStateInvalid),
+        Err(e) => return Err(refused(e)),
     };
+    check_code(ctx, mfa, r, pending, code, now_unix)
+}
+
+fn refused(e: ConversationError) -> RejectReason {
+    match e {
+        ConversationError::Invalid => RejectReason::MfaStateInvalid,
+        ConversationError::Expired => RejectReason::MfaStateExpired,
+        ConversationError::Replayed => RejectReason::MfaStateReplayed,
+    }
+}
+
+/// A challenge taken by its State on a node of several: what it remembers (from this node's
+/// store, or sealed in the State by another node), and the nonce and expiry the database
+/// redeems once for all nodes.
+pub fn take_challenge(
+    ctx: &Context<'_>,
+    mfa: &Mfa,
+    r: &Request<'_>,
+    state: &[u8],
+    now_unix: u64,
+) -> Result<(Pending, Nonce, u64), RejectReason> {
+    let user = r.user.ok_or(RejectReason::NoUserName)?;
+    let taken = ctx.conversations.take_any(state, r.client, user, now_unix);
+    mfa.metrics.pending.store(
+        ctx.conversations.len() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    match taken {
+        Ok(Taken::Here(Conversation::SecondFactor(p), nonce, expiry)) => Ok((p, nonce, expiry)),
+        Ok(Taken::Here(Conversation::Eap(_), ..)) => Err(RejectReason::MfaStateInvalid),
+        Ok(Taken::Sealed(payload, nonce, expiry)) => unseal_pending(&payload)
+            .map(|p| (p, nonce, expiry))
+            .ok_or(RejectReason::MfaStateInvalid),
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// The code answering a challenge taken for `pending`: checked here (TOTP) or by the HTTP
+/// provider.
+pub fn check_code(
+    ctx: &Context<'_>,
+    mfa: &Mfa,
+    r: &Request<'_>,
+    pending: Pending,
+    code: Result<&[u8], RejectReason>,
+    now_unix: u64,
+) -> Result<Redeemed, RejectReason> {
+    // The name the challenge was issued to: the User-Name, or an EAP tunnel's inner identity.
+    let user = r.user.ok_or(RejectReason::NoUserName)?;
     let code = code.map_err(|_| RejectReason::MfaBadCode)?;
     match &mfa.config.provider {
         Provider::Totp => {
@@ -327,5 +383,148 @@ pub fn redeem(
             }
             Ok(Redeemed::Remote(pending, code.to_string()))
         }
+    }
+}
+
+/// Version of the sealed form of a [`Pending`].
+const SEALED_V1: u8 = 1;
+
+/// What a challenge remembers, in the form a sealed State carries (at most
+/// [`MAX_PAYLOAD`] octets): version, source, method, the provider's user name, privacyIDEA's
+/// transaction id, the groups, each length-prefixed. `None` when it does not fit, or holds
+/// what only this node can keep (an NT key, a certificate, a source's reply attributes):
+/// that challenge must then be answered on this node.
+pub fn seal_pending(p: &Pending) -> Option<Vec<u8>> {
+    if p.nt_key.is_some() || p.certificate.is_some() || p.granted.is_some() {
+        return None;
+    }
+    fn put(out: &mut Vec<u8>, b: &[u8]) -> Option<()> {
+        out.push(u8::try_from(b.len()).ok()?);
+        out.extend_from_slice(b);
+        Some(())
+    }
+    let mut out = vec![SEALED_V1];
+    put(&mut out, p.source.label().as_bytes())?;
+    put(&mut out, p.method.map_or("", Method::label).as_bytes())?;
+    put(&mut out, p.mfa_user.as_bytes())?;
+    put(
+        &mut out,
+        p.transaction_id.as_deref().unwrap_or("").as_bytes(),
+    )?;
+    out.push(u8::try_from(p.groups.len()).ok()?);
+    for g in &p.groups {
+        put(&mut out, g.as_bytes())?;
+    }
+    (out.len() <= MAX_PAYLOAD).then_some(out)
+}
+
+/// [`seal_pending`]'s form read back; `None` for anything else.
+pub fn unseal_pending(b: &[u8]) -> Option<Pending> {
+    fn take<'b>(b: &mut &'b [u8]) -> Option<&'b [u8]> {
+        let (&n, rest) = b.split_first()?;
+        let n = usize::from(n);
+        let v = rest.get(..n)?;
+        *b = &rest[n..];
+        Some(v)
+    }
+    fn text(b: &mut &[u8]) -> Option<String> {
+        Some(std::str::from_utf8(take(b)?).ok()?.to_string())
+    }
+    let (&version, mut rest) = b.split_first()?;
+    if version != SEALED_V1 {
+        return None;
+    }
+    let source = match take(&mut rest)? {
+        b"local" => AuthSource::Local,
+        b"ldap" => AuthSource::Ldap,
+        b"nas" => AuthSource::Nas,
+        b"certificate" => AuthSource::Certificate,
+        b"proxy" => AuthSource::Proxy,
+        b"sql" => AuthSource::Sql,
+        _ => return None,
+    };
+    let method = match text(&mut rest)?.as_str() {
+        "" => None,
+        m => Some(Method::from_label(m)?),
+    };
+    let mfa_user = text(&mut rest)?;
+    let transaction_id = Some(text(&mut rest)?).filter(|t| !t.is_empty());
+    let (&count, mut rest) = rest.split_first()?;
+    let groups = (0..count)
+        .map(|_| text(&mut rest))
+        .collect::<Option<Vec<_>>>()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Pending {
+        mfa_user,
+        groups,
+        source,
+        method,
+        transaction_id,
+        nt_key: None,
+        certificate: None,
+        granted: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(groups: Vec<String>) -> Pending {
+        Pending {
+            mfa_user: "alice".into(),
+            groups,
+            source: AuthSource::Ldap,
+            method: Some(Method::Pap),
+            transaction_id: Some("123456789".into()),
+            nt_key: None,
+            certificate: None,
+            granted: None,
+        }
+    }
+
+    #[test]
+    fn sealed_pending_round_trips() {
+        let p = pending(vec!["staff".into(), "cn=vpn,ou=g,dc=x".into()]);
+        let back = unseal_pending(&seal_pending(&p).expect("fits")).expect("reads");
+        assert_eq!(back.mfa_user, "alice");
+        assert_eq!(back.groups, p.groups);
+        assert_eq!(back.source, AuthSource::Ldap);
+        assert_eq!(back.method, Some(Method::Pap));
+        assert_eq!(back.transaction_id.as_deref(), Some("123456789"));
+        let none = Pending {
+            transaction_id: None,
+            method: None,
+            ..pending(vec![])
+        };
+        let back = unseal_pending(&seal_pending(&none).expect("fits")).expect("reads");
+        assert_eq!((back.transaction_id, back.method), (None, None));
+    }
+
+    #[test]
+    fn what_does_not_fit_or_travel_is_not_sealed() {
+        assert!(seal_pending(&pending(vec!["g".repeat(200)])).is_none());
+        assert!(seal_pending(&pending((0..60).map(|i| format!("g{i}")).collect())).is_none());
+        let granted = Pending {
+            granted: Some(std::sync::Arc::new(super::super::SourceGrant::default())),
+            ..pending(vec![])
+        };
+        assert!(seal_pending(&granted).is_none());
+    }
+
+    #[test]
+    fn garbage_does_not_unseal() {
+        let good = seal_pending(&pending(vec!["a".into()])).expect("fits");
+        for n in 0..good.len() {
+            assert!(unseal_pending(&good[..n]).is_none(), "truncated at {n}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(unseal_pending(&longer).is_none());
+        let mut v2 = good;
+        v2[0] = 2;
+        assert!(unseal_pending(&v2).is_none());
     }
 }

@@ -277,6 +277,12 @@ impl Config {
             )?),
             None => None,
         };
+        let shared_state_line = raw
+            .sql
+            .as_ref()
+            .and_then(|s| s.get_ref().shared_state.as_ref())
+            .filter(|v| *v.get_ref())
+            .map(|v| at(v.span()));
         let sql = raw
             .sql
             .map(|s| {
@@ -359,7 +365,24 @@ impl Config {
         let mfa = match raw.mfa {
             Some(m) => {
                 let line = at(m.span());
-                let m = MfaConfig::from_raw(m.into_inner(), origin, &at)?;
+                let key_file = m.get_ref().state_key_file.clone();
+                let mut m = MfaConfig::from_raw(m.into_inner(), origin, &at)?;
+                if let Some(f) = key_file {
+                    let line = at(f.span());
+                    let (key, warning) =
+                        crate::auth::conversation::state::KeyMaterial::read(&resolve(f.get_ref()))
+                            .map_err(|e| {
+                                ConfigError::new(origin, line, format!("mfa.state_key_file: {e}"))
+                            })?;
+                    if let Some(w) = warning {
+                        warnings.push(ConfigError::new(
+                            origin,
+                            line,
+                            format!("mfa.state_key_file: {w}"),
+                        ));
+                    }
+                    m.state_key = Some(key);
+                }
                 if let Some(unknown) = m
                     .exempt_clients
                     .iter()
@@ -375,6 +398,15 @@ impl Config {
             }
             None => None,
         };
+        if let Some(line) = shared_state_line {
+            if mfa.as_ref().is_some_and(|m| m.state_key.is_none()) {
+                return Err(ConfigError::new(
+                    origin,
+                    line,
+                    "sql.shared_state needs [mfa] state_key_file (the same key on every node), or another node cannot verify a State",
+                ));
+            }
+        }
         for p in policies.iter().filter(|p| p.mfa_mode.is_combined()) {
             let refuse = |why: &str| {
                 Err(ConfigError::new(

@@ -69,6 +69,17 @@ pub(super) fn submit(
                 JobResult::Sql(rx.await.unwrap_or(Lookup::Unavailable))
             })
         }
+        Job::RedeemState { nonce, expiry } => {
+            use crate::backend::sql::Redemption;
+            let Some(store) = rt.sql.as_ref() else {
+                return ready(no_answer);
+            };
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            let rx = store.redeem_state(nonce, expiry, deadline);
+            until(Some(deadline), no_answer, async move {
+                JobResult::StateRedeemed(rx.await.unwrap_or(Redemption::Unavailable))
+            })
+        }
         Job::Directory { user, proof } => {
             let Some(backend) = rt.backend.as_ref() else {
                 return ready(no_answer);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+use crate::auth::conversation::state::StateKey;
 use crate::auth::conversation::{Conversation, Conversations};
 use crate::auth::local::LocalUsers;
 use crate::backend::BackendPool;
@@ -16,6 +17,11 @@ use crate::clients::ClientTable;
 use crate::config::Config;
 use crate::dict::Dictionary;
 use crate::policy::NetworkPolicies;
+
+/// The shared key material (`[mfa] state_key_file`), if configured.
+fn shared_key(config: &Config) -> Option<&crate::auth::conversation::state::KeyMaterial> {
+    config.mfa.as_ref().and_then(|m| m.state_key.as_ref())
+}
 
 /// Open conversations at most without `[mfa] max_pending`.
 const DEFAULT_CONVERSATIONS: usize = 100_000;
@@ -116,6 +122,18 @@ impl Runtime {
                     on_unavailable: backend.on_unavailable,
                 }
             }),
+            cluster: self
+                .sql
+                .as_ref()
+                .filter(|s| s.config().shared_state)
+                .map(|s| crate::auth::ClusterSettings {
+                    shared_state: true,
+                    deadline: s.config().deadline.unwrap_or(
+                        self.backend
+                            .as_ref()
+                            .map_or(std::time::Duration::from_secs(3), |b| b.config.deadline),
+                    ),
+                }),
             dict: &self.dict,
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,
@@ -194,20 +212,31 @@ impl Runtime {
             mfa: None,
             // MFA challenges and EAP conversations share the store: room for both bounds.
             conversations: Arc::new(
-                Conversations::new(match (&config.mfa, &config.eap) {
-                    (None, None) => DEFAULT_CONVERSATIONS,
-                    (m, e) => {
-                        m.as_ref().map_or(0, |m| m.max_pending)
-                            + e.as_ref().map_or(0, |e| e.max_conversations)
-                    }
-                })
+                Conversations::with_key(
+                    match (&config.mfa, &config.eap) {
+                        (None, None) => DEFAULT_CONVERSATIONS,
+                        (m, e) => {
+                            m.as_ref().map_or(0, |m| m.max_pending)
+                                + e.as_ref().map_or(0, |e| e.max_conversations)
+                        }
+                    },
+                    // A shared key file: every node verifies the States of the others.
+                    shared_key(config)
+                        .map_or_else(StateKey::random, |k| StateKey::from_material(k.bytes())),
+                )
                 .on_expired(Conversation::expired),
             ),
             dynauth: None,
-            sessions: config
-                .sessions
-                .enabled
-                .then(|| Arc::new(crate::session::SessionStore::new(config.sessions.clone()))),
+            sessions: config.sessions.enabled.then(|| {
+                let mut store = crate::session::SessionStore::new(config.sessions.clone());
+                // A shared key file: a Class sealed on one node opens on every other (the
+                // NAS may send its accounting to any of them).
+                if let Some(k) = shared_key(config) {
+                    store.seal =
+                        crate::session::class::ClassSeal::with_key(&k.derive(b"radshard class v1"));
+                }
+                Arc::new(store)
+            }),
             eap: config
                 .eap
                 .as_ref()

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use state::{Nonce, StateError, StateKey, STATE_LEN};
+use state::{Nonce, StateBuf, StateError, StateKey, STATE_LEN};
 
 /// What a conversation of this server remembers between rounds.
 pub enum Conversation {
@@ -58,6 +58,15 @@ pub enum ConversationError {
     /// Issued by us and taken before: single use.
     #[error("State already used")]
     Replayed,
+}
+
+/// A conversation taken by its State ([`Conversations::take_any`]).
+#[derive(Debug)]
+pub enum Taken<T> {
+    /// Opened on this node: what it remembers, and the State's nonce and expiry.
+    Here(T, Nonce, u64),
+    /// Opened on another node sharing the key: the payload its sealed State carries.
+    Sealed(Vec<u8>, Nonce, u64),
 }
 
 /// The store is full of live conversations.
@@ -135,8 +144,14 @@ fn client_key(client: &str) -> u64 {
 impl<T> Conversations<T> {
     /// An empty store for at most `capacity` open conversations, under a fresh random key.
     pub fn new(capacity: usize) -> Conversations<T> {
+        Conversations::with_key(capacity, StateKey::random())
+    }
+
+    /// An empty store whose States are signed with `key` (a shared key: several nodes verify
+    /// each other's).
+    pub fn with_key(capacity: usize, key: StateKey) -> Conversations<T> {
         Conversations {
-            key: StateKey::random(),
+            key,
             open: Mutex::new(Open {
                 by_nonce: HashMap::new(),
                 per_client: HashMap::new(),
@@ -202,7 +217,46 @@ impl<T> Conversations<T> {
         Ok(state)
     }
 
+    /// [`Conversations::open`] with a State that also carries `payload` sealed, so that
+    /// another node sharing the key can finish the conversation; a payload too long for one
+    /// attribute gives a node-local State. The conversation is kept here too (answered here,
+    /// it is taken whole).
+    pub fn open_sealed(
+        &self,
+        client: &str,
+        user: &[u8],
+        value: T,
+        payload: Option<&[u8]>,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<StateBuf, Full> {
+        let expiry = now.saturating_add(ttl_secs);
+        let Some((state, nonce)) =
+            payload.and_then(|p| self.key.issue_sealed(client, user, expiry, p))
+        else {
+            return self
+                .open(client, user, value, ttl_secs, now)
+                .map(StateBuf::from);
+        };
+        let who = client_key(client);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if now >= self.next_sweep.load(Relaxed) {
+            self.next_sweep.store(now + SWEEP_SECONDS, Relaxed);
+            open.sweep(now, self.on_expired);
+        }
+        if open.len() >= self.capacity {
+            open.sweep(now, self.on_expired);
+            if open.len() >= self.capacity {
+                return Err(Full);
+            }
+        }
+        open.by_nonce.insert(nonce, (expiry, who, value));
+        *open.per_client.entry(who).or_insert(0) += 1;
+        Ok(state)
+    }
+
     /// Checks `state` for `client`/`user` at `now` and takes its conversation (single use).
+    /// A sealed State is refused here: see [`Conversations::take_any`].
     pub fn take(
         &self,
         state: &[u8],
@@ -210,33 +264,59 @@ impl<T> Conversations<T> {
         user: &[u8],
         now: u64,
     ) -> Result<T, ConversationError> {
-        let (nonce, expiry) = self
-            .key
-            .verify(state, client, user, now)
-            .map_err(|e| match e {
-                StateError::Invalid => ConversationError::Invalid,
-                StateError::Expired => ConversationError::Expired,
-            })?;
+        if state.len() != STATE_LEN {
+            return Err(ConversationError::Invalid);
+        }
+        match self.take_any(state, client, user, now)? {
+            Taken::Here(v, _, _) => Ok(v),
+            Taken::Sealed(..) => Err(ConversationError::Invalid),
+        }
+    }
+
+    /// [`Conversations::take`], and for a sealed State opened elsewhere (not open here, not
+    /// taken here before) its payload. Single use across nodes is the caller's to enforce
+    /// (the database), with the nonce and expiry returned.
+    pub fn take_any(
+        &self,
+        state: &[u8],
+        client: &str,
+        user: &[u8],
+        now: u64,
+    ) -> Result<Taken<T>, ConversationError> {
+        let (nonce, expiry, payload) =
+            self.key
+                .verify_any(state, client, user, now)
+                .map_err(|e| match e {
+                    StateError::Invalid => ConversationError::Invalid,
+                    StateError::Expired => ConversationError::Expired,
+                })?;
         let value = self
             .open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&nonce);
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-        match value {
-            Some(v) => {
+        let remember = |taken: &mut HashMap<Nonce, u64>| {
+            if taken.len() >= 2 * self.capacity {
+                taken.retain(|_, exp| *exp > now);
                 if taken.len() >= 2 * self.capacity {
-                    taken.retain(|_, exp| *exp > now);
-                    if taken.len() >= 2 * self.capacity {
-                        taken.clear();
-                    }
+                    taken.clear();
                 }
-                taken.insert(nonce, expiry);
-                Ok(v)
+            }
+            taken.insert(nonce, expiry);
+        };
+        match (value, payload) {
+            (Some(v), _) => {
+                remember(&mut taken);
+                Ok(Taken::Here(v, nonce, expiry))
             }
             // A valid MAC but no open conversation: taken before, or swept. Either way refused.
-            None if taken.contains_key(&nonce) => Err(ConversationError::Replayed),
-            None => Err(ConversationError::Invalid),
+            (None, _) if taken.contains_key(&nonce) => Err(ConversationError::Replayed),
+            (None, Some(p)) => {
+                remember(&mut taken);
+                Ok(Taken::Sealed(p, nonce, expiry))
+            }
+            (None, None) => Err(ConversationError::Invalid),
         }
     }
 
@@ -341,6 +421,44 @@ mod tests {
         assert_eq!(SWEPT.load(Relaxed), 10);
         c.open("nas", b"a", 100, 60, 1070).expect("room");
         assert_eq!(SWEPT.load(Relaxed), 10, "a live one is not counted");
+    }
+
+    #[test]
+    fn sealed_state_is_taken_on_another_node_once() {
+        let material = [3u8; 32];
+        let a = Conversations::with_key(4, StateKey::from_material(&material));
+        let b = Conversations::<u32>::with_key(4, StateKey::from_material(&material));
+        let s = a
+            .open_sealed("nas", b"alice", 1u32, Some(b"facts"), 60, 1000)
+            .expect("opened");
+        // Node B: not open here, the payload instead.
+        match b.take_any(s.as_slice(), "nas", b"alice", 1001) {
+            Ok(Taken::Sealed(p, _, 1060)) => assert_eq!(p, b"facts"),
+            other => panic!("{other:?}"),
+        }
+        // Again on B: replayed (B remembers); the plain take refuses sealed States.
+        assert_eq!(
+            b.take_any(s.as_slice(), "nas", b"alice", 1002).err(),
+            Some(ConversationError::Replayed)
+        );
+        assert_eq!(
+            a.take(s.as_slice(), "nas", b"alice", 1002),
+            Err(ConversationError::Invalid)
+        );
+        // Node A still has it whole (only the database knows B took it).
+        assert!(matches!(
+            a.take_any(s.as_slice(), "nas", b"alice", 1002),
+            Ok(Taken::Here(1, _, _))
+        ));
+        // No payload (or one too long): a node-local State.
+        let local = a
+            .open_sealed("nas", b"alice", 2u32, None, 60, 1000)
+            .expect("opened");
+        assert_eq!(local.as_slice().len(), STATE_LEN);
+        assert_eq!(
+            b.take_any(local.as_slice(), "nas", b"alice", 1001).err(),
+            Some(ConversationError::Invalid)
+        );
     }
 
     #[test]

@@ -253,8 +253,12 @@ fn settle<'a>(
                     InnerResult::Accepted(who)
                 }),
             (Outcome::Reject(why), _) => InnerResult::Refused(why),
+            // A tunnel's challenge is node-local (never sealed): its State is 56 octets.
             (Outcome::Challenge, Reply::Challenge { state, prompt }) => {
-                InnerResult::Code { state, prompt }
+                match state.as_slice().try_into() {
+                    Ok(state) => InnerResult::Code { state, prompt },
+                    Err(_) => InnerResult::Refused(RejectReason::InnerChallengeUnsupported),
+                }
             }
             (Outcome::Challenge, _) => {
                 InnerResult::Refused(RejectReason::InnerChallengeUnsupported)

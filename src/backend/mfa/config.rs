@@ -31,6 +31,10 @@ pub struct RawMfa {
     /// Users in one of these groups (DN or first RDN value, as in policies) need none.
     #[serde(default)]
     pub exempt_groups: Vec<String>,
+    /// A file holding the key MFA States are signed with (hex or base64, at least 32
+    /// octets; relative to the config file): nodes sharing it verify each other's States.
+    /// Without it the key is random per process.
+    pub state_key_file: Option<Spanned<std::path::PathBuf>>,
     /// `provider = "privacyidea"`.
     pub privacyidea: Option<Spanned<RawPrivacyIdea>>,
     /// `provider = "rest_push"`.
@@ -259,6 +263,8 @@ pub struct MfaConfig {
     pub accept_unreachable: bool,
     pub exempt_clients: Vec<String>,
     pub exempt_groups: Vec<String>,
+    /// `state_key_file`'s key (read by the aggregate config, which resolves the path).
+    pub state_key: Option<crate::auth::conversation::state::KeyMaterial>,
 }
 
 pub const DEFAULT_PROMPT: &str = "Enter your one-time code";
@@ -378,6 +384,7 @@ impl MfaConfig {
             accept_unreachable,
             exempt_clients: raw.exempt_clients,
             exempt_groups: raw.exempt_groups,
+            state_key: None,
         })
     }
 }

@@ -371,6 +371,7 @@ mod tests {
                 accept_unreachable: false,
                 exempt_clients: Vec::new(),
                 exempt_groups: Vec::new(),
+                state_key: None,
             },
             None,
         )

@@ -37,6 +37,10 @@ pub struct RawSql {
     pub clients: Option<bool>,
     /// How long a user's rows are reused (default "2s"; "0s": never).
     pub cache_ttl: Option<Spanned<DurationValue>>,
+    /// Several nodes on this database: MFA challenges finish on any node (their State sealed
+    /// under `[mfa] state_key_file`) and each State is redeemed once for all nodes in
+    /// `radshard_state_redeemed` (made if missing). Default false.
+    pub shared_state: Option<Spanned<bool>>,
 }
 
 impl std::fmt::Debug for RawSql {
@@ -65,6 +69,7 @@ pub struct SqlConfig {
     pub users: bool,
     pub clients: bool,
     pub cache_ttl: Duration,
+    pub shared_state: bool,
 }
 
 /// Most connections in `pool`.
@@ -134,6 +139,7 @@ impl SqlConfig {
             cache_ttl: raw
                 .cache_ttl
                 .map_or(Duration::from_secs(2), |d| d.into_inner().0),
+            shared_state: raw.shared_state.is_some_and(|v| v.into_inner()),
         })
     }
 }

@@ -20,4 +20,4 @@ pub mod rows;
 pub mod store;
 
 pub use config::{RawSql, SqlConfig};
-pub use store::{Lookup, SqlStore};
+pub use store::{Lookup, Redemption, SqlStore};

@@ -39,6 +39,24 @@ const Q_GROUP_CHECK: &str = "SELECT groupname, attribute, op, value FROM radgrou
 const Q_GROUP_REPLY: &str = "SELECT groupname, attribute, op, value FROM radgroupreply WHERE groupname = ANY($1) ORDER BY id LIMIT 16385";
 const Q_NAS: &str = "SELECT id, nasname, shortname, secret FROM nas ORDER BY id LIMIT 10001";
 
+/// The table of States redeemed by any node (several nodes on one database), made if
+/// missing; rows past their State's expiry are purged every [`PURGE_EVERY`].
+const Q_STATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS radshard_state_redeemed (nonce bytea PRIMARY KEY, expires timestamptz NOT NULL)";
+const Q_STATE_REDEEM: &str = "INSERT INTO radshard_state_redeemed (nonce, expires) VALUES ($1, to_timestamp($2::float8)) ON CONFLICT (nonce) DO NOTHING";
+const Q_STATE_PURGE: &str = "DELETE FROM radshard_state_redeemed WHERE expires < now()";
+/// How often, at most, expired redeemed States are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether a State was redeemed now, for the first time on any node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    Fresh,
+    /// Redeemed before (on this node or another): a replay.
+    Replayed,
+    /// No answer by the deadline, or the database refused.
+    Unavailable,
+}
+
 /// A lookup's answer.
 #[derive(Debug, Clone)]
 pub enum Lookup {
@@ -105,6 +123,10 @@ struct Inner {
     inflight: Mutex<HashMap<String, Vec<oneshot::Sender<Lookup>>>>,
     running: AtomicUsize,
     max_running: usize,
+    /// `radshard_state_redeemed` exists (made by this process, or found).
+    state_table: tokio::sync::OnceCell<()>,
+    /// When expired redeemed States were last purged.
+    purged: Mutex<Option<Instant>>,
 }
 
 /// The SQL store. Lookups run on `handle` (the backend pool's runtime).
@@ -136,6 +158,8 @@ impl SqlStore {
                 inflight: Mutex::new(HashMap::new()),
                 running: AtomicUsize::new(0),
                 max_running,
+                state_table: tokio::sync::OnceCell::new(),
+                purged: Mutex::new(None),
             }),
             handle,
         }
@@ -184,6 +208,42 @@ impl SqlStore {
             };
             inner.running.fetch_sub(1, Relaxed);
             inner.finish(&user, answer);
+        });
+        rx
+    }
+
+    /// Redeems the State whose nonce is `nonce` (expiring at `expiry`, Unix seconds) once
+    /// for every node on this database, answering by `deadline`. Bounded like lookups
+    /// (`max_in_flight`; past it: unavailable, so refused).
+    pub fn redeem_state(
+        &self,
+        nonce: [u8; 16],
+        expiry: u64,
+        deadline: Instant,
+    ) -> oneshot::Receiver<Redemption> {
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        if inner.running.fetch_add(1, Relaxed) >= inner.max_running {
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(Redemption::Unavailable);
+            return rx;
+        }
+        self.handle.spawn(async move {
+            let at = tokio::time::Instant::from_std(deadline);
+            let answer = match tokio::time::timeout_at(at, inner.redeem(&nonce, expiry)).await {
+                Ok(Ok(true)) => Redemption::Fresh,
+                Ok(Ok(false)) => Redemption::Replayed,
+                Ok(Err(e)) => {
+                    warn!(target: "radshard::backend", error = %e, "sql: cannot redeem a State");
+                    Redemption::Unavailable
+                }
+                Err(_) => {
+                    warn!(target: "radshard::backend", "sql: redeeming a State did not answer within the deadline");
+                    Redemption::Unavailable
+                }
+            };
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(answer);
         });
         rx
     }
@@ -379,6 +439,37 @@ impl Inner {
             group_reply,
             task,
         })
+    }
+
+    /// Inserts the nonce; `true` when no node had (the row is new).
+    async fn redeem(&self, nonce: &[u8; 16], expiry: u64) -> Result<bool, SqlError> {
+        let conn = self.connection(self.pick()).await?;
+        self.state_table
+            .get_or_try_init(|| async {
+                conn.client.batch_execute(Q_STATE_TABLE).await.map(|_| ())
+            })
+            .await?;
+        let nonce: &[u8] = nonce;
+        // Seconds since 1970 fit a float8 exactly (below 2^53).
+        let expires = expiry as f64;
+        let n = conn
+            .client
+            .execute(Q_STATE_REDEEM, &[&nonce, &expires])
+            .await?;
+        let purge = {
+            let mut last = self.purged.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.map_or(true, |t| t.elapsed() >= PURGE_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if purge {
+            if let Err(e) = conn.client.execute(Q_STATE_PURGE, &[]).await {
+                warn!(target: "radshard::backend", error = %e, "sql: cannot purge expired redeemed States");
+            }
+        }
+        Ok(n == 1)
     }
 
     async fn nas(&self) -> Result<Vec<NasRow>, SqlError> {

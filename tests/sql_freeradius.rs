@@ -897,3 +897,48 @@ fn simultaneous_use_from_radcheck_caps_sessions() {
         "a second session is over the radcheck Simultaneous-Use"
     );
 }
+
+#[test]
+fn cached_rows_are_decided_at_once_until_their_ttl() {
+    let pg = Postgres::start();
+    insert(
+        &pg,
+        "radcheck",
+        "cached-user",
+        &[("Cleartext-Password", ":=", "first-pw")],
+    );
+    let body = radshard_body(pg.port, "").replace("cache_ttl = \"0s\"", "cache_ttl = \"2s\"");
+    let rs = TestServer::start(1, &body);
+    let read_at = Instant::now();
+    assert_eq!(
+        pap(rs.auth, "cached-user", "first-pw").code,
+        "Access-Accept"
+    );
+    pg.sql("UPDATE radcheck SET value = 'second-pw' WHERE username = 'cached-user'");
+    // Within the TTL the shard decides on the rows it read: the old password still opens,
+    // the new one does not yet, a wrong one never does.
+    assert_eq!(
+        pap(rs.auth, "cached-user", "first-pw").code,
+        "Access-Accept"
+    );
+    assert_eq!(
+        pap(rs.auth, "cached-user", "second-pw").code,
+        "Access-Reject"
+    );
+    assert_eq!(pap(rs.auth, "cached-user", "wrong").code, "Access-Reject");
+    assert!(
+        read_at.elapsed() < Duration::from_secs(2),
+        "the cached part ran past the TTL; the test proves nothing on a machine this slow"
+    );
+    std::thread::sleep(
+        Duration::from_secs(2).saturating_sub(read_at.elapsed()) + Duration::from_millis(300),
+    );
+    assert_eq!(
+        pap(rs.auth, "cached-user", "first-pw").code,
+        "Access-Reject"
+    );
+    assert_eq!(
+        pap(rs.auth, "cached-user", "second-pw").code,
+        "Access-Accept"
+    );
+}

@@ -25,9 +25,11 @@ pub struct DirectorySettings {
     pub ms_chap: bool,
 }
 
-/// The SQL user store's settings the pipeline needs (the store itself is the driver's).
+/// The SQL user store's settings the pipeline needs (its lookups are the driver's jobs).
 #[derive(Debug, Clone, Copy)]
-pub struct SqlSettings {
+pub struct SqlSettings<'a> {
+    /// The store, read here only for rows it has cached (lookups are jobs).
+    pub store: &'a crate::backend::sql::SqlStore,
     /// How long a request may wait for the database, from its arrival.
     pub deadline: std::time::Duration,
     pub on_overload: ShedPolicy,
@@ -61,7 +63,7 @@ pub struct Context<'a> {
     pub directory: Option<DirectorySettings>,
     /// `[sql]` with `users = true`: users not defined locally are looked up in the database
     /// (before the directory).
-    pub sql: Option<SqlSettings>,
+    pub sql: Option<SqlSettings<'a>>,
     /// Several nodes on one database; `None`: this node alone (no database needed).
     pub cluster: Option<ClusterSettings>,
     /// The dictionary: the SQL store's rows name attributes by it.

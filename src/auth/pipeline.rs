@@ -313,7 +313,7 @@ fn primary_from<'a>(
 ) -> Step<'a> {
     let mut skipped = RejectReason::UnknownUser;
     for source in Source::CHAIN.into_iter().skip(first) {
-        match source.authenticate(ctx, r, cred) {
+        match source.authenticate(ctx, r, cred, now) {
             SourceStep::Skip(why) => {
                 if skipped == RejectReason::UnknownUser {
                     skipped = why;
@@ -321,6 +321,7 @@ fn primary_from<'a>(
             }
             SourceStep::Done(Ok(id)) => return accepted(ctx, r, &id, cred.read, now),
             SourceStep::Done(Err(why)) => return reject(ctx, why, cred),
+            SourceStep::Decided(step) => return step,
             SourceStep::Await(job) => {
                 let deadline = match job {
                     Job::Directory { .. } => ctx.directory.map(|d| r.arrived + d.deadline),

@@ -2,23 +2,29 @@
 //! primary authentication), local users, the SQL store, the directory. Each says `Skip` (not my user, or a
 //! credential I cannot verify), `Done` (an identity, or why not) or `Await` (slow work).
 
-use super::context::{Context, Request};
+use super::context::{Context, Now, Request};
 use super::credential::{Credential, Extracted};
 use super::local::LocalUser;
 use super::mschap::{MsChap, NtKey};
-use super::pipeline::Job;
+use super::pipeline::{Job, Step};
 use super::{Identity, Method, RejectReason};
 use crate::backend::{NtResponse, Proof};
 use crate::proto::chap_verify;
 use crate::vocab::{AuthSource, MfaMode};
 
 /// A source's answer.
+// As `Step`, which one variant carries: returned and matched once per source, never boxed
+// (a box would be an allocation per request).
+#[allow(clippy::large_enum_variant)]
 pub enum SourceStep<'a> {
     /// Not this source's user (the reason is kept for a reject if no source knows the user).
     Skip(RejectReason),
     Done(Result<Identity<'a>, RejectReason>),
     /// The source needs slow work; the pipeline resumes in `Continuation::Source(source)`.
     Await(Job<'a>),
+    /// The source's slow work was already done (the SQL store's cached rows): its next step,
+    /// as the pipeline would have taken it on resuming.
+    Decided(Step<'a>),
 }
 
 /// The sources, in the order they are asked.
@@ -41,11 +47,12 @@ impl Source {
         ctx: &Context<'a>,
         r: &Request<'a>,
         cred: &Extracted<'a>,
+        now: Now,
     ) -> SourceStep<'a> {
         match self {
             Source::Nas => nas(r, cred),
             Source::Local => local(ctx, r, cred),
-            Source::Sql => super::sql::source(ctx, r),
+            Source::Sql => super::sql::source(ctx, r, cred, now),
             Source::Directory => directory(ctx, r, cred),
         }
     }

@@ -27,15 +27,24 @@ use crate::policy::ReplyAttributes;
 use crate::proto::{chap_verify, USER_NAME, USER_PASSWORD, VENDOR_SPECIFIC};
 use crate::vocab::AuthSource;
 
-/// The source's step: the user's rows are read off the shard.
-pub(super) fn source<'a>(ctx: &Context<'a>, r: &Request<'a>) -> SourceStep<'a> {
-    if ctx.sql.is_none() {
+/// The source's step: the user's rows, decided at once when the store has them cached, else
+/// read off the shard.
+pub(super) fn source<'a>(
+    ctx: &Context<'a>,
+    r: &Request<'a>,
+    cred: &Extracted<'a>,
+    now: Now,
+) -> SourceStep<'a> {
+    let Some(sql) = ctx.sql else {
         return SourceStep::Skip(RejectReason::UnknownUser);
-    }
+    };
     // rlm_sql looks up the User-Name as sent; one that is not text or is empty names no
     // row (and must not reach a query).
     match std::str::from_utf8(r.user_name()) {
-        Ok(user) if !user.is_empty() => SourceStep::Await(Job::Sql { user }),
+        Ok(user) if !user.is_empty() => match sql.store.cached(user) {
+            Some(rows) => SourceStep::Decided(decide(ctx, r, &rows, cred, now, None)),
+            None => SourceStep::Await(Job::Sql { user }),
+        },
         _ => SourceStep::Skip(RejectReason::UnknownUser),
     }
 }

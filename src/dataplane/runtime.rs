@@ -117,6 +117,7 @@ impl Runtime {
                     .map(|b| b.config.clone())
                     .unwrap_or_default();
                 crate::auth::SqlSettings {
+                    store: s,
                     deadline: s.config().deadline.unwrap_or(backend.deadline),
                     on_overload: backend.on_overload,
                     on_unavailable: backend.on_unavailable,

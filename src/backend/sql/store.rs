@@ -169,6 +169,12 @@ impl SqlStore {
         &self.inner.config
     }
 
+    /// `user`'s rows if they are cached and fresh: what a shard decides on at once, without
+    /// handing a job over (no copy of the request, no timer, no second verification).
+    pub fn cached(&self, user: &str) -> Option<Arc<UserRows>> {
+        self.inner.cached(user)
+    }
+
     /// Looks `user` up without blocking: a cached answer at once, a lookup in flight joined,
     /// or a new one started that answers by `deadline`.
     pub fn submit(&self, user: &str, deadline: Instant) -> oneshot::Receiver<Lookup> {

@@ -16,7 +16,9 @@ pub mod second_factor;
 pub mod sources;
 pub mod sql;
 
-pub use context::{ClusterSettings, Context, DirectorySettings, Now, Request, SqlSettings};
+pub use context::{
+    ClusterSettings, Context, DirectorySettings, Now, PoolSettings, Request, SqlSettings,
+};
 pub use decision::{Decision, Outcome, Reply, Waiver};
 pub use pipeline::{resume, start, Await, Continuation, Job, JobResult, Step};
 

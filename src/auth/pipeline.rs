@@ -100,6 +100,8 @@ pub enum Job<'a> {
         user_name: Option<&'a [u8]>,
         key: u64,
     },
+    /// Lease an address of `[sql] ip_pool` for an Access-Accept.
+    Lease(crate::backend::sql::ippool::LeaseRequest),
 }
 
 impl std::fmt::Debug for Job<'_> {
@@ -144,6 +146,7 @@ impl std::fmt::Debug for Job<'_> {
                 .debug_struct("Proxy")
                 .field("pool", pool)
                 .finish_non_exhaustive(),
+            Job::Lease(l) => f.debug_tuple("Lease").field(l).finish(),
         }
     }
 }
@@ -164,6 +167,8 @@ pub enum JobResult {
     Proxy(crate::proxy::client::Outcome),
     /// Whether the database redeemed a State now (first time on any node).
     StateRedeemed(crate::backend::sql::Redemption),
+    /// The address leased for an Access-Accept, or why there is none.
+    Leased(crate::backend::sql::ippool::Lease),
 }
 
 impl JobResult {
@@ -181,6 +186,7 @@ impl JobResult {
                 JobResult::StateRedeemed(crate::backend::sql::Redemption::Unavailable)
             }
             Job::Proxy { .. } => JobResult::Proxy(Err(crate::proxy::engine::Failure::NoAnswer)),
+            Job::Lease(_) => JobResult::Leased(crate::backend::sql::ippool::Lease::Unavailable),
         }
     }
 }
@@ -203,6 +209,21 @@ pub enum Continuation {
     /// A challenge taken by its State, waiting for the database to redeem the State once for
     /// all nodes; then its code is checked.
     Redeem(Pending),
+    /// An Access-Accept waiting for its address from `[sql] ip_pool`.
+    Lease(Box<Leasing>),
+}
+
+/// An Access-Accept decided, waiting for its address: all it will carry, owned (the
+/// attributes of the user, the source and the policy in one list, in that order).
+#[derive(Debug)]
+pub struct Leasing {
+    outcome: Outcome,
+    reply: crate::policy::ReplyAttributes,
+    method_reply: Option<super::mschap::MethodReply>,
+    policy: Option<String>,
+    source: Option<AuthSource>,
+    method: Option<Method>,
+    session: Option<crate::session::Grant>,
 }
 
 /// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
@@ -217,7 +238,8 @@ pub fn start<'a>(
         super::proxied::Routed::Local(local) => local,
         super::proxied::Routed::Step(step) => return step,
     };
-    with_method_error(&r, decide(ctx, &r, now, buf))
+    let step = with_method_error(&r, decide(ctx, &r, now, buf));
+    with_pool(ctx, &r, step)
 }
 
 /// Picks up after a job: `then` is where [`start`] (or an earlier `resume`) left off.
@@ -233,7 +255,154 @@ pub fn resume<'a>(
         return super::proxied::answered(ctx, r, pool, result);
     }
     let r = super::proxied::local_view(ctx, r);
-    with_method_error(&r, pick_up(ctx, &r, then, result, now, buf))
+    if let Continuation::Lease(leasing) = then {
+        return with_method_error(&r, leased(ctx, *leasing, result));
+    }
+    let step = with_method_error(&r, pick_up(ctx, &r, then, result, now, buf));
+    with_pool(ctx, &r, step)
+}
+
+/// `[sql] ip_pool`: an Access-Accept of ours (not a home server's, not an EAP tunnel's
+/// inner one) without a Framed-IP-Address or Framed-IPv6-Prefix waits for an address.
+fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a> {
+    use crate::backend::sql::ippool::{nas_of, LeaseRequest, PoolKey, FRAMED_IPV6_PREFIX};
+    let Some(pool) = ctx.ip_pool else {
+        return step;
+    };
+    let Step::Reply(d) = step else {
+        return step;
+    };
+    let Reply::Attributes {
+        message,
+        user,
+        source,
+        policy,
+        method,
+    } = &d.reply
+    else {
+        return Step::Reply(d);
+    };
+    if r.tunnel.is_some() || d.code() != crate::proto::Code::AccessAccept {
+        return Step::Reply(d);
+    }
+    let sets = |t| {
+        user.is_some_and(|u| u.sets(t))
+            || source.as_ref().is_some_and(|g| g.reply.sets(t))
+            || policy.is_some_and(|p| p.sets(t))
+    };
+    if sets(crate::proto::FRAMED_IP_ADDRESS) || sets(FRAMED_IPV6_PREFIX) {
+        return Step::Reply(d);
+    }
+    let mut reply = crate::policy::ReplyAttributes::default();
+    if let Some(m) = message {
+        reply.push(crate::proto::REPLY_MESSAGE, m);
+    }
+    for a in [*user, source.as_ref().map(|g| &g.reply), *policy]
+        .into_iter()
+        .flatten()
+    {
+        reply.extend(a);
+    }
+    let text = |t| String::from_utf8_lossy(r.packet.attr(t).unwrap_or_default()).into_owned();
+    let nas = nas_of(r.packet.packet(), r.nas.ip());
+    let key = match pool.pool.key {
+        PoolKey::CallingStationId => text(CALLING_STATION_ID),
+        PoolKey::UserName => String::from_utf8_lossy(r.user_name()).into_owned(),
+        PoolKey::NasPort => {
+            let port = r
+                .packet
+                .attr(crate::proto::NAS_PORT)
+                .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map(u32::from_be_bytes);
+            port.map_or_else(String::new, |p| format!("{nas}:{p}"))
+        }
+    };
+    let job = Job::Lease(LeaseRequest {
+        key,
+        user: String::from_utf8_lossy(r.user_name()).into_owned(),
+        nas,
+        station: text(CALLING_STATION_ID),
+    });
+    let then = Leasing {
+        outcome: d.outcome,
+        reply,
+        method_reply: *method,
+        policy: d.policy.map(str::to_string),
+        source: d.source,
+        method: d.method,
+        session: d.session,
+    };
+    Step::Await(Await {
+        job,
+        deadline: Some(r.arrived + pool.deadline),
+        then: Continuation::Lease(Box::new(then)),
+    })
+}
+
+/// The pool answered an Access-Accept waiting for its address.
+fn leased<'a>(ctx: &Context<'a>, then: Leasing, result: JobResult) -> Step<'a> {
+    use crate::backend::sql::ippool::{Lease, OnExhausted};
+    let Some(pool) = ctx.ip_pool else {
+        return Step::Drop(RejectReason::SqlUnavailable);
+    };
+    let policy = then
+        .policy
+        .as_deref()
+        .and_then(|n| ctx.policies.named(n))
+        .map(|p| p.name.as_str());
+    let mut reply = then.reply;
+    // An EAP conversation's Access-Reject carries its EAP-Failure.
+    let failure = match then.method_reply {
+        Some(super::mschap::MethodReply::EapSuccess { identifier, .. }) => {
+            Some(super::mschap::MethodReply::EapFailure { identifier })
+        }
+        _ => None,
+    };
+    let refused = |why| {
+        let d = Decision {
+            policy,
+            ..Decision::reject(why, ctx.reject_message).with_method(then.method, then.source)
+        };
+        Step::Reply(match failure {
+            Some(f) => d.with_method_reply(f),
+            None => d,
+        })
+    };
+    match result {
+        JobResult::Leased(Lease::Leased(framed)) => {
+            let (t, v) = framed.attribute();
+            reply.push(t, &v);
+        }
+        JobResult::Leased(Lease::Exhausted) => {
+            tracing::warn!(pool = %pool.pool.name, "ip pool exhausted");
+            if pool.pool.on_exhausted == OnExhausted::Reject {
+                return refused(RejectReason::IpPoolExhausted);
+            }
+        }
+        _ => {
+            return match pool.on_unavailable {
+                ShedPolicy::Reject => refused(RejectReason::SqlUnavailable),
+                ShedPolicy::Drop => Step::Drop(RejectReason::SqlUnavailable),
+            }
+        }
+    }
+    Step::Reply(Decision {
+        outcome: then.outcome,
+        reply: Reply::Attributes {
+            message: None,
+            user: None,
+            source: Some(std::sync::Arc::new(super::SourceGrant {
+                reply,
+                simultaneous_use: None,
+            })),
+            policy: None,
+            method: then.method_reply,
+        },
+        policy,
+        source: then.source,
+        method: then.method,
+        session: then.session,
+    })
 }
 
 /// An MS-CHAP reject tells the peer why in MS-CHAP-Error (its accept attributes are added

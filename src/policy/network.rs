@@ -232,6 +232,11 @@ impl NetworkPolicies {
         Ok(NetworkPolicies { list })
     }
 
+    /// The policy named `name`, if any.
+    pub fn named(&self, name: &str) -> Option<&NetworkPolicy> {
+        self.list.iter().find(|p| p.name == name)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

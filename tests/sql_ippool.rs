@@ -343,3 +343,54 @@ fn ipv6_prefixes_from_an_inet_column() {
         "v6-station"
     );
 }
+
+#[test]
+fn pool_name_from_the_users_rows() {
+    let pg = pool_db("small", 2);
+    pg.sql(
+        "INSERT INTO radippool (pool_name, framedipaddress, expiry_time) \
+         VALUES ('carols', '10.30.0.1', '2000-01-01')",
+    );
+    pg.sql(
+        "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+         ('carol', 'Cleartext-Password', ':=', 'carol-pw'), ('carol', 'Pool-Name', ':=', 'carols')",
+    );
+    let body = node_body(pg.port, "small", "reject").replace("users = false\n", "");
+    let node = TestServer::start(1, &body);
+    let c = RadClient::new();
+    let s = secret(SECRET);
+    let req = access_request_with(
+        &s,
+        3,
+        &random_authenticator(),
+        "carol",
+        "carol-pw",
+        true,
+        &[(attr::CALLING_STATION_ID, b"carol-phone")],
+    );
+    let reply = c.exchange(&req, node.auth).expect("an answer");
+    assert_eq!(check_reply(&reply, &req, &s), Code::AccessAccept);
+    assert_eq!(framed_of(&reply), Some(Ipv4Addr::new(10, 30, 0, 1)));
+    // alice (no Pool-Name) draws from the configured pool.
+    let a = ask(node.auth, "alice-phone").framed.expect("an address");
+    assert_eq!(a.octets()[..2], [10, 20]);
+}
+
+#[test]
+fn a_bad_pool_is_refused_with_its_line() {
+    let body = node_body(5432, "main", "maybe");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = config_text(1, "", dir.path(), &body);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("ip_pool"))
+        .expect("the line")
+        + 1;
+    let e = radshard::config::Config::from_str(&text, std::path::Path::new("test.toml"), None)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.starts_with(&format!("test.toml:{line}:")) && e.contains("on_exhausted"),
+        "{e}"
+    );
+}

@@ -49,4 +49,7 @@ pub struct Identity<'i> {
 pub struct SourceGrant {
     pub reply: crate::policy::ReplyAttributes,
     pub simultaneous_use: Option<u32>,
+    /// The IP pool its Access-Accept's address comes from (SQL's Pool-Name), instead of
+    /// `[sql] ip_pool`'s name.
+    pub pool_name: Option<String>,
 }

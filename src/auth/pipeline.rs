@@ -317,7 +317,12 @@ fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a>
             port.map_or_else(String::new, |p| format!("{nas}:{p}"))
         }
     };
+    let pool_name = source
+        .as_ref()
+        .and_then(|g| g.pool_name.clone())
+        .unwrap_or_else(|| pool.pool.name.clone());
     let job = Job::Lease(LeaseRequest {
+        pool: pool_name,
         key,
         user: String::from_utf8_lossy(r.user_name()).into_owned(),
         nas,
@@ -394,6 +399,7 @@ fn leased<'a>(ctx: &Context<'a>, then: Leasing, result: JobResult) -> Step<'a> {
             source: Some(std::sync::Arc::new(super::SourceGrant {
                 reply,
                 simultaneous_use: None,
+                pool_name: None,
             })),
             policy: None,
             method: then.method_reply,

@@ -33,19 +33,20 @@ pub(super) const Q_LEASE: &str = "WITH sticky AS ( \
     expiry_time = now()::timestamp(0) + $6::int8 * interval '1 second' \
   FROM pick WHERE radippool.id = pick.id \
   RETURNING host(radippool.framedipaddress), masklen(radippool.framedipaddress)";
-/// Start / Interim-Update: `$1` pool, `$2` NAS, `$3` the address, `$4` lease seconds.
+/// Start / Interim-Update: `$1` NAS, `$2` the address, `$3` lease seconds. Any pool (a
+/// user's Pool-Name may have named another), as FreeRADIUS's own queries.
 pub(super) const Q_EXTEND: &str =
-    "UPDATE radippool SET expiry_time = now()::timestamp(0) + $4::int8 * interval '1 second' \
-  WHERE pool_name = $1 AND nasipaddress = $2 AND framedipaddress = $3::text::inet";
+    "UPDATE radippool SET expiry_time = now()::timestamp(0) + $3::int8 * interval '1 second' \
+  WHERE nasipaddress = $1 AND framedipaddress = $2::text::inet";
 /// Stop: expired a second ago (the key keeps it, sticky, until another key takes it).
 pub(super) const Q_RELEASE: &str =
     "UPDATE radippool SET expiry_time = now()::timestamp(0) - interval '1 second' \
-  WHERE pool_name = $1 AND nasipaddress = $2 AND framedipaddress = $3::text::inet \
+  WHERE nasipaddress = $1 AND framedipaddress = $2::text::inet \
   AND expiry_time >= now()::timestamp(0)";
 /// Accounting-On / -Off: every lease of the NAS.
 pub(super) const Q_RELEASE_NAS: &str =
     "UPDATE radippool SET expiry_time = now()::timestamp(0) - interval '1 second' \
-  WHERE pool_name = $1 AND nasipaddress = $2 AND expiry_time >= now()::timestamp(0)";
+  WHERE nasipaddress = $1 AND expiry_time >= now()::timestamp(0)";
 
 /// Most lease updates from accounting waiting for the database at once; past it one is
 /// dropped (counted, logged) and that lease simply runs to its expiry.
@@ -157,6 +158,8 @@ impl IpPoolConfig {
 /// What a lease is asked with (owned: it outlives the request's borrow on the backend).
 #[derive(Debug, Clone)]
 pub struct LeaseRequest {
+    /// `radippool.pool_name`: the user's Pool-Name, else `[sql] ip_pool`'s name.
+    pub pool: String,
     pub key: String,
     pub user: String,
     /// `radippool.nasipaddress`: NAS-IP-Address (or NAS-IPv6-Address), else the source

@@ -273,7 +273,7 @@ impl SqlStore {
             let _ = tx.send(Lease::Unavailable);
             return rx;
         }
-        let (name, lease) = (pool.name.clone(), pool.lease.as_secs() as i64);
+        let (name, lease) = (req.pool.clone(), pool.lease.as_secs() as i64);
         self.handle.spawn(async move {
             let at = tokio::time::Instant::from_std(deadline);
             let answer = match tokio::time::timeout_at(at, inner.lease(&name, lease, &req)).await
@@ -311,7 +311,7 @@ impl SqlStore {
         let (name, lease) = (pool.name.clone(), pool.lease.as_secs() as i64);
         let deadline = Duration::from_secs(10);
         self.handle.spawn(async move {
-            match tokio::time::timeout(deadline, inner.update_lease(&name, lease, &update)).await {
+            match tokio::time::timeout(deadline, inner.update_lease(lease, &update)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     warn!(target: "radshard::backend", error = %e, pool = %name, "sql: cannot update a lease")
@@ -577,27 +577,18 @@ impl Inner {
         }
     }
 
-    async fn update_lease(
-        &self,
-        pool: &str,
-        lease: i64,
-        update: &LeaseUpdate,
-    ) -> Result<(), SqlError> {
+    async fn update_lease(&self, lease: i64, update: &LeaseUpdate) -> Result<(), SqlError> {
         let conn = self.connection(self.pick()).await?;
         match update {
             LeaseUpdate::Extend { nas, address } => {
                 conn.client
-                    .execute(Q_EXTEND, &[&pool, nas, address, &lease])
+                    .execute(Q_EXTEND, &[nas, address, &lease])
                     .await?
             }
             LeaseUpdate::Release { nas, address } => {
-                conn.client
-                    .execute(Q_RELEASE, &[&pool, nas, address])
-                    .await?
+                conn.client.execute(Q_RELEASE, &[nas, address]).await?
             }
-            LeaseUpdate::ReleaseNas { nas } => {
-                conn.client.execute(Q_RELEASE_NAS, &[&pool, nas]).await?
-            }
+            LeaseUpdate::ReleaseNas { nas } => conn.client.execute(Q_RELEASE_NAS, &[nas]).await?,
         };
         Ok(())
     }

@@ -268,6 +268,7 @@ impl OwnedJob {
             Job::Proxy { .. } => unreachable!("no [proxy] in these tests"),
             Job::RedeemState { .. } => unreachable!("no [sql] shared_state in these tests"),
             Job::Lease(_) => unreachable!("no [sql] ip_pool in these tests"),
+            Job::CountSessions { .. } => unreachable!("no [sql] sessions in these tests"),
             Job::Sql { .. } | Job::SqlHash { .. } => unreachable!("no [sql] in these tests"),
         }
     }

@@ -55,6 +55,13 @@ pub struct PoolSettings<'a> {
     pub on_unavailable: ShedPolicy,
 }
 
+/// `[sql] sessions`: Simultaneous-Use counts the user's open sessions in `radacct`.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCount {
+    pub deadline: std::time::Duration,
+    pub on_unavailable: ShedPolicy,
+}
+
 /// Everything the pipeline reads but never writes (the second factor's store has its own
 /// interior state: pending challenges, used codes).
 #[derive(Clone, Copy)]
@@ -76,6 +83,8 @@ pub struct Context<'a> {
     pub cluster: Option<ClusterSettings>,
     /// `[sql] ip_pool`: Access-Accepts get an address from `radippool`.
     pub ip_pool: Option<PoolSettings<'a>>,
+    /// `[sql] sessions`: Simultaneous-Use counted in `radacct` (every node's sessions).
+    pub session_count: Option<SessionCount>,
     /// The dictionary: the SQL store's rows name attributes by it.
     pub dict: &'a crate::dict::Dictionary,
     /// Reply-Message on every Access-Reject, if configured.

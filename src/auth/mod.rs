@@ -17,7 +17,8 @@ pub mod sources;
 pub mod sql;
 
 pub use context::{
-    ClusterSettings, Context, DirectorySettings, Now, PoolSettings, Request, SqlSettings,
+    ClusterSettings, Context, DirectorySettings, Now, PoolSettings, Request, SessionCount,
+    SqlSettings,
 };
 pub use decision::{Decision, Outcome, Reply, Waiver};
 pub use pipeline::{resume, start, Await, Continuation, Job, JobResult, Step};

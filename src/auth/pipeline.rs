@@ -102,6 +102,8 @@ pub enum Job<'a> {
     },
     /// Lease an address of `[sql] ip_pool` for an Access-Accept.
     Lease(crate::backend::sql::ippool::LeaseRequest),
+    /// `[sql] sessions`: count `user`'s open sessions in `radacct`.
+    CountSessions { user: String },
 }
 
 impl std::fmt::Debug for Job<'_> {
@@ -147,6 +149,9 @@ impl std::fmt::Debug for Job<'_> {
                 .field("pool", pool)
                 .finish_non_exhaustive(),
             Job::Lease(l) => f.debug_tuple("Lease").field(l).finish(),
+            Job::CountSessions { user } => {
+                f.debug_struct("CountSessions").field("user", user).finish()
+            }
         }
     }
 }
@@ -169,6 +174,8 @@ pub enum JobResult {
     StateRedeemed(crate::backend::sql::Redemption),
     /// The address leased for an Access-Accept, or why there is none.
     Leased(crate::backend::sql::ippool::Lease),
+    /// The user's open sessions in `radacct`; `None`: no answer.
+    SessionsOpen(Option<u64>),
 }
 
 impl JobResult {
@@ -187,6 +194,7 @@ impl JobResult {
             }
             Job::Proxy { .. } => JobResult::Proxy(Err(crate::proxy::engine::Failure::NoAnswer)),
             Job::Lease(_) => JobResult::Leased(crate::backend::sql::ippool::Lease::Unavailable),
+            Job::CountSessions { .. } => JobResult::SessionsOpen(None),
         }
     }
 }
@@ -224,6 +232,13 @@ pub struct Leasing {
     source: Option<AuthSource>,
     method: Option<Method>,
     session: Option<crate::session::Grant>,
+    /// `[sql] sessions`: the Simultaneous-Use cap and the user whose open sessions in
+    /// `radacct` are counted first.
+    count: Option<(u32, String)>,
+    /// `[sql] ip_pool`: the lease to ask for.
+    lease: Option<crate::backend::sql::ippool::LeaseRequest>,
+    /// The lease was asked for.
+    leasing: bool,
 }
 
 /// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
@@ -256,19 +271,21 @@ pub fn resume<'a>(
     }
     let r = super::proxied::local_view(ctx, r);
     if let Continuation::Lease(leasing) = then {
-        return with_method_error(&r, leased(ctx, *leasing, result));
+        return with_method_error(&r, leased(ctx, r.arrived, *leasing, result));
     }
     let step = with_method_error(&r, pick_up(ctx, &r, then, result, now, buf));
     with_pool(ctx, &r, step)
 }
 
-/// `[sql] ip_pool`: an Access-Accept of ours (not a home server's, not an EAP tunnel's
-/// inner one) without a Framed-IP-Address or Framed-IPv6-Prefix waits for an address.
+/// An Access-Accept of ours (not a home server's, not an EAP tunnel's inner one) may wait
+/// for the database before it is sent: `[sql] sessions` counts the user's open sessions in
+/// `radacct` against a Simultaneous-Use cap, then `[sql] ip_pool` leases an address when the
+/// reply has no Framed-IP-Address or Framed-IPv6-Prefix.
 fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a> {
     use crate::backend::sql::ippool::{nas_of, LeaseRequest, PoolKey, FRAMED_IPV6_PREFIX};
-    let Some(pool) = ctx.ip_pool else {
+    if ctx.ip_pool.is_none() && ctx.session_count.is_none() {
         return step;
-    };
+    }
     let Step::Reply(d) = step else {
         return step;
     };
@@ -285,12 +302,19 @@ fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a>
     if r.tunnel.is_some() || d.code() != crate::proto::Code::AccessAccept {
         return Step::Reply(d);
     }
+    let count = d
+        .session
+        .and_then(|g| g.count_in_db)
+        .filter(|_| ctx.session_count.is_some());
     let sets = |t| {
         user.is_some_and(|u| u.sets(t))
             || source.as_ref().is_some_and(|g| g.reply.sets(t))
             || policy.is_some_and(|p| p.sets(t))
     };
-    if sets(crate::proto::FRAMED_IP_ADDRESS) || sets(FRAMED_IPV6_PREFIX) {
+    let lease = ctx
+        .ip_pool
+        .filter(|_| !sets(crate::proto::FRAMED_IP_ADDRESS) && !sets(FRAMED_IPV6_PREFIX));
+    if count.is_none() && lease.is_none() {
         return Step::Reply(d);
     }
     let mut reply = crate::policy::ReplyAttributes::default();
@@ -304,29 +328,31 @@ fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a>
         reply.extend(a);
     }
     let text = |t| String::from_utf8_lossy(r.packet.attr(t).unwrap_or_default()).into_owned();
-    let nas = nas_of(r.packet.packet(), r.nas.ip());
-    let key = match pool.pool.key {
-        PoolKey::CallingStationId => text(CALLING_STATION_ID),
-        PoolKey::UserName => String::from_utf8_lossy(r.user_name()).into_owned(),
-        PoolKey::NasPort => {
-            let port = r
-                .packet
-                .attr(crate::proto::NAS_PORT)
-                .and_then(|v| <[u8; 4]>::try_from(v).ok())
-                .map(u32::from_be_bytes);
-            port.map_or_else(String::new, |p| format!("{nas}:{p}"))
+    let lease = lease.map(|pool| {
+        let nas = nas_of(r.packet.packet(), r.nas.ip());
+        let key = match pool.pool.key {
+            PoolKey::CallingStationId => text(CALLING_STATION_ID),
+            PoolKey::UserName => String::from_utf8_lossy(r.user_name()).into_owned(),
+            PoolKey::NasPort => {
+                let port = r
+                    .packet
+                    .attr(crate::proto::NAS_PORT)
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map(u32::from_be_bytes);
+                port.map_or_else(String::new, |p| format!("{nas}:{p}"))
+            }
+        };
+        let pool_name = source
+            .as_ref()
+            .and_then(|g| g.pool_name.clone())
+            .unwrap_or_else(|| pool.pool.name.clone());
+        LeaseRequest {
+            pool: pool_name,
+            key,
+            user: String::from_utf8_lossy(r.user_name()).into_owned(),
+            nas,
+            station: text(CALLING_STATION_ID),
         }
-    };
-    let pool_name = source
-        .as_ref()
-        .and_then(|g| g.pool_name.clone())
-        .unwrap_or_else(|| pool.pool.name.clone());
-    let job = Job::Lease(LeaseRequest {
-        pool: pool_name,
-        key,
-        user: String::from_utf8_lossy(r.user_name()).into_owned(),
-        nas,
-        station: text(CALLING_STATION_ID),
     });
     let then = Leasing {
         outcome: d.outcome,
@@ -336,26 +362,76 @@ fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a>
         source: d.source,
         method: d.method,
         session: d.session,
+        count: count.map(|cap| (cap, String::from_utf8_lossy(r.user_name()).into_owned())),
+        lease,
+        leasing: false,
     };
-    Step::Await(Await {
-        job,
-        deadline: Some(r.arrived + pool.deadline),
-        then: Continuation::Lease(Box::new(then)),
-    })
+    next_wait(ctx, r.arrived, then)
 }
 
-/// The pool answered an Access-Accept waiting for its address.
-fn leased<'a>(ctx: &Context<'a>, then: Leasing, result: JobResult) -> Step<'a> {
+/// The next database step of an Access-Accept waiting in `then`, or the Accept itself.
+fn next_wait<'a>(ctx: &Context<'a>, arrived: Instant, mut then: Leasing) -> Step<'a> {
+    if let Some((_, user)) = &then.count {
+        let deadline = ctx.session_count.map_or(Duration::ZERO, |c| c.deadline);
+        return Step::Await(Await {
+            job: Job::CountSessions { user: user.clone() },
+            deadline: Some(arrived + deadline),
+            then: Continuation::Lease(Box::new(then)),
+        });
+    }
+    if let Some(req) = then.lease.take() {
+        let deadline = ctx.ip_pool.map_or(Duration::ZERO, |p| p.deadline);
+        // The lease is asked for once: `then.lease` is empty when it answers.
+        then.leasing = true;
+        return Step::Await(Await {
+            job: Job::Lease(req),
+            deadline: Some(arrived + deadline),
+            then: Continuation::Lease(Box::new(then)),
+        });
+    }
+    Step::Reply(accept_of(ctx, then))
+}
+
+/// The Access-Accept that waited in `then`.
+fn accept_of<'a>(ctx: &Context<'a>, then: Leasing) -> Decision<'a> {
+    Decision {
+        outcome: then.outcome,
+        reply: Reply::Attributes {
+            message: None,
+            user: None,
+            source: Some(std::sync::Arc::new(super::SourceGrant {
+                reply: then.reply,
+                simultaneous_use: None,
+                pool_name: None,
+            })),
+            policy: None,
+            method: then.method_reply,
+        },
+        policy: then
+            .policy
+            .as_deref()
+            .and_then(|n| ctx.policies.named(n))
+            .map(|p| p.name.as_str()),
+        source: then.source,
+        method: then.method,
+        session: then.session,
+    }
+}
+
+/// The database answered an Access-Accept waiting in `then` (its open sessions counted, or
+/// its address leased).
+fn leased<'a>(
+    ctx: &Context<'a>,
+    arrived: Instant,
+    mut then: Leasing,
+    result: JobResult,
+) -> Step<'a> {
     use crate::backend::sql::ippool::{Lease, OnExhausted};
-    let Some(pool) = ctx.ip_pool else {
-        return Step::Drop(RejectReason::SqlUnavailable);
-    };
     let policy = then
         .policy
         .as_deref()
         .and_then(|n| ctx.policies.named(n))
         .map(|p| p.name.as_str());
-    let mut reply = then.reply;
     // An EAP conversation's Access-Reject carries its EAP-Failure.
     let failure = match then.method_reply {
         Some(super::mschap::MethodReply::EapSuccess { identifier, .. }) => {
@@ -373,42 +449,51 @@ fn leased<'a>(ctx: &Context<'a>, then: Leasing, result: JobResult) -> Step<'a> {
             None => d,
         })
     };
+    let unavailable = |on: Option<ShedPolicy>| match on {
+        Some(ShedPolicy::Reject) => refused(RejectReason::SqlUnavailable),
+        _ => Step::Drop(RejectReason::SqlUnavailable),
+    };
     match result {
-        JobResult::Leased(Lease::Leased(framed)) => {
-            let (t, v) = framed.attribute();
-            reply.push(t, &v);
-        }
-        JobResult::Leased(Lease::Exhausted) => {
-            tracing::warn!(pool = %pool.pool.name, "ip pool exhausted");
-            if pool.pool.on_exhausted == OnExhausted::Reject {
-                return refused(RejectReason::IpPoolExhausted);
+        JobResult::SessionsOpen(open) => {
+            let Some((cap, _)) = then.count.take() else {
+                return Step::Drop(RejectReason::SqlUnavailable);
+            };
+            match open {
+                Some(n) if n >= u64::from(cap) => {
+                    if let Some(store) = ctx.sessions {
+                        store
+                            .counters
+                            .limit_rejects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return refused(RejectReason::SimultaneousUse);
+                }
+                Some(_) => {}
+                None => return unavailable(ctx.session_count.map(|c| c.on_unavailable)),
             }
         }
-        _ => {
-            return match pool.on_unavailable {
-                ShedPolicy::Reject => refused(RejectReason::SqlUnavailable),
-                ShedPolicy::Drop => Step::Drop(RejectReason::SqlUnavailable),
+        JobResult::Leased(lease) if then.leasing => {
+            then.leasing = false;
+            let Some(pool) = ctx.ip_pool else {
+                return Step::Drop(RejectReason::SqlUnavailable);
+            };
+            match lease {
+                Lease::Leased(framed) => {
+                    let (t, v) = framed.attribute();
+                    then.reply.push(t, &v);
+                }
+                Lease::Exhausted => {
+                    tracing::warn!(pool = %pool.pool.name, "ip pool exhausted");
+                    if pool.pool.on_exhausted == OnExhausted::Reject {
+                        return refused(RejectReason::IpPoolExhausted);
+                    }
+                }
+                Lease::Unavailable => return unavailable(Some(pool.on_unavailable)),
             }
         }
+        _ => return Step::Drop(RejectReason::SqlUnavailable),
     }
-    Step::Reply(Decision {
-        outcome: then.outcome,
-        reply: Reply::Attributes {
-            message: None,
-            user: None,
-            source: Some(std::sync::Arc::new(super::SourceGrant {
-                reply,
-                simultaneous_use: None,
-                pool_name: None,
-            })),
-            policy: None,
-            method: then.method_reply,
-        },
-        policy,
-        source: then.source,
-        method: then.method,
-        session: then.session,
-    })
+    next_wait(ctx, arrived, then)
 }
 
 /// An MS-CHAP reject tells the peer why in MS-CHAP-Error (its accept attributes are added
@@ -661,6 +746,19 @@ pub(super) fn policies<'a>(
                 .flatten();
             let user = local.map(|u| &u.reply);
             let session = match ctx.sessions {
+                // Counted in radacct (all nodes) before the Accept is sent: the cap only.
+                _ if ctx.session_count.is_some() => {
+                    let limit = session_limit(p, local, id.granted.map(|g| &**g));
+                    let identity = r.user.unwrap_or(id.presented.as_bytes());
+                    let g = ctx
+                        .sessions
+                        .and_then(|store| crate::session::grant(store, identity, None).ok())
+                        .unwrap_or_default();
+                    Some(crate::session::Grant {
+                        count_in_db: limit.map(|l| l.cap),
+                        ..g
+                    })
+                }
                 None => None,
                 Some(store) => {
                     let limit = session_limit(p, local, id.granted.map(|g| &**g));

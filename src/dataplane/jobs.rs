@@ -95,6 +95,16 @@ pub(super) fn submit(
                 JobResult::Leased(rx.await.unwrap_or(Lease::Unavailable))
             })
         }
+        Job::CountSessions { user } => {
+            let Some(store) = rt.sql.as_ref() else {
+                return ready(no_answer);
+            };
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            let rx = store.count_sessions(user, deadline);
+            until(Some(deadline), no_answer, async move {
+                JobResult::SessionsOpen(rx.await.ok().flatten())
+            })
+        }
         Job::Directory { user, proof } => {
             let Some(backend) = rt.backend.as_ref() else {
                 return ready(no_answer);

@@ -150,6 +150,21 @@ impl Runtime {
                         }),
                 })
             }),
+            session_count: self.sql.as_ref().filter(|s| s.config().sessions).map(|s| {
+                crate::auth::SessionCount {
+                    deadline: s.config().deadline.unwrap_or(
+                        self.backend
+                            .as_ref()
+                            .map_or(std::time::Duration::from_secs(3), |b| b.config.deadline),
+                    ),
+                    on_unavailable: self
+                        .backend
+                        .as_ref()
+                        .map_or(crate::backend::ShedPolicy::Drop, |b| {
+                            b.config.on_unavailable
+                        }),
+                }
+            }),
             dict: &self.dict,
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,

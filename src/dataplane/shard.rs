@@ -597,7 +597,11 @@ fn carry_out<'a>(
 fn held_stage(job: &Job<'_>) -> Option<&'static str> {
     match job {
         Job::VerifyHash { .. } | Job::Directory { .. } => None,
-        Job::Sql { .. } | Job::SqlHash { .. } | Job::RedeemState { .. } | Job::Lease(_) => None,
+        Job::Sql { .. }
+        | Job::SqlHash { .. }
+        | Job::RedeemState { .. }
+        | Job::Lease(_)
+        | Job::CountSessions { .. } => None,
         Job::Push { .. } => Some("push"),
         Job::Trigger { .. } => Some("trigger"),
         Job::Check { .. } => Some("mfa_check"),

@@ -41,6 +41,9 @@ const Q_GROUPS: &str =
     "SELECT groupname FROM radusergroup WHERE username = $1 ORDER BY priority, id LIMIT 65";
 const Q_GROUP_CHECK: &str = "SELECT groupname, attribute, op, value FROM radgroupcheck WHERE groupname = ANY($1) ORDER BY id LIMIT 16385";
 const Q_GROUP_REPLY: &str = "SELECT groupname, attribute, op, value FROM radgroupreply WHERE groupname = ANY($1) ORDER BY id LIMIT 16385";
+/// FreeRADIUS's `simul_count_query`.
+const Q_SIMUL_COUNT: &str =
+    "SELECT count(*) FROM radacct WHERE username = $1 AND acctstoptime IS NULL";
 const Q_NAS: &str = "SELECT id, nasname, shortname, secret FROM nas ORDER BY id LIMIT 10001";
 
 /// The table of States redeemed by any node (several nodes on one database), made if
@@ -322,6 +325,45 @@ impl SqlStore {
             }
             inner.pool_updates.fetch_sub(1, Relaxed);
         });
+    }
+
+    /// `[sql] sessions`: `user`'s open sessions in `radacct` (FreeRADIUS's
+    /// `simul_count_query`), answering by `deadline` (`None`: no answer). Bounded like
+    /// lookups.
+    pub fn count_sessions(
+        &self,
+        user: String,
+        deadline: Instant,
+    ) -> oneshot::Receiver<Option<u64>> {
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        if inner.running.fetch_add(1, Relaxed) >= inner.max_running {
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(None);
+            return rx;
+        }
+        self.handle.spawn(async move {
+            let at = tokio::time::Instant::from_std(deadline);
+            let count = async {
+                let conn = inner.connection(inner.pick()).await?;
+                let row = conn.client.query_one(Q_SIMUL_COUNT, &[&user]).await?;
+                Ok::<i64, SqlError>(row.try_get(0)?)
+            };
+            let answer = match tokio::time::timeout_at(at, count).await {
+                Ok(Ok(n)) => Some(n.max(0) as u64),
+                Ok(Err(e)) => {
+                    warn!(target: "radshard::backend", error = %e, "sql: cannot count open sessions");
+                    None
+                }
+                Err(_) => {
+                    warn!(target: "radshard::backend", "sql: counting open sessions did not answer within the deadline");
+                    None
+                }
+            };
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(answer);
+        });
+        rx
     }
 
     /// Lease updates dropped because [`MAX_PENDING_UPDATES`] were waiting.

@@ -217,7 +217,8 @@ pub enum Continuation {
     /// A challenge taken by its State, waiting for the database to redeem the State once for
     /// all nodes; then its code is checked.
     Redeem(Pending),
-    /// An Access-Accept waiting for its address from `[sql] ip_pool`.
+    /// An Access-Accept waiting for the database: its open sessions counted (`[sql]
+    /// sessions`), then its address leased (`[sql] ip_pool`).
     Lease(Box<Leasing>),
 }
 

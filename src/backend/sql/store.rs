@@ -138,6 +138,8 @@ struct Inner {
     /// [`MAX_PENDING_UPDATES`].
     pool_updates: AtomicUsize,
     pool_updates_dropped: AtomicU64,
+    /// The backend pool's counters, where the dropped updates are counted for scrapes.
+    metrics: Option<Arc<crate::metrics::BackendMetrics>>,
 }
 
 /// The SQL store. Lookups run on `handle` (the backend pool's runtime).
@@ -173,9 +175,18 @@ impl SqlStore {
                 purged: Mutex::new(None),
                 pool_updates: AtomicUsize::new(0),
                 pool_updates_dropped: AtomicU64::new(0),
+                metrics: None,
             }),
             handle,
         }
+    }
+
+    /// The same store, counting into the backend pool's `metrics` too (before it is shared).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::BackendMetrics>) -> SqlStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(metrics);
+        }
+        self
     }
 
     pub fn config(&self) -> &SqlConfig {
@@ -306,6 +317,9 @@ impl SqlStore {
         if inner.pool_updates.fetch_add(1, Relaxed) >= MAX_PENDING_UPDATES {
             inner.pool_updates.fetch_sub(1, Relaxed);
             let n = inner.pool_updates_dropped.fetch_add(1, Relaxed) + 1;
+            if let Some(m) = &inner.metrics {
+                m.sql_lease_updates_dropped.fetch_add(1, Relaxed);
+            }
             if n.is_power_of_two() {
                 warn!(target: "radshard::backend", dropped = n, "sql: lease updates dropped (queue full); those leases run to their expiry");
             }

@@ -345,7 +345,7 @@ fn ipv6_prefixes_from_an_inet_column() {
 }
 
 #[test]
-fn pool_name_from_the_users_rows() {
+fn pool_name_from_the_users_rows_or_the_policy() {
     let pg = pool_db("small", 2);
     pg.sql(
         "INSERT INTO radippool (pool_name, framedipaddress, expiry_time) \
@@ -355,7 +355,13 @@ fn pool_name_from_the_users_rows() {
         "INSERT INTO radcheck (username, attribute, op, value) VALUES \
          ('carol', 'Cleartext-Password', ':=', 'carol-pw'), ('carol', 'Pool-Name', ':=', 'carols')",
     );
-    let body = node_body(pg.port, "small", "reject").replace("users = false\n", "");
+    pg.sql(
+        "INSERT INTO radippool (pool_name, framedipaddress, expiry_time) \
+         VALUES ('staff', '10.40.0.1', '2000-01-01')",
+    );
+    // The policy names a pool; a user's Pool-Name wins over it.
+    let body = node_body(pg.port, "small", "reject").replace("users = false\n", "")
+        + "\n[[policies]]\nname = \"staff\"\nclients = [\"localhost\"]\nip_pool = \"staff\"\n";
     let node = TestServer::start(1, &body);
     let c = RadClient::new();
     let s = secret(SECRET);
@@ -371,9 +377,9 @@ fn pool_name_from_the_users_rows() {
     let reply = c.exchange(&req, node.auth).expect("an answer");
     assert_eq!(check_reply(&reply, &req, &s), Code::AccessAccept);
     assert_eq!(framed_of(&reply), Some(Ipv4Addr::new(10, 30, 0, 1)));
-    // alice (no Pool-Name) draws from the configured pool.
-    let a = ask(node.auth, "alice-phone").framed.expect("an address");
-    assert_eq!(a.octets()[..2], [10, 20]);
+    // alice (no Pool-Name) draws from the policy's pool.
+    let a = ask(node.auth, "alice-phone").framed;
+    assert_eq!(a, Some(Ipv4Addr::new(10, 40, 0, 1)));
 }
 
 #[test]

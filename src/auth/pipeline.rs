@@ -343,9 +343,15 @@ fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a>
                 port.map_or_else(String::new, |p| format!("{nas}:{p}"))
             }
         };
+        // The user's Pool-Name, else the policy's, else the configured one.
         let pool_name = source
             .as_ref()
             .and_then(|g| g.pool_name.clone())
+            .or_else(|| {
+                d.policy
+                    .and_then(|n| ctx.policies.named(n))
+                    .and_then(|p| p.ip_pool.clone())
+            })
             .unwrap_or_else(|| pool.pool.name.clone());
         LeaseRequest {
             pool: pool_name,

@@ -208,6 +208,8 @@ pub enum RejectReason {
     SqlInvalidRow,
     /// SQL: the database did not answer within the deadline and the policy says reject.
     SqlUnavailable,
+    /// `[sql] ip_pool`: no free address and `on_exhausted = "reject"`.
+    IpPoolExhausted,
 }
 
 impl RejectReason {
@@ -271,6 +273,7 @@ impl RejectReason {
             RejectReason::UnsupportedHash => "unsupported_password_hash",
             RejectReason::SqlInvalidRow => "sql_invalid_row",
             RejectReason::SqlUnavailable => "sql_unavailable",
+            RejectReason::IpPoolExhausted => "ip_pool_exhausted",
         }
     }
 }

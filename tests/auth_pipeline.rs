@@ -267,6 +267,8 @@ impl OwnedJob {
             Job::Tls(_) => unreachable!("no EAP in these tests"),
             Job::Proxy { .. } => unreachable!("no [proxy] in these tests"),
             Job::RedeemState { .. } => unreachable!("no [sql] shared_state in these tests"),
+            Job::Lease(_) => unreachable!("no [sql] ip_pool in these tests"),
+            Job::CountSessions { .. } => unreachable!("no [sql] sessions in these tests"),
             Job::Sql { .. } | Job::SqlHash { .. } => unreachable!("no [sql] in these tests"),
         }
     }

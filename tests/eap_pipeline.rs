@@ -258,3 +258,41 @@ fn sessions_resume_across_a_reload() {
         );
     }
 }
+
+/// `[sql] ip_pool`: the final Accept of an EAP conversation waits for its lease (scripted
+/// here: no database) and carries the address beside valid MPPE keys; the challenges and an
+/// inner login never ask for one.
+#[test]
+fn the_final_eap_accept_gets_a_leased_address() {
+    let (mut srv, certs) = server_with(
+        "[[users]]\nname = \"alice\"\npassword = \"alice-pw\"\n\
+         [backend]\ndeadline = \"3s\"\n\
+         [sql]\nserver = \"127.0.0.1\"\ndatabase = \"radius\"\nlogin = \"radius\"\nusers = false\n\
+         ip_pool = { name = \"main\" }\n",
+    );
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let sql = srv.config.sql.clone().expect("[sql]");
+    srv.rt.sql = Some(std::sync::Arc::new(radshard::backend::sql::SqlStore::new(
+        sql,
+        tokio.handle().clone(),
+        16,
+    )));
+    for method in [Method::Peap, Method::TtlsPap] {
+        let before = srv.leases.get();
+        let setup = setup(method, &certs, TlsVersion::Tls12, false);
+        let mut conv = Conversation::new(setup.slot_config());
+        let (code, _, _) = login(&srv, &setup, &mut conv, "alice", "alice-pw");
+        assert_eq!(code, Code::AccessAccept, "{method:?}");
+        assert_eq!(
+            srv.leases.get(),
+            before + 1,
+            "{method:?}: one lease, at the end"
+        );
+        let reply = srv.last_reply.borrow().clone();
+        let p = radshard::proto::Packet::parse(&reply).expect("reply");
+        assert_eq!(p.attr(attr::FRAMED_IP_ADDRESS), Some(&[10, 9, 9, 9][..]));
+    }
+}

@@ -47,6 +47,23 @@ pub struct ClusterSettings {
     pub deadline: std::time::Duration,
 }
 
+/// `[sql] ip_pool`: an address leased for every Access-Accept that has none.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings<'a> {
+    pub pool: &'a crate::backend::sql::ippool::IpPoolConfig,
+    /// How long a request may wait for the database, from its arrival.
+    pub deadline: std::time::Duration,
+    /// No answer by the deadline: `[backend] on_unavailable`.
+    pub on_unavailable: ShedPolicy,
+}
+
+/// `[sql] sessions`: Simultaneous-Use counts the user's open sessions in `radacct`.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCount {
+    pub deadline: std::time::Duration,
+    pub on_unavailable: ShedPolicy,
+}
+
 /// Everything the pipeline reads but never writes (the second factor's store has its own
 /// interior state: pending challenges, used codes).
 #[derive(Clone, Copy)]
@@ -66,6 +83,10 @@ pub struct Context<'a> {
     pub sql: Option<SqlSettings<'a>>,
     /// Several nodes on one database; `None`: this node alone (no database needed).
     pub cluster: Option<ClusterSettings>,
+    /// `[sql] ip_pool`: Access-Accepts get an address from `radippool`.
+    pub ip_pool: Option<PoolSettings<'a>>,
+    /// `[sql] sessions`: Simultaneous-Use counted in `radacct` (every node's sessions).
+    pub session_count: Option<SessionCount>,
     /// The dictionary: the SQL store's rows name attributes by it.
     pub dict: &'a crate::dict::Dictionary,
     /// Reply-Message on every Access-Reject, if configured.

@@ -16,7 +16,10 @@ pub mod second_factor;
 pub mod sources;
 pub mod sql;
 
-pub use context::{ClusterSettings, Context, DirectorySettings, Now, Request, SqlSettings};
+pub use context::{
+    ClusterSettings, Context, DirectorySettings, Now, PoolSettings, Request, SessionCount,
+    SqlSettings,
+};
 pub use decision::{Decision, Outcome, Reply, Waiver};
 pub use pipeline::{resume, start, Await, Continuation, Job, JobResult, Step};
 
@@ -47,4 +50,7 @@ pub struct Identity<'i> {
 pub struct SourceGrant {
     pub reply: crate::policy::ReplyAttributes,
     pub simultaneous_use: Option<u32>,
+    /// The IP pool its Access-Accept's address comes from (SQL's Pool-Name), instead of
+    /// `[sql] ip_pool`'s name.
+    pub pool_name: Option<String>,
 }

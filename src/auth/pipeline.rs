@@ -100,6 +100,10 @@ pub enum Job<'a> {
         user_name: Option<&'a [u8]>,
         key: u64,
     },
+    /// Lease an address of `[sql] ip_pool` for an Access-Accept.
+    Lease(crate::backend::sql::ippool::LeaseRequest),
+    /// `[sql] sessions`: count `user`'s open sessions in `radacct`.
+    CountSessions { user: String },
 }
 
 impl std::fmt::Debug for Job<'_> {
@@ -144,6 +148,10 @@ impl std::fmt::Debug for Job<'_> {
                 .debug_struct("Proxy")
                 .field("pool", pool)
                 .finish_non_exhaustive(),
+            Job::Lease(l) => f.debug_tuple("Lease").field(l).finish(),
+            Job::CountSessions { user } => {
+                f.debug_struct("CountSessions").field("user", user).finish()
+            }
         }
     }
 }
@@ -164,6 +172,10 @@ pub enum JobResult {
     Proxy(crate::proxy::client::Outcome),
     /// Whether the database redeemed a State now (first time on any node).
     StateRedeemed(crate::backend::sql::Redemption),
+    /// The address leased for an Access-Accept, or why there is none.
+    Leased(crate::backend::sql::ippool::Lease),
+    /// The user's open sessions in `radacct`; `None`: no answer.
+    SessionsOpen(Option<u64>),
 }
 
 impl JobResult {
@@ -181,6 +193,8 @@ impl JobResult {
                 JobResult::StateRedeemed(crate::backend::sql::Redemption::Unavailable)
             }
             Job::Proxy { .. } => JobResult::Proxy(Err(crate::proxy::engine::Failure::NoAnswer)),
+            Job::Lease(_) => JobResult::Leased(crate::backend::sql::ippool::Lease::Unavailable),
+            Job::CountSessions { .. } => JobResult::SessionsOpen(None),
         }
     }
 }
@@ -203,6 +217,29 @@ pub enum Continuation {
     /// A challenge taken by its State, waiting for the database to redeem the State once for
     /// all nodes; then its code is checked.
     Redeem(Pending),
+    /// An Access-Accept waiting for the database: its open sessions counted (`[sql]
+    /// sessions`), then its address leased (`[sql] ip_pool`).
+    Lease(Box<Leasing>),
+}
+
+/// An Access-Accept decided, waiting for its address: all it will carry, owned (the
+/// attributes of the user, the source and the policy in one list, in that order).
+#[derive(Debug)]
+pub struct Leasing {
+    outcome: Outcome,
+    reply: crate::policy::ReplyAttributes,
+    method_reply: Option<super::mschap::MethodReply>,
+    policy: Option<String>,
+    source: Option<AuthSource>,
+    method: Option<Method>,
+    session: Option<crate::session::Grant>,
+    /// `[sql] sessions`: the Simultaneous-Use cap and the user whose open sessions in
+    /// `radacct` are counted first.
+    count: Option<(u32, String)>,
+    /// `[sql] ip_pool`: the lease to ask for.
+    lease: Option<crate::backend::sql::ippool::LeaseRequest>,
+    /// The lease was asked for.
+    leasing: bool,
 }
 
 /// Decides a new Access-Request. `buf` receives the revealed User-Password (wiped when the
@@ -217,7 +254,8 @@ pub fn start<'a>(
         super::proxied::Routed::Local(local) => local,
         super::proxied::Routed::Step(step) => return step,
     };
-    with_method_error(&r, decide(ctx, &r, now, buf))
+    let step = with_method_error(&r, decide(ctx, &r, now, buf));
+    with_pool(ctx, &r, step)
 }
 
 /// Picks up after a job: `then` is where [`start`] (or an earlier `resume`) left off.
@@ -233,7 +271,236 @@ pub fn resume<'a>(
         return super::proxied::answered(ctx, r, pool, result);
     }
     let r = super::proxied::local_view(ctx, r);
-    with_method_error(&r, pick_up(ctx, &r, then, result, now, buf))
+    if let Continuation::Lease(leasing) = then {
+        return with_method_error(&r, leased(ctx, r.arrived, *leasing, result));
+    }
+    let step = with_method_error(&r, pick_up(ctx, &r, then, result, now, buf));
+    with_pool(ctx, &r, step)
+}
+
+/// An Access-Accept of ours (not a home server's, not an EAP tunnel's inner one) may wait
+/// for the database before it is sent: `[sql] sessions` counts the user's open sessions in
+/// `radacct` against a Simultaneous-Use cap, then `[sql] ip_pool` leases an address when the
+/// reply has no Framed-IP-Address or Framed-IPv6-Prefix.
+fn with_pool<'a>(ctx: &Context<'a>, r: &Request<'a>, step: Step<'a>) -> Step<'a> {
+    use crate::backend::sql::ippool::{nas_of, LeaseRequest, PoolKey, FRAMED_IPV6_PREFIX};
+    if ctx.ip_pool.is_none() && ctx.session_count.is_none() {
+        return step;
+    }
+    let Step::Reply(d) = step else {
+        return step;
+    };
+    let Reply::Attributes {
+        message,
+        user,
+        source,
+        policy,
+        method,
+    } = &d.reply
+    else {
+        return Step::Reply(d);
+    };
+    if r.tunnel.is_some() || d.code() != crate::proto::Code::AccessAccept {
+        return Step::Reply(d);
+    }
+    let count = d
+        .session
+        .and_then(|g| g.count_in_db)
+        .filter(|_| ctx.session_count.is_some());
+    let sets = |t| {
+        user.is_some_and(|u| u.sets(t))
+            || source.as_ref().is_some_and(|g| g.reply.sets(t))
+            || policy.is_some_and(|p| p.sets(t))
+    };
+    let lease = ctx
+        .ip_pool
+        .filter(|_| !sets(crate::proto::FRAMED_IP_ADDRESS) && !sets(FRAMED_IPV6_PREFIX));
+    if count.is_none() && lease.is_none() {
+        return Step::Reply(d);
+    }
+    let mut reply = crate::policy::ReplyAttributes::default();
+    if let Some(m) = message {
+        reply.push(crate::proto::REPLY_MESSAGE, m);
+    }
+    for a in [*user, source.as_ref().map(|g| &g.reply), *policy]
+        .into_iter()
+        .flatten()
+    {
+        reply.extend(a);
+    }
+    let text = |t| String::from_utf8_lossy(r.packet.attr(t).unwrap_or_default()).into_owned();
+    let lease = lease.map(|pool| {
+        let nas = nas_of(r.packet.packet(), r.nas.ip());
+        let key = match pool.pool.key {
+            PoolKey::CallingStationId => text(CALLING_STATION_ID),
+            PoolKey::UserName => String::from_utf8_lossy(r.user_name()).into_owned(),
+            PoolKey::NasPort => {
+                let port = r
+                    .packet
+                    .attr(crate::proto::NAS_PORT)
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map(u32::from_be_bytes);
+                port.map_or_else(String::new, |p| format!("{nas}:{p}"))
+            }
+        };
+        // The user's Pool-Name, else the policy's, else the configured one.
+        let pool_name = source
+            .as_ref()
+            .and_then(|g| g.pool_name.clone())
+            .or_else(|| {
+                d.policy
+                    .and_then(|n| ctx.policies.named(n))
+                    .and_then(|p| p.ip_pool.clone())
+            })
+            .unwrap_or_else(|| pool.pool.name.clone());
+        LeaseRequest {
+            pool: pool_name,
+            key,
+            user: String::from_utf8_lossy(r.user_name()).into_owned(),
+            nas,
+            station: text(CALLING_STATION_ID),
+        }
+    });
+    let then = Leasing {
+        outcome: d.outcome,
+        reply,
+        method_reply: *method,
+        policy: d.policy.map(str::to_string),
+        source: d.source,
+        method: d.method,
+        session: d.session,
+        count: count.map(|cap| (cap, String::from_utf8_lossy(r.user_name()).into_owned())),
+        lease,
+        leasing: false,
+    };
+    next_wait(ctx, r.arrived, then)
+}
+
+/// The next database step of an Access-Accept waiting in `then`, or the Accept itself.
+fn next_wait<'a>(ctx: &Context<'a>, arrived: Instant, mut then: Leasing) -> Step<'a> {
+    if let Some((_, user)) = &then.count {
+        let deadline = ctx.session_count.map_or(Duration::ZERO, |c| c.deadline);
+        return Step::Await(Await {
+            job: Job::CountSessions { user: user.clone() },
+            deadline: Some(arrived + deadline),
+            then: Continuation::Lease(Box::new(then)),
+        });
+    }
+    if let Some(req) = then.lease.take() {
+        let deadline = ctx.ip_pool.map_or(Duration::ZERO, |p| p.deadline);
+        // The lease is asked for once: `then.lease` is empty when it answers.
+        then.leasing = true;
+        return Step::Await(Await {
+            job: Job::Lease(req),
+            deadline: Some(arrived + deadline),
+            then: Continuation::Lease(Box::new(then)),
+        });
+    }
+    Step::Reply(accept_of(ctx, then))
+}
+
+/// The Access-Accept that waited in `then`.
+fn accept_of<'a>(ctx: &Context<'a>, then: Leasing) -> Decision<'a> {
+    Decision {
+        outcome: then.outcome,
+        reply: Reply::Attributes {
+            message: None,
+            user: None,
+            source: Some(std::sync::Arc::new(super::SourceGrant {
+                reply: then.reply,
+                simultaneous_use: None,
+                pool_name: None,
+            })),
+            policy: None,
+            method: then.method_reply,
+        },
+        policy: then
+            .policy
+            .as_deref()
+            .and_then(|n| ctx.policies.named(n))
+            .map(|p| p.name.as_str()),
+        source: then.source,
+        method: then.method,
+        session: then.session,
+    }
+}
+
+/// The database answered an Access-Accept waiting in `then` (its open sessions counted, or
+/// its address leased).
+fn leased<'a>(
+    ctx: &Context<'a>,
+    arrived: Instant,
+    mut then: Leasing,
+    result: JobResult,
+) -> Step<'a> {
+    use crate::backend::sql::ippool::{Lease, OnExhausted};
+    let policy = then
+        .policy
+        .as_deref()
+        .and_then(|n| ctx.policies.named(n))
+        .map(|p| p.name.as_str());
+    // An EAP conversation's Access-Reject carries its EAP-Failure.
+    let failure = match then.method_reply {
+        Some(super::mschap::MethodReply::EapSuccess { identifier, .. }) => {
+            Some(super::mschap::MethodReply::EapFailure { identifier })
+        }
+        _ => None,
+    };
+    let refused = |why| {
+        let d = Decision {
+            policy,
+            ..Decision::reject(why, ctx.reject_message).with_method(then.method, then.source)
+        };
+        Step::Reply(match failure {
+            Some(f) => d.with_method_reply(f),
+            None => d,
+        })
+    };
+    let unavailable = |on: Option<ShedPolicy>| match on {
+        Some(ShedPolicy::Reject) => refused(RejectReason::SqlUnavailable),
+        _ => Step::Drop(RejectReason::SqlUnavailable),
+    };
+    match result {
+        JobResult::SessionsOpen(open) => {
+            let Some((cap, _)) = then.count.take() else {
+                return Step::Drop(RejectReason::SqlUnavailable);
+            };
+            match open {
+                Some(n) if n >= u64::from(cap) => {
+                    if let Some(store) = ctx.sessions {
+                        store
+                            .counters
+                            .limit_rejects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return refused(RejectReason::SimultaneousUse);
+                }
+                Some(_) => {}
+                None => return unavailable(ctx.session_count.map(|c| c.on_unavailable)),
+            }
+        }
+        JobResult::Leased(lease) if then.leasing => {
+            then.leasing = false;
+            let Some(pool) = ctx.ip_pool else {
+                return Step::Drop(RejectReason::SqlUnavailable);
+            };
+            match lease {
+                Lease::Leased(framed) => {
+                    let (t, v) = framed.attribute();
+                    then.reply.push(t, &v);
+                }
+                Lease::Exhausted => {
+                    tracing::warn!(pool = %pool.pool.name, "ip pool exhausted");
+                    if pool.pool.on_exhausted == OnExhausted::Reject {
+                        return refused(RejectReason::IpPoolExhausted);
+                    }
+                }
+                Lease::Unavailable => return unavailable(Some(pool.on_unavailable)),
+            }
+        }
+        _ => return Step::Drop(RejectReason::SqlUnavailable),
+    }
+    next_wait(ctx, arrived, then)
 }
 
 /// An MS-CHAP reject tells the peer why in MS-CHAP-Error (its accept attributes are added
@@ -487,6 +754,19 @@ pub(super) fn policies<'a>(
                 .flatten();
             let user = local.map(|u| &u.reply);
             let session = match ctx.sessions {
+                // Counted in radacct (all nodes) before the Accept is sent: the cap only.
+                _ if ctx.session_count.is_some() => {
+                    let limit = session_limit(p, local, id.granted.map(|g| &**g));
+                    let identity = r.user.unwrap_or(id.presented.as_bytes());
+                    let g = ctx
+                        .sessions
+                        .and_then(|store| crate::session::grant(store, identity, None).ok())
+                        .unwrap_or_default();
+                    Some(crate::session::Grant {
+                        count_in_db: limit.map(|l| l.cap),
+                        ..g
+                    })
+                }
                 None => None,
                 Some(store) => {
                     let limit = session_limit(p, local, id.granted.map(|g| &**g));

@@ -120,6 +120,7 @@ pub(super) fn decide<'a>(
     let grant = Arc::new(SourceGrant {
         reply,
         simultaneous_use: a.simultaneous_use,
+        pool_name: a.pool_name.clone(),
     });
     let id = Identity {
         source: AuthSource::Sql,

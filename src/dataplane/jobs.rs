@@ -80,6 +80,31 @@ pub(super) fn submit(
                 JobResult::StateRedeemed(rx.await.unwrap_or(Redemption::Unavailable))
             })
         }
+        Job::Lease(req) => {
+            use crate::backend::sql::ippool::Lease;
+            let Some((store, pool)) = rt
+                .sql
+                .as_ref()
+                .and_then(|s| Some((s, s.config().ip_pool.as_ref()?)))
+            else {
+                return ready(no_answer);
+            };
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            let rx = store.lease(pool, req, deadline);
+            until(Some(deadline), no_answer, async move {
+                JobResult::Leased(rx.await.unwrap_or(Lease::Unavailable))
+            })
+        }
+        Job::CountSessions { user } => {
+            let Some(store) = rt.sql.as_ref() else {
+                return ready(no_answer);
+            };
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            let rx = store.count_sessions(user, deadline);
+            until(Some(deadline), no_answer, async move {
+                JobResult::SessionsOpen(rx.await.ok().flatten())
+            })
+        }
         Job::Directory { user, proof } => {
             let Some(backend) = rt.backend.as_ref() else {
                 return ready(no_answer);

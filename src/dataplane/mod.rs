@@ -246,11 +246,10 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         let handle = backend
             .handle()
             .ok_or_else(|| StartError::Backend("the backend runtime is gone".into()))?;
-        let store = Arc::new(crate::backend::sql::SqlStore::new(
-            sql.clone(),
-            handle,
-            config.backend.max_in_flight,
-        ));
+        let store = Arc::new(
+            crate::backend::sql::SqlStore::new(sql.clone(), handle, config.backend.max_in_flight)
+                .with_metrics(backend.metrics().clone()),
+        );
         if sql.clients {
             // The nas table's clients join the configured ones; without the database at
             // start only the configured ones serve (a reload reads the table again).

@@ -135,6 +135,37 @@ impl Runtime {
                             .map_or(std::time::Duration::from_secs(3), |b| b.config.deadline),
                     ),
                 }),
+            ip_pool: self.sql.as_ref().and_then(|s| {
+                Some(crate::auth::PoolSettings {
+                    pool: s.config().ip_pool.as_ref()?,
+                    deadline: s.config().deadline.unwrap_or(
+                        self.backend
+                            .as_ref()
+                            .map_or(std::time::Duration::from_secs(3), |b| b.config.deadline),
+                    ),
+                    on_unavailable: self
+                        .backend
+                        .as_ref()
+                        .map_or(crate::backend::ShedPolicy::Drop, |b| {
+                            b.config.on_unavailable
+                        }),
+                })
+            }),
+            session_count: self.sql.as_ref().filter(|s| s.config().sessions).map(|s| {
+                crate::auth::SessionCount {
+                    deadline: s.config().deadline.unwrap_or(
+                        self.backend
+                            .as_ref()
+                            .map_or(std::time::Duration::from_secs(3), |b| b.config.deadline),
+                    ),
+                    on_unavailable: self
+                        .backend
+                        .as_ref()
+                        .map_or(crate::backend::ShedPolicy::Drop, |b| {
+                            b.config.on_unavailable
+                        }),
+                }
+            }),
             dict: &self.dict,
             reject_message: self.reject_reply_message.as_deref(),
             directory_reject_messages: &self.ldap_reject_messages,

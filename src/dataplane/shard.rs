@@ -318,6 +318,19 @@ impl Shard {
                 if let Some((store, u)) = &session {
                     store.apply(u);
                 }
+                // `[sql] ip_pool`: Start / Interim-Update extend the lease, Stop and
+                // Accounting-On / -Off release, off the shard and without waiting.
+                if let Some((sql, pool)) = rt
+                    .sql
+                    .as_ref()
+                    .and_then(|s| Some((s, s.config().ip_pool.as_ref()?)))
+                {
+                    if let Some(u) =
+                        crate::backend::sql::ippool::LeaseUpdate::of(req.packet(), from.ip())
+                    {
+                        sql.update_lease(pool, u);
+                    }
+                }
                 acct_notify.notify();
                 return;
             }
@@ -584,7 +597,11 @@ fn carry_out<'a>(
 fn held_stage(job: &Job<'_>) -> Option<&'static str> {
     match job {
         Job::VerifyHash { .. } | Job::Directory { .. } => None,
-        Job::Sql { .. } | Job::SqlHash { .. } | Job::RedeemState { .. } => None,
+        Job::Sql { .. }
+        | Job::SqlHash { .. }
+        | Job::RedeemState { .. }
+        | Job::Lease(_)
+        | Job::CountSessions { .. } => None,
         Job::Push { .. } => Some("push"),
         Job::Trigger { .. } => Some("trigger"),
         Job::Check { .. } => Some("mfa_check"),

@@ -252,6 +252,8 @@ pub struct BackendMetrics {
     /// Connections opened to directory servers, and failures that made us fail over.
     pub ldap_connects: AtomicU64,
     pub ldap_server_failures: AtomicU64,
+    /// `[sql] ip_pool`: lease updates from accounting dropped because too many waited.
+    pub sql_lease_updates_dropped: AtomicU64,
     /// Directory outcomes by label (`accept`, reject reasons, `unavailable`).
     pub outcomes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// From queueing to answer.

@@ -572,6 +572,12 @@ fn render_backend(out: &mut String, b: &BackendMetrics) {
             "Directory server failures (connect, timeout, I/O) that caused a failover.",
             get(&b.ldap_server_failures),
         ),
+        (
+            "radshard_sql_lease_updates_dropped_total",
+            "counter",
+            "IP pool lease updates from accounting dropped (queue full); those leases run to their expiry.",
+            get(&b.sql_lease_updates_dropped),
+        ),
     ] {
         header(out, name, kind, help);
         let _ = writeln!(out, "{name} {v}");

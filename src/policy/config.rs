@@ -65,6 +65,9 @@ pub struct RawPolicy {
     pub simultaneous_use: Option<Spanned<u32>>,
     /// At the cap: "reject" (default) or "disconnect_oldest".
     pub on_simultaneous_use: Option<Spanned<String>>,
+    /// `[sql] ip_pool`: the `radippool` pool of this policy's Access-Accepts (a user's
+    /// Pool-Name still wins).
+    pub ip_pool: Option<Spanned<String>>,
 }
 
 /// One `[[policies]]` entry, validated (names are resolved when the runtime is built).
@@ -92,6 +95,7 @@ pub struct PolicyConfig {
     pub primary_line: usize,
     pub reply: Vec<Located<(String, String)>>,
     pub simultaneous_use: Option<crate::session::config::SessionLimit>,
+    pub ip_pool: Option<String>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -266,6 +270,17 @@ impl PolicyConfig {
             None => Ok(None),
         };
         let simultaneous_use = session_limit(&p, &at, &err)?;
+        let ip_pool = match &p.ip_pool {
+            Some(n) if n.get_ref().trim().is_empty() || n.get_ref().len() > 64 => {
+                return Err(ConfigError::new(
+                    file,
+                    at(n.span()),
+                    format!("policy {:?}: ip_pool must be 1 to 64 characters", p.name),
+                ))
+            }
+            Some(n) => Some(n.get_ref().trim().to_string()),
+            None => None,
+        };
         let called_station_id = regex(p.called_station_id, "called_station_id")?;
         let certificate_issuer = regex(p.certificate_issuer, "certificate_issuer")?;
         let certificate_subject = regex(p.certificate_subject, "certificate_subject")?;
@@ -321,6 +336,7 @@ impl PolicyConfig {
             primary_line,
             reply,
             simultaneous_use,
+            ip_pool,
             file: file.to_path_buf(),
             line,
         })

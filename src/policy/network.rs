@@ -84,6 +84,8 @@ pub struct NetworkPolicy {
     pub primary_by_nas: bool,
     /// Simultaneous-Use: the cap on open sessions per user, and what happens at it.
     pub simultaneous_use: Option<crate::session::config::SessionLimit>,
+    /// The `radippool` pool of its Access-Accepts (`[sql] ip_pool`).
+    pub ip_pool: Option<String>,
     pub reply: ReplyAttributes,
 }
 
@@ -226,10 +228,16 @@ impl NetworkPolicies {
                 mfa_mode: p.mfa_mode,
                 primary_by_nas: p.primary_by_nas,
                 simultaneous_use: p.simultaneous_use,
+                ip_pool: p.ip_pool.clone(),
                 reply: ReplyAttributes::compile(&p.reply, dict)?,
             });
         }
         Ok(NetworkPolicies { list })
+    }
+
+    /// The policy named `name`, if any.
+    pub fn named(&self, name: &str) -> Option<&NetworkPolicy> {
+        self.list.iter().find(|p| p.name == name)
     }
 
     pub fn is_empty(&self) -> bool {

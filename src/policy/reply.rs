@@ -105,6 +105,20 @@ impl ReplyAttributes {
         false
     }
 
+    /// Appends the attributes of `other` after these.
+    pub fn extend(&mut self, other: &ReplyAttributes) {
+        self.wire.extend_from_slice(&other.wire);
+        self.encrypted.extend(other.encrypted.iter().cloned());
+    }
+
+    /// Appends the standard attribute `typ` (a value longer than 253 octets is cut).
+    pub fn push(&mut self, typ: u8, value: &[u8]) {
+        let value = &value[..value.len().min(253)];
+        self.wire.push(typ);
+        self.wire.push(value.len() as u8 + 2);
+        self.wire.extend_from_slice(value);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.wire.is_empty() && self.encrypted.is_empty()
     }

@@ -6,7 +6,7 @@ use super::store::{Admission, SessionStore};
 use super::UniqueId;
 use crate::vocab::RejectReason;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Grant {
     /// Our Class naming the identity (`[sessions] class`), which ties the NAS's accounting
     /// to this login.
@@ -14,6 +14,9 @@ pub struct Grant {
     /// Simultaneous-Use `disconnect_oldest`: the session to disconnect once the Accept is
     /// sent.
     pub displace: Option<UniqueId>,
+    /// `[sql] sessions`: the Simultaneous-Use cap, checked against the user's open sessions
+    /// in `radacct` before the Accept is sent (the in-memory table is not asked).
+    pub count_in_db: Option<u32>,
 }
 
 /// The grant of an Access-Accept for `identity`, or the reject a Simultaneous-Use cap asks
@@ -43,7 +46,11 @@ pub fn grant(
     } else {
         None
     };
-    Ok(Grant { class, displace })
+    Ok(Grant {
+        class,
+        displace,
+        count_in_db: None,
+    })
 }
 
 fn bump(c: &std::sync::atomic::AtomicU64) {

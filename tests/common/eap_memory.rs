@@ -27,6 +27,9 @@ pub struct Server {
     pub config: Config,
     /// The test PKI (`radshard certs`), beside the config.
     pub dir: tempfile::TempDir,
+    /// `[sql] ip_pool`: leases asked for (each answered 10.9.9.9) and the last reply.
+    pub leases: std::cell::Cell<u32>,
+    pub last_reply: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Server {
@@ -51,6 +54,8 @@ impl Server {
             secret: Secret::new(SECRET).expect("secret"),
             config,
             dir,
+            leases: Default::default(),
+            last_reply: Default::default(),
         }
     }
 
@@ -149,6 +154,11 @@ impl Server {
                             session.handshake();
                             JobResult::Tls(Some(session))
                         }
+                        Job::Lease(_) => {
+                            use radshard::backend::sql::ippool::{Framed, Lease};
+                            self.leases.set(self.leases.get() + 1);
+                            JobResult::Leased(Lease::Leased(Framed::V4([10, 9, 9, 9].into())))
+                        }
                         other => panic!("unexpected job {other:?}"),
                     };
                     let buf = bufs.next().expect("at most one job per round");
@@ -160,6 +170,7 @@ impl Server {
         let mut rb = PacketBuilder::reply(&mut out, decision.code(), &verified).expect("reply");
         decision.apply(&mut rb, &self.secret).expect("attributes");
         let reply = rb.finish(&self.secret).expect("signs").to_vec();
+        *self.last_reply.borrow_mut() = reply.clone();
         Answer {
             code: decision.code(),
             reply,

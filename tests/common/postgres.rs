@@ -96,6 +96,11 @@ impl Postgres {
         pg
     }
 
+    /// Runs an SQL file as `radius` (e.g. FreeRADIUS's ippool schema), panicking on error.
+    pub fn load(&self, path: &str) {
+        ok(path, &self.psql_file(path));
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

@@ -18,6 +18,8 @@ pub struct Authorized {
     pub reply: Vec<(String, String)>,
     /// Simultaneous-Use from the control list.
     pub simultaneous_use: Option<u32>,
+    /// Pool-Name from the control list (`[sql] ip_pool`'s name otherwise).
+    pub pool_name: Option<String>,
     pub decided: Decided,
 }
 
@@ -52,6 +54,9 @@ pub fn authorize(ev: Evaluated, now: u64) -> Authorized {
         ..
     } = ev;
     let simultaneous_use = first(&control, Server::SimultaneousUse).and_then(number);
+    let pool_name = first(&control, Server::PoolName)
+        .map(|i| i.text.trim().to_string())
+        .filter(|n| !n.is_empty());
     let decided = match first(&control, Server::Expiration).and_then(number) {
         Some(at) if u64::from(at) <= now => Decided::Reject(RejectReason::AccountExpired),
         expiration => {
@@ -65,6 +70,7 @@ pub fn authorize(ev: Evaluated, now: u64) -> Authorized {
         groups,
         reply: sendable(&reply),
         simultaneous_use,
+        pool_name,
         decided,
     }
 }

@@ -41,6 +41,12 @@ pub struct RawSql {
     /// under `[mfa] state_key_file`) and each State is redeemed once for all nodes in
     /// `radshard_state_redeemed` (made if missing). Default false.
     pub shared_state: Option<Spanned<bool>>,
+    /// An IP pool in `radippool`: `{ name = "…", lease = "1h", pool_key = "calling_station_id",
+    /// on_exhausted = "reject" }`.
+    pub ip_pool: Option<super::ippool::RawIpPool>,
+    /// Simultaneous-Use counts the user's open sessions in `radacct` (those of every node)
+    /// instead of this node's session table. Default false.
+    pub sessions: Option<bool>,
 }
 
 impl std::fmt::Debug for RawSql {
@@ -70,6 +76,8 @@ pub struct SqlConfig {
     pub clients: bool,
     pub cache_ttl: Duration,
     pub shared_state: bool,
+    pub ip_pool: Option<super::ippool::IpPoolConfig>,
+    pub sessions: bool,
 }
 
 /// Most connections in `pool`.
@@ -140,6 +148,11 @@ impl SqlConfig {
                 .cache_ttl
                 .map_or(Duration::from_secs(2), |d| d.into_inner().0),
             shared_state: raw.shared_state.is_some_and(|v| v.into_inner()),
+            sessions: raw.sessions.unwrap_or(false),
+            ip_pool: match raw.ip_pool {
+                Some(p) => Some(super::ippool::IpPoolConfig::from_raw(p, &err)?),
+                None => None,
+            },
         })
     }
 }

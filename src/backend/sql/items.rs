@@ -35,6 +35,9 @@ pub enum Server {
     FallThrough,
     /// Group membership (`SQL-Group == "staff"`), as rlm_sql's registered comparison.
     SqlGroup,
+    /// `Pool-Name := "…"`: the `radippool` pool an Access-Accept's address comes from
+    /// (FreeRADIUS's sqlippool reads it from the control list).
+    PoolName,
 }
 
 /// Names as FreeRADIUS spells them (compared case-insensitively), aliases included.
@@ -62,6 +65,7 @@ const SERVER: &[(&str, Server)] = &[
     ("Expiration", Server::Expiration),
     ("Fall-Through", Server::FallThrough),
     ("SQL-Group", Server::SqlGroup),
+    ("Pool-Name", Server::PoolName),
 ];
 
 impl Server {
@@ -88,6 +92,7 @@ impl Server {
                 | Server::Expiration
                 | Server::FallThrough
                 | Server::SqlGroup
+                | Server::PoolName
                 | Server::PasswordWithHeader
         )
     }

@@ -13,6 +13,7 @@ pub mod authorize;
 pub mod config;
 pub mod date;
 pub mod eval;
+pub mod ippool;
 pub mod items;
 pub mod known_good;
 pub mod nas;

@@ -8,7 +8,7 @@
 //! deadline. User names go to the database only as parameters of prepared statements.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,10 @@ use tracing::{info, warn};
 
 use super::config::SqlConfig;
 use super::eval::{GroupRows, UserRows};
+use super::ippool::{
+    Framed, IpPoolConfig, Lease, LeaseRequest, LeaseUpdate, MAX_PENDING_UPDATES, Q_EXTEND, Q_LEASE,
+    Q_RELEASE, Q_RELEASE_NAS,
+};
 use super::items::MAX_ROWS;
 use super::rows::RawRow;
 
@@ -37,6 +41,9 @@ const Q_GROUPS: &str =
     "SELECT groupname FROM radusergroup WHERE username = $1 ORDER BY priority, id LIMIT 65";
 const Q_GROUP_CHECK: &str = "SELECT groupname, attribute, op, value FROM radgroupcheck WHERE groupname = ANY($1) ORDER BY id LIMIT 16385";
 const Q_GROUP_REPLY: &str = "SELECT groupname, attribute, op, value FROM radgroupreply WHERE groupname = ANY($1) ORDER BY id LIMIT 16385";
+/// FreeRADIUS's `simul_count_query`.
+const Q_SIMUL_COUNT: &str =
+    "SELECT count(*) FROM radacct WHERE username = $1 AND acctstoptime IS NULL";
 const Q_NAS: &str = "SELECT id, nasname, shortname, secret FROM nas ORDER BY id LIMIT 10001";
 
 /// The table of States redeemed by any node (several nodes on one database), made if
@@ -127,6 +134,12 @@ struct Inner {
     state_table: tokio::sync::OnceCell<()>,
     /// When expired redeemed States were last purged.
     purged: Mutex<Option<Instant>>,
+    /// Lease updates from accounting waiting for the database, and those dropped at
+    /// [`MAX_PENDING_UPDATES`].
+    pool_updates: AtomicUsize,
+    pool_updates_dropped: AtomicU64,
+    /// The backend pool's counters, where the dropped updates are counted for scrapes.
+    metrics: Option<Arc<crate::metrics::BackendMetrics>>,
 }
 
 /// The SQL store. Lookups run on `handle` (the backend pool's runtime).
@@ -160,9 +173,20 @@ impl SqlStore {
                 max_running,
                 state_table: tokio::sync::OnceCell::new(),
                 purged: Mutex::new(None),
+                pool_updates: AtomicUsize::new(0),
+                pool_updates_dropped: AtomicU64::new(0),
+                metrics: None,
             }),
             handle,
         }
+    }
+
+    /// The same store, counting into the backend pool's `metrics` too (before it is shared).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::BackendMetrics>) -> SqlStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(metrics);
+        }
+        self
     }
 
     pub fn config(&self) -> &SqlConfig {
@@ -252,6 +276,119 @@ impl SqlStore {
             let _ = tx.send(answer);
         });
         rx
+    }
+
+    /// Leases an address of `pool` for `req`, answering by `deadline`. Bounded like lookups
+    /// (`max_in_flight`; past it: unavailable).
+    pub fn lease(
+        &self,
+        pool: &IpPoolConfig,
+        req: LeaseRequest,
+        deadline: Instant,
+    ) -> oneshot::Receiver<Lease> {
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        if inner.running.fetch_add(1, Relaxed) >= inner.max_running {
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(Lease::Unavailable);
+            return rx;
+        }
+        let (name, lease) = (req.pool.clone(), pool.lease.as_secs() as i64);
+        self.handle.spawn(async move {
+            let at = tokio::time::Instant::from_std(deadline);
+            let answer = match tokio::time::timeout_at(at, inner.lease(&name, lease, &req)).await
+            {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => {
+                    warn!(target: "radshard::backend", error = %e, pool = %name, "sql: cannot lease an address");
+                    Lease::Unavailable
+                }
+                Err(_) => {
+                    warn!(target: "radshard::backend", pool = %name, "sql: leasing an address did not answer within the deadline");
+                    Lease::Unavailable
+                }
+            };
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(answer);
+        });
+        rx
+    }
+
+    /// Applies an accounting request's `update` to `pool`'s leases, fire-and-forget (never
+    /// delaying the Accounting-Response). At most [`MAX_PENDING_UPDATES`] wait at once; past
+    /// that the update is dropped and counted ([`SqlStore::pool_updates_dropped`]) and the
+    /// lease runs to its expiry.
+    pub fn update_lease(&self, pool: &IpPoolConfig, update: LeaseUpdate) {
+        let inner = self.inner.clone();
+        if inner.pool_updates.fetch_add(1, Relaxed) >= MAX_PENDING_UPDATES {
+            inner.pool_updates.fetch_sub(1, Relaxed);
+            let n = inner.pool_updates_dropped.fetch_add(1, Relaxed) + 1;
+            if let Some(m) = &inner.metrics {
+                m.sql_lease_updates_dropped.fetch_add(1, Relaxed);
+            }
+            if n.is_power_of_two() {
+                warn!(target: "radshard::backend", dropped = n, "sql: lease updates dropped (queue full); those leases run to their expiry");
+            }
+            return;
+        }
+        let (name, lease) = (pool.name.clone(), pool.lease.as_secs() as i64);
+        let deadline = Duration::from_secs(10);
+        self.handle.spawn(async move {
+            match tokio::time::timeout(deadline, inner.update_lease(lease, &update)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(target: "radshard::backend", error = %e, pool = %name, "sql: cannot update a lease")
+                }
+                Err(_) => {
+                    warn!(target: "radshard::backend", pool = %name, "sql: a lease update did not answer in 10 s")
+                }
+            }
+            inner.pool_updates.fetch_sub(1, Relaxed);
+        });
+    }
+
+    /// `[sql] sessions`: `user`'s open sessions in `radacct` (FreeRADIUS's
+    /// `simul_count_query`), answering by `deadline` (`None`: no answer). Bounded like
+    /// lookups.
+    pub fn count_sessions(
+        &self,
+        user: String,
+        deadline: Instant,
+    ) -> oneshot::Receiver<Option<u64>> {
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        if inner.running.fetch_add(1, Relaxed) >= inner.max_running {
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(None);
+            return rx;
+        }
+        self.handle.spawn(async move {
+            let at = tokio::time::Instant::from_std(deadline);
+            let count = async {
+                let conn = inner.connection(inner.pick()).await?;
+                let row = conn.client.query_one(Q_SIMUL_COUNT, &[&user]).await?;
+                Ok::<i64, SqlError>(row.try_get(0)?)
+            };
+            let answer = match tokio::time::timeout_at(at, count).await {
+                Ok(Ok(n)) => Some(n.max(0) as u64),
+                Ok(Err(e)) => {
+                    warn!(target: "radshard::backend", error = %e, "sql: cannot count open sessions");
+                    None
+                }
+                Err(_) => {
+                    warn!(target: "radshard::backend", "sql: counting open sessions did not answer within the deadline");
+                    None
+                }
+            };
+            inner.running.fetch_sub(1, Relaxed);
+            let _ = tx.send(answer);
+        });
+        rx
+    }
+
+    /// Lease updates dropped because [`MAX_PENDING_UPDATES`] were waiting.
+    pub fn pool_updates_dropped(&self) -> u64 {
+        self.inner.pool_updates_dropped.load(Relaxed)
     }
 
     /// The `nas` table, for the client table (blocking: called at start and on reload from
@@ -476,6 +613,46 @@ impl Inner {
             }
         }
         Ok(n == 1)
+    }
+
+    /// One statement: the key's previous address, else a free one.
+    async fn lease(&self, pool: &str, lease: i64, r: &LeaseRequest) -> Result<Lease, SqlError> {
+        let conn = self.connection(self.pick()).await?;
+        let rows = conn
+            .client
+            .query(
+                Q_LEASE,
+                &[&pool, &r.key, &r.nas, &r.station, &r.user, &lease],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(Lease::Exhausted);
+        };
+        let host: String = row.try_get(0)?;
+        let len: i32 = row.try_get(1)?;
+        match Framed::parse(&host, len) {
+            Some(f) => Ok(Lease::Leased(f)),
+            None => {
+                warn!(target: "radshard::backend", address = %host, "sql: radippool holds an address that is not one");
+                Ok(Lease::Unavailable)
+            }
+        }
+    }
+
+    async fn update_lease(&self, lease: i64, update: &LeaseUpdate) -> Result<(), SqlError> {
+        let conn = self.connection(self.pick()).await?;
+        match update {
+            LeaseUpdate::Extend { nas, address } => {
+                conn.client
+                    .execute(Q_EXTEND, &[nas, address, &lease])
+                    .await?
+            }
+            LeaseUpdate::Release { nas, address } => {
+                conn.client.execute(Q_RELEASE, &[nas, address]).await?
+            }
+            LeaseUpdate::ReleaseNas { nas } => conn.client.execute(Q_RELEASE_NAS, &[nas]).await?,
+        };
+        Ok(())
     }
 
     async fn nas(&self) -> Result<Vec<NasRow>, SqlError> {

@@ -2,6 +2,8 @@
 //! does not answer yet) against a private FreeRADIUS 3.2 and a deliberately wrong responder:
 //! small bounded runs whose outcome is known exactly.
 
+#[path = "common/freeradius.rs"]
+mod freeradius;
 #[path = "common/freeradius_home.rs"]
 #[allow(dead_code)]
 mod freeradius_home;

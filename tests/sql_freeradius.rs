@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::freeradius;
 use common::postgres::{lit, Postgres};
 use common::*;
 
@@ -21,24 +22,8 @@ use common::*;
 // FreeRADIUS 3.2 with rlm_sql (postgresql dialect)
 // ---------------------------------------------------------------------------------------------
 
+/// After [`freeradius::radiusd_head`].
 const FR_CONF: &str = r#"
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = @DIR@/log
-raddbdir = @DIR@
-radacctdir = @DIR@/radacct
-name = freeradius
-confdir = ${raddbdir}
-modconfdir = /etc/freeradius/3.0/mods-config
-run_dir = @DIR@/run
-db_dir = ${raddbdir}
-libdir = /usr/lib/freeradius
-pidfile = ${run_dir}/${name}.pid
-correct_escapes = true
-max_request_time = 30
 cleanup_delay = 0
 max_requests = 4096
 hostname_lookups = no
@@ -171,10 +156,11 @@ impl FreeRadiusSql {
         )
         .expect("the FreeRADIUS 3.2 server: apt-get install -y freeradius");
         let port = ports::free_udp_port();
-        let conf = FR_CONF
-            .replace("@DIR@", &dir.path().display().to_string())
-            .replace("@AUTH@", &port.to_string())
-            .replace("@PGPORT@", &pg_port.to_string());
+        let conf = freeradius::radiusd_head(dir.path(), "/etc/freeradius/3.0/mods-config")
+            + &FR_CONF
+                .replace("@DIR@", &dir.path().display().to_string())
+                .replace("@AUTH@", &port.to_string())
+                .replace("@PGPORT@", &pg_port.to_string());
         std::fs::write(dir.path().join("radiusd.conf"), conf).expect("radiusd.conf");
         let child = Command::new("freeradius")
             .arg("-f")

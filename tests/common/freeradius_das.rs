@@ -14,31 +14,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::freeradius_home::Record;
-use super::ports;
+use super::{freeradius, ports};
 
 /// The DAS's shared secret (the NAS side of a client's `das = { secret }`).
 pub const DAS_SECRET: &str = "das-secret-0123456789";
 /// The one session the scripted NAS knows.
 pub const KNOWN_SESSION: &str = "known-session-1";
 
+/// After [`freeradius::radiusd_head`].
 const CONF: &str = r#"
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = @DIR@/log
-raddbdir = @DIR@
-radacctdir = @DIR@/radacct
-name = freeradius
-confdir = ${raddbdir}
-modconfdir = ${confdir}/mods-config
-run_dir = @DIR@/run
-db_dir = ${raddbdir}
-libdir = /usr/lib/freeradius
-pidfile = ${run_dir}/${name}.pid
-correct_escapes = true
-max_request_time = 30
 cleanup_delay = 1
 max_requests = 65536
 hostname_lookups = no
@@ -134,11 +118,12 @@ impl FreeRadiusDas {
              (/etc/freeradius/3.0/dictionary is missing)",
         );
         let port = ports::free_udp_port();
-        let conf = CONF
-            .replace("@DIR@", &dir.path().display().to_string())
-            .replace("@PORT@", &port.to_string())
-            .replace("@SECRET@", DAS_SECRET)
-            .replace("@KNOWN@", KNOWN_SESSION);
+        let conf = freeradius::radiusd_head(dir.path(), "${confdir}/mods-config")
+            + &CONF
+                .replace("@DIR@", &dir.path().display().to_string())
+                .replace("@PORT@", &port.to_string())
+                .replace("@SECRET@", DAS_SECRET)
+                .replace("@KNOWN@", KNOWN_SESSION);
         std::fs::write(dir.path().join("radiusd.conf"), conf).expect("radiusd.conf");
         let child = Command::new("freeradius")
             .arg("-f")

@@ -12,26 +12,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ports;
+use super::{freeradius, ports};
 
+/// After [`freeradius::radiusd_head`].
 const CONF: &str = r#"
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = @DIR@/log
-raddbdir = @DIR@
-radacctdir = @DIR@/radacct
-name = freeradius
-confdir = ${raddbdir}
-modconfdir = ${confdir}/mods-config
-run_dir = @DIR@/run
-db_dir = ${raddbdir}
-libdir = /usr/lib/freeradius
-pidfile = ${run_dir}/${name}.pid
-correct_escapes = true
-max_request_time = 30
 cleanup_delay = 1
 max_requests = 65536
 hostname_lookups = no
@@ -163,10 +147,11 @@ impl FreeRadiusHome {
         );
         std::fs::write(dir.path().join("users"), users).expect("users");
         let (auth, acct) = (ports::free_udp_port(), ports::free_udp_port());
-        let conf = CONF
-            .replace("@DIR@", &dir.path().display().to_string())
-            .replace("@AUTH@", &auth.to_string())
-            .replace("@ACCT@", &acct.to_string());
+        let conf = freeradius::radiusd_head(dir.path(), "${confdir}/mods-config")
+            + &CONF
+                .replace("@DIR@", &dir.path().display().to_string())
+                .replace("@AUTH@", &auth.to_string())
+                .replace("@ACCT@", &acct.to_string());
         std::fs::write(dir.path().join("radiusd.conf"), conf).expect("radiusd.conf");
         let mut home = FreeRadiusHome {
             child: None,

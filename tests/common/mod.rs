@@ -8,6 +8,7 @@
 
 pub mod eap_memory;
 pub mod eapol;
+pub mod freeradius;
 pub mod freeradius_das;
 pub mod freeradius_eap;
 pub mod freeradius_home;

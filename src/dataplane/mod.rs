@@ -402,6 +402,12 @@ pub fn start_with(config: &Config, mut rt: Arc<Runtime>) -> Result<ServerHandle,
         restore_sessions(store, &rt.accounting_dir)?;
         control.handle().spawn(sweep_sessions(store.clone()));
     }
+    if let Some(sql) = config.sql.as_ref().filter(|s| s.accounting) {
+        // The log stays the point of acknowledgement; the shipper follows it on the control
+        // runtime (never a shard).
+        let ship = crate::accounting::ship::ShipConfig::new(sql.clone(), rt.accounting_dir.clone());
+        crate::metrics::register_ship(crate::accounting::ship::spawn(control.handle(), ship));
+    }
     let sessions = rt.sessions.clone();
     let backend = rt.backend.clone();
     // The DAS of a session's client is looked up in the running configuration at send time,

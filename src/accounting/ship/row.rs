@@ -19,7 +19,8 @@ use std::net::IpAddr;
 use super::line::{Attrs, LogRecord};
 
 /// What a row's last word was, in the order of precedence (a Stop outranks the rest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// (The discriminants are Acct-Status-Type's values; the precedence is [`Kind::rank`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Start = 1,
     Interim = 3,
@@ -27,7 +28,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn rank(self) -> u8 {
+    pub fn rank(self) -> u8 {
         match self {
             Kind::Start => 0,
             Kind::Interim => 1,

@@ -251,7 +251,7 @@ const UPSERT: &str = "WITH v AS (SELECT * FROM unnest(\
 /// transaction whose COMMIT was cut off is known by the checkpoint it did or did not write.
 async fn ship_on(
     config: &ShipConfig,
-    mut client: Client,
+    client: Client,
     m: &ShipMetrics,
     last_known: &mut Position,
     backoff: &mut Duration,
@@ -273,10 +273,12 @@ async fn ship_on(
         None => Position::default(),
     };
     *last_known = pos.clone();
-    let (upsert, close, checkpoint) = tokio::try_join!(
+    let (upsert, close, checkpoint, begin, commit) = tokio::try_join!(
         client.prepare(UPSERT),
         client.prepare(CLOSE_NAS),
-        client.prepare(WRITE_CHECKPOINT)
+        client.prepare(WRITE_CHECKPOINT),
+        client.prepare("BEGIN"),
+        client.prepare("COMMIT"),
     )?;
     info!(target: "radshard::accounting", file = %pos.file, offset = pos.offset, "sql shipper connected; resuming");
     // The next chunk is read while the current transaction commits.
@@ -303,26 +305,45 @@ async fn ship_on(
         }
         let end = chunk.end.clone();
         next = read_next(config, &end);
-        let tx = async {
-            let tx = client.transaction().await?;
-            for s in batch.statements() {
-                match s {
-                    Statement::Upsert(rows) => {
-                        let p = Columns::of(rows);
-                        tx.execute(&upsert, &p.params()).await?;
-                    }
-                    Statement::CloseNas { nas, at, cause } => {
-                        tx.execute(&close, &[&nas.to_string(), &(*at as f64), cause])
-                            .await?;
-                    }
+        // One round trip: BEGIN, the statements, the checkpoint and COMMIT pipelined on the
+        // connection, in that order. A failed statement aborts the transaction (its COMMIT
+        // only rolls back) and its error ends this connection.
+        let offset = i64::try_from(end.offset).unwrap_or(i64::MAX);
+        let columns: Vec<Option<Columns>> = batch
+            .statements()
+            .iter()
+            .map(|s| match s {
+                Statement::Upsert(rows) => Some(Columns::of(rows)),
+                Statement::CloseNas { .. } => None,
+            })
+            .collect();
+        let closes: Vec<Option<(String, f64)>> = batch
+            .statements()
+            .iter()
+            .map(|s| match s {
+                Statement::CloseNas { nas, at, .. } => Some((nas.to_string(), *at as f64)),
+                Statement::Upsert(_) => None,
+            })
+            .collect();
+        let mut work: Vec<Pending<'_>> = Vec::with_capacity(columns.len() + 3);
+        work.push(Box::pin(client.execute(&begin, &[])));
+        for (i, s) in batch.statements().iter().enumerate() {
+            match (s, &columns[i], &closes[i]) {
+                (Statement::Upsert(_), Some(c), _) => {
+                    work.push(Box::pin(client.execute_raw(&upsert, c.params())))
                 }
+                (Statement::CloseNas { cause, .. }, _, Some((nas, at))) => {
+                    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [nas, at, cause];
+                    work.push(Box::pin(client.execute_raw(&close, p)))
+                }
+                _ => {}
             }
-            let offset = i64::try_from(end.offset).unwrap_or(i64::MAX);
-            tx.execute(&checkpoint, &[&config.node, &end.file, &offset])
-                .await?;
-            tx.commit().await
-        };
-        tokio::time::timeout(STATEMENT_LIMIT, tx)
+        }
+        let ck: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&config.node, &end.file, &offset];
+        work.push(Box::pin(client.execute_raw(&checkpoint, ck)));
+        work.push(Box::pin(client.execute(&commit, &[])));
+        tokio::time::timeout(STATEMENT_LIMIT, pipelined(work))
             .await
             .map_err(|_| ShipError::Timeout(STATEMENT_LIMIT))??;
         m.records.fetch_add(batch.records as u64, Relaxed);
@@ -332,6 +353,41 @@ async fn ship_on(
         *last_known = pos.clone();
         *backoff = BACKOFF_MIN;
     }
+}
+
+type Pending<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>,
+>;
+
+/// Runs `work` concurrently, first polled in order (so its messages go out in order: the
+/// connection pipelines them); the first error, once all have finished.
+async fn pipelined(mut work: Vec<Pending<'_>>) -> Result<(), tokio_postgres::Error> {
+    let mut done = vec![false; work.len()];
+    let mut first_err = None;
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, d) in work.iter_mut().zip(done.iter_mut()) {
+            if *d {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(r) => {
+                    *d = true;
+                    if let Err(e) = r {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    first_err.map_or(Ok(()), Err)
 }
 
 type ChunkJob = tokio::task::JoinHandle<std::io::Result<Chunk>>;
@@ -411,6 +467,7 @@ impl Columns {
     }
 
     fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 28] {
+        // (execute_raw takes the parameters by value: an array of references.)
         [
             &self.kind,
             &self.sid,

@@ -21,6 +21,9 @@ use super::line::{parse_line, LogRecord};
 pub const ROTATE_GRACE: Duration = Duration::from_secs(5);
 /// Most bytes read in one chunk; a "line" longer than this is not a record and is skipped.
 pub const MAX_CHUNK: usize = 4 << 20;
+/// Bytes read per record wanted, and at least this many.
+const READ_PER_RECORD: usize = 1024;
+const MIN_READ: usize = 64 << 10;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {
@@ -105,11 +108,20 @@ pub fn read_chunk(dir: &Path, pos: &Position, max_records: usize) -> io::Result<
             tracing::warn!(file = %files[idx], offset = chunk.end.offset, size, "accounting file is shorter than the shipped offset: shipping it again from the start");
             chunk.end.offset = 0;
         }
-        let want = (size - chunk.end.offset).min(MAX_CHUNK as u64) as usize;
+        let left = (size - chunk.end.offset).min(MAX_CHUNK as u64) as usize;
+        // About what `max_records` lines take (a record is a few hundred bytes), more only
+        // when one line is longer than that.
+        let mut want = left.min((max_records * READ_PER_RECORD).max(MIN_READ));
         if want > 0 && chunk.records.len() < max_records {
             f.seek(SeekFrom::Start(chunk.end.offset))?;
             buf.resize(want, 0);
             f.read_exact(&mut buf)?;
+            if complete(&buf) == 0 && want < left {
+                want = left;
+                buf.resize(want, 0);
+                f.seek(SeekFrom::Start(chunk.end.offset))?;
+                f.read_exact(&mut buf)?;
+            }
             let used = complete(&buf);
             let mut at = 0;
             if used == 0 && want == MAX_CHUNK {
@@ -205,6 +217,24 @@ mod tests {
         std::fs::remove_file(&a).unwrap();
         let c5 = read_chunk(dir.path(), &c.end, 10).unwrap();
         assert_eq!((c5.missing, c5.records.len()), (1, 2));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_first_read_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = line(0).replace(
+            "\"Start\"",
+            &format!("\"Start\",\"Class\":\"{}\"", "a".repeat(200_000)),
+        );
+        std::fs::write(
+            dir.path().join("accounting-2026-12-05.jsonl"),
+            format!("{long}{}", line(1)),
+        )
+        .unwrap();
+        let c = read_chunk(dir.path(), &Position::default(), 1).unwrap();
+        assert_eq!((c.records.len(), c.end.offset as usize), (1, long.len()));
+        let c = read_chunk(dir.path(), &c.end, 5).unwrap();
+        assert_eq!((c.records.len(), c.behind), (1, 0));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The log stays the point of acknowledgement: a record is fsync'ed before its
 //! Accounting-Response, as without the shipper; the shipper only reads the files behind the
-//! shards, on the control runtime, so a slow or dead database never delays a reply. Each
+//! shards, on a thread of its own below the shards' priority (never a shard), so a slow or
+//! dead database never delays a reply. Each
 //! batch (at most `ship_batch` records) is written in one transaction together with the
 //! shipper's position in the log (`radshard_ship_checkpoint`, one row per node): a crash
 //! commits both or neither, and after a restart or a reconnect the position is read back
@@ -25,4 +26,4 @@ pub mod line;
 pub mod row;
 pub mod runtime;
 
-pub use runtime::{spawn, ShipConfig, ShipMetrics};
+pub use runtime::{spawn, ShipConfig, ShipHandle, ShipMetrics};

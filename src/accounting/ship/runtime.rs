@@ -1,5 +1,5 @@
-//! The shipper's I/O: one tokio-postgres connection on the control runtime, the log read on
-//! its blocking threads, one transaction per batch with the checkpoint in it, reconnects
+//! The shipper's I/O: one tokio-postgres connection on a low-priority thread of its own, the
+//! log read on its blocking threads, one transaction per batch with the checkpoint in it, reconnects
 //! with bounded backoff.
 //!
 //! Bounds: at most `ship_batch` records per transaction (so at most that many rows per
@@ -95,12 +95,55 @@ pub enum ShipError {
     Read(#[from] std::io::Error),
 }
 
-/// Starts the shipper on `handle` (the control runtime); it runs for the process's life.
-pub fn spawn(handle: &tokio::runtime::Handle, config: ShipConfig) -> Arc<ShipMetrics> {
+/// The nice value of the shipper's threads: below the shards, so that on a busy core the
+/// acknowledgements come first and the shipper takes what is left (its lag shows it).
+pub const SHIP_NICE: i32 = 10;
+
+/// The running shipper; dropping it stops it (a transaction in flight is abandoned, which
+/// the database rolls back: the checkpoint says where to resume).
+pub struct ShipHandle {
+    pub metrics: Arc<ShipMetrics>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts the shipper on a thread of its own (never a shard's), at [`SHIP_NICE`], with a
+/// single-threaded tokio runtime; its blocking reads run on that runtime's blocking threads,
+/// which inherit the nice value.
+pub fn spawn(config: ShipConfig) -> std::io::Result<ShipHandle> {
     let metrics = Arc::new(ShipMetrics::default());
     info!(node = %config.node, batch = config.sql.ship_batch, "sql accounting shipper started");
-    handle.spawn(run(config, metrics.clone()));
-    metrics
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let m = metrics.clone();
+    std::thread::Builder::new()
+        .name("acct-ship".into())
+        .spawn(move || {
+            // SAFETY: setpriority(2) on the calling thread (Linux: a thread id is a `who`
+            // of PRIO_PROCESS); it only lowers this thread's priority.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as _, SHIP_NICE);
+            }
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(2)
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the sql accounting shipper");
+                    return;
+                }
+            };
+            rt.block_on(async {
+                tokio::select! {
+                    _ = run(config, m) => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+    Ok(ShipHandle {
+        metrics,
+        _stop: stop,
+    })
 }
 
 async fn run(config: ShipConfig, m: Arc<ShipMetrics>) {

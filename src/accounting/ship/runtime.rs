@@ -245,9 +245,7 @@ const CLOSE_NAS: &str = "UPDATE radacct SET acctstoptime = to_timestamp($2), \
 
 /// The batch's rows as arrays (one per column), merged with radacct's rows by the rules of
 /// [`super::row`]: kind 1 Start, 2 Stop, 3 Interim-Update. The UPDATE sees the rows that
-/// exist; the INSERT (same snapshot) adds those that do not. `acctuniqueid = ANY($3)` lets
-/// the planner find them by the unique index (joined with the unnest() alone it scanned the
-/// whole table per batch: the cost grew with radacct).
+/// exist; the INSERT (same snapshot) adds those that do not.
 const UPSERT: &str = "WITH v AS (SELECT * FROM unnest(\
      $1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
      $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], \
@@ -277,8 +275,7 @@ const UPSERT: &str = "WITH v AS (SELECT * FROM unnest(\
      framedipv6prefix = CASE WHEN v.kind = 1 THEN r.framedipv6prefix ELSE CAST(v.fprefix AS inet) END, \
      framedinterfaceid = CASE WHEN v.kind = 1 THEN r.framedinterfaceid ELSE v.fifid END, \
      delegatedipv6prefix = CASE WHEN v.kind = 1 THEN r.delegatedipv6prefix ELSE CAST(v.dprefix AS inet) END \
-     FROM v WHERE r.acctuniqueid = v.uid AND r.acctuniqueid = ANY($3) \
-     AND (r.acctstoptime IS NULL OR v.kind = 2) RETURNING 1) \
+     FROM v WHERE r.acctuniqueid = v.uid AND (r.acctstoptime IS NULL OR v.kind = 2) RETURNING 1) \
    INSERT INTO radacct (acctsessionid, acctuniqueid, username, realm, nasipaddress, nasportid, \
      nasporttype, acctstarttime, acctupdatetime, acctstoptime, acctinterval, acctsessiontime, \
      acctauthentic, connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets, \
@@ -290,8 +287,7 @@ const UPSERT: &str = "WITH v AS (SELECT * FROM unnest(\
      v.sessiontime, v.authentic, v.ci_start, v.ci_stop, v.inoct, v.outoct, v.called, v.calling, \
      v.cause, v.service, v.fproto, CAST(v.fip AS inet), CAST(v.fip6 AS inet), \
      CAST(v.fprefix AS inet), v.fifid, CAST(v.dprefix AS inet), v.class \
-   FROM v WHERE NOT EXISTS (SELECT 1 FROM radacct r \
-     WHERE r.acctuniqueid = v.uid AND r.acctuniqueid = ANY($3)) \
+   FROM v WHERE NOT EXISTS (SELECT 1 FROM radacct r WHERE r.acctuniqueid = v.uid) \
    ON CONFLICT (acctuniqueid) DO NOTHING";
 
 /// Ships on one connection until it fails. The position is read from the database first: a

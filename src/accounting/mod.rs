@@ -4,6 +4,7 @@
 
 pub mod log;
 pub mod record;
+pub mod ship;
 pub mod time;
 
 pub use log::AccountingLog;

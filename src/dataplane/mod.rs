@@ -103,6 +103,8 @@ pub struct ServerHandle {
     pub dispatcher: Arc<crate::dynauth::Dispatcher>,
     /// `[dynauth] listen`: CoA and Disconnect from upstreams, relayed to the sessions' NASes.
     pub dynauth_listener: Option<crate::dynauth::listener::Listener>,
+    /// `[sql] accounting`: the shipper into radacct (stopped when the handle is dropped).
+    pub shipper: Option<crate::accounting::ship::ShipHandle>,
     stop: Arc<StopSignal>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
     /// The running configuration's tables (replaced on reload).
@@ -401,6 +403,18 @@ pub fn start_with(config: &Config, mut rt: Arc<Runtime>) -> Result<ServerHandle,
         restore_sessions(store, &rt.accounting_dir)?;
         control.handle().spawn(sweep_sessions(store.clone()));
     }
+    let shipper = match config.sql.as_ref().filter(|s| s.accounting) {
+        // The log stays the point of acknowledgement; the shipper follows it on a thread of
+        // its own (never a shard).
+        Some(sql) => {
+            let ship =
+                crate::accounting::ship::ShipConfig::new(sql.clone(), rt.accounting_dir.clone());
+            let handle = crate::accounting::ship::spawn(ship).map_err(StartError::Control)?;
+            crate::metrics::register_ship(handle.metrics.clone());
+            Some(handle)
+        }
+        None => None,
+    };
     let sessions = rt.sessions.clone();
     let backend = rt.backend.clone();
     // The DAS of a session's client is looked up in the running configuration at send time,
@@ -492,6 +506,7 @@ pub fn start_with(config: &Config, mut rt: Arc<Runtime>) -> Result<ServerHandle,
         sessions,
         dispatcher,
         dynauth_listener,
+        shipper,
         stop,
         joins,
     })

@@ -379,6 +379,17 @@ pub fn proxy() -> Option<Arc<crate::proxy::client::ProxyMetrics>> {
     PROXY.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+static SHIP: Mutex<Option<Arc<crate::accounting::ship::ShipMetrics>>> = Mutex::new(None);
+
+/// Makes the SQL accounting shipper's counters part of every scrape.
+pub fn register_ship(m: Arc<crate::accounting::ship::ShipMetrics>) {
+    *SHIP.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+}
+
+pub fn ship() -> Option<Arc<crate::accounting::ship::ShipMetrics>> {
+    SHIP.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 static BACKEND: Mutex<Option<Arc<BackendMetrics>>> = Mutex::new(None);
 
 /// Makes the backend pool's counters part of every scrape (the latest pool started).

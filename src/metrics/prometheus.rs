@@ -263,7 +263,60 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
     if let Some(p) = super::proxy() {
         render_proxy(&mut out, &p);
     }
+    if let Some(s) = super::ship() {
+        render_ship(&mut out, &s);
+    }
     out
+}
+
+/// The SQL accounting shipper: what it shipped, how far behind it is, what went wrong.
+fn render_ship(out: &mut String, s: &crate::accounting::ship::ShipMetrics) {
+    let get = |a: &AtomicU64| a.load(Relaxed);
+    for (name, kind, help, v) in [
+        (
+            "radshard_sql_ship_records_total",
+            "counter",
+            "Accounting log records shipped to the database.",
+            get(&s.records),
+        ),
+        (
+            "radshard_sql_ship_rows_total",
+            "counter",
+            "radacct rows written (records of one session in one batch are one row).",
+            get(&s.rows),
+        ),
+        (
+            "radshard_sql_ship_batches_total",
+            "counter",
+            "Shipping transactions committed.",
+            get(&s.batches),
+        ),
+        (
+            "radshard_sql_ship_lag_bytes",
+            "gauge",
+            "Bytes of the accounting log not yet shipped.",
+            get(&s.lag_bytes),
+        ),
+        (
+            "radshard_sql_ship_lag_seconds",
+            "gauge",
+            "Age of the oldest accounting record not yet shipped (0: caught up).",
+            get(&s.lag_seconds),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    }
+    let name = "radshard_sql_ship_errors_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Shipping failures by kind (connect, write, read, unreadable_line, missing_file).\n# TYPE {name} counter"
+    );
+    for (kind, v) in s.errors() {
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {v}");
+    }
 }
 
 /// The proxy client: each home server's state and traffic, refused replies and failures.

@@ -192,7 +192,7 @@ pub fn log_files(dir: &Path, now: i64, days: u32) -> io::Result<Vec<PathBuf>> {
 }
 
 /// The day of `accounting-YYYY-MM-DD.jsonl`.
-fn file_day(name: &str) -> Option<i64> {
+pub(crate) fn file_day(name: &str) -> Option<i64> {
     let date = name.strip_prefix("accounting-")?.strip_suffix(".jsonl")?;
     let t = parse_rfc3339_utc(&format!("{date}T00:00:00Z"))?;
     Some(t.div_euclid(86_400))

@@ -148,6 +148,28 @@ impl Postgres {
         self.psql_as("postgres", "radius", sql)
     }
 
+    /// Stops the server (fast shutdown: sessions are cut), keeping the cluster.
+    pub fn stop(&self) {
+        let d = self.dir.path().display().to_string();
+        ok(
+            "pg_ctl stop",
+            &as_owner(&format!(
+                "{BIN}/pg_ctl -D {d}/data -w -m fast stop >/dev/null"
+            )),
+        );
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn restart(&self) {
+        let (d, port) = (self.dir.path().display().to_string(), self.port);
+        ok(
+            "pg_ctl start",
+            &as_owner(&format!(
+                "{BIN}/pg_ctl -D {d}/data -w -o \"-k {d} -h 127.0.0.1 -p {port}\" -l {d}/log start >/dev/null"
+            )),
+        );
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }

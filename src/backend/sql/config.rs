@@ -47,6 +47,12 @@ pub struct RawSql {
     /// Simultaneous-Use counts the user's open sessions in `radacct` (those of every node)
     /// instead of this node's session table. Default false.
     pub sessions: Option<bool>,
+    /// Ship the accounting log into radacct (default false).
+    pub accounting: Option<bool>,
+    /// Records per shipping transaction, so rows per statement at most (default 1000).
+    pub ship_batch: Option<Spanned<usize>>,
+    /// How often a caught-up shipper looks for new records (default "1s").
+    pub ship_interval: Option<Spanned<DurationValue>>,
 }
 
 impl std::fmt::Debug for RawSql {
@@ -78,7 +84,14 @@ pub struct SqlConfig {
     pub shared_state: bool,
     pub ip_pool: Option<super::ippool::IpPoolConfig>,
     pub sessions: bool,
+    /// The accounting shipper ([`crate::accounting::ship`]).
+    pub accounting: bool,
+    pub ship_batch: usize,
+    pub ship_interval: Duration,
 }
+
+/// Most records per shipping transaction.
+pub const MAX_SHIP_BATCH: usize = 10_000;
 
 /// Most connections in `pool`.
 const MAX_POOL: usize = 64;
@@ -131,6 +144,19 @@ impl SqlConfig {
             }
             v => Ok(v.map(|d| d.into_inner().0)),
         };
+        let ship_batch = match raw.ship_batch {
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() > MAX_SHIP_BATCH => {
+                return Err(err(
+                    n.span(),
+                    format!("sql.ship_batch must be between 1 and {MAX_SHIP_BATCH}"),
+                ))
+            }
+            Some(n) => n.into_inner(),
+            None => 1000,
+        };
+        let ship_interval = positive(raw.ship_interval, "ship_interval")?
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(60));
         let password = password(raw.password, raw.password_file, origin, at, resolve)?;
         Ok(SqlConfig {
             server: raw.server.into_inner(),
@@ -153,6 +179,9 @@ impl SqlConfig {
                 Some(p) => Some(super::ippool::IpPoolConfig::from_raw(p, &err)?),
                 None => None,
             },
+            accounting: raw.accounting.unwrap_or(false),
+            ship_batch,
+            ship_interval,
         })
     }
 }

@@ -439,7 +439,7 @@ fn reload_swaps_policies_and_keeps_the_directory_pool() {
         "alternate_login_attribute = \"mail\"",
         "alternate_login_attribute = \"cn\"",
     );
-    assert_eq!(rs.reload(&changed), ["backend/ldap"]);
+    assert_eq!(rs.reload(&changed), ["backend/ldap/sql"]);
 }
 
 /// MS-CHAP against the directory's NT hash (`sambaNTPassword`, readable only by the service
